@@ -1,0 +1,77 @@
+//! Desktop IPC: what the window sends to the Tauri commands and what it gets back.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+use uuid::Uuid;
+
+use crate::{FieldError, IdType, Sex};
+
+/// `app_info`: what the window needs to decide between first-run set-up and the desk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AppInfo {
+    pub enrolled: bool,
+    pub business_name: Option<String>,
+    pub branch_name: Option<String>,
+    pub device_name: Option<String>,
+    pub server_url: Option<String>,
+}
+
+/// `enrol`: first-run set-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct EnrolForm {
+    pub server_url: String,
+    pub code: String,
+    pub device_name: String,
+}
+
+/// `register_patient`: the registration form as typed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RegisterPatientForm {
+    pub full_name: String,
+    pub id_type: IdType,
+    pub id_number: String,
+    /// Any common Malaysian spelling: `012-345 6789`, `+60123456789`, `03-2345 6789`.
+    pub phone: String,
+    /// `YYYY-MM-DD`; ignored for MyKad (derived from the number), required otherwise.
+    pub date_of_birth: Option<String>,
+    /// Ignored for MyKad (derived from the number).
+    pub sex: Option<Sex>,
+}
+
+/// A patient as the desk shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct PatientView {
+    pub id: Uuid,
+    pub full_name: String,
+    pub id_type: IdType,
+    /// Display form, e.g. `900101-14-5678` for MyKad.
+    pub id_number: String,
+    /// E.164.
+    pub phone: Option<String>,
+    pub date_of_birth: Option<NaiveDate>,
+    pub sex: Option<Sex>,
+    pub created_at: DateTime<Utc>,
+    /// False while the registration waits in the outbox.
+    pub synced: bool,
+}
+
+/// `sync_status`: always visible in the desk's status bar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SyncStatusView {
+    /// Whether the last attempt to reach the server succeeded.
+    pub online: bool,
+    pub syncing: bool,
+    /// Outbox entries not yet acknowledged by the server.
+    pub pending: u32,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// Every command error: a stable code, a sentence, and field errors for forms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct CommandError {
+    pub code: String,
+    pub message: String,
+    pub fields: Vec<FieldError>,
+}

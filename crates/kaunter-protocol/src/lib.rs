@@ -1,0 +1,86 @@
+//! The wire format between desk and server (HTTP) and between the desktop window and its Rust
+//! shell (Tauri IPC), declared once. Both sides and the TypeScript front-end use these types;
+//! `ui/src/wire.ts` is generated from them by a test in this crate and committed.
+//!
+//! Compatibility rule: a field may be added (with `#[serde(default)]`), never renamed or
+//! repurposed within one [`SCHEMA_VERSION`]. The server accepts the versions listed in
+//! [`ACCEPTED_SCHEMA_VERSIONS`].
+
+pub mod http;
+pub mod ipc;
+
+/// The client schema version this build speaks.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Client schema versions the server accepts: the current one and, once it exists, the
+/// previous one.
+pub const ACCEPTED_SCHEMA_VERSIONS: &[u32] = &[SCHEMA_VERSION];
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// How a person is identified. MyKad numbers are validated; the others are free-form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum IdType {
+    Mykad,
+    Passport,
+    ArmyPolice,
+    OldIc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    Male,
+    Female,
+}
+
+/// One field-level validation failure, in a form the UI can place next to the field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct FieldError {
+    /// The form field's name, e.g. `id_number`.
+    pub field: String,
+    /// A stable machine code, e.g. `mykad_bad_place_of_birth`.
+    pub code: String,
+    /// A sentence for the person at the desk.
+    pub message: String,
+}
+
+/// Every `.ts` declaration this crate exports, in a stable order.
+pub fn typescript_declarations() -> String {
+    use ts_rs::TS as _;
+    let declarations = [
+        IdType::decl(),
+        Sex::decl(),
+        FieldError::decl(),
+        http::PatientRecord::decl(),
+        http::ChangeBody::decl(),
+        http::Change::decl(),
+        http::OutboxEntry::decl(),
+        http::PushRequest::decl(),
+        http::PushResponse::decl(),
+        http::PulledChange::decl(),
+        http::PullResponse::decl(),
+        http::EnrolRequest::decl(),
+        http::EnrolResponse::decl(),
+        http::ErrorBody::decl(),
+        ipc::AppInfo::decl(),
+        ipc::EnrolForm::decl(),
+        ipc::RegisterPatientForm::decl(),
+        ipc::PatientView::decl(),
+        ipc::SyncStatusView::decl(),
+        ipc::CommandError::decl(),
+    ];
+    let mut out = String::from(
+        "// Generated from crates/kaunter-protocol by `KAUNTER_BLESS=1 cargo test -p kaunter-protocol`.\n// Do not edit by hand: the test fails when this file and the Rust types disagree.\n\n",
+    );
+    for declaration in declarations {
+        out.push_str("export ");
+        out.push_str(&declaration);
+        out.push_str("\n\n");
+    }
+    out.truncate(out.trim_end().len());
+    out.push('\n');
+    out
+}

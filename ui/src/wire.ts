@@ -1,0 +1,135 @@
+// Generated from crates/kaunter-protocol by `KAUNTER_BLESS=1 cargo test -p kaunter-protocol`.
+// Do not edit by hand: the test fails when this file and the Rust types disagree.
+
+export type IdType = "mykad" | "passport" | "army_police" | "old_ic";
+
+export type Sex = "male" | "female";
+
+export type FieldError = { 
+/**
+ * The form field's name, e.g. `id_number`.
+ */
+field: string, 
+/**
+ * A stable machine code, e.g. `mykad_bad_place_of_birth`.
+ */
+code: string, 
+/**
+ * A sentence for the person at the desk.
+ */
+message: string, };
+
+export type PatientRecord = { id: string, branch_id: string, full_name: string, id_type: IdType, 
+/**
+ * Normalised: digits only for MyKad, upper-case without spaces otherwise.
+ */
+id_number: string, 
+/**
+ * E.164, e.g. `+60123456789`.
+ */
+phone: string | null, date_of_birth: string | null, sex: Sex | null, created_at: string, updated_at: string, };
+
+export type ChangeBody = { "kind": "patient_upsert", "record": PatientRecord };
+
+export type Change = { 
+/**
+ * When the desk recorded it (the desk's clock; informative only).
+ */
+recorded_at: string, body: ChangeBody, };
+
+export type OutboxEntry = { seq: bigint, change: Change, };
+
+export type PushRequest = { schema_version: number, 
+/**
+ * Consecutive sequence numbers. Entries at or below the device's high-water mark are
+ * replays and change nothing; the first new entry must be exactly high-water + 1.
+ */
+entries: Array<OutboxEntry>, };
+
+export type PushResponse = { 
+/**
+ * The device's high-water mark after this push, committed: every entry up to it is stored.
+ */
+acked_seq: bigint, };
+
+export type PulledChange = { 
+/**
+ * The tenant-wide sequence number of this change; pull again with it as the cursor.
+ */
+cursor: bigint, origin_device_id: string, change: Change, };
+
+export type PullResponse = { changes: Array<PulledChange>, 
+/**
+ * The cursor to send next time: the last change's cursor, or the request's when empty.
+ */
+next_cursor: bigint, has_more: boolean, };
+
+export type EnrolRequest = { code: string, device_name: string, };
+
+export type EnrolResponse = { tenant_id: string, branch_id: string, device_id: string, 
+/**
+ * Bearer token for every later call. Shown once; the desk keeps it in the OS keyring.
+ */
+device_token: string, business_name: string, branch_name: string, };
+
+export type ErrorBody = { 
+/**
+ * Stable machine code, e.g. `sequence_gap`, `unauthorized`, `validation_failed`.
+ */
+code: string, 
+/**
+ * A sentence for a person; never internal detail.
+ */
+message: string, 
+/**
+ * For `sequence_gap`: the sequence number the server expects next.
+ */
+expected_seq?: bigint | null, 
+/**
+ * For `validation_failed`: which fields of which entry failed.
+ */
+fields?: Array<FieldError>, };
+
+export type AppInfo = { enrolled: boolean, business_name: string | null, branch_name: string | null, device_name: string | null, server_url: string | null, };
+
+export type EnrolForm = { server_url: string, code: string, device_name: string, };
+
+export type RegisterPatientForm = { full_name: string, id_type: IdType, id_number: string, 
+/**
+ * Any common Malaysian spelling: `012-345 6789`, `+60123456789`, `03-2345 6789`.
+ */
+phone: string, 
+/**
+ * `YYYY-MM-DD`; ignored for MyKad (derived from the number), required otherwise.
+ */
+date_of_birth: string | null, 
+/**
+ * Ignored for MyKad (derived from the number).
+ */
+sex: Sex | null, };
+
+export type PatientView = { id: string, full_name: string, id_type: IdType, 
+/**
+ * Display form, e.g. `900101-14-5678` for MyKad.
+ */
+id_number: string, 
+/**
+ * E.164.
+ */
+phone: string | null, date_of_birth: string | null, sex: Sex | null, created_at: string, 
+/**
+ * False while the registration waits in the outbox.
+ */
+synced: boolean, };
+
+export type SyncStatusView = { 
+/**
+ * Whether the last attempt to reach the server succeeded.
+ */
+online: boolean, syncing: boolean, 
+/**
+ * Outbox entries not yet acknowledged by the server.
+ */
+pending: number, last_synced_at: string | null, last_error: string | null, };
+
+export type CommandError = { code: string, message: string, fields: Array<FieldError>, };
