@@ -413,7 +413,7 @@ mod tests {
             error_codes(NewPatient::validate(&typed, today())),
             [("full_name", "name_has_no_letters")]
         );
-        typed.full_name = "Tan Ah Kow\u{0}";
+        typed.full_name = "Tan\u{0} Ah\tKow\n";
         assert_eq!(
             NewPatient::validate(&typed, today()).unwrap().full_name(),
             "Tan Ah"
