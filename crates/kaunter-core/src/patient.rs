@@ -416,7 +416,7 @@ mod tests {
         typed.full_name = "Tan\u{0} Ah\tKow\n";
         assert_eq!(
             NewPatient::validate(&typed, today()).unwrap().full_name(),
-            "Tan Ah"
+            "Tan Ah Kow"
         );
     }
 
