@@ -1,1 +1,16 @@
-//! placeholder
+//! The desk's local store: the only crate that speaks SQLite. It keeps every record of the desk
+//! in one SQLite file (WAL mode), encrypts personal fields at this boundary (AES-256-GCM,
+//! envelope bound to its place), finds people by IC or phone through blind indexes, and writes
+//! each change and its outbox entry in one transaction.
+
+mod cipher;
+mod convert;
+mod error;
+mod migrations;
+mod secrets;
+mod store;
+
+pub use cipher::{BlindIndex, FieldCipher, KeyMaterial};
+pub use error::{Result, StoreError};
+pub use secrets::{MemorySecretStore, OsKeyring, SecretStore};
+pub use store::{DeskIdentity, Store, SyncState};

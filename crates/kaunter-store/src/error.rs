@@ -1,0 +1,44 @@
+//! Everything the store can refuse, with messages that tell the person at the desk what to do.
+
+use kaunter_core::patient::RegistrationError;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "The encryption key for this desk's data is not in the system keyring. Restore the keyring (or the backup of this computer's credentials); Kaunter will not create a new key for existing data."
+    )]
+    KeyMissing,
+    #[error(
+        "The key in the system keyring does not open this desk's data. Restore the original key; Kaunter will not overwrite it."
+    )]
+    WrongKey,
+    #[error("The system keyring could not be used: {0}")]
+    Keyring(String),
+    #[error("The device credentials are not in the system keyring. Enrol this desk again.")]
+    DeviceTokenMissing,
+    #[error("This desk is not enrolled with a business yet.")]
+    NotEnrolled,
+    #[error("This desk is already enrolled with a business.")]
+    AlreadyEnrolled,
+    #[error("A stored value in {table}.{column} could not be decrypted: it was altered or moved.")]
+    Tampered {
+        table: &'static str,
+        column: &'static str,
+    },
+    #[error("The registration has errors.")]
+    Invalid(Vec<RegistrationError>),
+    #[error("The local database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("The local database is damaged: {0}")]
+    Corrupt(String),
+    #[error(
+        "Local database migration {version} was changed after it was applied; this build cannot open this database safely."
+    )]
+    MigrationChanged { version: usize },
+    #[error(
+        "This database was written by a newer Kaunter (schema {found}, this build knows {known}). Update Kaunter."
+    )]
+    TooNew { found: usize, known: usize },
+}

@@ -1,0 +1,143 @@
+//! The local schema, as append-only migrations compiled into the binary. Each runs in its own
+//! transaction; `PRAGMA user_version` counts the applied ones and a checksum table notices a
+//! migration edited after release (which would leave desks with different schemas).
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, StoreError};
+
+/// Append only. Never edit a migration that has shipped: add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the clinic slice.
+    r#"
+    CREATE TABLE store_migrations (
+        version INTEGER PRIMARY KEY,
+        sha256 TEXT NOT NULL
+    );
+    -- Who this desk is and which key protects it. Plain values only: nothing personal.
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    -- Personal fields are AES-256-GCM envelopes (BLOB); *_bidx are blind indexes.
+    CREATE TABLE patients (
+        id TEXT PRIMARY KEY,
+        branch_id TEXT NOT NULL,
+        full_name BLOB NOT NULL,
+        id_type TEXT NOT NULL,
+        id_number BLOB NOT NULL,
+        id_number_bidx BLOB NOT NULL,
+        phone BLOB,
+        phone_bidx BLOB,
+        date_of_birth BLOB,
+        sex TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        server_cursor INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX patients_id_number_bidx ON patients (id_number_bidx);
+    CREATE INDEX patients_phone_bidx ON patients (phone_bidx);
+    CREATE INDEX patients_created_at ON patients (created_at);
+    -- Changes waiting for the server. seq is allocated from sync_state.last_seq, never reused.
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY,
+        entity TEXT NOT NULL,
+        row_id TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX outbox_row_id ON outbox (row_id);
+    CREATE TABLE sync_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        acked_seq INTEGER NOT NULL DEFAULT 0,
+        pull_cursor INTEGER NOT NULL DEFAULT 0,
+        last_attempt_at TEXT,
+        last_synced_at TEXT,
+        last_error TEXT
+    );
+    INSERT INTO sync_state (id) VALUES (1);
+    "#,
+];
+
+fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn run(conn: &mut Connection) -> Result<()> {
+    let applied: usize = conn
+        .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+        .map(|v| usize::try_from(v).unwrap_or(usize::MAX))?;
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::TooNew {
+            found: applied,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(applied) {
+        let version = index + 1;
+        let recorded: Option<String> = conn
+            .query_row(
+                "SELECT sha256 FROM store_migrations WHERE version = ?1",
+                params![version as i64],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if recorded.as_deref() != Some(checksum(sql).as_str()) {
+            return Err(StoreError::MigrationChanged { version });
+        }
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let version = index + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO store_migrations (version, sha256) VALUES (?1, ?2)",
+            params![version as i64, checksum(sql)],
+        )?;
+        tx.pragma_update(None, "user_version", version as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_notice_edits() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run(&mut conn).unwrap();
+        run(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        conn.execute(
+            "UPDATE store_migrations SET sha256 = 'edited' WHERE version = 1",
+            [],
+        )
+        .unwrap();
+        assert!(matches!(
+            run(&mut conn),
+            Err(StoreError::MigrationChanged { version: 1 })
+        ));
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run(&mut conn).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(
+            run(&mut conn),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
+}

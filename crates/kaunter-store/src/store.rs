@@ -1,0 +1,639 @@
+//! The store itself: opening (with the key check), enrolment, patients, the outbox and the
+//! sync bookkeeping the sync client drives.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use kaunter_core::mykad::format_digits;
+use kaunter_core::patient::{PatientField, RegistrationError};
+use kaunter_core::{BranchId, DeviceId, NewPatient, PatientId, SearchQuery, TenantId};
+use kaunter_protocol::http::{Change, ChangeBody, OutboxEntry, PatientRecord, PullResponse};
+use kaunter_protocol::ipc::PatientView;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::cipher::{FieldCipher, KeyMaterial};
+use crate::convert;
+use crate::error::{Result, StoreError};
+use crate::migrations;
+use crate::secrets::SecretStore;
+
+const SECRET_DATA_KEYS: &str = "data-keys";
+const SECRET_DEVICE_TOKEN: &str = "device-token";
+const KEY_CHECK_PLAINTEXT: &str = "kaunter key check";
+
+/// Who this desk is: set once at enrolment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeskIdentity {
+    pub tenant_id: TenantId,
+    pub branch_id: BranchId,
+    pub device_id: DeviceId,
+    pub device_name: String,
+    pub server_url: String,
+    pub business_name: String,
+    pub branch_name: String,
+}
+
+/// The sync bookkeeping, for the status bar and for the sync client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncState {
+    /// Outbox entries not yet acknowledged.
+    pub pending: u32,
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+    /// The last outbox sequence number allocated.
+    pub last_seq: i64,
+    /// The server's high-water mark for this desk.
+    pub acked_seq: i64,
+    pub pull_cursor: i64,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    secrets: Arc<dyn SecretStore>,
+    keys: KeyMaterial,
+    identity: Option<DeskIdentity>,
+    cipher: Option<FieldCipher>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_timestamp(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::Corrupt(format!("bad timestamp {text:?}")))
+}
+
+fn parse_optional_timestamp(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    text.as_deref().map(parse_timestamp).transpose()
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(|_| StoreError::Corrupt(format!("bad id {text:?}")))
+}
+
+impl Store {
+    /// Opens (creating if needed) the desk's database at `path`.
+    ///
+    /// A database that already holds a key check needs its key from `secrets`: a missing key is
+    /// [`StoreError::KeyMissing`], another key is [`StoreError::WrongKey`]; neither ever leads
+    /// to a new key. A new database reuses a key already in `secrets` (it may protect a backup)
+    /// and otherwise generates one.
+    pub fn open(path: impl AsRef<Path>, secrets: Arc<dyn SecretStore>) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = Connection::open(&path)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt(format!(
+                "the database refused WAL mode ({mode})"
+            )));
+        }
+        // FULL: a sale or registration the desk reported saved survives a power cut.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrations::run(&mut conn)?;
+
+        let key_check: Option<String> = meta_get(&conn, "key_check")?;
+        let keys = match key_check {
+            Some(check) => {
+                let stored = secrets
+                    .get(SECRET_DATA_KEYS)?
+                    .ok_or(StoreError::KeyMissing)?;
+                let keys = KeyMaterial::import(&stored)?;
+                let envelope = hex_decode(&check)
+                    .ok_or_else(|| StoreError::Corrupt("bad key check".into()))?;
+                let checker = FieldCipher::new(&keys, "");
+                match checker.decrypt_string("meta", "key_check", "key_check", &envelope) {
+                    Ok(text) if text == KEY_CHECK_PLAINTEXT => keys,
+                    _ => return Err(StoreError::WrongKey),
+                }
+            }
+            None => {
+                let has_data: bool = conn.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM patients) OR EXISTS (SELECT 1 FROM outbox)",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if has_data {
+                    return Err(StoreError::Corrupt(
+                        "the database holds data but no key check".into(),
+                    ));
+                }
+                let keys = match secrets.get(SECRET_DATA_KEYS)? {
+                    Some(existing) => KeyMaterial::import(&existing)?,
+                    None => {
+                        let keys = KeyMaterial::generate()?;
+                        secrets.set(SECRET_DATA_KEYS, &keys.export())?;
+                        keys
+                    }
+                };
+                let checker = FieldCipher::new(&keys, "");
+                let envelope =
+                    checker.encrypt_str("meta", "key_check", "key_check", KEY_CHECK_PLAINTEXT)?;
+                meta_set(&conn, "key_check", &hex_encode(&envelope))?;
+                keys
+            }
+        };
+
+        let identity = read_identity(&conn)?;
+        let cipher = identity
+            .as_ref()
+            .map(|identity| FieldCipher::new(&keys, &identity.tenant_id.to_string()));
+        Ok(Store {
+            conn,
+            path,
+            secrets,
+            keys,
+            identity,
+            cipher,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn identity(&self) -> Option<&DeskIdentity> {
+        self.identity.as_ref()
+    }
+
+    /// Records who this desk is and keeps its token in the secret store.
+    pub fn enrol(&mut self, identity: DeskIdentity, device_token: &str) -> Result<()> {
+        if self.identity.is_some() {
+            return Err(StoreError::AlreadyEnrolled);
+        }
+        self.secrets.set(SECRET_DEVICE_TOKEN, device_token)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (key, value) in [
+            ("tenant_id", identity.tenant_id.to_string()),
+            ("branch_id", identity.branch_id.to_string()),
+            ("device_id", identity.device_id.to_string()),
+            ("device_name", identity.device_name.clone()),
+            ("server_url", identity.server_url.clone()),
+            ("business_name", identity.business_name.clone()),
+            ("branch_name", identity.branch_name.clone()),
+        ] {
+            meta_set(&tx, key, &value)?;
+        }
+        tx.commit()?;
+        self.cipher = Some(FieldCipher::new(
+            &self.keys,
+            &identity.tenant_id.to_string(),
+        ));
+        self.identity = Some(identity);
+        Ok(())
+    }
+
+    pub fn device_token(&self) -> Result<Zeroizing<String>> {
+        self.secrets
+            .get(SECRET_DEVICE_TOKEN)?
+            .ok_or(StoreError::DeviceTokenMissing)
+    }
+
+    fn enrolled(&self) -> Result<(&DeskIdentity, &FieldCipher)> {
+        match (&self.identity, &self.cipher) {
+            (Some(identity), Some(cipher)) => Ok((identity, cipher)),
+            _ => Err(StoreError::NotEnrolled),
+        }
+    }
+
+    /// Like [`Store::enrolled`], plus the connection for writing.
+    fn enrolled_mut(&mut self) -> Result<(&mut Connection, &DeskIdentity, &FieldCipher)> {
+        match (&self.identity, &self.cipher) {
+            (Some(identity), Some(cipher)) => Ok((&mut self.conn, identity, cipher)),
+            _ => Err(StoreError::NotEnrolled),
+        }
+    }
+
+    /// Saves a new patient and its outbox entry in one transaction. A second registration of
+    /// the same identity number on this desk is refused with a field error.
+    pub fn register_patient(
+        &mut self,
+        patient: &NewPatient,
+        now: DateTime<Utc>,
+    ) -> Result<PatientView> {
+        let (conn, identity, cipher) = self.enrolled_mut()?;
+        let record = PatientRecord {
+            id: PatientId::generate().as_uuid(),
+            branch_id: identity.branch_id.as_uuid(),
+            full_name: patient.full_name().to_owned(),
+            id_type: convert::id_type_to_wire(patient.id_type()),
+            id_number: patient.id_number().to_owned(),
+            phone: patient.phone().map(|p| p.e164().to_owned()),
+            date_of_birth: Some(patient.date_of_birth()),
+            sex: Some(convert::sex_to_wire(patient.sex())),
+            created_at: now,
+            updated_at: now,
+        };
+        let id_bidx = cipher.blind_index("patients", "id_number", &record.id_number);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let duplicate: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM patients WHERE id_number_bidx = ?1)",
+            params![id_bidx],
+            |r| r.get(0),
+        )?;
+        if duplicate {
+            return Err(StoreError::Invalid(vec![RegistrationError {
+                field: PatientField::IdNumber,
+                code: "id_number_already_registered",
+                message: "A patient with this identity number is already registered: search for them instead.".into(),
+            }]));
+        }
+        write_patient(&tx, cipher, &record, None)?;
+        let change = Change {
+            recorded_at: now,
+            body: ChangeBody::PatientUpsert(record.clone()),
+        };
+        append_outbox(&tx, cipher, &change, now)?;
+        tx.commit()?;
+        Ok(view(record, false))
+    }
+
+    /// Patients matching the query, newest first, at most `limit`.
+    pub fn search_patients(&self, query: &SearchQuery, limit: usize) -> Result<Vec<PatientView>> {
+        let (_, cipher) = self.enrolled()?;
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        const COLUMNS: &str = "p.id, p.branch_id, p.full_name, p.id_type, p.id_number, p.phone, \
+             p.date_of_birth, p.sex, p.created_at, p.updated_at, \
+             NOT EXISTS (SELECT 1 FROM outbox o WHERE o.row_id = p.id)";
+        let (sql, key): (String, Option<Vec<u8>>) = match query {
+            SearchQuery::IdNumber(digits) => (
+                format!(
+                    "SELECT {COLUMNS} FROM patients p WHERE p.id_number_bidx = ?1 ORDER BY p.created_at DESC LIMIT ?2"
+                ),
+                Some(cipher.blind_index("patients", "id_number", digits)),
+            ),
+            SearchQuery::Phone(e164) => (
+                format!(
+                    "SELECT {COLUMNS} FROM patients p WHERE p.phone_bidx = ?1 ORDER BY p.created_at DESC LIMIT ?2"
+                ),
+                Some(cipher.blind_index("patients", "phone", e164)),
+            ),
+            SearchQuery::All | SearchQuery::Text(_) => (
+                format!("SELECT {COLUMNS} FROM patients p ORDER BY p.created_at DESC"),
+                None,
+            ),
+        };
+        let mut statement = self.conn.prepare(&sql)?;
+        let mut rows = match &key {
+            Some(key) => statement.query(params![key, limit_sql])?,
+            None => statement.query([])?,
+        };
+        let mut found = Vec::new();
+        while let Some(row) = rows.next()? {
+            let (record, synced) = read_patient(cipher, row)?;
+            let keep = match query {
+                SearchQuery::Text(needle) => {
+                    record.full_name.to_lowercase().contains(needle.as_str())
+                        || record.id_number.to_lowercase().contains(needle.as_str())
+                        || record
+                            .phone
+                            .as_deref()
+                            .is_some_and(|p| p.contains(needle.as_str()))
+                }
+                _ => true,
+            };
+            if keep {
+                found.push(view(record, synced));
+                if found.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The oldest `max` unacknowledged outbox entries, decrypted, in sequence order.
+    pub fn pending_batch(&self, max: usize) -> Result<Vec<OutboxEntry>> {
+        let (_, cipher) = self.enrolled()?;
+        let mut statement = self
+            .conn
+            .prepare("SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?1")?;
+        let mut rows = statement.query(params![i64::try_from(max).unwrap_or(i64::MAX)])?;
+        let mut entries = Vec::new();
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let payload: Vec<u8> = row.get(1)?;
+            let json = cipher.decrypt("outbox", "payload", &seq.to_string(), &payload)?;
+            let change: Change = serde_json::from_slice(&json)
+                .map_err(|e| StoreError::Corrupt(format!("outbox entry {seq}: {e}")))?;
+            entries.push(OutboxEntry { seq, change });
+        }
+        Ok(entries)
+    }
+
+    /// The server has committed every entry up to `acked_seq`: drop them from the outbox.
+    pub fn acknowledge(&mut self, acked_seq: i64) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last_seq: i64 = tx.query_row("SELECT last_seq FROM sync_state", [], |r| r.get(0))?;
+        if acked_seq > last_seq {
+            // The server has seen changes this database never made: it is an old copy (a
+            // restored backup). New changes would be mistaken for replays, so stop here.
+            return Err(StoreError::Corrupt(format!(
+                "the server has acknowledged change {acked_seq} but this desk has only made {last_seq}; this database is older than the server's record of it"
+            )));
+        }
+        tx.execute("DELETE FROM outbox WHERE seq <= ?1", params![acked_seq])?;
+        tx.execute(
+            "UPDATE sync_state SET acked_seq = MAX(acked_seq, ?1)",
+            params![acked_seq],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Applies one page pulled from the server and advances the cursor, in one transaction.
+    /// A row with local changes still in the outbox keeps its local version: it reaches the
+    /// server next and comes back in a later page.
+    pub fn apply_pulled(&mut self, page: &PullResponse) -> Result<usize> {
+        let (conn, _, cipher) = self.enrolled_mut()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut applied = 0;
+        for pulled in &page.changes {
+            match &pulled.change.body {
+                ChangeBody::PatientUpsert(record) => {
+                    let row_id = record.id.to_string();
+                    let pending: bool = tx.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM outbox WHERE row_id = ?1)",
+                        params![row_id],
+                        |r| r.get(0),
+                    )?;
+                    if !pending {
+                        write_patient(&tx, cipher, record, Some(pulled.cursor))?;
+                        applied += 1;
+                    }
+                }
+            }
+        }
+        tx.execute(
+            "UPDATE sync_state SET pull_cursor = MAX(pull_cursor, ?1)",
+            params![page.next_cursor],
+        )?;
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    pub fn record_sync_success(&mut self, at: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE sync_state SET last_attempt_at = ?1, last_synced_at = ?1, last_error = NULL",
+            params![timestamp(at)],
+        )?;
+        Ok(())
+    }
+
+    pub fn record_sync_failure(&mut self, at: DateTime<Utc>, error: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE sync_state SET last_attempt_at = ?1, last_error = ?2",
+            params![timestamp(at), error],
+        )?;
+        Ok(())
+    }
+
+    pub fn sync_state(&self) -> Result<SyncState> {
+        let (pending, oldest): (i64, Option<String>) =
+            self.conn
+                .query_row("SELECT COUNT(*), MIN(created_at) FROM outbox", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+        let state = self.conn.query_row(
+            "SELECT last_seq, acked_seq, pull_cursor, last_attempt_at, last_synced_at, last_error FROM sync_state",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            },
+        )?;
+        Ok(SyncState {
+            pending: u32::try_from(pending).unwrap_or(u32::MAX),
+            oldest_pending_at: parse_optional_timestamp(oldest)?,
+            last_seq: state.0,
+            acked_seq: state.1,
+            pull_cursor: state.2,
+            last_attempt_at: parse_optional_timestamp(state.3)?,
+            last_synced_at: parse_optional_timestamp(state.4)?,
+            last_error: state.5,
+        })
+    }
+
+    /// `PRAGMA integrity_check`: "ok" for a healthy file.
+    pub fn integrity_check(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    /// Writes the WAL back into the main file (used by tests that inspect both files).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+fn append_outbox(
+    tx: &Transaction<'_>,
+    cipher: &FieldCipher,
+    change: &Change,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let seq: i64 = tx.query_row(
+        "UPDATE sync_state SET last_seq = last_seq + 1 RETURNING last_seq",
+        [],
+        |r| r.get(0),
+    )?;
+    let json =
+        Zeroizing::new(serde_json::to_vec(change).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+    let payload = cipher.encrypt("outbox", "payload", &seq.to_string(), &json)?;
+    let (entity, row_id) = match &change.body {
+        ChangeBody::PatientUpsert(record) => ("patient", record.id.to_string()),
+    };
+    tx.execute(
+        "INSERT INTO outbox (seq, entity, row_id, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![seq, entity, row_id, payload, timestamp(now)],
+    )?;
+    Ok(seq)
+}
+
+fn write_patient(
+    tx: &Transaction<'_>,
+    cipher: &FieldCipher,
+    record: &PatientRecord,
+    server_cursor: Option<i64>,
+) -> Result<()> {
+    let id = record.id.to_string();
+    let full_name = cipher.encrypt_str("patients", "full_name", &id, &record.full_name)?;
+    let id_number = cipher.encrypt_str("patients", "id_number", &id, &record.id_number)?;
+    let id_number_bidx = cipher.blind_index("patients", "id_number", &record.id_number);
+    let (phone, phone_bidx) = match &record.phone {
+        Some(phone) => (
+            Some(cipher.encrypt_str("patients", "phone", &id, phone)?),
+            Some(cipher.blind_index("patients", "phone", phone)),
+        ),
+        None => (None, None),
+    };
+    let date_of_birth = record
+        .date_of_birth
+        .map(|d| cipher.encrypt_str("patients", "date_of_birth", &id, &d.to_string()))
+        .transpose()?;
+    tx.execute(
+        "INSERT INTO patients (id, branch_id, full_name, id_type, id_number, id_number_bidx, \
+             phone, phone_bidx, date_of_birth, sex, created_at, updated_at, server_cursor) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+         ON CONFLICT (id) DO UPDATE SET branch_id = excluded.branch_id, \
+             full_name = excluded.full_name, id_type = excluded.id_type, \
+             id_number = excluded.id_number, id_number_bidx = excluded.id_number_bidx, \
+             phone = excluded.phone, phone_bidx = excluded.phone_bidx, \
+             date_of_birth = excluded.date_of_birth, sex = excluded.sex, \
+             created_at = excluded.created_at, updated_at = excluded.updated_at, \
+             server_cursor = excluded.server_cursor",
+        params![
+            id,
+            record.branch_id.to_string(),
+            full_name,
+            convert::id_type_column(record.id_type),
+            id_number,
+            id_number_bidx,
+            phone,
+            phone_bidx,
+            date_of_birth,
+            record.sex.map(convert::sex_column),
+            timestamp(record.created_at),
+            timestamp(record.updated_at),
+            server_cursor,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Reads a row selected with the column list of [`Store::search_patients`].
+fn read_patient(cipher: &FieldCipher, row: &Row<'_>) -> Result<(PatientRecord, bool)> {
+    let id: String = row.get(0)?;
+    let branch_id: String = row.get(1)?;
+    let full_name: Vec<u8> = row.get(2)?;
+    let id_type: String = row.get(3)?;
+    let id_number: Vec<u8> = row.get(4)?;
+    let phone: Option<Vec<u8>> = row.get(5)?;
+    let date_of_birth: Option<Vec<u8>> = row.get(6)?;
+    let sex: Option<String> = row.get(7)?;
+    let created_at: String = row.get(8)?;
+    let updated_at: String = row.get(9)?;
+    let synced: bool = row.get(10)?;
+    let date_of_birth = date_of_birth
+        .map(|envelope| {
+            let text = cipher.decrypt_string("patients", "date_of_birth", &id, &envelope)?;
+            NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                .map_err(|_| StoreError::Corrupt(format!("bad date of birth in {id}")))
+        })
+        .transpose()?;
+    let record = PatientRecord {
+        id: parse_uuid(&id)?,
+        branch_id: parse_uuid(&branch_id)?,
+        full_name: cipher.decrypt_string("patients", "full_name", &id, &full_name)?,
+        id_type: convert::id_type_from_column(&id_type)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad id type {id_type:?}")))?,
+        id_number: cipher.decrypt_string("patients", "id_number", &id, &id_number)?,
+        phone: phone
+            .map(|envelope| cipher.decrypt_string("patients", "phone", &id, &envelope))
+            .transpose()?,
+        date_of_birth,
+        sex: sex.as_deref().and_then(convert::sex_from_column),
+        created_at: parse_timestamp(&created_at)?,
+        updated_at: parse_timestamp(&updated_at)?,
+    };
+    Ok((record, synced))
+}
+
+fn view(record: PatientRecord, synced: bool) -> PatientView {
+    let id_number = match record.id_type {
+        kaunter_protocol::IdType::Mykad => format_digits(&record.id_number),
+        _ => record.id_number,
+    };
+    PatientView {
+        id: record.id,
+        full_name: record.full_name,
+        id_type: record.id_type,
+        id_number,
+        phone: record.phone,
+        date_of_birth: record.date_of_birth,
+        sex: record.sex,
+        created_at: record.created_at,
+        synced,
+    }
+}
+
+fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+fn meta_set(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+fn read_identity(conn: &Connection) -> Result<Option<DeskIdentity>> {
+    let Some(tenant_id) = meta_get(conn, "tenant_id")? else {
+        return Ok(None);
+    };
+    let get = |key: &str| -> Result<String> {
+        meta_get(conn, key)?.ok_or_else(|| StoreError::Corrupt(format!("enrolment lacks {key}")))
+    };
+    let id = |text: String| -> Result<Uuid> { parse_uuid(&text) };
+    Ok(Some(DeskIdentity {
+        tenant_id: TenantId::from_uuid(id(tenant_id)?),
+        branch_id: BranchId::from_uuid(id(get("branch_id")?)?),
+        device_id: DeviceId::from_uuid(id(get("device_id")?)?),
+        device_name: get("device_name")?,
+        server_url: get("server_url")?,
+        business_name: get("business_name")?,
+        branch_name: get("branch_name")?,
+    }))
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
