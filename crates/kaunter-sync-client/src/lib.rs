@@ -1,1 +1,11 @@
-//! placeholder
+//! The desk's sync client: pushes the outbox and pulls the business's changes over HTTP, and
+//! runs that in the background. Store work happens under a short lock that is never held across
+//! a network call.
+
+mod client;
+mod engine;
+mod error;
+
+pub use client::SyncClient;
+pub use engine::{LiveStatus, SyncEngine, SyncReport, sync_once};
+pub use error::{Result, SyncError};

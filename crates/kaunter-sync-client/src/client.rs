@@ -1,0 +1,166 @@
+//! HTTP calls to the sync server, one function per route, with the server's error body
+//! translated once.
+
+use std::time::Duration;
+
+use kaunter_protocol::SCHEMA_VERSION;
+use kaunter_protocol::http::{
+    EnrolRequest, EnrolResponse, ErrorBody, OutboxEntry, PullResponse, PushRequest, PushResponse,
+    error_code,
+};
+use reqwest::StatusCode;
+
+use crate::error::{Result, SyncError};
+
+pub struct SyncClient {
+    http: reqwest::Client,
+    base_url: String,
+    token: String,
+}
+
+impl std::fmt::Debug for SyncClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncClient")
+            .field("base_url", &self.base_url)
+            .field("token", &"[redacted]")
+            .finish()
+    }
+}
+
+fn normalise_base_url(url: &str) -> Result<String> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let parsed =
+        reqwest::Url::parse(trimmed).map_err(|_| SyncError::BadServerUrl(url.to_owned()))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(SyncError::BadServerUrl(url.to_owned()));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| SyncError::Protocol(e.to_string()))
+}
+
+fn transport_error(error: reqwest::Error) -> SyncError {
+    if error.is_decode() {
+        SyncError::Protocol(error.to_string())
+    } else {
+        // Connection refused, DNS, TLS, timeouts, a dropped connection: the desk is offline.
+        SyncError::Offline(error.without_url().to_string())
+    }
+}
+
+async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T> {
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(transport_error)?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| SyncError::Protocol(e.to_string()));
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        return Err(SyncError::Unauthorized);
+    }
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) => Err(SyncError::Refused {
+            status: status.as_u16(),
+            code: body.code,
+            message: body.message,
+            expected_seq: body.expected_seq,
+        }),
+        // A proxy or captive portal answered, not our server.
+        Err(_) => Err(SyncError::Offline(format!(
+            "the server answered HTTP {status} without a Kaunter error body"
+        ))),
+    }
+}
+
+impl SyncClient {
+    pub fn new(base_url: &str, token: &str) -> Result<SyncClient> {
+        Ok(SyncClient {
+            http: http_client()?,
+            base_url: normalise_base_url(base_url)?,
+            token: token.to_owned(),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Exchanges an enrolment code for device credentials.
+    pub async fn enrol(base_url: &str, code: &str, device_name: &str) -> Result<EnrolResponse> {
+        let base_url = normalise_base_url(base_url)?;
+        let response = http_client()?
+            .post(format!("{base_url}/v1/enrol"))
+            .json(&EnrolRequest {
+                code: code.to_owned(),
+                device_name: device_name.to_owned(),
+            })
+            .send()
+            .await
+            .map_err(transport_error)?;
+        match read(response).await {
+            // The enrol route answers 401 for a bad code; that is not a revoked device.
+            Err(SyncError::Unauthorized) => Err(SyncError::Refused {
+                status: 401,
+                code: error_code::ENROLMENT_CODE_INVALID.to_owned(),
+                message: "The enrolment code is not valid (wrong, used or expired).".to_owned(),
+                expected_seq: None,
+            }),
+            other => other,
+        }
+    }
+
+    pub async fn push(&self, entries: Vec<OutboxEntry>) -> Result<PushResponse> {
+        let response = self
+            .http
+            .post(format!("{}/v1/sync/push", self.base_url))
+            .bearer_auth(&self.token)
+            .json(&PushRequest {
+                schema_version: SCHEMA_VERSION,
+                entries,
+            })
+            .send()
+            .await
+            .map_err(transport_error)?;
+        read(response).await
+    }
+
+    pub async fn pull(&self, cursor: i64, limit: u32) -> Result<PullResponse> {
+        let response = self
+            .http
+            .get(format!(
+                "{}/v1/sync/pull?cursor={cursor}&limit={limit}",
+                self.base_url
+            ))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        read(response).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn server_urls_are_checked_and_normalised() {
+        assert_eq!(
+            normalise_base_url(" http://127.0.0.1:8787/ ").unwrap(),
+            "http://127.0.0.1:8787"
+        );
+        assert_eq!(
+            normalise_base_url("https://sync.example.my").unwrap(),
+            "https://sync.example.my"
+        );
+        for bad in ["", "127.0.0.1:8787", "ftp://x", "http://"] {
+            assert!(normalise_base_url(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! A sync round (push everything pending, then pull every page) and the background engine that
+//! runs rounds on a timer and on demand, remembering whether the server was reachable.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kaunter_protocol::http::error_code;
+use kaunter_store::{Store, StoreError};
+use tokio::sync::Notify;
+
+use crate::client::SyncClient;
+use crate::error::{Result, SyncError};
+
+/// Entries per push: small enough that a slow link finishes a batch, large enough to be quick.
+const PUSH_BATCH: usize = 200;
+const PULL_PAGE: u32 = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncReport {
+    pub pushed: usize,
+    pub pulled: usize,
+    pub applied: usize,
+}
+
+fn lock(store: &Mutex<Store>) -> Result<MutexGuard<'_, Store>> {
+    store
+        .lock()
+        .map_err(|_| SyncError::Store(StoreError::Corrupt("store lock poisoned".into())))
+}
+
+/// Pushes every pending entry in batches, then pulls until the server has nothing more.
+/// Every acknowledgement and every page is committed locally before the next request, so an
+/// interruption anywhere loses nothing and the next round resumes.
+pub async fn sync_once(store: &Mutex<Store>, client: &SyncClient) -> Result<SyncReport> {
+    let mut report = SyncReport::default();
+    loop {
+        let batch = lock(store)?.pending_batch(PUSH_BATCH)?;
+        let Some(first_seq) = batch.first().map(|e| e.seq) else {
+            break;
+        };
+        let count = batch.len();
+        let answer = match client.push(batch).await {
+            Ok(answer) => answer,
+            Err(SyncError::Refused {
+                code,
+                expected_seq: Some(expected),
+                ..
+            }) if code == error_code::SEQUENCE_GAP && expected < first_seq => {
+                return Err(SyncError::Store(StoreError::Corrupt(format!(
+                    "the server expects change {expected} but this desk's outbox starts at {first_seq}"
+                ))));
+            }
+            Err(error) => return Err(error),
+        };
+        lock(store)?.acknowledge(answer.acked_seq)?;
+        report.pushed += count;
+        if answer.acked_seq < first_seq {
+            return Err(SyncError::Protocol(format!(
+                "the server acknowledged {} but the batch started at {first_seq}",
+                answer.acked_seq
+            )));
+        }
+    }
+    loop {
+        let cursor = lock(store)?.sync_state()?.pull_cursor;
+        let page = client.pull(cursor, PULL_PAGE).await?;
+        if page.next_cursor < cursor {
+            return Err(SyncError::Protocol(format!(
+                "the server moved the cursor back from {cursor} to {}",
+                page.next_cursor
+            )));
+        }
+        report.pulled += page.changes.len();
+        report.applied += lock(store)?.apply_pulled(&page)?;
+        if !page.has_more || page.next_cursor == cursor {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// What the status bar shows beyond the store's own bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LiveStatus {
+    /// The last round reached the server.
+    pub online: bool,
+    pub syncing: bool,
+}
+
+/// Runs sync rounds in the background and on demand; one round at a time.
+pub struct SyncEngine {
+    store: Arc<Mutex<Store>>,
+    client: SyncClient,
+    live: Mutex<LiveStatus>,
+    round: tokio::sync::Mutex<()>,
+    wake: Notify,
+}
+
+impl std::fmt::Debug for SyncEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncEngine")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncEngine {
+    pub fn new(store: Arc<Mutex<Store>>, client: SyncClient) -> SyncEngine {
+        SyncEngine {
+            store,
+            client,
+            live: Mutex::new(LiveStatus::default()),
+            round: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+        }
+    }
+
+    pub fn live_status(&self) -> LiveStatus {
+        self.live.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    fn set_live(&self, update: impl FnOnce(&mut LiveStatus)) {
+        if let Ok(mut live) = self.live.lock() {
+            update(&mut live);
+        }
+    }
+
+    /// Runs one round now (waiting for a round already under way), records its outcome in the
+    /// store and returns it.
+    pub async fn sync_now(&self, now: fn() -> DateTime<Utc>) -> Result<SyncReport> {
+        let _round = self.round.lock().await;
+        self.set_live(|live| live.syncing = true);
+        let outcome = sync_once(&self.store, &self.client).await;
+        let reached = !matches!(&outcome, Err(error) if error.is_offline());
+        self.set_live(|live| {
+            live.syncing = false;
+            live.online = reached;
+        });
+        let mut store = lock(&self.store)?;
+        match &outcome {
+            Ok(report) => {
+                store.record_sync_success(now())?;
+                tracing::info!(?report, "sync round done");
+            }
+            Err(error) => {
+                store.record_sync_failure(now(), &error.to_string())?;
+                tracing::warn!(%error, "sync round failed");
+            }
+        }
+        outcome
+    }
+
+    /// Asks the background loop for a round as soon as possible.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs forever: a round every `interval`, or sooner when woken.
+    pub async fn run(self: Arc<Self>, interval: Duration) {
+        loop {
+            let _ = self.sync_now(Utc::now).await;
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+}

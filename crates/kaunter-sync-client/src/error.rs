@@ -1,0 +1,33 @@
+//! Why a sync round failed, worded for the status bar.
+
+use kaunter_store::StoreError;
+
+pub type Result<T, E = SyncError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("Cannot reach the server ({0}). Changes are kept on this desk and will sync later.")]
+    Offline(String),
+    #[error("The server refused this desk's credentials. Ask an administrator to enrol it again.")]
+    Unauthorized,
+    #[error("The server refused the request ({code}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+        expected_seq: Option<i64>,
+    },
+    #[error("The server sent an answer this desk does not understand: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("The server address {0:?} is not a valid http(s) URL.")]
+    BadServerUrl(String),
+}
+
+impl SyncError {
+    /// A network failure: the server was not reached, so the desk is offline.
+    pub fn is_offline(&self) -> bool {
+        matches!(self, SyncError::Offline(_))
+    }
+}
