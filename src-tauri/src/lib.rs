@@ -1,1 +1,36 @@
-//! placeholder
+//! The desktop shell: the only crate that depends on tauri. It opens the store, starts the
+//! background sync and exposes thin commands over the framework-free libraries.
+
+mod commands;
+mod error;
+mod state;
+
+use state::DeskState;
+
+/// Starts the desk app. Environment (for tests and several desks on one computer):
+/// `KAUNTER_DATA_DIR` overrides where the database lives, `KAUNTER_KEYRING_PROFILE` separates
+/// keyring entries, `KAUNTER_SYNC_INTERVAL_SECS` sets the background sync period.
+pub fn run() -> Result<(), tauri::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KAUNTER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    tauri::Builder::default()
+        .setup(|app| {
+            let state = DeskState::open(app.handle())?;
+            state.start_sync_if_enrolled();
+            tauri::Manager::manage(app, state);
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::enrol,
+            commands::register_patient,
+            commands::search_patients,
+            commands::sync_status,
+            commands::sync_now,
+        ])
+        .run(tauri::generate_context!())
+}

@@ -1,1 +1,133 @@
-//! placeholder
+//! Kaunter's sync server: desks push their outboxes and pull their branch's changes over HTTP;
+//! everything is stored in multi-tenant PostgreSQL under row-level security.
+//!
+//! Entry points: [`router`] over an [`AppState`] (the HTTP API), [`migrate::run`] (schema),
+//! [`admin`] (head-office operations), [`cli`] (what the `sync-server` binary does) and
+//! [`test_support`] (a migrated test database and a running server, for tests of any crate).
+
+pub mod admin;
+mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod enrolment_code;
+pub mod error;
+mod extract;
+pub mod ids;
+pub mod migrate;
+mod routes;
+pub mod test_support;
+pub mod token;
+mod validate;
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+
+pub use crate::config::Config;
+pub use crate::db::Pool;
+pub use crate::error::{Error, Result};
+
+/// Default largest request body: 1 MiB.
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// Default time a request may take.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler shares: the app-role connection pool and the request limits.
+#[derive(Clone)]
+pub struct AppState {
+    pool: Pool,
+    body_limit_bytes: usize,
+    request_timeout: Duration,
+}
+
+impl AppState {
+    /// A state over `pool` (connections as the app role, never the owner) with default limits.
+    pub fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+
+    /// Opens the app-role pool the configuration names, refuses a role that row-level security
+    /// would not bind (see [`db::check_app_role`]), and applies the configured limits.
+    pub async fn connect(config: &Config) -> Result<Self> {
+        let pool = db::connect_pool(config.app_database_config()?, config.db_pool_size)?;
+        db::check_app_role(&pool).await?;
+        Ok(Self::new(pool)
+            .with_body_limit_bytes(config.body_limit_bytes)
+            .with_request_timeout(config.request_timeout()))
+    }
+
+    pub fn with_body_limit_bytes(mut self, bytes: usize) -> Self {
+        self.body_limit_bytes = bytes;
+        self
+    }
+
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("pool", &self.pool.status())
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+/// The HTTP API. Every answer, errors included, is JSON.
+pub fn router(state: AppState) -> Router {
+    let body_limit_bytes = state.body_limit_bytes;
+    let request_timeout = state.request_timeout;
+    Router::new()
+        .route("/v1/health", get(routes::health::health))
+        .route("/v1/enrol", post(routes::enrol::enrol))
+        .route("/v1/sync/push", post(routes::push::push))
+        .route("/v1/sync/pull", get(routes::pull::pull))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        // Enforced where the body is read (extract.rs), so an oversized body gets a JSON 413.
+        .layer(DefaultBodyLimit::max(body_limit_bytes))
+        .layer(middleware::from_fn_with_state(request_timeout, time_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Gives up on a request that takes longer than the limit, with a JSON answer (tower-http's
+/// timeout layer answers with an empty body). Dropping the handler rolls its transaction back.
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Error::Timeout.into_response(),
+    }
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then finishes open requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

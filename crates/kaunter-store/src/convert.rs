@@ -1,4 +1,4 @@
-//! Explicit conversions between the domain core's types and the wire's.
+//! Explicit conversions between the domain core's types, the wire's and the local columns'.
 
 use kaunter_core::{IdType, Sex};
 use kaunter_protocol as wire;
@@ -51,5 +51,21 @@ pub fn sex_from_column(value: &str) -> Option<wire::Sex> {
         "male" => Some(wire::Sex::Male),
         "female" => Some(wire::Sex::Female),
         _ => None,
+    }
+}
+
+pub fn id_type_from_wire(id_type: wire::IdType) -> IdType {
+    match id_type {
+        wire::IdType::Mykad => IdType::MyKad,
+        wire::IdType::Passport => IdType::Passport,
+        wire::IdType::ArmyPolice => IdType::ArmyPolice,
+        wire::IdType::OldIc => IdType::OldIc,
+    }
+}
+
+pub fn sex_from_wire(sex: wire::Sex) -> Sex {
+    match sex {
+        wire::Sex::Male => Sex::Male,
+        wire::Sex::Female => Sex::Female,
     }
 }

@@ -4,7 +4,7 @@
 //! each change and its outbox entry in one transaction.
 
 mod cipher;
-mod convert;
+pub mod convert;
 mod error;
 mod migrations;
 mod secrets;

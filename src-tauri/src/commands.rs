@@ -1,0 +1,219 @@
+//! The commands the desk window calls. Each is a thin adapter: convert the form, call the
+//! library, convert the answer. Async so that store and network work never block the window.
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use kaunter_core::{NewPatient, RegistrationForm, SearchQuery};
+use kaunter_protocol::ipc::{
+    AppInfo, CommandError, EnrolForm, PatientView, RegisterPatientForm, SyncStatusView,
+};
+use kaunter_store::{DeskIdentity, convert};
+use kaunter_sync_client::SyncClient;
+use tauri::State;
+
+use crate::error::{self, field};
+use crate::state::DeskState;
+
+type CommandResult<T> = Result<T, CommandError>;
+
+const SEARCH_LIMIT: usize = 200;
+const DEVICE_NAME_MAX_CHARS: usize = 60;
+
+/// Today in Malaysia (UTC+8 all year, no daylight saving), whatever zone the computer uses.
+fn today_in_malaysia(now: DateTime<Utc>) -> NaiveDate {
+    (now + TimeDelta::hours(8)).date_naive()
+}
+
+fn lock(state: &DeskState) -> CommandResult<std::sync::MutexGuard<'_, kaunter_store::Store>> {
+    state.store()?.lock().map_err(|_| {
+        error::plain(
+            "store_failed",
+            "The local store is unavailable; restart Kaunter.",
+        )
+    })
+}
+
+fn info(state: &DeskState) -> CommandResult<AppInfo> {
+    let store = lock(state)?;
+    Ok(match store.identity() {
+        Some(identity) => AppInfo {
+            enrolled: true,
+            business_name: Some(identity.business_name.clone()),
+            branch_name: Some(identity.branch_name.clone()),
+            device_name: Some(identity.device_name.clone()),
+            server_url: Some(identity.server_url.clone()),
+        },
+        None => AppInfo {
+            enrolled: false,
+            business_name: None,
+            branch_name: None,
+            device_name: None,
+            server_url: None,
+        },
+    })
+}
+
+#[tauri::command]
+pub async fn app_info(state: State<'_, DeskState>) -> CommandResult<AppInfo> {
+    info(&state)
+}
+
+#[tauri::command]
+pub async fn enrol(state: State<'_, DeskState>, form: EnrolForm) -> CommandResult<AppInfo> {
+    let mut problems = Vec::new();
+    let server_url = form.server_url.trim();
+    let code = form.code.trim();
+    let device_name = form
+        .device_name
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if server_url.is_empty() {
+        problems.push(field("server_url", "required", "Enter the server address."));
+    }
+    if code.is_empty() {
+        problems.push(field(
+            "code",
+            "required",
+            "Enter the enrolment code from your administrator.",
+        ));
+    }
+    if device_name.is_empty() {
+        problems.push(field(
+            "device_name",
+            "required",
+            "Name this desk, e.g. Front desk 1.",
+        ));
+    } else if device_name.chars().count() > DEVICE_NAME_MAX_CHARS {
+        problems.push(field(
+            "device_name",
+            "too_long",
+            format!("A desk name has at most {DEVICE_NAME_MAX_CHARS} characters."),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(error::invalid(problems));
+    }
+    if lock(&state)?.identity().is_some() {
+        return Err(error::plain(
+            "already_enrolled",
+            "This desk is already enrolled.",
+        ));
+    }
+    let enrolled = SyncClient::enrol(server_url, code, &device_name)
+        .await
+        .map_err(error::from_enrol)?;
+    {
+        let mut store = lock(&state)?;
+        store
+            .enrol(
+                DeskIdentity {
+                    tenant_id: kaunter_core::TenantId::from_uuid(enrolled.tenant_id),
+                    branch_id: kaunter_core::BranchId::from_uuid(enrolled.branch_id),
+                    device_id: kaunter_core::DeviceId::from_uuid(enrolled.device_id),
+                    device_name,
+                    server_url: server_url.trim_end_matches('/').to_owned(),
+                    business_name: enrolled.business_name,
+                    branch_name: enrolled.branch_name,
+                },
+                &enrolled.device_token,
+            )
+            .map_err(error::from_store)?;
+    }
+    state.start_sync_if_enrolled();
+    info(&state)
+}
+
+#[tauri::command]
+pub async fn register_patient(
+    state: State<'_, DeskState>,
+    form: RegisterPatientForm,
+) -> CommandResult<PatientView> {
+    let now = Utc::now();
+    let typed = RegistrationForm {
+        full_name: &form.full_name,
+        id_type: convert::id_type_from_wire(form.id_type),
+        id_number: &form.id_number,
+        phone: &form.phone,
+        date_of_birth: form.date_of_birth.as_deref(),
+        sex: form.sex.map(convert::sex_from_wire),
+    };
+    let patient = NewPatient::validate(&typed, today_in_malaysia(now)).map_err(|errors| {
+        error::invalid(
+            errors
+                .into_iter()
+                .map(|e| field(e.field.name(), e.code, e.message))
+                .collect(),
+        )
+    })?;
+    let view = lock(&state)?
+        .register_patient(&patient, now)
+        .map_err(error::from_store)?;
+    if let Some(engine) = state.engine() {
+        engine.wake();
+    }
+    Ok(view)
+}
+
+#[tauri::command]
+pub async fn search_patients(
+    state: State<'_, DeskState>,
+    query: String,
+) -> CommandResult<Vec<PatientView>> {
+    lock(&state)?
+        .search_patients(&SearchQuery::parse(&query), SEARCH_LIMIT)
+        .map_err(error::from_store)
+}
+
+fn status(state: &DeskState) -> CommandResult<SyncStatusView> {
+    let sync = lock(state)?.sync_state().map_err(error::from_store)?;
+    let live = state
+        .engine()
+        .map(|engine| engine.live_status())
+        .unwrap_or_default();
+    Ok(SyncStatusView {
+        online: live.online,
+        syncing: live.syncing,
+        pending: sync.pending,
+        last_synced_at: sync.last_synced_at,
+        last_error: sync.last_error,
+    })
+}
+
+#[tauri::command]
+pub async fn sync_status(state: State<'_, DeskState>) -> CommandResult<SyncStatusView> {
+    status(&state)
+}
+
+#[tauri::command]
+pub async fn sync_now(state: State<'_, DeskState>) -> CommandResult<SyncStatusView> {
+    let engine = state
+        .engine()
+        .ok_or_else(|| error::plain("not_enrolled", "Enrol this desk before syncing."))?;
+    // The outcome is recorded in the store and shown through the status.
+    let _ = engine.sync_now(Utc::now).await;
+    status(&state)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn malaysian_date_turns_at_4pm_utc() {
+        let before = DateTime::parse_from_rfc3339("2026-11-25T15:59:59Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let after = DateTime::parse_from_rfc3339("2026-11-25T16:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            today_in_malaysia(before),
+            NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
+        );
+        assert_eq!(
+            today_in_malaysia(after),
+            NaiveDate::from_ymd_opt(2026, 11, 26).unwrap()
+        );
+    }
+}

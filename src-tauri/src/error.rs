@@ -1,0 +1,71 @@
+//! Command errors, translated once from the libraries' errors into the IPC shape the window
+//! shows: a stable code, a sentence, and per-field errors for forms.
+
+use kaunter_protocol::FieldError;
+use kaunter_protocol::http::error_code;
+use kaunter_protocol::ipc::CommandError;
+use kaunter_store::StoreError;
+use kaunter_sync_client::SyncError;
+
+pub fn field(field: &str, code: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.to_owned(),
+        code: code.to_owned(),
+        message: message.into(),
+    }
+}
+
+pub fn invalid(fields: Vec<FieldError>) -> CommandError {
+    CommandError {
+        code: "validation_failed".into(),
+        message: "Some fields need attention.".into(),
+        fields,
+    }
+}
+
+pub fn plain(code: &str, message: impl Into<String>) -> CommandError {
+    CommandError {
+        code: code.to_owned(),
+        message: message.into(),
+        fields: Vec::new(),
+    }
+}
+
+pub fn from_store(error: StoreError) -> CommandError {
+    let code = match &error {
+        StoreError::KeyMissing => "key_missing",
+        StoreError::WrongKey => "wrong_key",
+        StoreError::Keyring(_) => "keyring_unavailable",
+        StoreError::DeviceTokenMissing => "device_token_missing",
+        StoreError::NotEnrolled => "not_enrolled",
+        StoreError::AlreadyEnrolled => "already_enrolled",
+        StoreError::Tampered { .. } => "data_tampered",
+        StoreError::Invalid(errors) => {
+            return invalid(
+                errors
+                    .iter()
+                    .map(|e| field(e.field.name(), e.code, e.message.clone()))
+                    .collect(),
+            );
+        }
+        StoreError::Sqlite(_) | StoreError::Corrupt(_) => "store_failed",
+        StoreError::MigrationChanged { .. } | StoreError::TooNew { .. } => "store_incompatible",
+    };
+    tracing::error!(%error, code, "store error");
+    plain(code, error.to_string())
+}
+
+/// Enrolment errors point at the form field the person should fix.
+pub fn from_enrol(error: SyncError) -> CommandError {
+    match error {
+        SyncError::BadServerUrl(_) | SyncError::Offline(_) | SyncError::Protocol(_) => {
+            let message = error.to_string();
+            invalid(vec![field("server_url", "server_unreachable", message)])
+        }
+        SyncError::Refused { code, message, .. } if code == error_code::ENROLMENT_CODE_INVALID => {
+            invalid(vec![field("code", &code, message)])
+        }
+        SyncError::Store(store) => from_store(store),
+        other => plain("enrolment_failed", other.to_string()),
+    }
+}

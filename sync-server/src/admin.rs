@@ -1,0 +1,212 @@
+//! Head-office operations before there is a head-office UI: create a business, add a branch,
+//! issue an enrolment code, revoke a device. Used by `sync-server admin ...`, by tests and by the
+//! desktop end-to-end script.
+//!
+//! They run as the app role inside a [`TenantTx`], so row-level security applies to them exactly
+//! as to requests: a business is created by scoping a transaction to its new id first.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_postgres::error::SqlState;
+
+use crate::db::{Pool, TenantTx};
+use crate::enrolment_code::EnrolmentCode;
+use crate::error::{Error, Result};
+use crate::ids::{BranchId, DeviceId, TenantId};
+
+/// Enrolment codes live a week unless told otherwise.
+pub const DEFAULT_ENROLMENT_CODE_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+const NAME_MAX_CHARS: usize = 200;
+const BRANCH_CODE_MAX_CHARS: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CreatedBusiness {
+    pub tenant_id: TenantId,
+    /// The business's first branch.
+    pub branch_id: BranchId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CreatedBranch {
+    pub tenant_id: TenantId,
+    pub branch_id: BranchId,
+}
+
+/// Creates a business with its first branch. `branch_code` (1-16 letters or digits, stored
+/// upper-case) is the short code printed in document numbers.
+pub async fn create_business(
+    pool: &Pool,
+    name: &str,
+    branch_name: &str,
+    branch_code: Option<&str>,
+) -> Result<CreatedBusiness> {
+    let name = checked_name("business name", name)?;
+    let branch_name = checked_name("branch name", branch_name)?;
+    let branch_code = branch_code.map(checked_branch_code).transpose()?;
+    let tenant_id = TenantId::new_v7();
+    let branch_id = BranchId::new_v7();
+
+    let mut client = pool.get().await?;
+    let tx = TenantTx::begin(&mut client, tenant_id).await?;
+    tx.execute(
+        "INSERT INTO tenants (tenant_id, name) VALUES ($1, $2)",
+        &[&tenant_id, &name],
+    )
+    .await?;
+    insert_branch(&tx, branch_id, branch_name, branch_code.as_deref()).await?;
+    tx.commit().await?;
+    tracing::info!(%tenant_id, %branch_id, "business created");
+    Ok(CreatedBusiness {
+        tenant_id,
+        branch_id,
+    })
+}
+
+/// Adds a branch to an existing business.
+pub async fn add_branch(
+    pool: &Pool,
+    tenant_id: TenantId,
+    name: &str,
+    code: Option<&str>,
+) -> Result<CreatedBranch> {
+    let name = checked_name("branch name", name)?;
+    let code = code.map(checked_branch_code).transpose()?;
+    let branch_id = BranchId::new_v7();
+
+    let mut client = pool.get().await?;
+    let tx = TenantTx::begin(&mut client, tenant_id).await?;
+    require_tenant(&tx).await?;
+    insert_branch(&tx, branch_id, name, code.as_deref()).await?;
+    tx.commit().await?;
+    tracing::info!(%tenant_id, %branch_id, "branch added");
+    Ok(CreatedBranch {
+        tenant_id,
+        branch_id,
+    })
+}
+
+/// Issues a single-use enrolment code for `branch`, valid for `ttl`, and returns it in the form
+/// to show a person (`XXXX-XXXX-XXXX`). Only its hash is stored.
+pub async fn create_enrolment_code(
+    pool: &Pool,
+    tenant_id: TenantId,
+    branch_id: BranchId,
+    ttl: Duration,
+) -> Result<String> {
+    let ttl_secs = i64::try_from(ttl.as_secs())
+        .ok()
+        .filter(|secs| *secs > 0 && *secs <= 365 * 24 * 60 * 60)
+        .ok_or_else(|| {
+            Error::InvalidInput(
+                "an enrolment code must live between 1 second and 1 year".to_owned(),
+            )
+        })?;
+    let code = EnrolmentCode::generate()?;
+
+    let mut client = pool.get().await?;
+    let tx = TenantTx::begin(&mut client, tenant_id).await?;
+    require_tenant(&tx).await?;
+    let branch_exists = tx
+        .query_opt(
+            "SELECT 1 FROM branches WHERE tenant_id = $1 AND branch_id = $2",
+            &[&tenant_id, &branch_id],
+        )
+        .await?
+        .is_some();
+    if !branch_exists {
+        return Err(Error::UnknownBranch(branch_id));
+    }
+    tx.execute(
+        "INSERT INTO enrolment_codes (tenant_id, code_hash, branch_id, expires_at)
+         VALUES ($1, $2, $3, now() + $4::bigint * interval '1 second')",
+        &[&tenant_id, &code.hash().as_slice(), &branch_id, &ttl_secs],
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%tenant_id, %branch_id, "enrolment code issued");
+    Ok(code.display())
+}
+
+/// Revokes a device: its token stops working at once. Its data stays.
+pub async fn revoke_device(pool: &Pool, tenant_id: TenantId, device_id: DeviceId) -> Result<()> {
+    let mut client = pool.get().await?;
+    let tx = TenantTx::begin(&mut client, tenant_id).await?;
+    let updated = tx
+        .execute(
+            "UPDATE devices SET revoked_at = coalesce(revoked_at, now())
+             WHERE tenant_id = $1 AND device_id = $2",
+            &[&tenant_id, &device_id],
+        )
+        .await?;
+    if updated == 0 {
+        return Err(Error::InvalidInput(format!(
+            "no device {device_id} in that business"
+        )));
+    }
+    tx.commit().await?;
+    tracing::info!(%tenant_id, %device_id, "device revoked");
+    Ok(())
+}
+
+async fn require_tenant(tx: &TenantTx<'_>) -> Result<()> {
+    let exists = tx
+        .query_opt(
+            "SELECT 1 FROM tenants WHERE tenant_id = $1",
+            &[&tx.tenant()],
+        )
+        .await?
+        .is_some();
+    if exists {
+        Ok(())
+    } else {
+        Err(Error::UnknownTenant(tx.tenant()))
+    }
+}
+
+async fn insert_branch(
+    tx: &TenantTx<'_>,
+    branch_id: BranchId,
+    name: &str,
+    code: Option<&str>,
+) -> Result<()> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO branches (tenant_id, branch_id, name, code) VALUES ($1, $2, $3, $4)",
+            &[&tx.tenant(), &branch_id, &name, &code],
+        )
+        .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(
+            Error::InvalidInput("another branch of this business already has that code".to_owned()),
+        ),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn checked_name<'a>(what: &str, name: &'a str) -> Result<&'a str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > NAME_MAX_CHARS {
+        return Err(Error::InvalidInput(format!(
+            "the {what} must be 1 to {NAME_MAX_CHARS} characters"
+        )));
+    }
+    Ok(name)
+}
+
+fn checked_branch_code(code: &str) -> Result<String> {
+    let code = code.trim().to_ascii_uppercase();
+    let well_formed = !code.is_empty()
+        && code.len() <= BRANCH_CODE_MAX_CHARS
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if !well_formed {
+        return Err(Error::InvalidInput(format!(
+            "a branch code is 1 to {BRANCH_CODE_MAX_CHARS} letters or digits, e.g. KL01"
+        )));
+    }
+    Ok(code)
+}

@@ -1,0 +1,175 @@
+//! What the `sync-server` binary does, kept in the library so main.rs stays a few lines:
+//! `serve` (the default), `migrate`, and `admin ...` for head-office chores from a shell.
+//!
+//! Admin commands print their result on stdout and nothing else (logs go to stderr), so scripts
+//! can capture it: `CODE=$(sync-server admin enrolment-code --tenant T --branch B)`.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::ids::{BranchId, DeviceId, TenantId};
+use crate::{AppState, admin, db, migrate};
+
+/// Kaunter sync server.
+///
+/// Options go before the subcommand (`sync-server --listen 0.0.0.0:8787 serve`), or come from
+/// KAUNTER_* environment variables. Log verbosity: KAUNTER_LOG (e.g. `info`, `debug`).
+#[derive(Debug, Parser)]
+#[command(name = "sync-server", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then serve the HTTP API (the default).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Head-office operations, run as the app role under row-level security.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a business with its first branch; prints {"tenant_id":..,"branch_id":..}.
+    CreateBusiness {
+        /// The business's name, e.g. "Klinik Demo".
+        #[arg(long)]
+        name: String,
+        /// The first branch's name, e.g. "Main".
+        #[arg(long)]
+        branch: String,
+        /// The first branch's short code for document numbers, e.g. KL01.
+        #[arg(long)]
+        branch_code: Option<String>,
+    },
+    /// Add a branch to a business; prints {"tenant_id":..,"branch_id":..}.
+    AddBranch {
+        /// The business's tenant_id (from create-business).
+        #[arg(long)]
+        tenant: TenantId,
+        /// The branch's name, e.g. "Petaling Jaya".
+        #[arg(long)]
+        name: String,
+        /// Short code for document numbers, e.g. PJ02.
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Issue a single-use enrolment code for a branch; prints only the code.
+    EnrolmentCode {
+        /// The business's tenant_id.
+        #[arg(long)]
+        tenant: TenantId,
+        /// The branch the enrolled desk will belong to.
+        #[arg(long)]
+        branch: BranchId,
+        /// How long the code stays valid, in hours.
+        #[arg(long, default_value_t = 168)]
+        ttl_hours: u64,
+    },
+    /// Revoke a device: its token stops working at once; its data stays.
+    RevokeDevice {
+        /// The business's tenant_id.
+        #[arg(long)]
+        tenant: TenantId,
+        /// The device_id the desk got at enrolment.
+        #[arg(long)]
+        device: DeviceId,
+    },
+}
+
+/// Runs one command to completion.
+pub async fn run(cli: Cli) -> Result<()> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            migrate::run(&config.database_url.to_pg_config()?).await?;
+            let state = AppState::connect(&config).await?;
+            let listener = tokio::net::TcpListener::bind(config.listen).await?;
+            tracing::info!(address = %listener.local_addr()?, "sync server listening");
+            crate::serve(listener, state, shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let applied = migrate::run(&config.database_url.to_pg_config()?).await?;
+            tracing::info!(?applied, "migrations up to date");
+            Ok(())
+        }
+        Command::Admin(command) => {
+            let pool = db::connect_pool(config.app_database_config()?, 1)?;
+            admin_command(&pool, command).await
+        }
+    }
+}
+
+async fn admin_command(pool: &db::Pool, command: AdminCommand) -> Result<()> {
+    match command {
+        AdminCommand::CreateBusiness {
+            name,
+            branch,
+            branch_code,
+        } => {
+            let created =
+                admin::create_business(pool, &name, &branch, branch_code.as_deref()).await?;
+            print_json(&created)
+        }
+        AdminCommand::AddBranch { tenant, name, code } => {
+            let created = admin::add_branch(pool, tenant, &name, code.as_deref()).await?;
+            print_json(&created)
+        }
+        AdminCommand::EnrolmentCode {
+            tenant,
+            branch,
+            ttl_hours,
+        } => {
+            let ttl = Duration::from_secs(ttl_hours.saturating_mul(60 * 60));
+            let code = admin::create_enrolment_code(pool, tenant, branch, ttl).await?;
+            println!("{code}");
+            Ok(())
+        }
+        AdminCommand::RevokeDevice { tenant, device } => {
+            admin::revoke_device(pool, tenant, device).await
+        }
+    }
+}
+
+fn print_json(value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string(value)
+        .map_err(|error| Error::Internal(format!("encoding output: {error}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM; a signal that cannot be watched is simply never awaited.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

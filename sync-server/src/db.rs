@@ -1,0 +1,160 @@
+//! Database access under row-level security: the connection pool, and the only two ways to open
+//! a transaction that can see tenant rows.
+//!
+//! The tenant is set with `set_config('app.tenant_id', $1, true)`: `true` makes the setting
+//! transaction-local, so it ends with the transaction and can never leak to the next user of a
+//! pooled connection. Nothing else in the crate sets it.
+
+use std::fmt;
+use std::ops::Deref;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
+use tokio_postgres::{NoTls, Transaction};
+
+pub use deadpool_postgres::Pool;
+
+use crate::error::{Error, Result};
+use crate::ids::TenantId;
+
+/// A pool of connections as the app role. Connections are opened lazily, on first use.
+pub fn connect_pool(config: tokio_postgres::Config, max_size: usize) -> Result<Pool> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|error| Error::Internal(format!("building the connection pool: {error}")))
+}
+
+/// Refuses a pool whose role would not be bound by row-level security: a superuser, a role with
+/// BYPASSRLS, or one that owns a table (an owner can switch RLS off).
+pub async fn check_app_role(pool: &Pool) -> Result<()> {
+    let client = pool.get().await?;
+    let row = client
+        .query_one(
+            "SELECT current_user::text, r.rolsuper, r.rolbypassrls,
+                    EXISTS (SELECT FROM pg_catalog.pg_class c
+                            WHERE c.relowner = r.oid AND c.relkind IN ('r', 'p', 'v', 'm'))
+             FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await?;
+    let (role, superuser, bypass_rls, owns_tables): (String, bool, bool, bool) = (
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+    );
+    if superuser || bypass_rls || owns_tables {
+        return Err(Error::UnsafeAppRole { role });
+    }
+    Ok(())
+}
+
+/// A transaction that sees exactly one tenant's rows. Every tenant read and write goes through
+/// one of these; commit it, or dropping it rolls back.
+pub struct TenantTx<'a> {
+    transaction: Transaction<'a>,
+    tenant: TenantId,
+}
+
+impl<'a> TenantTx<'a> {
+    /// Begins a transaction on `client` and scopes it to `tenant`.
+    pub async fn begin(client: &'a mut tokio_postgres::Client, tenant: TenantId) -> Result<Self> {
+        let transaction = client.transaction().await?;
+        scope_to_tenant(&transaction, tenant).await?;
+        Ok(Self {
+            transaction,
+            tenant,
+        })
+    }
+
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.transaction.commit().await?;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TenantTx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantTx")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Deref for TenantTx<'a> {
+    type Target = Transaction<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.transaction
+    }
+}
+
+/// The first half of enrolment: a transaction with no tenant that sees only the enrolment code
+/// whose hash the caller knows (policy `enrolment_code_lookup` in migration 0001).
+pub struct EnrolmentTx<'a> {
+    transaction: Transaction<'a>,
+}
+
+impl<'a> EnrolmentTx<'a> {
+    pub async fn begin(
+        client: &'a mut tokio_postgres::Client,
+        code_hash: &[u8; 32],
+    ) -> Result<Self> {
+        let transaction = client.transaction().await?;
+        transaction
+            .execute(
+                "SELECT set_config('app.enrolment_code_hash', $1, true)",
+                &[&hex::encode(code_hash)],
+            )
+            .await?;
+        Ok(Self { transaction })
+    }
+
+    /// Once the code has named its tenant: the same transaction, now scoped to that tenant.
+    pub async fn into_tenant(self, tenant: TenantId) -> Result<TenantTx<'a>> {
+        scope_to_tenant(&self.transaction, tenant).await?;
+        Ok(TenantTx {
+            transaction: self.transaction,
+            tenant,
+        })
+    }
+}
+
+impl fmt::Debug for EnrolmentTx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnrolmentTx").finish_non_exhaustive()
+    }
+}
+
+impl<'a> Deref for EnrolmentTx<'a> {
+    type Target = Transaction<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.transaction
+    }
+}
+
+async fn scope_to_tenant(transaction: &Transaction<'_>, tenant: TenantId) -> Result<()> {
+    transaction
+        .execute(
+            "SELECT set_config('app.tenant_id', $1, true)",
+            &[&tenant.to_string()],
+        )
+        .await?;
+    Ok(())
+}

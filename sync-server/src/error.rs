@@ -1,0 +1,221 @@
+//! The server's one error type, and the one place it becomes an HTTP answer.
+//!
+//! Handlers return [`Result`]; [`IntoResponse`] turns an [`Error`] into a status and a stable
+//! [`ErrorBody`] code. Internal failures (database, pool, I/O) are logged here, once, and answered
+//! with a bare `internal`: no SQL, no row of any tenant, no stack trace ever reaches a client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kaunter_protocol::FieldError;
+use kaunter_protocol::http::{ErrorBody, error_code};
+
+use crate::ids::{BranchId, TenantId};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; the message describes the caller's input and is safe to show.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Missing, garbled, unknown or revoked device token: one answer for all.
+    #[error("missing or invalid device token")]
+    Unauthorized,
+    /// Unknown, used or expired enrolment code: one answer for all.
+    #[error("enrolment code is invalid, used or expired")]
+    EnrolmentCodeInvalid,
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("client schema version {0} is not supported")]
+    UnsupportedSchemaVersion(u32),
+    #[error("sequence gap: the server expects seq {expected} next")]
+    SequenceGap { expected: i64 },
+    #[error("validation failed")]
+    ValidationFailed(Vec<FieldError>),
+    #[error("the request took too long")]
+    Timeout,
+    #[error("the database is unavailable: {}", error_chain(.0))]
+    Unavailable(#[from] deadpool_postgres::PoolError),
+
+    /// Admin: the tenant does not exist (or is not visible under its own id).
+    #[error("no business with id {0}")]
+    UnknownTenant(TenantId),
+    /// Admin: the branch does not exist in the given business.
+    #[error("no branch {0} in that business")]
+    UnknownBranch(BranchId),
+    /// Admin input that fails a rule; the message says which.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    #[error(
+        "migration {version} ({name}) was changed after it was applied (checksum {applied} in the \
+         database, {embedded} in this build); migrations are append-only: restore the file and \
+         add a new migration instead"
+    )]
+    MigrationChanged {
+        version: u32,
+        name: String,
+        applied: String,
+        embedded: String,
+    },
+    #[error(
+        "the database has migration {version} ({name}) which this build does not know; run a \
+         server at least as new as the one that applied it"
+    )]
+    MigrationUnknown { version: u32, name: String },
+    #[error(
+        "refusing to serve: database role {role} is a superuser or has BYPASSRLS, so row-level \
+         security would not apply; connect as kaunter_app (see --app-database-url)"
+    )]
+    UnsafeAppRole { role: String },
+    #[error("configuration: {0}")]
+    Config(String),
+
+    #[error("database error: {}", error_chain(.0))]
+    Database(#[from] tokio_postgres::Error),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Something that cannot happen unless stored data or a dependency misbehaves.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// An error and its sources on one line: tokio-postgres keeps the server's message (which
+/// says what actually went wrong) in the source, not in Display.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl Error {
+    fn status_and_body(&self) -> (StatusCode, ErrorBody) {
+        let body = |code: &str, message: &str| ErrorBody {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            expected_seq: None,
+            fields: Vec::new(),
+        };
+        match self {
+            Error::BadRequest(detail) => (
+                StatusCode::BAD_REQUEST,
+                body(
+                    error_code::BAD_REQUEST,
+                    &format!("The request is malformed: {detail}"),
+                ),
+            ),
+            Error::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                body(
+                    error_code::UNAUTHORIZED,
+                    "This device is not recognised. Enrol it again with a new code from head office.",
+                ),
+            ),
+            Error::EnrolmentCodeInvalid => (
+                StatusCode::BAD_REQUEST,
+                body(
+                    error_code::ENROLMENT_CODE_INVALID,
+                    "This enrolment code is not valid, has been used, or has expired. Ask head office for a new one.",
+                ),
+            ),
+            Error::NotFound => (
+                StatusCode::NOT_FOUND,
+                body(error_code::NOT_FOUND, "There is nothing at this address."),
+            ),
+            Error::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                body(
+                    error_code::BAD_REQUEST,
+                    "This address does not accept that method.",
+                ),
+            ),
+            Error::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                body(
+                    error_code::PAYLOAD_TOO_LARGE,
+                    "The request body is too large. Send fewer entries per request.",
+                ),
+            ),
+            Error::UnsupportedSchemaVersion(_) => (
+                StatusCode::BAD_REQUEST,
+                body(
+                    error_code::UNSUPPORTED_SCHEMA_VERSION,
+                    "This version of the app is not supported by the server. Update the app.",
+                ),
+            ),
+            Error::SequenceGap { expected } => (
+                StatusCode::CONFLICT,
+                ErrorBody {
+                    expected_seq: Some(*expected),
+                    ..body(
+                        error_code::SEQUENCE_GAP,
+                        "Some changes are missing before this batch; send from the expected sequence number.",
+                    )
+                },
+            ),
+            Error::ValidationFailed(fields) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorBody {
+                    fields: fields.clone(),
+                    ..body(error_code::VALIDATION_FAILED, "Some changes are not valid.")
+                },
+            ),
+            Error::Timeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                body(
+                    error_code::INTERNAL,
+                    "The server took too long to answer. Try again shortly.",
+                ),
+            ),
+            Error::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                body(
+                    error_code::INTERNAL,
+                    "The server cannot reach its database. Try again shortly.",
+                ),
+            ),
+            Error::UnknownTenant(_)
+            | Error::UnknownBranch(_)
+            | Error::InvalidInput(_)
+            | Error::MigrationChanged { .. }
+            | Error::MigrationUnknown { .. }
+            | Error::UnsafeAppRole { .. }
+            | Error::Config(_)
+            | Error::Database(_)
+            | Error::Io(_)
+            | Error::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                body(
+                    error_code::INTERNAL,
+                    "Something went wrong on the server. Try again later.",
+                ),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, body) = self.status_and_body();
+        if status.is_server_error() {
+            // The one place internal errors are logged; the client sees only the stable code.
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,19 @@
+//! The HTTP handlers, one module per route. Each is thin: extract, open the tenant transaction,
+//! call the checks, answer; errors become responses in error.rs.
+
+pub mod enrol;
+pub mod health;
+pub mod pull;
+pub mod push;
+
+use crate::error::Error;
+
+/// Any path the router does not know.
+pub async fn not_found() -> Error {
+    Error::NotFound
+}
+
+/// A known path with a method it does not accept.
+pub async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
+}

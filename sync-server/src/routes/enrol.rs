@@ -1,0 +1,91 @@
+//! `POST /v1/enrol`: a new desk trades a single-use enrolment code for its device token.
+//!
+//! The caller is not yet anyone, so the tenant is not known when the transaction starts: it first
+//! sees only the code row whose hash it knows, learns the tenant from it, and then continues as
+//! that tenant (see [`crate::db::EnrolmentTx`]).
+
+use axum::Json;
+use axum::extract::State;
+use kaunter_protocol::http::{EnrolRequest, EnrolResponse};
+
+use crate::AppState;
+use crate::db::EnrolmentTx;
+use crate::enrolment_code::EnrolmentCode;
+use crate::error::{Error, Result};
+use crate::extract::JsonBody;
+use crate::ids::{BranchId, DeviceId, TenantId};
+use crate::{token, validate};
+
+pub async fn enrol(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<EnrolRequest>,
+) -> Result<Json<EnrolResponse>> {
+    let code = EnrolmentCode::parse(&request.code).ok_or(Error::EnrolmentCodeInvalid)?;
+    let name_errors = validate::device_name(&request.device_name);
+    if !name_errors.is_empty() {
+        return Err(Error::ValidationFailed(name_errors));
+    }
+    let device_name = request.device_name.trim();
+    let code_hash = code.hash();
+
+    let mut client = state.pool().get().await?;
+    let lookup = EnrolmentTx::begin(&mut client, &code_hash).await?;
+    // FOR UPDATE: of two desks racing with one code, the second waits, then finds it used.
+    // Codes are 60 random bits, so two tenants sharing a hash is not a practical concern; the
+    // LIMIT only keeps the query well-defined.
+    let row = lookup
+        .query_opt(
+            "SELECT tenant_id, branch_id FROM enrolment_codes
+             WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
+             ORDER BY tenant_id LIMIT 1
+             FOR UPDATE",
+            &[&code_hash.as_slice()],
+        )
+        .await?
+        .ok_or(Error::EnrolmentCodeInvalid)?;
+    let tenant_id: TenantId = row.try_get(0)?;
+    let branch_id: BranchId = row.try_get(1)?;
+
+    let tx = lookup.into_tenant(tenant_id).await?;
+    let device_id = DeviceId::new_v7();
+    let issued = token::issue(tenant_id, device_id)?;
+    tx.execute(
+        "INSERT INTO devices (tenant_id, device_id, branch_id, name, token_hash)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &tenant_id,
+            &device_id,
+            &branch_id,
+            &device_name,
+            &issued.secret_hash.as_slice(),
+        ],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE enrolment_codes SET used_at = now(), used_by_device = $3
+         WHERE tenant_id = $1 AND code_hash = $2",
+        &[&tenant_id, &code_hash.as_slice(), &device_id],
+    )
+    .await?;
+    let names = tx
+        .query_one(
+            "SELECT t.name, b.name FROM tenants t
+             JOIN branches b ON b.tenant_id = t.tenant_id
+             WHERE t.tenant_id = $1 AND b.branch_id = $2",
+            &[&tenant_id, &branch_id],
+        )
+        .await?;
+    let business_name: String = names.try_get(0)?;
+    let branch_name: String = names.try_get(1)?;
+    tx.commit().await?;
+
+    tracing::info!(%tenant_id, %branch_id, %device_id, "device enrolled");
+    Ok(Json(EnrolResponse {
+        tenant_id: tenant_id.as_uuid(),
+        branch_id: branch_id.as_uuid(),
+        device_id: device_id.as_uuid(),
+        device_token: issued.text,
+        business_name,
+        branch_name,
+    }))
+}

@@ -1,0 +1,220 @@
+//! The checks the server makes on pushed records before storing them.
+//!
+//! The desk validates thoroughly (kaunter-core); the server re-checks only what it must not trust
+//! a client on: shape and size limits, and that a device writes only into its own branch.
+//! Field names in errors are `entries[<index in the request>].<field>`.
+
+use kaunter_protocol::FieldError;
+use kaunter_protocol::http::PatientRecord;
+
+use crate::ids::BranchId;
+
+pub const FULL_NAME_MAX_CHARS: usize = 200;
+pub const ID_NUMBER_MAX_CHARS: usize = 40;
+pub const PHONE_MAX_CHARS: usize = 16;
+pub const DEVICE_NAME_MAX_CHARS: usize = 100;
+
+/// Every rule `patient` (entry `index` of the request) breaks, for a device of `device_branch`.
+pub fn patient(index: usize, patient: &PatientRecord, device_branch: BranchId) -> Vec<FieldError> {
+    let field = |name: &str| format!("entries[{index}].{name}");
+    let mut errors = Vec::new();
+
+    if BranchId::from_uuid(patient.branch_id) != device_branch {
+        errors.push(error(
+            field("branch_id"),
+            "branch_not_allowed",
+            "A device may only write records of its own branch.",
+        ));
+    }
+    check_text(
+        &mut errors,
+        field("full_name"),
+        &patient.full_name,
+        FULL_NAME_MAX_CHARS,
+        "Enter the patient's name.",
+    );
+    check_text(
+        &mut errors,
+        field("id_number"),
+        &patient.id_number,
+        ID_NUMBER_MAX_CHARS,
+        "Enter the identification number.",
+    );
+    if let Some(phone) = &patient.phone {
+        let well_formed = phone
+            .strip_prefix("+60")
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+            && phone.len() <= PHONE_MAX_CHARS;
+        if !well_formed {
+            errors.push(error(
+                field("phone"),
+                "phone_invalid",
+                "The phone number must be a Malaysian number in the form +60123456789.",
+            ));
+        }
+    }
+    errors
+}
+
+/// A device's name at enrolment.
+pub fn device_name(name: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check_text(
+        &mut errors,
+        "device_name".to_owned(),
+        name,
+        DEVICE_NAME_MAX_CHARS,
+        "Give this desk a name, e.g. \"Front desk 1\".",
+    );
+    errors
+}
+
+fn check_text(
+    errors: &mut Vec<FieldError>,
+    field: String,
+    value: &str,
+    max_chars: usize,
+    when_empty: &str,
+) {
+    if value.trim().is_empty() {
+        errors.push(error(field, "required", when_empty));
+    } else if value.chars().count() > max_chars {
+        errors.push(error(
+            field,
+            "too_long",
+            &format!("At most {max_chars} characters."),
+        ));
+    }
+}
+
+fn error(field: String, code: &str, message: &str) -> FieldError {
+    FieldError {
+        field,
+        code: code.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use chrono::Utc;
+    use kaunter_protocol::IdType;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn record(branch: BranchId) -> PatientRecord {
+        PatientRecord {
+            id: Uuid::now_v7(),
+            branch_id: branch.as_uuid(),
+            full_name: "Siti binti Ahmad".to_owned(),
+            id_type: IdType::Mykad,
+            id_number: "900101145678".to_owned(),
+            phone: Some("+60123456789".to_owned()),
+            date_of_birth: None,
+            sex: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn codes(errors: &[FieldError]) -> Vec<(&str, &str)> {
+        errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.code.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_good_record_passes() {
+        let branch = BranchId::new_v7();
+        assert!(patient(0, &record(branch), branch).is_empty());
+        let no_phone = PatientRecord {
+            phone: None,
+            ..record(branch)
+        };
+        assert!(patient(0, &no_phone, branch).is_empty());
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let branch = BranchId::new_v7();
+        let table: Vec<(PatientRecord, Vec<(&str, &str)>)> = vec![
+            (
+                record(BranchId::new_v7()),
+                vec![("entries[3].branch_id", "branch_not_allowed")],
+            ),
+            (
+                PatientRecord {
+                    full_name: "  ".to_owned(),
+                    ..record(branch)
+                },
+                vec![("entries[3].full_name", "required")],
+            ),
+            (
+                PatientRecord {
+                    full_name: "a".repeat(201),
+                    ..record(branch)
+                },
+                vec![("entries[3].full_name", "too_long")],
+            ),
+            (
+                PatientRecord {
+                    id_number: String::new(),
+                    ..record(branch)
+                },
+                vec![("entries[3].id_number", "required")],
+            ),
+            (
+                PatientRecord {
+                    id_number: "9".repeat(41),
+                    ..record(branch)
+                },
+                vec![("entries[3].id_number", "too_long")],
+            ),
+            (
+                PatientRecord {
+                    phone: Some("0123456789".to_owned()),
+                    ..record(branch)
+                },
+                vec![("entries[3].phone", "phone_invalid")],
+            ),
+            (
+                PatientRecord {
+                    phone: Some("+60".to_owned()),
+                    ..record(branch)
+                },
+                vec![("entries[3].phone", "phone_invalid")],
+            ),
+            (
+                PatientRecord {
+                    phone: Some("+60 12345678".to_owned()),
+                    ..record(branch)
+                },
+                vec![("entries[3].phone", "phone_invalid")],
+            ),
+            (
+                PatientRecord {
+                    phone: Some("+6012345678901234".to_owned()),
+                    ..record(branch)
+                },
+                vec![("entries[3].phone", "phone_invalid")],
+            ),
+        ];
+        for (input, expected) in table {
+            assert_eq!(codes(&patient(3, &input, branch)), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn names_count_characters_not_bytes() {
+        let branch = BranchId::new_v7();
+        let long_in_bytes = PatientRecord {
+            full_name: "é".repeat(200),
+            ..record(branch)
+        };
+        assert!(patient(0, &long_in_bytes, branch).is_empty());
+    }
+}

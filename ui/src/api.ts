@@ -1,0 +1,59 @@
+//! The only door to the Rust shell: every Tauri command, typed with the generated wire types.
+//! Screens call these functions and never `invoke` directly. Every function rejects with a
+//! CommandError, whatever went wrong.
+
+import { invoke } from "@tauri-apps/api/core";
+import type {
+  AppInfo,
+  CommandError,
+  EnrolForm,
+  PatientView,
+  RegisterPatientForm,
+  SyncStatusView,
+} from "./wire";
+import { toCommandError } from "./errors";
+import { t } from "./strings";
+
+/** Sends one command; arguments are keyed by the Rust parameter names. */
+export type Invoker = (command: string, args?: Record<string, unknown>) => Promise<unknown>;
+
+declare global {
+  interface Window {
+    __TAURI_INTERNALS__?: unknown;
+  }
+}
+
+/** Whether this window runs inside the Tauri shell (a plain browser has no IPC). */
+export function insideDesktop(): boolean {
+  return typeof window !== "undefined" && window.__TAURI_INTERNALS__ !== undefined;
+}
+
+const notInDesktop: CommandError = { code: "not_in_desktop", message: t.notInDesktop, fields: [] };
+
+const tauriInvoker: Invoker = (command, args) =>
+  insideDesktop() ? invoke(command, args) : Promise.reject(notInDesktop);
+
+let currentInvoker: Invoker = tauriInvoker;
+
+/** Replaces the transport: for unit tests and the development preview only. */
+export function setInvoker(invoker: Invoker): void {
+  currentInvoker = invoker;
+}
+
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return (await currentInvoker(command, args)) as T;
+  } catch (reason) {
+    throw toCommandError(reason);
+  }
+}
+
+export const api = {
+  appInfo: (): Promise<AppInfo> => call("app_info"),
+  enrol: (form: EnrolForm): Promise<AppInfo> => call("enrol", { form }),
+  registerPatient: (form: RegisterPatientForm): Promise<PatientView> => call("register_patient", { form }),
+  /** An empty query lists the most recent registrations. */
+  searchPatients: (query: string): Promise<PatientView[]> => call("search_patients", { query }),
+  syncStatus: (): Promise<SyncStatusView> => call("sync_status"),
+  syncNow: (): Promise<SyncStatusView> => call("sync_now"),
+};

@@ -1,0 +1,170 @@
+//! Development only: an in-memory stand-in for the Rust shell so the screens can be looked at
+//! and clicked through in a plain browser (`npm run dev`, open `/?mock` or `/?mock=enrolled`).
+//! main.ts loads it behind `import.meta.env.DEV`, so it never reaches a build. The real rules
+//! live in Rust; this only imitates their shape.
+
+import { setInvoker } from "./api";
+import { mykadDigits, previewMykad } from "./mykad";
+import type {
+  AppInfo,
+  CommandError,
+  EnrolForm,
+  FieldError,
+  PatientView,
+  RegisterPatientForm,
+  SyncStatusView,
+} from "./wire";
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function invalid(fields: FieldError[]): CommandError {
+  return { code: "validation_failed", message: "Please correct the highlighted fields.", fields };
+}
+
+function e164(phone: string): string | null {
+  const digits = phone.replace(/[\s-]/g, "");
+  if (/^\+60\d{8,10}$/.test(digits)) return digits;
+  if (/^0\d{8,10}$/.test(digits)) return `+60${digits.slice(1)}`;
+  return null;
+}
+
+export function installDevMock(options: { enrolled: boolean }): void {
+  let info: AppInfo = options.enrolled
+    ? {
+        enrolled: true,
+        business_name: "Klinik Mesra Sdn Bhd",
+        branch_name: "Shah Alam",
+        device_name: "Front desk 1",
+        server_url: "http://127.0.0.1:8787",
+      }
+    : { enrolled: false, business_name: null, branch_name: null, device_name: null, server_url: null };
+  const patients: PatientView[] = options.enrolled
+    ? [
+        {
+          id: "0190a0a0-0000-7000-8000-000000000001",
+          full_name: "Tan Mei Ling",
+          id_type: "mykad",
+          id_number: "850312-14-5678",
+          phone: "+60122223333",
+          date_of_birth: "1985-03-12",
+          sex: "female",
+          created_at: "2026-11-24T02:00:00Z",
+          synced: true,
+        },
+        {
+          id: "0190a0a0-0000-7000-8000-000000000002",
+          full_name: "John Smith",
+          id_type: "passport",
+          id_number: "A12345678",
+          phone: null,
+          date_of_birth: "1970-07-04",
+          sex: "male",
+          created_at: "2026-11-25T03:00:00Z",
+          synced: false,
+        },
+      ]
+    : [];
+  const status: SyncStatusView = {
+    online: false,
+    syncing: false,
+    pending: patients.filter((p) => !p.synced).length,
+    last_synced_at: options.enrolled ? "2026-11-25T01:05:00Z" : null,
+    last_error: options.enrolled ? "Cannot reach the server at http://127.0.0.1:8787. Check the network." : null,
+  };
+
+  const commands: Record<string, (args: Record<string, unknown>) => unknown> = {
+    app_info: () => info,
+    enrol: (args) => {
+      const form = args.form as EnrolForm;
+      const fields: FieldError[] = [];
+      if (!/^https?:\/\/\S+$/.test(form.server_url))
+        fields.push({ field: "server_url", code: "bad_url", message: "Enter an address like http://127.0.0.1:8787." });
+      if (!/^[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}$/i.test(form.code))
+        fields.push({ field: "code", code: "bad_code", message: "The code has 12 letters or digits: XXXX-XXXX-XXXX." });
+      if (form.device_name.trim() === "")
+        fields.push({ field: "device_name", code: "required", message: "Give this desk a name." });
+      if (fields.length > 0) throw invalid(fields);
+      info = {
+        enrolled: true,
+        business_name: "Klinik Mesra Sdn Bhd",
+        branch_name: "Shah Alam",
+        device_name: form.device_name,
+        server_url: form.server_url,
+      };
+      return info;
+    },
+    register_patient: (args) => {
+      const form = args.form as RegisterPatientForm;
+      const fields: FieldError[] = [];
+      if (form.full_name.trim() === "") fields.push({ field: "full_name", code: "required", message: "Enter the patient's full name." });
+      const phone = form.phone.trim() === "" ? null : e164(form.phone);
+      if (form.phone.trim() !== "" && phone === null)
+        fields.push({ field: "phone", code: "bad_phone", message: "Enter a Malaysian phone number, e.g. 012-345 6789." });
+      let idNumber = form.id_number.trim().toUpperCase();
+      let dateOfBirth = form.date_of_birth;
+      let sex = form.sex;
+      if (form.id_type === "mykad") {
+        const preview = previewMykad(form.id_number);
+        const digits = mykadDigits(form.id_number);
+        if (preview.kind === "incomplete" || digits === null)
+          fields.push({ field: "id_number", code: "mykad_format", message: "A MyKad number has 12 digits." });
+        else if (preview.kind === "bad_date")
+          fields.push({ field: "id_number", code: "mykad_bad_date", message: "The first six digits are not a real date." });
+        else if (preview.kind === "bad_place_of_birth")
+          fields.push({ field: "id_number", code: "mykad_bad_place_of_birth", message: "Digits 7–8 are not a valid place-of-birth code." });
+        else {
+          idNumber = `${digits.slice(0, 6)}-${digits.slice(6, 8)}-${digits.slice(8)}`;
+          dateOfBirth = preview.dateOfBirth;
+          sex = preview.sex;
+        }
+      } else {
+        if (idNumber === "") fields.push({ field: "id_number", code: "required", message: "Enter the document number." });
+        if (!dateOfBirth) fields.push({ field: "date_of_birth", code: "required", message: "Enter the date of birth." });
+        if (!sex) fields.push({ field: "sex", code: "required", message: "Choose the sex." });
+      }
+      if (fields.length > 0) throw invalid(fields);
+      const patient: PatientView = {
+        id: crypto.randomUUID(),
+        full_name: form.full_name.trim(),
+        id_type: form.id_type,
+        id_number: idNumber,
+        phone,
+        date_of_birth: dateOfBirth,
+        sex,
+        created_at: new Date().toISOString(),
+        synced: false,
+      };
+      patients.unshift(patient);
+      status.pending += 1;
+      return patient;
+    },
+    search_patients: (args) => {
+      const query = String(args.query).trim().toLowerCase();
+      if (query === "") return patients.slice(0, 200);
+      const compact = query.replace(/[\s-]/g, "");
+      return patients.filter(
+        (p) =>
+          p.full_name.toLowerCase().includes(query) ||
+          p.id_number.replace(/-/g, "").toLowerCase().includes(compact) ||
+          (p.phone ?? "").includes(compact.replace(/^0/, "")),
+      );
+    },
+    sync_status: () => ({ ...status }),
+    sync_now: async () => {
+      await delay(600);
+      status.online = true;
+      status.last_error = null;
+      status.pending = 0;
+      status.last_synced_at = new Date().toISOString();
+      for (const p of patients) p.synced = true;
+      return { ...status };
+    },
+  };
+
+  setInvoker(async (command, args = {}) => {
+    await delay(80);
+    const handler = commands[command];
+    if (!handler) throw `command ${command} not found`;
+    return structuredClone(await handler(args));
+  });
+}

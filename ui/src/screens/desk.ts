@@ -1,0 +1,43 @@
+//! The desk once enrolled: who this desk belongs to, registration, the patient list, and the
+//! sync status bar underneath.
+
+import { h } from "../dom";
+import { t } from "../strings";
+import type { AppInfo } from "../wire";
+import { patientList } from "./patient-list";
+import { registerForm } from "./register-form";
+import { statusBar } from "./status-bar";
+
+export function deskScreen(info: AppInfo): HTMLElement {
+  const list = patientList();
+  const status = statusBar(() => void list.refresh());
+  const form = registerForm(() => {
+    void list.refresh();
+    status.pollNow();
+  });
+
+  const header = h(
+    "header",
+    { class: "topbar" },
+    h("span", { class: "brand", "aria-hidden": "true" }, t.appName),
+    h(
+      "div",
+      { class: "who" },
+      h("h1", { id: "business-name", "data-testid": "business-name" }, info.business_name ?? t.appName),
+      h(
+        "p",
+        { id: "branch-name", "data-testid": "branch-name" },
+        [info.branch_name, info.device_name ? t.deskLabel(info.device_name) : null].filter(Boolean).join(" · "),
+      ),
+    ),
+  );
+
+  queueMicrotask(() => form.querySelector<HTMLInputElement>("#patient-full-name")?.focus());
+  return h(
+    "div",
+    { class: "desk", id: "patients-screen", "data-testid": "patients-screen" },
+    header,
+    h("main", { class: "desk-main" }, form, list.element),
+    status.element,
+  );
+}

@@ -1,0 +1,129 @@
+//! The always-visible sync status: online or not, what is waiting, when it last synced, what
+//! went wrong, and a button to sync now. Users trust sync they can see.
+
+import { api } from "../api";
+import { formatSyncTime } from "../dates";
+import { h, testId } from "../dom";
+import { toCommandError } from "../errors";
+import { t } from "../strings";
+import type { SyncStatusView } from "../wire";
+
+export const STATUS_POLL_MS = 2000;
+
+export type StatusBar = {
+  element: HTMLElement;
+  /** Asks for the status now instead of at the next poll, e.g. after a registration. */
+  pollNow(): void;
+  stop(): void;
+};
+
+/** The "Last synced …" text for a status. */
+export function lastSyncedText(lastSyncedAt: string | null): string {
+  const when = lastSyncedAt ? formatSyncTime(lastSyncedAt) : null;
+  return when ? t.lastSynced(when) : t.neverSynced;
+}
+
+/** `onSynced` runs whenever a sync has brought something new, so lists can refresh. */
+export function statusBar(onSynced: () => void): StatusBar {
+  const onlineText = h("span", {}, t.offline);
+  const online = h("span", { ...testId("status-online"), class: "status-online", "data-online": "false" }, onlineText);
+  const pending = h("span", { ...testId("status-pending") }, "");
+  const lastSync = h("span", { ...testId("status-last-sync") }, "");
+  const error = h("span", { ...testId("status-error"), class: "status-error", role: "alert" }, "");
+  const syncNow = h("button", { ...testId("sync-now"), type: "button", class: "secondary" }, t.syncNow);
+
+  let lastSeenSync: string | null | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  let manualSync = false;
+
+  const render = (status: SyncStatusView): void => {
+    online.dataset.online = String(status.online);
+    onlineText.textContent = status.syncing ? t.syncing : status.online ? t.online : t.offline;
+    pending.textContent = t.pending(status.pending);
+    pending.dataset.count = String(status.pending);
+    lastSync.textContent = lastSyncedText(status.last_synced_at);
+    error.textContent = status.last_error ?? "";
+    error.hidden = !status.last_error;
+    syncNow.disabled = manualSync || status.syncing;
+    if (lastSeenSync !== undefined && status.last_synced_at !== lastSeenSync) onSynced();
+    lastSeenSync = status.last_synced_at;
+  };
+
+  const renderFailure = (reason: unknown): void => {
+    online.dataset.online = "false";
+    onlineText.textContent = t.statusUnavailable;
+    error.textContent = toCommandError(reason).message;
+    error.hidden = false;
+  };
+
+  // One poll at a time: a poll asked for while one is running runs right after it.
+  let polling = false;
+  let pollAgain = false;
+  const poll = async (): Promise<void> => {
+    if (polling) {
+      pollAgain = true;
+      return;
+    }
+    polling = true;
+    clearTimeout(timer);
+    try {
+      render(await api.syncStatus());
+    } catch (reason) {
+      renderFailure(reason);
+    } finally {
+      polling = false;
+      if (!stopped) {
+        if (pollAgain) {
+          pollAgain = false;
+          void poll();
+        } else {
+          timer = setTimeout(() => void poll(), STATUS_POLL_MS);
+        }
+      }
+    }
+  };
+
+  syncNow.addEventListener("click", async () => {
+    if (manualSync) return;
+    manualSync = true;
+    syncNow.disabled = true;
+    syncNow.textContent = t.syncing;
+    try {
+      const status = await api.syncNow();
+      lastSeenSync = status.last_synced_at;
+      render(status);
+    } catch (reason) {
+      renderFailure(reason);
+    } finally {
+      manualSync = false;
+      syncNow.disabled = false;
+      syncNow.textContent = t.syncNow;
+      onSynced();
+    }
+  });
+
+  const element = h(
+    "footer",
+    { class: "status-bar", "aria-label": "Sync status" },
+    online,
+    h("span", { class: "sep", "aria-hidden": "true" }),
+    pending,
+    h("span", { class: "sep", "aria-hidden": "true" }),
+    lastSync,
+    error,
+    h("span", { class: "spacer" }),
+    syncNow,
+  );
+  error.hidden = true;
+  void poll();
+
+  return {
+    element,
+    pollNow: () => void poll(),
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,94 @@
+//! Every sentence the desk shows, in one place, so Bahasa Melayu can be added as a second table
+//! of the same shape without touching the screens.
+
+export const en = {
+  appName: "Kaunter",
+
+  // Start-up.
+  loading: "Opening the desk…",
+  bootFailedTitle: "The desk could not start",
+  tryAgain: "Try again",
+
+  // First run.
+  setupTitle: "Set up this desk",
+  setupIntro:
+    "Connect this computer to your business. Ask the owner or head office for an enrolment code.",
+  setupServerUrl: "Server address",
+  setupServerUrlHint: "Usually given to you with the code.",
+  setupCode: "Enrolment code",
+  setupCodeHint: "Looks like XXXX-XXXX-XXXX.",
+  setupDeviceName: "Desk name",
+  setupDeviceNameHint: "How this computer appears to head office, e.g. Front desk 1.",
+  setupSubmit: "Connect",
+  setupSubmitting: "Connecting…",
+
+  // Patients screen.
+  deskLabel: (deviceName: string) => `Desk: ${deviceName}`,
+  registerTitle: "Register a patient",
+  fullName: "Full name",
+  fullNameHint: "As written on the identity document.",
+  idType: "ID type",
+  idTypes: {
+    mykad: "MyKad",
+    passport: "Passport",
+    army_police: "Army or police no.",
+    old_ic: "Old IC",
+  },
+  idNumber: "ID number",
+  idNumberHintMykad: "12 digits, with or without dashes: 900101-14-5678.",
+  idNumberHintOther: "As written on the document.",
+  phone: "Phone",
+  phoneHint: "e.g. 012-345 6789",
+  dateOfBirth: "Date of birth",
+  dateOfBirthHint: "DD/MM/YYYY",
+  dateOfBirthFromMykad: "Taken from the MyKad number.",
+  sex: "Sex",
+  sexChoose: "Choose…",
+  sexes: { male: "Male", female: "Female" },
+  register: "Register",
+  registering: "Registering…",
+  registered: (name: string) => `Registered ${name}.`,
+  badDateOfBirth: "Enter the date of birth as DD/MM/YYYY, e.g. 31/12/1990.",
+
+  // Live MyKad preview (a convenience; the Rust side decides).
+  mykadPreview: (dob: string, sex: string) => `From the MyKad: born ${dob}, ${sex.toLowerCase()}.`,
+  mykadPreviewBadDate: "The first six digits are not a real date (YYMMDD).",
+  mykadPreviewBadPlace: "Digits 7–8 are not a valid place-of-birth code.",
+
+  // Patient list.
+  patientsTitle: "Patients",
+  search: "Search patients",
+  searchPlaceholder: "Name, IC or phone",
+  columnName: "Name",
+  columnId: "ID",
+  columnPhone: "Phone",
+  columnDob: "Date of birth",
+  columnSex: "Sex",
+  columnSync: "Sync",
+  notSynced: "Not yet synced",
+  noPatientsYet: "No patients yet. Register the first one with the form.",
+  noMatches: (query: string) => `No patient matches “${query}”.`,
+  listShowsRecent: "Showing the most recent registrations.",
+  dash: "—",
+
+  // Status bar.
+  online: "Online",
+  offline: "Offline",
+  syncing: "Syncing…",
+  pending: (count: number) =>
+    count === 0 ? "No changes waiting" : count === 1 ? "1 change waiting" : `${count} changes waiting`,
+  lastSynced: (when: string) => `Last synced ${when}`,
+  neverSynced: "Never synced",
+  syncNow: "Sync now",
+  statusUnavailable: "Sync status unavailable",
+
+  // Errors that start in the window rather than in Rust.
+  notInDesktop:
+    "This window is not running inside the Kaunter desk app, so it cannot reach the desk's data. Start Kaunter from its app icon.",
+  unexpectedError: "Something went wrong. Try again; if it keeps happening, restart Kaunter.",
+} as const;
+
+export type Strings = typeof en;
+
+/** The table in use. One language for now; a language switch would replace this. */
+export const t: Strings = en;
