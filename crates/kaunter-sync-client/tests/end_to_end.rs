@@ -1,0 +1,263 @@
+//! End to end: real desks (encrypted SQLite stores + the real sync client) talking over real
+//! HTTP to the real server on an ephemeral port, backed by a fresh PostgreSQL database.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{NaiveDate, Utc};
+use kaunter_core::{IdType, NewPatient, RegistrationForm, SearchQuery};
+use kaunter_store::{DeskIdentity, MemorySecretStore, Store};
+use kaunter_sync_client::{SyncClient, SyncError, sync_once};
+use kaunter_sync_server::admin::{self, CreatedBusiness, DEFAULT_ENROLMENT_CODE_TTL};
+use kaunter_sync_server::test_support::{TestDatabase, TestServer};
+
+struct Desk {
+    store: Mutex<Store>,
+    client: SyncClient,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Desk {
+    async fn enrol(server: &TestServer, business: CreatedBusiness, name: &str) -> Desk {
+        let code = admin::create_enrolment_code(
+            server.pool(),
+            business.tenant_id,
+            business.branch_id,
+            DEFAULT_ENROLMENT_CODE_TTL,
+        )
+        .await
+        .unwrap();
+        let enrolled = SyncClient::enrol(&server.base_url, &code, name)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(
+            dir.path().join("desk.db"),
+            Arc::new(MemorySecretStore::new()),
+        )
+        .unwrap();
+        store
+            .enrol(
+                DeskIdentity {
+                    tenant_id: kaunter_core::TenantId::from_uuid(enrolled.tenant_id),
+                    branch_id: kaunter_core::BranchId::from_uuid(enrolled.branch_id),
+                    device_id: kaunter_core::DeviceId::from_uuid(enrolled.device_id),
+                    device_name: name.to_owned(),
+                    server_url: server.base_url.clone(),
+                    business_name: enrolled.business_name,
+                    branch_name: enrolled.branch_name,
+                },
+                &enrolled.device_token,
+            )
+            .unwrap();
+        let client = SyncClient::new(&server.base_url, &enrolled.device_token).unwrap();
+        Desk {
+            store: Mutex::new(store),
+            client,
+            token: enrolled.device_token,
+            _dir: dir,
+        }
+    }
+
+    fn register(&self, name: &str, mykad: &str, phone: &str) {
+        let patient = NewPatient::validate(
+            &RegistrationForm {
+                full_name: name,
+                id_type: IdType::MyKad,
+                id_number: mykad,
+                phone,
+                date_of_birth: None,
+                sex: None,
+            },
+            NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+        )
+        .unwrap();
+        self.store
+            .lock()
+            .unwrap()
+            .register_patient(&patient, Utc::now())
+            .unwrap();
+    }
+
+    fn names_found(&self, query: &str) -> Vec<String> {
+        let store = self.store.lock().unwrap();
+        store
+            .search_patients(&SearchQuery::parse(query), 100)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.full_name)
+            .collect()
+    }
+
+    fn pending(&self) -> u32 {
+        self.store.lock().unwrap().sync_state().unwrap().pending
+    }
+
+    async fn sync(&self) -> kaunter_sync_client::SyncReport {
+        sync_once(&self.store, &self.client).await.unwrap()
+    }
+}
+
+async fn count(db: &TestDatabase, sql: &str, tenant: uuid::Uuid) -> i64 {
+    let client = db.owner_client().await.unwrap();
+    client.query_one(sql, &[&tenant]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_registered_offline_reaches_the_other_desk_and_no_other_business() {
+    let db = TestDatabase::create().await.unwrap();
+    let server = db.spawn_server().await.unwrap();
+    let clinic = admin::create_business(server.pool(), "Klinik Sentosa", "Shah Alam", None)
+        .await
+        .unwrap();
+    let other = admin::create_business(server.pool(), "Klinik Lain", "Ipoh", None)
+        .await
+        .unwrap();
+    let desk_a = Desk::enrol(&server, clinic, "Front desk A").await;
+    let desk_b = Desk::enrol(&server, clinic, "Front desk B").await;
+    let stranger = Desk::enrol(&server, other, "Other business desk").await;
+
+    // Desk A is offline: its server address answers nothing.
+    let unreachable = {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        drop(socket);
+        SyncClient::new(&format!("http://127.0.0.1:{port}"), &desk_a.token).unwrap()
+    };
+    desk_a.register(
+        "Siti Nurhaliza binti Tarudin",
+        "790111-10-5342",
+        "012-345 6789",
+    );
+    let offline = sync_once(&desk_a.store, &unreachable).await;
+    assert!(
+        matches!(&offline, Err(error) if error.is_offline()),
+        "got {offline:?}"
+    );
+    assert_eq!(desk_a.pending(), 1, "the registration waits in the outbox");
+    assert_eq!(
+        desk_a.names_found("790111105342"),
+        ["Siti Nurhaliza binti Tarudin"]
+    );
+
+    // The other business registers a patient with the same MyKad: allowed, and separate.
+    stranger.register("Someone Else", "790111-10-5342", "019-876 5432");
+    assert_eq!(stranger.sync().await.pushed, 1);
+
+    // Back online: A pushes, B pulls.
+    let report = desk_a.sync().await;
+    assert_eq!(report.pushed, 1);
+    assert_eq!(desk_a.pending(), 0);
+    assert!(
+        desk_b.names_found("790111-10-5342").is_empty(),
+        "B has not synced yet"
+    );
+    let report = desk_b.sync().await;
+    assert_eq!(report.applied, 1);
+    assert_eq!(
+        desk_b.names_found("790111-10-5342"),
+        ["Siti Nurhaliza binti Tarudin"]
+    );
+    assert_eq!(
+        desk_b.names_found("+60123456789"),
+        ["Siti Nurhaliza binti Tarudin"]
+    );
+    assert_eq!(
+        desk_b.names_found("nurhaliza"),
+        ["Siti Nurhaliza binti Tarudin"]
+    );
+
+    // The other business's desk never sees the clinic's patient, and the clinic never sees its.
+    stranger.sync().await;
+    assert_eq!(stranger.names_found(""), ["Someone Else"]);
+    assert!(stranger.names_found("Siti").is_empty());
+    desk_a.sync().await;
+    assert!(desk_a.names_found("Someone").is_empty());
+    assert!(desk_b.names_found("+60198765432").is_empty());
+    assert_eq!(
+        desk_a.names_found("790111105342"),
+        ["Siti Nurhaliza binti Tarudin"]
+    );
+
+    let per_tenant = "SELECT count(*) FROM patients WHERE tenant_id = $1";
+    assert_eq!(count(&db, per_tenant, clinic.tenant_id.as_uuid()).await, 1);
+    assert_eq!(count(&db, per_tenant, other.tenant_id.as_uuid()).await, 1);
+    drop(server);
+    db.drop_db().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_batch_pushed_twice_is_stored_once() {
+    let db = TestDatabase::create().await.unwrap();
+    let server = db.spawn_server().await.unwrap();
+    let clinic = admin::create_business(server.pool(), "Klinik Sentosa", "Shah Alam", None)
+        .await
+        .unwrap();
+    let desk = Desk::enrol(&server, clinic, "Front desk A").await;
+    let peer = Desk::enrol(&server, clinic, "Front desk B").await;
+    desk.register("Tan Mei Ling", "881224-14-6248", "03-2145 8899");
+    desk.register("Awang Kassim bin Jali", "920715-13-5127", "082-456 789");
+
+    let batch = desk.store.lock().unwrap().pending_batch(100).unwrap();
+    assert_eq!(batch.len(), 2);
+    let first = desk.client.push(batch.clone()).await.unwrap();
+    // The answer was "lost": the desk never acknowledged, so it sends the batch again.
+    let second = desk.client.push(batch.clone()).await.unwrap();
+    assert_eq!(first, second, "a replay gets the same answer");
+    assert_eq!(first.acked_seq, 2);
+    // And a full round resends it once more before acknowledging.
+    assert_eq!(desk.sync().await.pushed, 2);
+    assert_eq!(desk.pending(), 0);
+
+    let tenant = clinic.tenant_id.as_uuid();
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM patients WHERE tenant_id = $1",
+            tenant
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM changes WHERE tenant_id = $1",
+            tenant
+        )
+        .await,
+        2
+    );
+    peer.sync().await;
+    assert_eq!(peer.names_found("").len(), 2);
+
+    // A batch that skips a sequence number is refused with what the server expects.
+    let mut gap = batch.clone();
+    gap[0].seq = 5;
+    gap.truncate(1);
+    match desk.client.push(gap).await {
+        Err(SyncError::Refused {
+            status,
+            code,
+            expected_seq,
+            ..
+        }) => {
+            assert_eq!(
+                (status, code.as_str(), expected_seq),
+                (409, "sequence_gap", Some(3))
+            );
+        }
+        other => panic!("expected a sequence gap, got {other:?}"),
+    }
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM changes WHERE tenant_id = $1",
+            tenant
+        )
+        .await,
+        2
+    );
+    drop(server);
+    db.drop_db().await.unwrap();
+}
