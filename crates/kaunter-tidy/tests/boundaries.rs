@@ -1,0 +1,233 @@
+//! Dependency boundaries from ARCHITECTURE.md, checked against the resolved dependency graph:
+//!
+//! * tauri is reachable only from `kaunter-desktop` (src-tauri);
+//! * axum is reachable only from `kaunter-sync-server`;
+//! * `kaunter-core` stays pure: it declares no dependency beyond a short allow-list, and none of
+//!   the I/O, async, SQL, HTTP or serde crates is reachable from it.
+//!
+//! "Reachable" follows normal and build dependencies, transitively; dev-dependencies are left
+//! out (an end-to-end test may run the real server).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use serde_json::Value;
+
+struct Graph {
+    /// package id -> crate name
+    names: BTreeMap<String, String>,
+    /// package id -> ids of its normal and build dependencies
+    edges: BTreeMap<String, Vec<String>>,
+    /// workspace member name -> package id
+    members: BTreeMap<String, String>,
+    /// the full metadata, for checks on declared dependencies
+    metadata: Value,
+}
+
+fn graph() -> Graph {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+
+    let mut names = BTreeMap::new();
+    for package in metadata["packages"].as_array().expect("packages") {
+        names.insert(
+            package["id"].as_str().expect("id").to_owned(),
+            package["name"].as_str().expect("name").to_owned(),
+        );
+    }
+    let mut edges = BTreeMap::new();
+    for node in metadata["resolve"]["nodes"]
+        .as_array()
+        .expect("resolve.nodes")
+    {
+        let id = node["id"].as_str().expect("node id").to_owned();
+        let deps = node["deps"]
+            .as_array()
+            .expect("deps")
+            .iter()
+            .filter(|dep| {
+                dep["dep_kinds"]
+                    .as_array()
+                    .expect("dep_kinds")
+                    .iter()
+                    .any(|kind| kind["kind"].as_str() != Some("dev"))
+            })
+            .map(|dep| dep["pkg"].as_str().expect("pkg").to_owned())
+            .collect();
+        edges.insert(id, deps);
+    }
+    let members = metadata["workspace_members"]
+        .as_array()
+        .expect("workspace_members")
+        .iter()
+        .map(|id| {
+            let id = id.as_str().expect("member id").to_owned();
+            (names[&id].clone(), id)
+        })
+        .collect();
+    Graph {
+        names,
+        edges,
+        members,
+        metadata,
+    }
+}
+
+impl Graph {
+    /// Names of every crate reachable from `member` through normal and build dependencies.
+    fn reachable(&self, member: &str) -> BTreeSet<String> {
+        let start = self
+            .members
+            .get(member)
+            .unwrap_or_else(|| panic!("{member} is not a workspace member"));
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![start.clone()];
+        while let Some(id) = stack.pop() {
+            for dep in self.edges.get(&id).into_iter().flatten() {
+                if seen.insert(dep.clone()) {
+                    stack.push(dep.clone());
+                }
+            }
+        }
+        seen.iter().map(|id| self.names[id].clone()).collect()
+    }
+
+    /// Who reaches `forbidden`, among the members other than `allowed`.
+    fn members_reaching(&self, forbidden: &str, allowed: &str) -> Vec<String> {
+        self.members
+            .keys()
+            .filter(|member| member.as_str() != allowed)
+            .filter(|member| self.reachable(member).contains(forbidden))
+            .cloned()
+            .collect()
+    }
+}
+
+#[test]
+fn the_workspace_has_the_members_the_code_map_names() {
+    let graph = graph();
+    let members: Vec<&str> = graph.members.keys().map(String::as_str).collect();
+    assert_eq!(
+        members,
+        [
+            "kaunter-core",
+            "kaunter-desktop",
+            "kaunter-protocol",
+            "kaunter-store",
+            "kaunter-sync-client",
+            "kaunter-sync-server",
+            "kaunter-tidy",
+        ]
+    );
+}
+
+#[test]
+fn only_the_desktop_shell_depends_on_tauri() {
+    let graph = graph();
+    assert!(graph.reachable("kaunter-desktop").contains("tauri"));
+    assert_eq!(
+        graph.members_reaching("tauri", "kaunter-desktop"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn only_the_sync_server_depends_on_axum() {
+    let graph = graph();
+    assert!(graph.reachable("kaunter-sync-server").contains("axum"));
+    assert_eq!(
+        graph.members_reaching("axum", "kaunter-sync-server"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_domain_core_is_pure() {
+    let graph = graph();
+    let core = graph.metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|package| package["name"] == "kaunter-core")
+        .expect("kaunter-core is a package");
+
+    // Declared dependencies: an allow-list, and uuid without its serde feature.
+    const ALLOWED: &[&str] = &["chrono", "rust_decimal", "uuid"];
+    for dep in core["dependencies"].as_array().expect("dependencies") {
+        if dep["kind"].as_str() == Some("dev") {
+            continue;
+        }
+        let name = dep["name"].as_str().expect("dependency name");
+        assert!(
+            ALLOWED.contains(&name),
+            "kaunter-core may not depend on {name}: it holds pure rules (see ARCHITECTURE.md)"
+        );
+        let features: Vec<&str> = dep["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            !features.iter().any(|feature| feature.contains("serde")),
+            "kaunter-core asks {name} for serde support: the wire types belong in kaunter-protocol"
+        );
+    }
+
+    let reachable = graph.reachable("kaunter-core");
+    for forbidden in [
+        "serde",
+        "serde_json",
+        "tokio",
+        "rusqlite",
+        "reqwest",
+        "tokio-postgres",
+        "hyper",
+        "tauri",
+        "axum",
+        "keyring",
+    ] {
+        assert!(
+            !reachable.contains(forbidden),
+            "kaunter-core reaches {forbidden}; it must stay free of I/O and serialisation"
+        );
+    }
+}
+
+#[test]
+fn only_the_store_speaks_sqlite_and_only_the_server_speaks_postgres() {
+    let graph = graph();
+    // Each outside world has one crate that talks to it; the others go through that crate.
+    for member in graph.members.keys() {
+        let direct: Vec<String> = graph.edges[&graph.members[member]]
+            .iter()
+            .map(|id| graph.names[id].clone())
+            .collect();
+        if direct.iter().any(|name| name == "rusqlite") {
+            assert_eq!(member, "kaunter-store", "{member} uses rusqlite directly");
+        }
+        if direct.iter().any(|name| name == "tokio-postgres") {
+            assert_eq!(
+                member, "kaunter-sync-server",
+                "{member} uses tokio-postgres directly"
+            );
+        }
+        if direct.iter().any(|name| name == "reqwest") {
+            assert_eq!(
+                member, "kaunter-sync-client",
+                "{member} uses reqwest directly"
+            );
+        }
+    }
+}
