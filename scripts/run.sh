@@ -57,14 +57,11 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 wait_for_port "$port" 30 || die "the sync server did not start (see .run/server.log)"
 log "Sync server: $server_url (log: .run/server.log)"
 
-# Enrolment codes for desks that have never been enrolled, printed for the set-up screen.
+# A fresh enrolment code per desk, for a desk that shows its set-up screen (an enrolled desk
+# opens straight to its patients and the code simply expires unused).
 for number in $(seq 1 "$desks"); do
-    if [ -f "$KAUNTER_RUN_DIR/desk-$number/desk.db" ]; then
-        log "Desk $number: data in .run/desk-$number"
-    else
-        code=$("$server" admin enrolment-code --tenant "$tenant" --branch "$branch" --ttl-hours 24)
-        log "Desk $number, first run: server address $server_url, enrolment code $code"
-    fi
+    code=$("$server" admin enrolment-code --tenant "$tenant" --branch "$branch" --ttl-hours 24)
+    log "Desk $number: if it asks, server address $server_url, enrolment code $code"
 done
 
 # The desks keep their data keys in the OS keyring. Without a desktop session (no D-Bus), a
