@@ -1,5 +1,6 @@
 //! End to end: real desks (encrypted SQLite stores + the real sync client) talking over real
 //! HTTP to the real server on an ephemeral port, backed by a fresh PostgreSQL database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 

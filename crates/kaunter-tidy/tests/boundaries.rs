@@ -185,7 +185,14 @@ fn the_domain_core_is_pure() {
         );
     }
 
-    let reachable = graph.reachable("kaunter-core");
+    // What building kaunter-core alone compiles: `cargo tree -p` resolves features for that
+    // package only, where the metadata graph above unifies them across the workspace (uuid's
+    // serde feature, asked for by kaunter-protocol, would show up there).
+    let reachable = crates_built_for("kaunter-core");
+    assert!(
+        reachable.contains("uuid"),
+        "cargo tree lists kaunter-core's dependencies"
+    );
     for forbidden in [
         "serde",
         "serde_json",
@@ -203,6 +210,28 @@ fn the_domain_core_is_pure() {
             "kaunter-core reaches {forbidden}; it must stay free of I/O and serialisation"
         );
     }
+}
+
+/// Names of the crates compiled when `package` alone is built (normal and build dependencies).
+fn crates_built_for(package: &str) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args(["tree", "--locked", "-p", package, "-e", "normal,build"])
+        .args(["--prefix", "none", "--format", "{p}"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        output.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("cargo tree prints UTF-8")
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
