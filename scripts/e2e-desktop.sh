@@ -54,7 +54,8 @@ export KAUNTER_E2E_SCREENSHOT="$out/desktop.png"
 export KAUNTER_DATA_DIR="$work/desk"
 export KAUNTER_KEYRING_PROFILE="e2e-$database"
 export KAUNTER_SYNC_INTERVAL_SECS=2
-export KEYRING_HOME="$work/keyring"
+export KEYRING_HOME="$work/keyring" KAUNTER_SESSION_LOG="$out/session.log"
+: >"$KAUNTER_SESSION_LOG"
 export DRIVER_PORT=$driver_port NATIVE_PORT=$native_port OUT=$out
 native_driver=$(command -v WebKitWebDriver) || die "WebKitWebDriver is missing (apt-get install webkit2gtk-driver)"
 export NATIVE_DRIVER=$native_driver

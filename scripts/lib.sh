@@ -142,11 +142,16 @@ wait_for_port() {
 # Runs "$@" inside a private D-Bus session with its own unlocked gnome-keyring (Secret Service),
 # whose files live under $KEYRING_HOME (default: a new temporary folder). A developer's own
 # keyring is never touched, and KAUNTER_PRIVATE_KEYRING_SESSION=1 tells tests they may write.
+# The session's daemons chatter on stderr: that goes to $KAUNTER_SESSION_LOG (default: nowhere),
+# while "$@" keeps this shell's stderr.
 in_private_keyring() {
     local home=${KEYRING_HOME:-$(mktemp -d)}
     mkdir -p "$home"
-    XDG_DATA_HOME="$home" dbus-run-session -- bash -c '
-        eval "$(printf kaunter | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
-        export KAUNTER_PRIVATE_KEYRING_SESSION=1
-        exec "$@"' kaunter-keyring "$@"
+    {
+        XDG_DATA_HOME="$home" dbus-run-session -- bash -c '
+            eval "$(printf kaunter | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
+            export KAUNTER_PRIVATE_KEYRING_SESSION=1
+            exec 2>&3 3>&-
+            exec "$@"' kaunter-keyring "$@" 2>>"${KAUNTER_SESSION_LOG:-/dev/null}"
+    } 3>&2
 }

@@ -70,7 +70,7 @@ done
 wrappers=()
 if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
     log "No D-Bus session: the desks use a private keyring in .run/keyring"
-    export KEYRING_HOME="$KAUNTER_RUN_DIR/keyring"
+    export KEYRING_HOME="$KAUNTER_RUN_DIR/keyring" KAUNTER_SESSION_LOG="$KAUNTER_RUN_DIR/session.log"
     wrappers+=(in_private_keyring)
 fi
 if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
