@@ -25,19 +25,26 @@ struct Graph {
     metadata: Value,
 }
 
-fn graph() -> Graph {
+/// Runs `cargo <args>` in this workspace and returns what it printed; fails the test if it fails.
+fn cargo(args: &[&str]) -> Vec<u8> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--locked"])
+        .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .expect("cargo metadata runs");
+        .expect("cargo runs");
     assert!(
         output.status.success(),
-        "cargo metadata failed: {}",
+        "cargo {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    output.stdout
+}
+
+fn graph() -> Graph {
+    let metadata: Value =
+        serde_json::from_slice(&cargo(&["metadata", "--format-version", "1", "--locked"]))
+            .expect("metadata is JSON");
 
     let mut names = BTreeMap::new();
     for package in metadata["packages"].as_array().expect("packages") {
@@ -133,23 +140,22 @@ fn the_workspace_has_the_members_the_code_map_names() {
 }
 
 #[test]
-fn only_the_desktop_shell_depends_on_tauri() {
+fn each_framework_is_reached_only_from_its_shell() {
     let graph = graph();
-    assert!(graph.reachable("kaunter-desktop").contains("tauri"));
-    assert_eq!(
-        graph.members_reaching("tauri", "kaunter-desktop"),
-        Vec::<String>::new()
-    );
-}
-
-#[test]
-fn only_the_sync_server_depends_on_axum() {
-    let graph = graph();
-    assert!(graph.reachable("kaunter-sync-server").contains("axum"));
-    assert_eq!(
-        graph.members_reaching("axum", "kaunter-sync-server"),
-        Vec::<String>::new()
-    );
+    for (framework, shell) in [
+        ("tauri", "kaunter-desktop"),
+        ("axum", "kaunter-sync-server"),
+    ] {
+        assert!(
+            graph.reachable(shell).contains(framework),
+            "{shell} uses {framework}"
+        );
+        assert_eq!(
+            graph.members_reaching(framework, shell),
+            Vec::<String>::new(),
+            "only {shell} may depend on {framework}"
+        );
+    }
 }
 
 #[test]
@@ -214,19 +220,19 @@ fn the_domain_core_is_pure() {
 
 /// Names of the crates compiled when `package` alone is built (normal and build dependencies).
 fn crates_built_for(package: &str) -> BTreeSet<String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(cargo)
-        .args(["tree", "--locked", "-p", package, "-e", "normal,build"])
-        .args(["--prefix", "none", "--format", "{p}"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo tree runs");
-    assert!(
-        output.status.success(),
-        "cargo tree failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
+    let tree = cargo(&[
+        "tree",
+        "--locked",
+        "-p",
+        package,
+        "-e",
+        "normal,build",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+    ]);
+    String::from_utf8(tree)
         .expect("cargo tree prints UTF-8")
         .lines()
         .filter_map(|line| line.split_whitespace().next())
