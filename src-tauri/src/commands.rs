@@ -174,6 +174,7 @@ fn status(state: &DeskState) -> CommandResult<SyncStatusView> {
         online: live.online,
         syncing: live.syncing,
         pending: sync.pending,
+        rejected: sync.rejected,
         last_synced_at: sync.last_synced_at,
         last_error: sync.last_error,
     })

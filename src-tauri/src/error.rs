@@ -48,6 +48,8 @@ pub fn from_store(error: StoreError) -> CommandError {
                     .collect(),
             );
         }
+        StoreError::NotFound(_) => "not_found",
+        StoreError::UnknownField(_) => "unknown_field",
         StoreError::Sqlite(_) | StoreError::Corrupt(_) => "store_failed",
         StoreError::MigrationChanged { .. } | StoreError::TooNew { .. } => "store_incompatible",
     };

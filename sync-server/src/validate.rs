@@ -2,30 +2,21 @@
 //!
 //! The desk validates thoroughly (kaunter-core); the server re-checks only what it must not trust
 //! a client on: shape and size limits, and that a device writes only into its own branch.
-//! Field names in errors are `entries[<index in the request>].<field>`.
+//! Field names in errors are `seq[<outbox seq>].<field>`.
 
 use kaunter_protocol::FieldError;
 use kaunter_protocol::http::PatientRecord;
-
-use crate::ids::BranchId;
 
 pub const FULL_NAME_MAX_CHARS: usize = 200;
 pub const ID_NUMBER_MAX_CHARS: usize = 40;
 pub const PHONE_MAX_CHARS: usize = 16;
 pub const DEVICE_NAME_MAX_CHARS: usize = 100;
 
-/// Every rule `patient` (entry `index` of the request) breaks, for a device of `device_branch`.
-pub fn patient(index: usize, patient: &PatientRecord, device_branch: BranchId) -> Vec<FieldError> {
-    let field = |name: &str| format!("entries[{index}].{name}");
+/// Every rule a merged `patient` breaks; field names are `seq[<seq>].<field>` for the outbox
+/// entry that produced it. (The branch is checked before merging: see routes/push.rs.)
+pub fn patient(patient: &PatientRecord, seq: i64) -> Vec<FieldError> {
+    let field = |name: &str| format!("seq[{seq}].{name}");
     let mut errors = Vec::new();
-
-    if BranchId::from_uuid(patient.branch_id) != device_branch {
-        errors.push(error(
-            field("branch_id"),
-            "branch_not_allowed",
-            "A device may only write records of its own branch.",
-        ));
-    }
     check_text(
         &mut errors,
         field("full_name"),

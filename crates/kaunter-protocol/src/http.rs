@@ -1,5 +1,7 @@
 //! Sync API bodies: enrolment, push, pull and the error shape.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -7,8 +9,9 @@ use uuid::Uuid;
 
 use crate::{IdType, Sex};
 
-/// A patient as it travels between desk and server: plaintext over TLS; each side stores it
-/// its own way (the desk encrypts, the server keeps it under row-level security).
+/// A patient's replicated fields as one typed value: what the desk registers and shows and what
+/// the server validates. On the wire a patient travels as [`Change`]s of some of these fields
+/// (see [`PatientRecord::fields`]); each side merges them per field (kaunter-core's LWW record).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
 pub struct PatientRecord {
@@ -19,36 +22,127 @@ pub struct PatientRecord {
     /// Normalised: digits only for MyKad, upper-case without spaces otherwise.
     pub id_number: String,
     /// E.164, e.g. `+60123456789`.
+    #[serde(default)]
     pub phone: Option<String>,
+    #[serde(default)]
     pub date_of_birth: Option<NaiveDate>,
+    #[serde(default)]
     pub sex: Option<Sex>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
 }
 
-/// What a change does. One variant per entity and operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(tag = "kind", content = "record", rename_all = "snake_case")]
-pub enum ChangeBody {
-    PatientUpsert(PatientRecord),
+/// The replicated fields of a patient, by their wire names.
+pub const PATIENT_FIELDS: &[&str] = &[
+    "full_name",
+    "id_type",
+    "id_number",
+    "phone",
+    "date_of_birth",
+    "sex",
+];
+
+/// The field whose value `true` marks a row deleted (a tombstone); the same for every entity.
+pub const DELETED_FIELD: &str = "deleted";
+
+impl PatientRecord {
+    /// Every replicated field and its value, as a registration writes them.
+    pub fn fields(&self) -> Fields {
+        let mut fields = Fields::new();
+        let mut put = |name: &str, value: serde_json::Value| {
+            fields.insert(name.to_owned(), value);
+        };
+        put("full_name", self.full_name.clone().into());
+        put("id_type", json(&self.id_type));
+        put("id_number", self.id_number.clone().into());
+        put("phone", json(&self.phone));
+        put("date_of_birth", json(&self.date_of_birth));
+        put("sex", json(&self.sex));
+        fields
+    }
+
+    /// The patient a merged field map describes, or why it does not describe one (a field
+    /// missing or of the wrong type). Fields other than [`PATIENT_FIELDS`] are ignored.
+    pub fn from_fields(
+        id: Uuid,
+        branch_id: Uuid,
+        fields: &Fields,
+    ) -> Result<PatientRecord, String> {
+        let mut object = serde_json::Map::new();
+        object.insert("id".to_owned(), json(&id));
+        object.insert("branch_id".to_owned(), json(&branch_id));
+        for name in PATIENT_FIELDS {
+            if let Some(value) = fields.get(*name) {
+                object.insert((*name).to_owned(), value.clone());
+            }
+        }
+        serde_json::from_value(serde_json::Value::Object(object)).map_err(|error| error.to_string())
+    }
 }
 
-impl ChangeBody {
-    /// The id of the row this change touches.
-    pub fn row_id(&self) -> Uuid {
+fn json(value: &impl Serialize) -> serde_json::Value {
+    // Serialising these plain types (strings, enums, dates, uuids, options) cannot fail.
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// Field name -> value, the unit of a change and of a merged row.
+pub type Fields = BTreeMap<String, serde_json::Value>;
+
+/// Field name -> the stamp of the write that set it: kept beside a merged row.
+pub type Stamps = BTreeMap<String, WireStamp>;
+
+/// Which kind of row a change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Entity {
+    Patient,
+}
+
+impl Entity {
+    pub fn as_str(self) -> &'static str {
         match self {
-            ChangeBody::PatientUpsert(patient) => patient.id,
+            Entity::Patient => "patient",
         }
     }
 }
 
-/// A change made on one desk.
+/// When and where a write happened: a hybrid logical timestamp (kaunter-core's `Hlc`, packed)
+/// and the device that made it. Unique per write; the greater stamp wins a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct WireStamp {
+    #[ts(type = "string")]
+    #[serde(with = "u64_as_string")]
+    pub hlc: u64,
+    pub device_id: Uuid,
+}
+
+/// u64 as a decimal string, so JavaScript (53-bit numbers) reads it exactly.
+mod u64_as_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&value.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One write made on one desk: some fields of one row, all at one stamp. `{"deleted": true}`
+/// deletes the row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
 pub struct Change {
-    /// When the desk recorded it (the desk's clock; informative only).
+    pub entity: Entity,
+    pub row_id: Uuid,
+    pub branch_id: Uuid,
+    pub stamp: WireStamp,
+    #[ts(type = "Record<string, unknown>")]
+    pub fields: Fields,
+    /// When the desk recorded it, by the desk's wall clock: informative only, never used to
+    /// order anything.
     pub recorded_at: DateTime<Utc>,
-    pub body: ChangeBody,
 }
 
 /// One outbox entry: numbered per device, 1, 2, 3, ... without gaps.
@@ -69,11 +163,27 @@ pub struct PushRequest {
     pub entries: Vec<OutboxEntry>,
 }
 
+/// An entry the server processed but did not apply, and why. It still counts as handled: it is
+/// covered by `acked_seq`, so it never blocks the entries after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct RejectedEntry {
+    pub seq: i64,
+    /// Stable code, e.g. `validation_failed`, `row_in_other_branch`, `clock_ahead`.
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<crate::FieldError>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
 pub struct PushResponse {
-    /// The device's high-water mark after this push, committed: every entry up to it is stored.
+    /// The device's high-water mark after this push, committed: every entry up to it is handled.
     pub acked_seq: i64,
+    /// The entries of this batch (replayed ones included) that were refused.
+    #[serde(default)]
+    pub rejected: Vec<RejectedEntry>,
 }
 
 /// One change as the server hands it out, numbered by the tenant's change sequence.
@@ -82,7 +192,6 @@ pub struct PushResponse {
 pub struct PulledChange {
     /// The tenant-wide sequence number of this change; pull again with it as the cursor.
     pub cursor: i64,
-    pub origin_device_id: Uuid,
     pub change: Change,
 }
 
@@ -140,6 +249,9 @@ pub mod error_code {
     pub const SEQUENCE_GAP: &str = "sequence_gap";
     pub const UNSUPPORTED_SCHEMA_VERSION: &str = "unsupported_schema_version";
     pub const VALIDATION_FAILED: &str = "validation_failed";
+    pub const ROW_IN_OTHER_BRANCH: &str = "row_in_other_branch";
+    pub const CLOCK_AHEAD: &str = "clock_ahead";
+    pub const WRONG_DEVICE: &str = "wrong_device";
     pub const ENROLMENT_CODE_INVALID: &str = "enrolment_code_invalid";
     pub const INTERNAL: &str = "internal";
 }

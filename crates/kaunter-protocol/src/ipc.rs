@@ -64,6 +64,8 @@ pub struct SyncStatusView {
     pub syncing: bool,
     /// Outbox entries not yet acknowledged by the server.
     pub pending: u32,
+    /// Changes the server refused; they stay on this desk with the reason.
+    pub rejected: u32,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
 }

@@ -8,12 +8,14 @@
 
 pub mod http;
 pub mod ipc;
+pub mod merge;
 
 /// The client schema version this build speaks.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
-/// Client schema versions the server accepts: the current one and, once it exists, the
-/// previous one.
+/// Client schema versions the server accepts: the current one and the previous one. Version 1
+/// (whole-record upserts ordered by the desk's wall clock, before per-field merge) was never
+/// released to a business, so it is not accepted.
 pub const ACCEPTED_SCHEMA_VERSIONS: &[u32] = &[SCHEMA_VERSION];
 
 use serde::{Deserialize, Serialize};
@@ -55,10 +57,12 @@ pub fn typescript_declarations() -> String {
         Sex::decl(),
         FieldError::decl(),
         http::PatientRecord::decl(),
-        http::ChangeBody::decl(),
+        http::Entity::decl(),
+        http::WireStamp::decl(),
         http::Change::decl(),
         http::OutboxEntry::decl(),
         http::PushRequest::decl(),
+        http::RejectedEntry::decl(),
         http::PushResponse::decl(),
         http::PulledChange::decl(),
         http::PullResponse::decl(),

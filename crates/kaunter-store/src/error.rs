@@ -27,6 +27,10 @@ pub enum StoreError {
         table: &'static str,
         column: &'static str,
     },
+    #[error("{0} was not found on this desk.")]
+    NotFound(String),
+    #[error("There is no field {0:?} to change.")]
+    UnknownField(String),
     #[error("The registration has errors.")]
     Invalid(Vec<RegistrationError>),
     #[error("The local database failed: {0}")]

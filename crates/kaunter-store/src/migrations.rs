@@ -59,6 +59,16 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO sync_state (id) VALUES (1);
     "#,
+    // 2: per-field merge. Each patient keeps the stamp of the write behind every field (plain
+    // JSON: stamps are times and device ids, nothing personal) and its tombstone; the desk's
+    // hybrid logical clock survives restarts; the server's refusals stay beside their entries.
+    r#"
+    ALTER TABLE patients ADD COLUMN stamps TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE patients ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sync_state ADD COLUMN hlc INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN rejected_code TEXT;
+    ALTER TABLE outbox ADD COLUMN rejected_message TEXT;
+    "#,
 ];
 
 fn checksum(sql: &str) -> String {

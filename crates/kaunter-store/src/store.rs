@@ -5,12 +5,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use kaunter_core::hlc::MAX_DRIFT_MS;
+use kaunter_core::lww::LwwRecord;
 use kaunter_core::mykad::format_digits;
 use kaunter_core::patient::{PatientField, RegistrationError};
-use kaunter_core::{BranchId, DeviceId, NewPatient, PatientId, SearchQuery, TenantId};
-use kaunter_protocol::http::{Change, ChangeBody, OutboxEntry, PatientRecord, PullResponse};
+use kaunter_core::{
+    BranchId, DeviceId, Hlc, HlcClock, NewPatient, PatientId, SearchQuery, TenantId,
+};
+use kaunter_protocol::http::{
+    Change, DELETED_FIELD, Entity, Fields, OutboxEntry, PATIENT_FIELDS, PatientRecord,
+    PullResponse, RejectedEntry, Stamps,
+};
 use kaunter_protocol::ipc::PatientView;
+use kaunter_protocol::merge::{
+    apply_change, is_deleted, record_from_parts, record_into_parts, stamp_to_wire,
+};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use serde_json::Value;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -41,6 +52,8 @@ pub struct DeskIdentity {
 pub struct SyncState {
     /// Outbox entries not yet acknowledged.
     pub pending: u32,
+    /// Entries the server refused (kept, with its reason, until someone deals with them).
+    pub rejected: u32,
     pub oldest_pending_at: Option<DateTime<Utc>>,
     /// The last outbox sequence number allocated.
     pub last_seq: i64,
@@ -242,13 +255,11 @@ impl Store {
             phone: patient.phone().map(|p| p.e164().to_owned()),
             date_of_birth: Some(patient.date_of_birth()),
             sex: Some(convert::sex_to_wire(patient.sex())),
-            created_at: now,
-            updated_at: now,
         };
         let id_bidx = cipher.blind_index("patients", "id_number", &record.id_number);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let duplicate: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM patients WHERE id_number_bidx = ?1)",
+            "SELECT EXISTS (SELECT 1 FROM patients WHERE id_number_bidx = ?1 AND deleted = 0)",
             params![id_bidx],
             |r| r.get(0),
         )?;
@@ -259,14 +270,61 @@ impl Store {
                 message: "A patient with this identity number is already registered: search for them instead.".into(),
             }]));
         }
-        write_patient(&tx, cipher, &record, None)?;
-        let change = Change {
-            recorded_at: now,
-            body: ChangeBody::PatientUpsert(record.clone()),
-        };
+        let change = local_change(&tx, identity, record.id, record.fields(), now)?;
+        let mut row = LocalPatient::new(record.branch_id, now);
+        apply_change(&mut row.record, &change);
+        save_patient(&tx, cipher, record.id, &row, None)?;
         append_outbox(&tx, cipher, &change, now)?;
         tx.commit()?;
-        Ok(view(record, false))
+        Ok(view(record, false, now))
+    }
+
+    /// Changes some fields of a patient (`{"deleted": true}` deletes it), with its outbox entry,
+    /// in one transaction. Only the fields given travel, so another desk's edit of other fields
+    /// is kept when both merge.
+    pub fn edit_patient(
+        &mut self,
+        id: PatientId,
+        fields: Fields,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (conn, identity, cipher) = self.enrolled_mut()?;
+        if let Some(name) = fields
+            .keys()
+            .find(|name| !PATIENT_FIELDS.contains(&name.as_str()) && name.as_str() != DELETED_FIELD)
+        {
+            return Err(StoreError::UnknownField(name.clone()));
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut row = load_patient(&tx, cipher, id.as_uuid())?
+            .ok_or_else(|| StoreError::NotFound(format!("patient {id}")))?;
+        let change = local_change(&tx, identity, id.as_uuid(), fields, now)?;
+        apply_change(&mut row.record, &change);
+        row.updated_at = now;
+        save_patient(&tx, cipher, id.as_uuid(), &row, None)?;
+        append_outbox(&tx, cipher, &change, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every patient this desk holds, deleted ones included, as merged fields (with the
+    /// tombstone) and their stamps: what the simulation and repair compare with the server.
+    pub fn patient_states(&self) -> Result<Vec<(Uuid, Uuid, Fields, Stamps)>> {
+        let (_, cipher) = self.enrolled()?;
+        let ids: Vec<String> = self
+            .conn
+            .prepare("SELECT id FROM patients ORDER BY id")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = parse_uuid(&id)?;
+            if let Some(row) = load_patient(&self.conn, cipher, id)? {
+                let (fields, stamps) = record_into_parts(&row.record);
+                out.push((id, row.branch_id, fields, stamps));
+            }
+        }
+        Ok(out)
     }
 
     /// Patients matching the query, newest first, at most `limit`.
@@ -274,23 +332,25 @@ impl Store {
         let (_, cipher) = self.enrolled()?;
         let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
         const COLUMNS: &str = "p.id, p.branch_id, p.full_name, p.id_type, p.id_number, p.phone, \
-             p.date_of_birth, p.sex, p.created_at, p.updated_at, \
+             p.date_of_birth, p.sex, p.created_at, \
              NOT EXISTS (SELECT 1 FROM outbox o WHERE o.row_id = p.id)";
         let (sql, key): (String, Option<Vec<u8>>) = match query {
             SearchQuery::IdNumber(digits) => (
                 format!(
-                    "SELECT {COLUMNS} FROM patients p WHERE p.id_number_bidx = ?1 ORDER BY p.created_at DESC LIMIT ?2"
+                    "SELECT {COLUMNS} FROM patients p WHERE p.id_number_bidx = ?1 AND p.deleted = 0 ORDER BY p.created_at DESC LIMIT ?2"
                 ),
                 Some(cipher.blind_index("patients", "id_number", digits)),
             ),
             SearchQuery::Phone(e164) => (
                 format!(
-                    "SELECT {COLUMNS} FROM patients p WHERE p.phone_bidx = ?1 ORDER BY p.created_at DESC LIMIT ?2"
+                    "SELECT {COLUMNS} FROM patients p WHERE p.phone_bidx = ?1 AND p.deleted = 0 ORDER BY p.created_at DESC LIMIT ?2"
                 ),
                 Some(cipher.blind_index("patients", "phone", e164)),
             ),
             SearchQuery::All | SearchQuery::Text(_) => (
-                format!("SELECT {COLUMNS} FROM patients p ORDER BY p.created_at DESC"),
+                format!(
+                    "SELECT {COLUMNS} FROM patients p WHERE p.deleted = 0 ORDER BY p.created_at DESC"
+                ),
                 None,
             ),
         };
@@ -301,7 +361,7 @@ impl Store {
         };
         let mut found = Vec::new();
         while let Some(row) = rows.next()? {
-            let (record, synced) = read_patient(cipher, row)?;
+            let (record, synced, created_at) = read_patient(cipher, row)?;
             let keep = match query {
                 SearchQuery::Text(needle) => {
                     record.full_name.to_lowercase().contains(needle.as_str())
@@ -314,7 +374,7 @@ impl Store {
                 _ => true,
             };
             if keep {
-                found.push(view(record, synced));
+                found.push(view(record, synced, created_at));
                 if found.len() >= limit {
                     break;
                 }
@@ -326,9 +386,9 @@ impl Store {
     /// The oldest `max` unacknowledged outbox entries, decrypted, in sequence order.
     pub fn pending_batch(&self, max: usize) -> Result<Vec<OutboxEntry>> {
         let (_, cipher) = self.enrolled()?;
-        let mut statement = self
-            .conn
-            .prepare("SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?1")?;
+        let mut statement = self.conn.prepare(
+            "SELECT seq, payload FROM outbox WHERE rejected_code IS NULL ORDER BY seq LIMIT ?1",
+        )?;
         let mut rows = statement.query(params![i64::try_from(max).unwrap_or(i64::MAX)])?;
         let mut entries = Vec::new();
         while let Some(row) = rows.next()? {
@@ -342,8 +402,10 @@ impl Store {
         Ok(entries)
     }
 
-    /// The server has committed every entry up to `acked_seq`: drop them from the outbox.
-    pub fn acknowledge(&mut self, acked_seq: i64) -> Result<()> {
+    /// The server has handled every entry up to `acked_seq`: drop them from the outbox, except
+    /// those it refused, which stay (out of the next batches) with the reason, for a person to
+    /// see and deal with.
+    pub fn acknowledge(&mut self, acked_seq: i64, rejected: &[RejectedEntry]) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -355,7 +417,16 @@ impl Store {
                 "the server has acknowledged change {acked_seq} but this desk has only made {last_seq}; this database is older than the server's record of it"
             )));
         }
-        tx.execute("DELETE FROM outbox WHERE seq <= ?1", params![acked_seq])?;
+        for refusal in rejected.iter().filter(|refusal| refusal.seq <= acked_seq) {
+            tx.execute(
+                "UPDATE outbox SET rejected_code = ?2, rejected_message = ?3 WHERE seq = ?1",
+                params![refusal.seq, refusal.code, refusal.message],
+            )?;
+        }
+        tx.execute(
+            "DELETE FROM outbox WHERE seq <= ?1 AND rejected_code IS NULL",
+            params![acked_seq],
+        )?;
         tx.execute(
             "UPDATE sync_state SET acked_seq = MAX(acked_seq, ?1)",
             params![acked_seq],
@@ -365,28 +436,34 @@ impl Store {
     }
 
     /// Applies one page pulled from the server and advances the cursor, in one transaction.
-    /// A row with local changes still in the outbox keeps its local version: it reaches the
-    /// server next and comes back in a later page.
-    pub fn apply_pulled(&mut self, page: &PullResponse) -> Result<usize> {
+    /// Each change is merged field by field into the local row, so a local edit not yet pushed
+    /// keeps the fields it changed when it is the later write, and loses them when it is not.
+    pub fn apply_pulled(&mut self, page: &PullResponse, now: DateTime<Utc>) -> Result<usize> {
         let (conn, _, cipher) = self.enrolled_mut()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut clock = read_clock(&tx)?;
+        let now_millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
         let mut applied = 0;
         for pulled in &page.changes {
-            match &pulled.change.body {
-                ChangeBody::PatientUpsert(record) => {
-                    let row_id = record.id.to_string();
-                    let pending: bool = tx.query_row(
-                        "SELECT EXISTS (SELECT 1 FROM outbox WHERE row_id = ?1)",
-                        params![row_id],
-                        |r| r.get(0),
-                    )?;
-                    if !pending {
-                        write_patient(&tx, cipher, record, Some(pulled.cursor))?;
+            let change = &pulled.change;
+            match change.entity {
+                Entity::Patient => {
+                    let mut row = match load_patient(&tx, cipher, change.row_id)? {
+                        Some(row) => row,
+                        None => LocalPatient::new(change.branch_id, change.recorded_at),
+                    };
+                    if apply_change(&mut row.record, change) {
+                        row.updated_at = row.updated_at.max(change.recorded_at);
+                        save_patient(&tx, cipher, change.row_id, &row, Some(pulled.cursor))?;
                         applied += 1;
                     }
                 }
             }
+            // A stamp far ahead of this desk's clock (its clock is wrong, or the other desk's
+            // was) is merged like any other but does not drag this clock along with it.
+            let _ = clock.observe(Hlc::from_u64(change.stamp.hlc), now_millis);
         }
+        write_clock(&tx, &clock)?;
         tx.execute(
             "UPDATE sync_state SET pull_cursor = MAX(pull_cursor, ?1)",
             params![page.next_cursor],
@@ -412,11 +489,14 @@ impl Store {
     }
 
     pub fn sync_state(&self) -> Result<SyncState> {
-        let (pending, oldest): (i64, Option<String>) =
-            self.conn
-                .query_row("SELECT COUNT(*), MIN(created_at) FROM outbox", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
+        let (pending, oldest, rejected): (i64, Option<String>, i64) = self.conn.query_row(
+            "SELECT COUNT(*) FILTER (WHERE rejected_code IS NULL),
+                    MIN(created_at) FILTER (WHERE rejected_code IS NULL),
+                    COUNT(*) FILTER (WHERE rejected_code IS NOT NULL)
+             FROM outbox",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
         let state = self.conn.query_row(
             "SELECT last_seq, acked_seq, pull_cursor, last_attempt_at, last_synced_at, last_error FROM sync_state",
             [],
@@ -433,6 +513,7 @@ impl Store {
         )?;
         Ok(SyncState {
             pending: u32::try_from(pending).unwrap_or(u32::MAX),
+            rejected: u32::try_from(rejected).unwrap_or(u32::MAX),
             oldest_pending_at: parse_optional_timestamp(oldest)?,
             last_seq: state.0,
             acked_seq: state.1,
@@ -472,9 +553,7 @@ fn append_outbox(
     let json =
         Zeroizing::new(serde_json::to_vec(change).map_err(|e| StoreError::Corrupt(e.to_string()))?);
     let payload = cipher.encrypt("outbox", "payload", &seq.to_string(), &json)?;
-    let (entity, row_id) = match &change.body {
-        ChangeBody::PatientUpsert(record) => ("patient", record.id.to_string()),
-    };
+    let (entity, row_id) = (change.entity.as_str(), change.row_id.to_string());
     tx.execute(
         "INSERT INTO outbox (seq, entity, row_id, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![seq, entity, row_id, payload, timestamp(now)],
@@ -482,12 +561,104 @@ fn append_outbox(
     Ok(seq)
 }
 
-fn write_patient(
+/// A patient as this desk keeps it: the merged fields with their stamps, plus local times.
+struct LocalPatient {
+    branch_id: Uuid,
+    record: LwwRecord<Value>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl LocalPatient {
+    fn new(branch_id: Uuid, at: DateTime<Utc>) -> LocalPatient {
+        LocalPatient {
+            branch_id,
+            record: LwwRecord::new(),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
+/// The desk's clock as persisted with the last write.
+fn read_clock(conn: &Connection) -> Result<HlcClock> {
+    let packed: i64 = conn.query_row("SELECT hlc FROM sync_state", [], |r| r.get(0))?;
+    // Stored as the u64's bits in SQLite's signed integer.
+    Ok(HlcClock::new(Hlc::from_u64(packed as u64)).with_max_drift_ms(MAX_DRIFT_MS))
+}
+
+fn write_clock(conn: &Connection, clock: &HlcClock) -> Result<()> {
+    conn.execute(
+        "UPDATE sync_state SET hlc = ?1",
+        params![clock.last().as_u64() as i64],
+    )?;
+    Ok(())
+}
+
+/// A change made on this desk now: a fresh stamp from the persisted clock (saved in the same
+/// transaction, so no stamp is ever issued twice, even across a crash).
+fn local_change(
+    tx: &Transaction<'_>,
+    identity: &DeskIdentity,
+    row_id: Uuid,
+    fields: Fields,
+    now: DateTime<Utc>,
+) -> Result<Change> {
+    let mut clock = read_clock(tx)?;
+    let hlc = clock.tick(u64::try_from(now.timestamp_millis()).unwrap_or(0));
+    write_clock(tx, &clock)?;
+    Ok(Change {
+        entity: Entity::Patient,
+        row_id,
+        branch_id: identity.branch_id.as_uuid(),
+        stamp: stamp_to_wire(kaunter_core::Stamp::new(hlc, identity.device_id)),
+        fields,
+        recorded_at: now,
+    })
+}
+
+fn load_patient(conn: &Connection, cipher: &FieldCipher, id: Uuid) -> Result<Option<LocalPatient>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, branch_id, full_name, id_type, id_number, phone, date_of_birth, sex, \
+             created_at, 1, updated_at, stamps, deleted \
+         FROM patients WHERE id = ?1",
+    )?;
+    let mut rows = statement.query(params![id.to_string()])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let (record, _, created_at) = read_patient(cipher, row)?;
+    let updated_at: String = row.get(10)?;
+    let stamps: String = row.get(11)?;
+    let deleted: bool = row.get(12)?;
+    let stamps: Stamps = serde_json::from_str(&stamps)
+        .map_err(|e| StoreError::Corrupt(format!("stamps of patient {id}: {e}")))?;
+    let mut fields = record.fields();
+    if stamps.contains_key(DELETED_FIELD) {
+        fields.insert(DELETED_FIELD.to_owned(), Value::Bool(deleted));
+    }
+    Ok(Some(LocalPatient {
+        branch_id: record.branch_id,
+        record: record_from_parts(&fields, &stamps),
+        created_at,
+        updated_at: parse_timestamp(&updated_at)?,
+    }))
+}
+
+fn save_patient(
     tx: &Transaction<'_>,
     cipher: &FieldCipher,
-    record: &PatientRecord,
+    id: Uuid,
+    row: &LocalPatient,
     server_cursor: Option<i64>,
 ) -> Result<()> {
+    let (fields, stamps) = record_into_parts(&row.record);
+    let record = PatientRecord::from_fields(id, row.branch_id, &fields).map_err(|detail| {
+        StoreError::Corrupt(format!(
+            "patient {id} would be incomplete after merging ({detail}); its first change has not arrived"
+        ))
+    })?;
+    let stamps = serde_json::to_string(&stamps).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let id = record.id.to_string();
     let full_name = cipher.encrypt_str("patients", "full_name", &id, &record.full_name)?;
     let id_number = cipher.encrypt_str("patients", "id_number", &id, &record.id_number)?;
@@ -503,38 +674,45 @@ fn write_patient(
         .date_of_birth
         .map(|d| cipher.encrypt_str("patients", "date_of_birth", &id, &d.to_string()))
         .transpose()?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO patients (id, branch_id, full_name, id_type, id_number, id_number_bidx, \
-             phone, phone_bidx, date_of_birth, sex, created_at, updated_at, server_cursor) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+             phone, phone_bidx, date_of_birth, sex, created_at, updated_at, server_cursor, \
+             stamps, deleted) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
          ON CONFLICT (id) DO UPDATE SET branch_id = excluded.branch_id, \
              full_name = excluded.full_name, id_type = excluded.id_type, \
              id_number = excluded.id_number, id_number_bidx = excluded.id_number_bidx, \
              phone = excluded.phone, phone_bidx = excluded.phone_bidx, \
              date_of_birth = excluded.date_of_birth, sex = excluded.sex, \
-             created_at = excluded.created_at, updated_at = excluded.updated_at, \
-             server_cursor = excluded.server_cursor",
-        params![
-            id,
-            record.branch_id.to_string(),
-            full_name,
-            convert::id_type_column(record.id_type),
-            id_number,
-            id_number_bidx,
-            phone,
-            phone_bidx,
-            date_of_birth,
-            record.sex.map(convert::sex_column),
-            timestamp(record.created_at),
-            timestamp(record.updated_at),
-            server_cursor,
-        ],
-    )?;
+             updated_at = excluded.updated_at, \
+             server_cursor = coalesce(excluded.server_cursor, patients.server_cursor), \
+             stamps = excluded.stamps, deleted = excluded.deleted",
+    )?
+    .execute(params![
+        id,
+        record.branch_id.to_string(),
+        full_name,
+        convert::id_type_column(record.id_type),
+        id_number,
+        id_number_bidx,
+        phone,
+        phone_bidx,
+        date_of_birth,
+        record.sex.map(convert::sex_column),
+        timestamp(row.created_at),
+        timestamp(row.updated_at),
+        server_cursor,
+        stamps,
+        is_deleted(&row.record),
+    ])?;
     Ok(())
 }
 
 /// Reads a row selected with the column list of [`Store::search_patients`].
-fn read_patient(cipher: &FieldCipher, row: &Row<'_>) -> Result<(PatientRecord, bool)> {
+fn read_patient(
+    cipher: &FieldCipher,
+    row: &Row<'_>,
+) -> Result<(PatientRecord, bool, DateTime<Utc>)> {
     let id: String = row.get(0)?;
     let branch_id: String = row.get(1)?;
     let full_name: Vec<u8> = row.get(2)?;
@@ -544,8 +722,7 @@ fn read_patient(cipher: &FieldCipher, row: &Row<'_>) -> Result<(PatientRecord, b
     let date_of_birth: Option<Vec<u8>> = row.get(6)?;
     let sex: Option<String> = row.get(7)?;
     let created_at: String = row.get(8)?;
-    let updated_at: String = row.get(9)?;
-    let synced: bool = row.get(10)?;
+    let synced: bool = row.get(9)?;
     let date_of_birth = date_of_birth
         .map(|envelope| {
             let text = cipher.decrypt_string("patients", "date_of_birth", &id, &envelope)?;
@@ -565,13 +742,11 @@ fn read_patient(cipher: &FieldCipher, row: &Row<'_>) -> Result<(PatientRecord, b
             .transpose()?,
         date_of_birth,
         sex: sex.as_deref().and_then(convert::sex_from_column),
-        created_at: parse_timestamp(&created_at)?,
-        updated_at: parse_timestamp(&updated_at)?,
     };
-    Ok((record, synced))
+    Ok((record, synced, parse_timestamp(&created_at)?))
 }
 
-fn view(record: PatientRecord, synced: bool) -> PatientView {
+fn view(record: PatientRecord, synced: bool, created_at: DateTime<Utc>) -> PatientView {
     let id_number = match record.id_type {
         kaunter_protocol::IdType::Mykad => format_digits(&record.id_number),
         _ => record.id_number,
@@ -584,7 +759,7 @@ fn view(record: PatientRecord, synced: bool) -> PatientView {
         phone: record.phone,
         date_of_birth: record.date_of_birth,
         sex: record.sex,
-        created_at: record.created_at,
+        created_at,
         synced,
     }
 }

@@ -8,8 +8,12 @@ use chrono::{NaiveDate, Utc};
 use kaunter_core::{
     BranchId, DeviceId, IdType, NewPatient, RegistrationForm, SearchQuery, TenantId,
 };
-use kaunter_protocol::http::{Change, ChangeBody, PatientRecord, PullResponse, PulledChange};
+use kaunter_core::{Hlc, PatientId};
+use kaunter_protocol::http::{
+    Change, Entity, Fields, PatientRecord, PullResponse, PulledChange, RejectedEntry, WireStamp,
+};
 use kaunter_store::{DeskIdentity, KeyMaterial, MemorySecretStore, SecretStore, Store, StoreError};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// Seeded patients: (name, MyKad as typed, phone as typed, E.164).
@@ -383,12 +387,19 @@ fn outbox_entries_are_numbered_acknowledged_and_never_renumbered() {
         batch.iter().map(|e| e.seq).collect::<Vec<_>>(),
         [1, 2, 3, 4]
     );
-    match &batch[0].change.body {
-        ChangeBody::PatientUpsert(record) => assert_eq!(record.full_name, SEEDED[0].0),
-    }
+    assert_eq!(batch[0].change.fields["full_name"], json!(SEEDED[0].0));
+    assert_eq!(batch[0].change.entity, Entity::Patient);
+    let device = store.identity().unwrap().device_id.as_uuid();
+    assert!(batch.iter().all(|e| e.change.stamp.device_id == device));
+    assert!(
+        batch
+            .windows(2)
+            .all(|w| w[0].change.stamp.hlc < w[1].change.stamp.hlc),
+        "each write has a later stamp than the one before"
+    );
     assert_eq!(store.pending_batch(2).unwrap().len(), 2);
 
-    store.acknowledge(3).unwrap();
+    store.acknowledge(3, &[]).unwrap();
     let state = store.sync_state().unwrap();
     assert_eq!((state.pending, state.acked_seq, state.last_seq), (1, 3, 4));
     // The acknowledged entries are gone, yet the next entry continues the numbering.
@@ -412,13 +423,56 @@ fn outbox_entries_are_numbered_acknowledged_and_never_renumbered() {
     );
 
     // An acknowledgement beyond anything this desk made means this file is an old copy.
-    assert!(matches!(store.acknowledge(9), Err(StoreError::Corrupt(_))));
-    store.acknowledge(5).unwrap();
+    assert!(matches!(
+        store.acknowledge(9, &[]),
+        Err(StoreError::Corrupt(_))
+    ));
+    store.acknowledge(5, &[]).unwrap();
     assert_eq!(store.sync_state().unwrap().pending, 0);
 }
 
+/// A change made on another desk at `millis` (packed HLC), for `apply_pulled`.
+fn remote_change(row_id: Uuid, branch_id: Uuid, millis: u64, fields: Fields) -> Change {
+    Change {
+        entity: Entity::Patient,
+        row_id,
+        branch_id,
+        stamp: WireStamp {
+            hlc: Hlc::new(millis, 0).unwrap().as_u64(),
+            device_id: Uuid::from_u128(0xd35c),
+        },
+        fields,
+        recorded_at: Utc::now(),
+    }
+}
+
+fn page(changes: Vec<Change>, first_cursor: i64) -> PullResponse {
+    let changes: Vec<PulledChange> = changes
+        .into_iter()
+        .zip(first_cursor..)
+        .map(|(change, cursor)| PulledChange { cursor, change })
+        .collect();
+    let next_cursor = changes.last().map_or(first_cursor - 1, |c| c.cursor);
+    PullResponse {
+        changes,
+        next_cursor,
+        has_more: false,
+    }
+}
+
+fn fields(pairs: &[(&str, Value)]) -> Fields {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect()
+}
+
+fn now_millis() -> u64 {
+    u64::try_from(Utc::now().timestamp_millis()).unwrap()
+}
+
 #[test]
-fn pulled_changes_apply_except_over_pending_local_edits() {
+fn pulled_changes_merge_per_field_with_local_edits() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = enrolled_store(
         &dir.path().join("desk.db"),
@@ -428,66 +482,188 @@ fn pulled_changes_apply_except_over_pending_local_edits() {
         .register_patient(&patient("Ali bin Abu", "900101-14-5677", ""), Utc::now())
         .unwrap();
     let branch_id = store.identity().unwrap().branch_id.as_uuid();
-    let remote_record = |id: Uuid, name: &str, ic: &str| PatientRecord {
-        id,
+    let lim = PatientRecord {
+        id: Uuid::now_v7(),
         branch_id,
-        full_name: name.into(),
+        full_name: "Lim Wei Jie".into(),
         id_type: kaunter_protocol::IdType::Mykad,
-        id_number: ic.into(),
+        id_number: "850315101235".into(),
         phone: Some("+60198765432".into()),
         date_of_birth: NaiveDate::from_ymd_opt(1985, 3, 15),
         sex: Some(kaunter_protocol::Sex::Male),
-        created_at: Utc::now(),
-        updated_at: Utc::now(),
     };
-    let page = PullResponse {
-        changes: vec![
-            PulledChange {
-                cursor: 7,
-                origin_device_id: Uuid::now_v7(),
-                change: Change {
-                    recorded_at: Utc::now(),
-                    body: ChangeBody::PatientUpsert(remote_record(
-                        Uuid::now_v7(),
-                        "Lim Wei Jie",
-                        "850315101235",
-                    )),
-                },
-            },
-            PulledChange {
-                cursor: 8,
-                origin_device_id: Uuid::now_v7(),
-                change: Change {
-                    recorded_at: Utc::now(),
-                    body: ChangeBody::PatientUpsert(remote_record(
-                        local.id,
-                        "Overwritten",
-                        "900101145677",
-                    )),
-                },
-            },
+    let past = now_millis() - 60_000;
+    let future = now_millis() + 60_000;
+    let pulled = page(
+        vec![
+            remote_change(lim.id, branch_id, past, lim.fields()),
+            // Older than the local registration: loses the name.
+            remote_change(
+                local.id,
+                branch_id,
+                past,
+                fields(&[("full_name", json!("Stale"))]),
+            ),
+            // Newer: wins the phone, which the desk never set.
+            remote_change(
+                local.id,
+                branch_id,
+                future,
+                fields(&[("phone", json!("+60133334444"))]),
+            ),
         ],
-        next_cursor: 8,
-        has_more: false,
-    };
-    assert_eq!(store.apply_pulled(&page).unwrap(), 1);
-    assert_eq!(store.sync_state().unwrap().pull_cursor, 8);
-    let lim = store
+        7,
+    );
+    assert_eq!(store.apply_pulled(&pulled, Utc::now()).unwrap(), 2);
+    assert_eq!(store.sync_state().unwrap().pull_cursor, 9);
+    let found = store
         .search_patients(&SearchQuery::parse("850315-10-1235"), 10)
         .unwrap();
-    assert_eq!(lim.len(), 1);
-    assert!(lim[0].synced);
-    let ali = store
+    assert_eq!(found.len(), 1);
+    assert!(found[0].synced);
+    let ali = &store
         .search_patients(&SearchQuery::parse("900101145677"), 10)
-        .unwrap();
-    assert_eq!(ali[0].full_name, "Ali bin Abu", "pending local edit kept");
-    // Re-applying the same page changes nothing and never moves the cursor back.
-    store.apply_pulled(&page).unwrap();
+        .unwrap()[0];
+    assert_eq!(ali.full_name, "Ali bin Abu", "the later local name is kept");
     assert_eq!(
-        store.search_patients(&SearchQuery::All, 10).unwrap().len(),
-        2
+        ali.phone.as_deref(),
+        Some("+60133334444"),
+        "the later remote phone wins"
     );
-    assert_eq!(store.sync_state().unwrap().pull_cursor, 8);
+
+    // Re-applying the same page changes nothing and never moves the cursor back.
+    assert_eq!(store.apply_pulled(&pulled, Utc::now()).unwrap(), 0);
+    assert_eq!(
+        store
+            .apply_pulled(&page(Vec::new(), 3), Utc::now())
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.sync_state().unwrap().pull_cursor, 9);
+
+    // The desk's next write sorts after the remote stamp it saw, though its wall clock is behind.
+    store
+        .edit_patient(
+            PatientId::from_uuid(local.id),
+            fields(&[("phone", json!("+60122223333"))]),
+            Utc::now(),
+        )
+        .unwrap();
+    let last = store.pending_batch(10).unwrap().pop().unwrap();
+    assert!(last.change.stamp.hlc > Hlc::new(future, 0).unwrap().as_u64());
+}
+
+#[test]
+fn edits_send_only_their_fields_and_deletes_are_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("desk.db");
+    let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecretStore::new());
+    let mut store = enrolled_store(&path, secrets.clone());
+    let ali = store
+        .register_patient(&patient("Ali bin Abu", "900101-14-5677", ""), Utc::now())
+        .unwrap();
+    let id = PatientId::from_uuid(ali.id);
+    store
+        .edit_patient(
+            id,
+            fields(&[("full_name", json!("Ali bin Abu Bakar"))]),
+            Utc::now(),
+        )
+        .unwrap();
+    let edit = store.pending_batch(10).unwrap().pop().unwrap();
+    assert_eq!(
+        edit.change.fields,
+        fields(&[("full_name", json!("Ali bin Abu Bakar"))])
+    );
+
+    assert!(matches!(
+        store.edit_patient(id, fields(&[("nickname", json!("Ali"))]), Utc::now()),
+        Err(StoreError::UnknownField(_))
+    ));
+    assert!(matches!(
+        store.edit_patient(
+            PatientId::generate(),
+            fields(&[("full_name", json!("X"))]),
+            Utc::now()
+        ),
+        Err(StoreError::NotFound(_))
+    ));
+
+    store
+        .edit_patient(id, fields(&[("deleted", json!(true))]), Utc::now())
+        .unwrap();
+    assert!(
+        store
+            .search_patients(&SearchQuery::All, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .search_patients(&SearchQuery::parse("900101145677"), 10)
+            .unwrap()
+            .is_empty()
+    );
+    // A late edit from another desk, older than the delete, does not bring the row back.
+    let branch_id = store.identity().unwrap().branch_id.as_uuid();
+    store
+        .apply_pulled(
+            &page(
+                vec![remote_change(
+                    ali.id,
+                    branch_id,
+                    now_millis() - 1_000,
+                    fields(&[("full_name", json!("Ali")), ("deleted", json!(false))]),
+                )],
+                1,
+            ),
+            Utc::now(),
+        )
+        .unwrap();
+    assert!(
+        store
+            .search_patients(&SearchQuery::All, 10)
+            .unwrap()
+            .is_empty()
+    );
+    // The tombstone survives a restart, and the same IC may be registered anew.
+    drop(store);
+    let mut store = Store::open(&path, secrets).unwrap();
+    let states = store.patient_states().unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].2["deleted"], json!(true));
+    store
+        .register_patient(&patient("Ali bin Abu", "900101-14-5677", ""), Utc::now())
+        .unwrap();
+}
+
+#[test]
+fn refused_entries_stay_visible_and_do_not_block_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = enrolled_store(
+        &dir.path().join("desk.db"),
+        Arc::new(MemorySecretStore::new()),
+    );
+    register_seeded(&mut store);
+    let refusal = RejectedEntry {
+        seq: 2,
+        code: "validation_failed".into(),
+        message: "Some fields are not valid.".into(),
+        fields: Vec::new(),
+    };
+    store.acknowledge(3, &[refusal]).unwrap();
+    let state = store.sync_state().unwrap();
+    assert_eq!((state.pending, state.rejected), (1, 1));
+    let next: Vec<i64> = store
+        .pending_batch(10)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(next, [4], "the refused entry is not sent again");
+    store.acknowledge(4, &[]).unwrap();
+    let state = store.sync_state().unwrap();
+    assert_eq!((state.pending, state.rejected), (0, 1));
 }
 
 #[test]

@@ -114,7 +114,7 @@ impl SyncClient {
         }
     }
 
-    pub async fn push(&self, entries: Vec<OutboxEntry>) -> Result<PushResponse> {
+    pub async fn push_entries(&self, entries: Vec<OutboxEntry>) -> Result<PushResponse> {
         let response = self
             .http
             .post(format!("{}/v1/sync/push", self.base_url))
@@ -129,7 +129,7 @@ impl SyncClient {
         read(response).await
     }
 
-    pub async fn pull(&self, cursor: i64, limit: u32) -> Result<PullResponse> {
+    pub async fn pull_page(&self, cursor: i64, limit: u32) -> Result<PullResponse> {
         let response = self
             .http
             .get(format!(
@@ -141,6 +141,37 @@ impl SyncClient {
             .await
             .map_err(transport_error)?;
         read(response).await
+    }
+}
+
+/// The two calls a sync round makes. [`SyncClient`] makes them over HTTP; the simulation wraps
+/// it to lose, repeat and reorder them.
+pub trait Transport: Send + Sync {
+    fn push(
+        &self,
+        entries: Vec<OutboxEntry>,
+    ) -> impl std::future::Future<Output = Result<PushResponse>> + Send;
+    fn pull(
+        &self,
+        cursor: i64,
+        limit: u32,
+    ) -> impl std::future::Future<Output = Result<PullResponse>> + Send;
+}
+
+impl Transport for SyncClient {
+    fn push(
+        &self,
+        entries: Vec<OutboxEntry>,
+    ) -> impl std::future::Future<Output = Result<PushResponse>> + Send {
+        self.push_entries(entries)
+    }
+
+    fn pull(
+        &self,
+        cursor: i64,
+        limit: u32,
+    ) -> impl std::future::Future<Output = Result<PullResponse>> + Send {
+        self.pull_page(cursor, limit)
     }
 }
 

@@ -9,7 +9,7 @@ use kaunter_protocol::http::error_code;
 use kaunter_store::{Store, StoreError};
 use tokio::sync::Notify;
 
-use crate::client::SyncClient;
+use crate::client::{SyncClient, Transport};
 use crate::error::{Result, SyncError};
 
 /// Entries per push: small enough that a slow link finishes a batch, large enough to be quick.
@@ -19,6 +19,8 @@ const PULL_PAGE: u32 = 500;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SyncReport {
     pub pushed: usize,
+    /// Entries of this round's pushes that the server refused.
+    pub rejected: usize,
     pub pulled: usize,
     pub applied: usize,
 }
@@ -32,7 +34,7 @@ fn lock(store: &Mutex<Store>) -> Result<MutexGuard<'_, Store>> {
 /// Pushes every pending entry in batches, then pulls until the server has nothing more.
 /// Every acknowledgement and every page is committed locally before the next request, so an
 /// interruption anywhere loses nothing and the next round resumes.
-pub async fn sync_once(store: &Mutex<Store>, client: &SyncClient) -> Result<SyncReport> {
+pub async fn sync_once(store: &Mutex<Store>, client: &impl Transport) -> Result<SyncReport> {
     let mut report = SyncReport::default();
     loop {
         let batch = lock(store)?.pending_batch(PUSH_BATCH)?;
@@ -53,7 +55,8 @@ pub async fn sync_once(store: &Mutex<Store>, client: &SyncClient) -> Result<Sync
             }
             Err(error) => return Err(error),
         };
-        lock(store)?.acknowledge(answer.acked_seq)?;
+        lock(store)?.acknowledge(answer.acked_seq, &answer.rejected)?;
+        report.rejected += answer.rejected.len();
         report.pushed += count;
         if answer.acked_seq < first_seq {
             return Err(SyncError::Protocol(format!(
@@ -72,7 +75,7 @@ pub async fn sync_once(store: &Mutex<Store>, client: &SyncClient) -> Result<Sync
             )));
         }
         report.pulled += page.changes.len();
-        report.applied += lock(store)?.apply_pulled(&page)?;
+        report.applied += lock(store)?.apply_pulled(&page, Utc::now())?;
         if !page.has_more || page.next_cursor == cursor {
             break;
         }

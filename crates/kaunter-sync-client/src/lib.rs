@@ -6,6 +6,6 @@ mod client;
 mod engine;
 mod error;
 
-pub use client::SyncClient;
+pub use client::{SyncClient, Transport};
 pub use engine::{LiveStatus, SyncEngine, SyncReport, sync_once};
 pub use error::{Result, SyncError};

@@ -201,9 +201,9 @@ async fn the_same_batch_pushed_twice_is_stored_once() {
 
     let batch = desk.store.lock().unwrap().pending_batch(100).unwrap();
     assert_eq!(batch.len(), 2);
-    let first = desk.client.push(batch.clone()).await.unwrap();
+    let first = desk.client.push_entries(batch.clone()).await.unwrap();
     // The answer was "lost": the desk never acknowledged, so it sends the batch again.
-    let second = desk.client.push(batch.clone()).await.unwrap();
+    let second = desk.client.push_entries(batch.clone()).await.unwrap();
     assert_eq!(first, second, "a replay gets the same answer");
     assert_eq!(first.acked_seq, 2);
     // And a full round resends it once more before acknowledging.
@@ -236,7 +236,7 @@ async fn the_same_batch_pushed_twice_is_stored_once() {
     let mut gap = batch.clone();
     gap[0].seq = 5;
     gap.truncate(1);
-    match desk.client.push(gap).await {
+    match desk.client.push_entries(gap).await {
         Err(SyncError::Refused {
             status,
             code,
@@ -259,6 +259,89 @@ async fn the_same_batch_pushed_twice_is_stored_once() {
         .await,
         2
     );
+    drop(server);
+    db.drop_db().await.unwrap();
+}
+
+/// Every patient of a desk as (id, fields), deleted ones included, for comparing replicas.
+fn states(desk: &Desk) -> Vec<(uuid::Uuid, kaunter_protocol::http::Fields)> {
+    desk.store
+        .lock()
+        .unwrap()
+        .patient_states()
+        .unwrap()
+        .into_iter()
+        .map(|(id, _, fields, _)| (id, fields))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_desks_editing_different_fields_offline_both_keep_their_edit() {
+    let db = TestDatabase::create().await.unwrap();
+    let server = db.spawn_server().await.unwrap();
+    let clinic = admin::create_business(server.pool(), "Klinik Sentosa", "Shah Alam", None)
+        .await
+        .unwrap();
+    let desk_a = Desk::enrol(&server, clinic, "Front desk A").await;
+    let desk_b = Desk::enrol(&server, clinic, "Front desk B").await;
+    desk_a.register("Tan Mei Ling", "881224-14-6248", "03-2145 8899");
+    desk_a.sync().await;
+    desk_b.sync().await;
+    let id = states(&desk_b)[0].0;
+    let id = kaunter_core::PatientId::from_uuid(id);
+
+    // Both offline: A corrects the name, B the phone, then B (later) also the name.
+    let edit = |desk: &Desk, field: &str, value: &str| {
+        let fields = [(field.to_owned(), serde_json::json!(value))].into();
+        desk.store
+            .lock()
+            .unwrap()
+            .edit_patient(id, fields, Utc::now())
+            .unwrap();
+    };
+    edit(&desk_a, "full_name", "Tan Mei Ling binti Abdullah");
+    edit(&desk_b, "phone", "+60177778888");
+    // B syncs first; A's older name edit arrives after B's phone edit.
+    desk_b.sync().await;
+    desk_a.sync().await;
+    desk_b.sync().await;
+
+    assert_eq!(states(&desk_a), states(&desk_b), "the desks converge");
+    let (_, fields) = &states(&desk_a)[0];
+    assert_eq!(fields["full_name"], "Tan Mei Ling binti Abdullah");
+    assert_eq!(fields["phone"], "+60177778888");
+
+    // The server holds the same merged row.
+    let row = db
+        .owner_client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT full_name, phone FROM patients WHERE tenant_id = $1",
+            &[&clinic.tenant_id.as_uuid()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "Tan Mei Ling binti Abdullah");
+    assert_eq!(row.get::<_, String>(1), "+60177778888");
+
+    // A deletes; B's stale edit afterwards does not bring the patient back anywhere.
+    edit(&desk_b, "full_name", "Tan M. L.");
+    {
+        let fields = [("deleted".to_owned(), serde_json::json!(true))].into();
+        desk_a
+            .store
+            .lock()
+            .unwrap()
+            .edit_patient(id, fields, Utc::now())
+            .unwrap();
+    }
+    desk_a.sync().await;
+    desk_b.sync().await;
+    desk_a.sync().await;
+    assert_eq!(states(&desk_a), states(&desk_b));
+    assert!(desk_a.names_found("").is_empty());
+    assert!(desk_b.names_found("").is_empty());
     drop(server);
     db.drop_db().await.unwrap();
 }

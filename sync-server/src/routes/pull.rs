@@ -13,7 +13,6 @@ use crate::auth::{self, Bearer, RowLock};
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use crate::extract::QueryParams;
-use crate::ids::DeviceId;
 
 pub const DEFAULT_LIMIT: i64 = 500;
 pub const MAX_LIMIT: i64 = 1000;
@@ -47,7 +46,7 @@ pub async fn pull(
     // One row more than asked tells whether there is another page.
     let rows = tx
         .query(
-            "SELECT seq, device_id, change FROM changes
+            "SELECT seq, change FROM changes
              WHERE tenant_id = $1 AND branch_id = $2 AND seq > $3
              ORDER BY seq
              LIMIT $4",
@@ -66,13 +65,11 @@ pub async fn pull(
     let has_more = rows.len() > page_size;
     let mut changes = Vec::with_capacity(page_size.min(rows.len()));
     for row in rows.iter().take(page_size) {
-        let origin: DeviceId = row.try_get(1)?;
-        let change: Change = serde_json::from_value(row.try_get(2)?).map_err(|error| {
+        let change: Change = serde_json::from_value(row.try_get(1)?).map_err(|error| {
             Error::Internal(format!("a stored change does not decode: {error}"))
         })?;
         changes.push(PulledChange {
             cursor: row.try_get(0)?,
-            origin_device_id: origin.as_uuid(),
             change,
         });
     }

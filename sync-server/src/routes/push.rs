@@ -1,20 +1,35 @@
 //! `POST /v1/sync/push`: a desk uploads its outbox. Exactly-once: the device's high-water mark
 //! and the changes it covers are written in one transaction, so a batch is either applied with
 //! its acknowledgement or not at all; a replayed batch changes nothing and gets the same answer.
+//!
+//! Each new entry is merged into its row field by field (kaunter-core's LWW record, ordered by
+//! the entries' hybrid logical stamps), so the order in which desks push never decides the
+//! outcome. An entry that cannot be applied (invalid merged row, another branch's row, another
+//! device's stamp, a clock far ahead) is refused on its own: it is recorded with its reason,
+//! counted as handled, and the entries after it still apply.
+
+use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use kaunter_protocol::ACCEPTED_SCHEMA_VERSIONS;
-use kaunter_protocol::FieldError;
-use kaunter_protocol::http::{ChangeBody, OutboxEntry, PatientRecord, PushRequest, PushResponse};
-use kaunter_protocol::{IdType, Sex};
-use tokio_postgres::Statement;
+use chrono::{DateTime, Utc};
+use kaunter_core::hlc::{MAX_DRIFT_MS, check_drift};
+use kaunter_core::lww::LwwRecord;
+use kaunter_protocol::http::{
+    Change, DELETED_FIELD, Entity, OutboxEntry, PATIENT_FIELDS, PatientRecord, PushRequest,
+    PushResponse, RejectedEntry, Stamps, error_code,
+};
+use kaunter_protocol::merge::{apply_change, is_deleted, record_from_parts, record_into_parts};
+use kaunter_protocol::{ACCEPTED_SCHEMA_VERSIONS, FieldError, IdType, Sex};
+use serde_json::Value;
+use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{self, Bearer, Device, RowLock};
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use crate::extract::JsonBody;
+use crate::ids::BranchId;
 use crate::validate;
 
 pub async fn push(
@@ -30,36 +45,34 @@ pub async fn push(
         return Err(Error::UnsupportedSchemaVersion(request.schema_version));
     }
 
-    let first_new = match plan(&request.entries, device.high_water)? {
-        Plan::NothingNew => {
-            return Ok(Json(PushResponse {
-                acked_seq: device.high_water,
-            }));
+    let (acked_seq, mut rejected) = match plan(&request.entries, device.high_water)? {
+        Plan::NothingNew => (device.high_water, Vec::new()),
+        Plan::ApplyFrom(first_new) => {
+            let new_entries = request
+                .entries
+                .get(first_new..)
+                .ok_or_else(|| Error::Internal("push plan index out of range".to_owned()))?;
+            apply(&tx, &device, new_entries, Utc::now()).await?
         }
-        Plan::ApplyFrom(index) => index,
     };
-    let new_entries = request
+    // A replay gets the same answer: refusals of the replayed part come from where they were
+    // recorded the first time.
+    let replayed_up_to = request
         .entries
-        .get(first_new..)
-        .ok_or_else(|| Error::Internal("push plan index out of range".to_owned()))?;
-
-    let mut field_errors = Vec::new();
-    for (offset, entry) in new_entries.iter().enumerate() {
-        match &entry.change.body {
-            ChangeBody::PatientUpsert(patient) => field_errors.extend(validate::patient(
-                first_new + offset,
-                patient,
-                device.branch_id,
-            )),
-        }
+        .iter()
+        .map(|entry| entry.seq)
+        .filter(|seq| *seq <= device.high_water)
+        .max();
+    if let (Some(first), Some(last)) = (request.entries.first(), replayed_up_to) {
+        let mut earlier = recorded_rejections(&tx, &device, first.seq, last).await?;
+        earlier.append(&mut rejected);
+        rejected = earlier;
     }
-    if !field_errors.is_empty() {
-        return Err(Error::ValidationFailed(field_errors));
-    }
-
-    let acked_seq = apply(&tx, &device, first_new, new_entries).await?;
     tx.commit().await?;
-    Ok(Json(PushResponse { acked_seq }))
+    Ok(Json(PushResponse {
+        acked_seq,
+        rejected,
+    }))
 }
 
 /// What to do with a batch, given the device's high-water mark.
@@ -101,20 +114,30 @@ fn plan(entries: &[OutboxEntry], high_water: i64) -> Result<Plan> {
         .map_err(|_| Error::Internal("push plan index out of range".to_owned()))
 }
 
-/// Writes `entries` (already validated, the first being high-water + 1) and returns the new
-/// high-water mark.
+/// A patient row as stored, while a batch is merged into it.
+struct PatientRow {
+    branch_id: Uuid,
+    record: LwwRecord<Value>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    last_change_seq: i64,
+    dirty: bool,
+}
+
+/// Merges `entries` (the first being high-water + 1) into their rows, logs the applied ones as
+/// numbered changes, records the refused ones, and moves the high-water mark past them all.
 async fn apply(
     tx: &TenantTx<'_>,
     device: &Device,
-    first_index: usize,
     entries: &[OutboxEntry],
-) -> Result<i64> {
+    now: DateTime<Utc>,
+) -> Result<(i64, Vec<RejectedEntry>)> {
     let count =
         i64::try_from(entries.len()).map_err(|_| Error::Internal("batch too large".to_owned()))?;
     // Number the changes from the tenant's counter. The UPDATE holds this tenant row's lock until
     // commit, so pushes of one tenant commit one after another in the order of their numbers.
     // Pull relies on that: once a reader sees change N committed, no change below N can commit
-    // later, so "seq > cursor" never skips one.
+    // later, so "seq > cursor" never skips one. A refused entry leaves its number unused.
     let last_tenant_seq: i64 = tx
         .query_one(
             "UPDATE tenants SET change_seq = change_seq + $2 WHERE tenant_id = $1
@@ -125,24 +148,7 @@ async fn apply(
         .try_get(0)?;
     let first_tenant_seq = last_tenant_seq - count + 1;
 
-    let upsert_patient = tx
-        .prepare(
-            "INSERT INTO patients (tenant_id, patient_id, branch_id, full_name, id_type, id_number,
-                 phone, date_of_birth, sex, created_at, updated_at, origin_device_id, last_change_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT (tenant_id, patient_id) DO UPDATE SET
-                 full_name = EXCLUDED.full_name,
-                 id_type = EXCLUDED.id_type,
-                 id_number = EXCLUDED.id_number,
-                 phone = EXCLUDED.phone,
-                 date_of_birth = EXCLUDED.date_of_birth,
-                 sex = EXCLUDED.sex,
-                 updated_at = EXCLUDED.updated_at,
-                 last_change_seq = EXCLUDED.last_change_seq
-             -- A row of another branch is not this device's to overwrite.
-             WHERE patients.branch_id = EXCLUDED.branch_id",
-        )
-        .await?;
+    let mut rows = load_patients(tx, device, entries).await?;
     let insert_change = tx
         .prepare(
             "INSERT INTO changes (tenant_id, seq, device_id, device_seq, entity, row_id,
@@ -150,22 +156,15 @@ async fn apply(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .await?;
-
-    let mut conflicts = Vec::new();
-    for ((offset, entry), tenant_seq) in entries.iter().enumerate().zip(first_tenant_seq..) {
-        let (entity, branch_id) = match &entry.change.body {
-            ChangeBody::PatientUpsert(patient) => {
-                let written = upsert(tx, &upsert_patient, device, patient, tenant_seq).await?;
-                if !written {
-                    conflicts.push(FieldError {
-                        field: format!("entries[{}].id", first_index + offset),
-                        code: "row_in_other_branch".to_owned(),
-                        message: "This record belongs to another branch.".to_owned(),
-                    });
-                }
-                ("patient", patient.branch_id)
-            }
-        };
+    let mut rejected = Vec::new();
+    for (entry, tenant_seq) in entries.iter().zip(first_tenant_seq..) {
+        let merged = check_entry(entry, device, now)
+            .and_then(|()| merge_patient(&mut rows, entry, tenant_seq));
+        if let Err(refusal) = merged {
+            record_rejection(tx, device, entry, &refusal).await?;
+            rejected.push(refusal);
+            continue;
+        }
         let change = serde_json::to_value(&entry.change)
             .map_err(|error| Error::Internal(format!("encoding a change: {error}")))?;
         tx.execute(
@@ -175,19 +174,16 @@ async fn apply(
                 &tenant_seq,
                 &device.device_id,
                 &entry.seq,
-                &entity,
-                &entry.change.body.row_id(),
-                &branch_id,
+                &entry.change.entity.as_str(),
+                &entry.change.row_id,
+                &entry.change.branch_id,
                 &change,
                 &entry.change.recorded_at,
             ],
         )
         .await?;
     }
-    if !conflicts.is_empty() {
-        // Nothing is committed: the transaction rolls back when it is dropped.
-        return Err(Error::ValidationFailed(conflicts));
-    }
+    store_patients(tx, device, &rows).await?;
 
     let high_water = entries.last().map_or(device.high_water, |entry| entry.seq);
     tx.execute(
@@ -196,39 +192,337 @@ async fn apply(
         &[&device.tenant_id, &device.device_id, &high_water],
     )
     .await?;
-    Ok(high_water)
+    Ok((high_water, rejected))
 }
 
-/// Last write (in server order) wins for now; returns false when the id belongs to a patient of
-/// another branch, which is left untouched.
-async fn upsert(
-    tx: &TenantTx<'_>,
-    statement: &Statement,
+fn refusal(
+    entry: &OutboxEntry,
+    code: &str,
+    message: &str,
+    fields: Vec<FieldError>,
+) -> RejectedEntry {
+    RejectedEntry {
+        seq: entry.seq,
+        code: code.to_owned(),
+        message: message.to_owned(),
+        fields,
+    }
+}
+
+/// What the server checks of an entry before merging it: the identity and branch in it are the
+/// token's, the fields are known ones, and its clock is not far ahead of the server's.
+fn check_entry(
+    entry: &OutboxEntry,
     device: &Device,
-    patient: &PatientRecord,
+    now: DateTime<Utc>,
+) -> Result<(), RejectedEntry> {
+    let change = &entry.change;
+    if change.stamp.device_id != device.device_id.as_uuid() {
+        return Err(refusal(
+            entry,
+            error_code::WRONG_DEVICE,
+            "The change names another device than the one pushing it.",
+            Vec::new(),
+        ));
+    }
+    if BranchId::from_uuid(change.branch_id) != device.branch_id {
+        return Err(refusal(
+            entry,
+            error_code::VALIDATION_FAILED,
+            "A device may only write records of its own branch.",
+            vec![field_error(
+                entry,
+                "branch_id",
+                "branch_not_allowed",
+                "A device may only write records of its own branch.",
+            )],
+        ));
+    }
+    let now_millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    if let Err(error) = check_drift(
+        kaunter_core::Hlc::from_u64(change.stamp.hlc),
+        now_millis,
+        MAX_DRIFT_MS,
+    ) {
+        return Err(refusal(
+            entry,
+            error_code::CLOCK_AHEAD,
+            &error.to_string(),
+            Vec::new(),
+        ));
+    }
+    let allowed = |name: &str| match change.entity {
+        Entity::Patient => PATIENT_FIELDS.contains(&name) || name == DELETED_FIELD,
+    };
+    let unknown: Vec<FieldError> = change
+        .fields
+        .keys()
+        .filter(|name| !allowed(name))
+        .map(|name| field_error(entry, name, "unknown_field", "This field does not exist."))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(refusal(
+            entry,
+            error_code::VALIDATION_FAILED,
+            "The change sets unknown fields.",
+            unknown,
+        ));
+    }
+    if let Some(deleted) = change.fields.get(DELETED_FIELD) {
+        if !deleted.is_boolean() {
+            return Err(refusal(
+                entry,
+                error_code::VALIDATION_FAILED,
+                "deleted must be true or false.",
+                vec![field_error(
+                    entry,
+                    DELETED_FIELD,
+                    "invalid",
+                    "deleted must be true or false.",
+                )],
+            ));
+        }
+    }
+    if change.fields.is_empty() {
+        return Err(refusal(
+            entry,
+            error_code::VALIDATION_FAILED,
+            "The change sets no field.",
+            Vec::new(),
+        ));
+    }
+    Ok(())
+}
+
+fn field_error(entry: &OutboxEntry, field: &str, code: &str, message: &str) -> FieldError {
+    FieldError {
+        field: format!("seq[{}].{field}", entry.seq),
+        code: code.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// Merges one patient change into its row (made if new); refused when the row belongs to
+/// another branch or the merged row is not a valid patient.
+fn merge_patient(
+    rows: &mut HashMap<Uuid, PatientRow>,
+    entry: &OutboxEntry,
     tenant_seq: i64,
-) -> Result<bool> {
-    let written = tx
-        .execute(
-            statement,
+) -> Result<(), RejectedEntry> {
+    let change: &Change = &entry.change;
+    let row = rows.entry(change.row_id).or_insert_with(|| PatientRow {
+        branch_id: change.branch_id,
+        record: LwwRecord::new(),
+        created_at: change.recorded_at,
+        updated_at: change.recorded_at,
+        last_change_seq: tenant_seq,
+        dirty: false,
+    });
+    if row.branch_id != change.branch_id {
+        return Err(refusal(
+            entry,
+            error_code::ROW_IN_OTHER_BRANCH,
+            "This record belongs to another branch.",
+            Vec::new(),
+        ));
+    }
+    let mut candidate = row.record.clone();
+    apply_change(&mut candidate, change);
+    let (fields, _) = record_into_parts(&candidate);
+    let patient =
+        PatientRecord::from_fields(change.row_id, change.branch_id, &fields).map_err(|detail| {
+            refusal(
+                entry,
+                error_code::VALIDATION_FAILED,
+                &format!("The record would be incomplete: {detail}."),
+                Vec::new(),
+            )
+        })?;
+    let errors = validate::patient(&patient, entry.seq);
+    if !errors.is_empty() {
+        return Err(refusal(
+            entry,
+            error_code::VALIDATION_FAILED,
+            "Some fields are not valid.",
+            errors,
+        ));
+    }
+    row.record = candidate;
+    row.updated_at = row.updated_at.max(change.recorded_at);
+    row.last_change_seq = tenant_seq;
+    row.dirty = true;
+    Ok(())
+}
+
+/// The current rows the batch touches, locked until commit.
+async fn load_patients(
+    tx: &TenantTx<'_>,
+    device: &Device,
+    entries: &[OutboxEntry],
+) -> Result<HashMap<Uuid, PatientRow>> {
+    let mut ids: Vec<Uuid> = entries
+        .iter()
+        .filter(|entry| entry.change.entity == Entity::Patient)
+        .map(|entry| entry.change.row_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let stored = tx
+        .query(
+            "SELECT patient_id, branch_id, full_name, id_type, id_number, phone, date_of_birth,
+                    sex, deleted, stamps, created_at, updated_at, last_change_seq
+             FROM patients WHERE tenant_id = $1 AND patient_id = ANY($2)
+             ORDER BY patient_id
+             FOR UPDATE",
+            &[&device.tenant_id, &ids],
+        )
+        .await?;
+    let mut rows = HashMap::with_capacity(stored.len());
+    for row in stored {
+        let id: Uuid = row.try_get(0)?;
+        let branch_id: Uuid = row.try_get(1)?;
+        let id_type: String = row.try_get(3)?;
+        let sex: Option<String> = row.try_get(7)?;
+        let patient = PatientRecord {
+            id,
+            branch_id,
+            full_name: row.try_get(2)?,
+            id_type: id_type_from_text(&id_type)?,
+            id_number: row.try_get(4)?,
+            phone: row.try_get(5)?,
+            date_of_birth: row.try_get(6)?,
+            sex: sex.as_deref().map(sex_from_text).transpose()?,
+        };
+        let mut fields = patient.fields();
+        fields.insert(DELETED_FIELD.to_owned(), Value::Bool(row.try_get(8)?));
+        let stamps: Stamps = serde_json::from_value(row.try_get(9)?)
+            .map_err(|error| Error::Internal(format!("stored stamps do not decode: {error}")))?;
+        rows.insert(
+            id,
+            PatientRow {
+                branch_id,
+                record: record_from_parts(&fields, &stamps),
+                created_at: row.try_get(10)?,
+                updated_at: row.try_get(11)?,
+                last_change_seq: row.try_get(12)?,
+                dirty: false,
+            },
+        );
+    }
+    Ok(rows)
+}
+
+/// Writes every row the batch changed.
+async fn store_patients(
+    tx: &TenantTx<'_>,
+    device: &Device,
+    rows: &HashMap<Uuid, PatientRow>,
+) -> Result<()> {
+    let upsert = tx
+        .prepare(
+            "INSERT INTO patients (tenant_id, patient_id, branch_id, full_name, id_type, id_number,
+                 phone, date_of_birth, sex, created_at, updated_at, origin_device_id,
+                 last_change_seq, stamps, deleted)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT (tenant_id, patient_id) DO UPDATE SET
+                 full_name = EXCLUDED.full_name,
+                 id_type = EXCLUDED.id_type,
+                 id_number = EXCLUDED.id_number,
+                 phone = EXCLUDED.phone,
+                 date_of_birth = EXCLUDED.date_of_birth,
+                 sex = EXCLUDED.sex,
+                 updated_at = EXCLUDED.updated_at,
+                 last_change_seq = EXCLUDED.last_change_seq,
+                 stamps = EXCLUDED.stamps,
+                 deleted = EXCLUDED.deleted",
+        )
+        .await?;
+    for (id, row) in rows.iter().filter(|(_, row)| row.dirty) {
+        let (fields, stamps) = record_into_parts(&row.record);
+        let patient = PatientRecord::from_fields(*id, row.branch_id, &fields)
+            .map_err(|detail| Error::Internal(format!("a merged row does not decode: {detail}")))?;
+        let stamps = serde_json::to_value(&stamps)
+            .map_err(|error| Error::Internal(format!("encoding stamps: {error}")))?;
+        tx.execute(
+            &upsert,
             &[
                 &device.tenant_id,
-                &patient.id,
-                &patient.branch_id,
+                id,
+                &row.branch_id,
                 &patient.full_name,
                 &id_type_text(patient.id_type),
                 &patient.id_number,
                 &patient.phone,
                 &patient.date_of_birth,
                 &patient.sex.map(sex_text),
-                &patient.created_at,
-                &patient.updated_at,
+                &row.created_at,
+                &row.updated_at,
                 &device.device_id,
-                &tenant_seq,
+                &row.last_change_seq,
+                &stamps,
+                &is_deleted(&row.record),
             ],
         )
         .await?;
-    Ok(written == 1)
+    }
+    Ok(())
+}
+
+async fn record_rejection(
+    tx: &TenantTx<'_>,
+    device: &Device,
+    entry: &OutboxEntry,
+    refusal: &RejectedEntry,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO rejected_changes (tenant_id, device_id, device_seq, code, message, fields, change)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &device.tenant_id,
+            &device.device_id,
+            &entry.seq,
+            &refusal.code,
+            &refusal.message,
+            &to_json(&refusal.fields)?,
+            &to_json(&entry.change)?,
+        ],
+    )
+    .await?;
+    tracing::info!(device = %device.device_id, seq = entry.seq, code = %refusal.code, "change refused");
+    Ok(())
+}
+
+/// The refusals recorded for this device's entries `first..=last`.
+async fn recorded_rejections(
+    tx: &TenantTx<'_>,
+    device: &Device,
+    first: i64,
+    last: i64,
+) -> Result<Vec<RejectedEntry>> {
+    let rows = tx
+        .query(
+            "SELECT device_seq, code, message, fields FROM rejected_changes
+             WHERE tenant_id = $1 AND device_id = $2 AND device_seq BETWEEN $3 AND $4
+             ORDER BY device_seq",
+            &[&device.tenant_id, &device.device_id, &first, &last],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(RejectedEntry {
+                seq: row.try_get(0)?,
+                code: row.try_get(1)?,
+                message: row.try_get(2)?,
+                fields: serde_json::from_value(row.try_get(3)?).map_err(|error| {
+                    Error::Internal(format!("stored refusal fields do not decode: {error}"))
+                })?,
+            })
+        })
+        .collect()
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<Value> {
+    serde_json::to_value(value).map_err(|error| Error::Internal(format!("encoding JSON: {error}")))
 }
 
 /// Stored spellings; the CHECK constraints of migration 0001 list the same ones.
@@ -241,6 +535,18 @@ fn id_type_text(id_type: IdType) -> &'static str {
     }
 }
 
+fn id_type_from_text(text: &str) -> Result<IdType> {
+    [
+        IdType::Mykad,
+        IdType::Passport,
+        IdType::ArmyPolice,
+        IdType::OldIc,
+    ]
+    .into_iter()
+    .find(|candidate| id_type_text(*candidate) == text)
+    .ok_or_else(|| Error::Internal(format!("stored id type {text:?} is unknown")))
+}
+
 fn sex_text(sex: Sex) -> &'static str {
     match sex {
         Sex::Male => "male",
@@ -248,13 +554,16 @@ fn sex_text(sex: Sex) -> &'static str {
     }
 }
 
+fn sex_from_text(text: &str) -> Result<Sex> {
+    [Sex::Male, Sex::Female]
+        .into_iter()
+        .find(|candidate| sex_text(*candidate) == text)
+        .ok_or_else(|| Error::Internal(format!("stored sex {text:?} is unknown")))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use chrono::Utc;
-    use kaunter_protocol::http::Change;
-    use uuid::Uuid;
 
     use super::*;
 
@@ -264,19 +573,15 @@ mod tests {
             .map(|&seq| OutboxEntry {
                 seq,
                 change: Change {
+                    entity: Entity::Patient,
+                    row_id: Uuid::now_v7(),
+                    branch_id: Uuid::now_v7(),
+                    stamp: kaunter_protocol::http::WireStamp {
+                        hlc: 1,
+                        device_id: Uuid::now_v7(),
+                    },
+                    fields: Default::default(),
                     recorded_at: now,
-                    body: ChangeBody::PatientUpsert(PatientRecord {
-                        id: Uuid::now_v7(),
-                        branch_id: Uuid::now_v7(),
-                        full_name: "A".to_owned(),
-                        id_type: IdType::Passport,
-                        id_number: "A1".to_owned(),
-                        phone: None,
-                        date_of_birth: None,
-                        sex: None,
-                        created_at: now,
-                        updated_at: now,
-                    }),
                 },
             })
             .collect()

@@ -1,0 +1,128 @@
+//! The wire's field maps as kaunter-core's per-field LWW records, converted in one place for the
+//! desk's store and the server alike: a stored row is (fields, stamps); a change offers its
+//! fields at its stamp.
+
+use kaunter_core::lww::LwwRecord;
+use kaunter_core::{DeviceId, Hlc, Stamp};
+use serde_json::Value;
+
+use crate::http::{Change, Fields, Stamps, WireStamp};
+
+pub fn stamp_from_wire(stamp: WireStamp) -> Stamp {
+    Stamp::new(
+        Hlc::from_u64(stamp.hlc),
+        DeviceId::from_uuid(stamp.device_id),
+    )
+}
+
+pub fn stamp_to_wire(stamp: Stamp) -> WireStamp {
+    WireStamp {
+        hlc: stamp.hlc.as_u64(),
+        device_id: stamp.device.as_uuid(),
+    }
+}
+
+/// A stored row as a record. A field without a stamp (which a row written by this code never
+/// has) is left out, so it loses to any write.
+pub fn record_from_parts(fields: &Fields, stamps: &Stamps) -> LwwRecord<Value> {
+    let mut record = LwwRecord::new();
+    for (name, value) in fields {
+        if let Some(stamp) = stamps.get(name) {
+            record.offer(name, value.clone(), stamp_from_wire(*stamp));
+        }
+    }
+    record
+}
+
+/// A record as the (fields, stamps) pair a row stores.
+pub fn record_into_parts(record: &LwwRecord<Value>) -> (Fields, Stamps) {
+    let mut fields = Fields::new();
+    let mut stamps = Stamps::new();
+    for (name, register) in record.registers() {
+        fields.insert(name.to_owned(), register.value.clone());
+        stamps.insert(name.to_owned(), stamp_to_wire(register.stamp));
+    }
+    (fields, stamps)
+}
+
+/// Offers every field of `change` to `record`; true when any of them won.
+pub fn apply_change(record: &mut LwwRecord<Value>, change: &Change) -> bool {
+    let stamp = stamp_from_wire(change.stamp);
+    let mut changed = false;
+    for (name, value) in &change.fields {
+        changed |= record.offer(name, value.clone(), stamp);
+    }
+    changed
+}
+
+/// Whether a merged record is a tombstone.
+pub fn is_deleted(record: &LwwRecord<Value>) -> bool {
+    record.get(crate::http::DELETED_FIELD) == Some(&Value::Bool(true))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::http::{DELETED_FIELD, Entity};
+
+    fn change(hlc: u64, device: u128, fields: &[(&str, Value)]) -> Change {
+        Change {
+            entity: Entity::Patient,
+            row_id: Uuid::from_u128(9),
+            branch_id: Uuid::from_u128(8),
+            stamp: WireStamp {
+                hlc,
+                device_id: Uuid::from_u128(device),
+            },
+            fields: fields
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                .collect(),
+            recorded_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn parts_round_trip_and_changes_merge_per_field() {
+        let mut record = LwwRecord::new();
+        assert!(apply_change(
+            &mut record,
+            &change(
+                10,
+                1,
+                &[("full_name", "Siti".into()), ("phone", Value::Null)]
+            )
+        ));
+        assert!(apply_change(
+            &mut record,
+            &change(12, 2, &[("phone", "+60123456789".into())])
+        ));
+        assert!(!apply_change(
+            &mut record,
+            &change(11, 1, &[("phone", Value::Null)])
+        ));
+        let (fields, stamps) = record_into_parts(&record);
+        assert_eq!(fields["phone"], Value::from("+60123456789"));
+        assert_eq!(stamps["full_name"].hlc, 10);
+        assert_eq!(record_from_parts(&fields, &stamps), record);
+        assert!(!is_deleted(&record));
+        apply_change(&mut record, &change(13, 1, &[(DELETED_FIELD, true.into())]));
+        assert!(is_deleted(&record));
+    }
+
+    #[test]
+    fn the_hlc_travels_as_a_string() {
+        let stamp = WireStamp {
+            hlc: u64::MAX,
+            device_id: Uuid::nil(),
+        };
+        let text = serde_json::to_string(&stamp).unwrap();
+        assert!(text.contains("\"18446744073709551615\""), "{text}");
+        assert_eq!(serde_json::from_str::<WireStamp>(&text).unwrap(), stamp);
+    }
+}
