@@ -75,6 +75,10 @@ export const en = {
   online: "Online",
   offline: "Offline",
   syncing: "Syncing…",
+  rejected: (count: number) =>
+    count === 1
+      ? "1 change refused by the server: it stays on this desk; ask your administrator"
+      : `${count} changes refused by the server: they stay on this desk; ask your administrator`,
   pending: (count: number) =>
     count === 0 ? "No changes waiting" : count === 1 ? "1 change waiting" : `${count} changes waiting`,
   lastSynced: (when: string) => `Last synced ${when}`,

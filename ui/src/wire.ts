@@ -27,15 +27,18 @@ id_number: string,
 /**
  * E.164, e.g. `+60123456789`.
  */
-phone: string | null, date_of_birth: string | null, sex: Sex | null, created_at: string, updated_at: string, };
+phone: string | null, date_of_birth: string | null, sex: Sex | null, };
 
-export type ChangeBody = { "kind": "patient_upsert", "record": PatientRecord };
+export type Entity = "patient";
 
-export type Change = { 
+export type WireStamp = { hlc: string, device_id: string, };
+
+export type Change = { entity: Entity, row_id: string, branch_id: string, stamp: WireStamp, fields: Record<string, unknown>, 
 /**
- * When the desk recorded it (the desk's clock; informative only).
+ * When the desk recorded it, by the desk's wall clock: informative only, never used to
+ * order anything.
  */
-recorded_at: string, body: ChangeBody, };
+recorded_at: string, };
 
 export type OutboxEntry = { seq: bigint, change: Change, };
 
@@ -46,17 +49,27 @@ export type PushRequest = { schema_version: number,
  */
 entries: Array<OutboxEntry>, };
 
+export type RejectedEntry = { seq: bigint, 
+/**
+ * Stable code, e.g. `validation_failed`, `row_in_other_branch`, `clock_ahead`.
+ */
+code: string, message: string, fields?: Array<FieldError>, };
+
 export type PushResponse = { 
 /**
- * The device's high-water mark after this push, committed: every entry up to it is stored.
+ * The device's high-water mark after this push, committed: every entry up to it is handled.
  */
-acked_seq: bigint, };
+acked_seq: bigint, 
+/**
+ * The entries of this batch (replayed ones included) that were refused.
+ */
+rejected: Array<RejectedEntry>, };
 
 export type PulledChange = { 
 /**
  * The tenant-wide sequence number of this change; pull again with it as the cursor.
  */
-cursor: bigint, origin_device_id: string, change: Change, };
+cursor: bigint, change: Change, };
 
 export type PullResponse = { changes: Array<PulledChange>, 
 /**
@@ -130,6 +143,10 @@ online: boolean, syncing: boolean,
 /**
  * Outbox entries not yet acknowledged by the server.
  */
-pending: number, last_synced_at: string | null, last_error: string | null, };
+pending: number, 
+/**
+ * Changes the server refused; they stay on this desk with the reason.
+ */
+rejected: number, last_synced_at: string | null, last_error: string | null, };
 
 export type CommandError = { code: string, message: string, fields: Array<FieldError>, };

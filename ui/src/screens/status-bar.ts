@@ -28,6 +28,7 @@ export function statusBar(onSynced: () => void): StatusBar {
   const onlineText = h("span", {}, t.offline);
   const online = h("span", { ...testId("status-online"), class: "status-online", "data-online": "false" }, onlineText);
   const pending = h("span", { ...testId("status-pending") }, "");
+  const rejected = h("span", { ...testId("status-rejected"), class: "status-error" }, "");
   const lastSync = h("span", { ...testId("status-last-sync") }, "");
   const error = h("span", { ...testId("status-error"), class: "status-error", role: "alert" }, "");
   const syncNow = h("button", { ...testId("sync-now"), type: "button", class: "secondary" }, t.syncNow);
@@ -42,6 +43,8 @@ export function statusBar(onSynced: () => void): StatusBar {
     onlineText.textContent = status.syncing ? t.syncing : status.online ? t.online : t.offline;
     pending.textContent = t.pending(status.pending);
     pending.dataset.count = String(status.pending);
+    rejected.textContent = status.rejected > 0 ? t.rejected(status.rejected) : "";
+    rejected.hidden = status.rejected === 0;
     lastSync.textContent = lastSyncedText(status.last_synced_at);
     error.textContent = status.last_error ?? "";
     error.hidden = !status.last_error;
@@ -111,11 +114,13 @@ export function statusBar(onSynced: () => void): StatusBar {
     pending,
     h("span", { class: "sep", "aria-hidden": "true" }),
     lastSync,
+    rejected,
     error,
     h("span", { class: "spacer" }),
     syncNow,
   );
   error.hidden = true;
+  rejected.hidden = true;
   void poll();
 
   return {
