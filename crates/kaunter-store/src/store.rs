@@ -402,6 +402,27 @@ impl Store {
         Ok(entries)
     }
 
+    /// One outbox entry by its seq, whether pending or refused; `None` once acknowledged.
+    pub fn outbox_entry(&self, seq: i64) -> Result<Option<OutboxEntry>> {
+        let (_, cipher) = self.enrolled()?;
+        let payload: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT payload FROM outbox WHERE seq = ?1",
+                params![seq],
+                |r| r.get(0),
+            )
+            .optional()?;
+        payload
+            .map(|payload| {
+                let json = cipher.decrypt("outbox", "payload", &seq.to_string(), &payload)?;
+                let change: Change = serde_json::from_slice(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("outbox entry {seq}: {e}")))?;
+                Ok(OutboxEntry { seq, change })
+            })
+            .transpose()
+    }
+
     /// The server has handled every entry up to `acked_seq`: drop them from the outbox, except
     /// those it refused, which stay (out of the next batches) with the reason, for a person to
     /// see and deal with.

@@ -35,6 +35,15 @@ fn lock(store: &Mutex<Store>) -> Result<MutexGuard<'_, Store>> {
 /// Every acknowledgement and every page is committed locally before the next request, so an
 /// interruption anywhere loses nothing and the next round resumes.
 pub async fn sync_once(store: &Mutex<Store>, client: &impl Transport) -> Result<SyncReport> {
+    sync_once_at(store, client, Utc::now).await
+}
+
+/// [`sync_once`] with the wall clock given (the simulation runs desks on simulated clocks).
+pub async fn sync_once_at(
+    store: &Mutex<Store>,
+    client: &impl Transport,
+    now: impl Fn() -> DateTime<Utc>,
+) -> Result<SyncReport> {
     let mut report = SyncReport::default();
     loop {
         let batch = lock(store)?.pending_batch(PUSH_BATCH)?;
@@ -75,7 +84,7 @@ pub async fn sync_once(store: &Mutex<Store>, client: &impl Transport) -> Result<
             )));
         }
         report.pulled += page.changes.len();
-        report.applied += lock(store)?.apply_pulled(&page, Utc::now())?;
+        report.applied += lock(store)?.apply_pulled(&page, now())?;
         if !page.has_more || page.next_cursor == cursor {
             break;
         }
