@@ -2,19 +2,24 @@
 //! database per test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
+use kaunter_core::Hlc;
+use kaunter_core::lww::LwwRecord;
 use kaunter_protocol::http::{
-    Change, ChangeBody, EnrolRequest, EnrolResponse, ErrorBody, OutboxEntry, PatientRecord,
-    PullResponse, PushRequest, PushResponse, error_code,
+    Change, DELETED_FIELD, EnrolRequest, EnrolResponse, Entity, ErrorBody, Fields, OutboxEntry,
+    PatientRecord, PullResponse, PushRequest, PushResponse, RejectedEntry, Stamps, WireStamp,
+    error_code,
 };
+use kaunter_protocol::merge::{apply_change, is_deleted, record_into_parts};
 use kaunter_protocol::{IdType, SCHEMA_VERSION, Sex};
 use kaunter_sync_server::admin::{self, CreatedBusiness, DEFAULT_ENROLMENT_CODE_TTL};
 use kaunter_sync_server::ids::{BranchId, DeviceId, TenantId};
 use kaunter_sync_server::test_support::{TestDatabase, TestServer};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 struct Fixture {
@@ -31,6 +36,16 @@ async fn fixture() -> Fixture {
         http: reqwest::Client::new(),
         db,
     }
+}
+
+/// A patient row as the server stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StoredPatient {
+    branch_id: Uuid,
+    full_name: String,
+    phone: Option<String>,
+    deleted: bool,
+    stamps: Stamps,
 }
 
 impl Fixture {
@@ -81,10 +96,18 @@ impl Fixture {
             .unwrap()
     }
 
-    async fn push_ok(&self, token: &str, request: &PushRequest) -> i64 {
+    /// A push answered 200, whatever it refused.
+    async fn push_answer(&self, token: &str, request: &PushRequest) -> PushResponse {
         let response = self.push(token, request).await;
         assert_eq!(response.status(), StatusCode::OK);
-        response.json::<PushResponse>().await.unwrap().acked_seq
+        response.json().await.unwrap()
+    }
+
+    /// A push answered 200 with every entry applied (none refused): its acked_seq.
+    async fn push_ok(&self, token: &str, request: &PushRequest) -> i64 {
+        let answer = self.push_answer(token, request).await;
+        assert_eq!(answer.rejected, [], "no entry may be refused");
+        answer.acked_seq
     }
 
     async fn pull(&self, token: &str, cursor: i64, limit: Option<i64>) -> reqwest::Response {
@@ -101,6 +124,7 @@ impl Fixture {
         response.json().await.unwrap()
     }
 
+    /// Rows of `table`, optionally followed by a WHERE clause: `count("changes WHERE ...")`.
     async fn count(&self, table: &str) -> i64 {
         self.db
             .owner_client()
@@ -110,6 +134,34 @@ impl Fixture {
             .await
             .unwrap()
             .get(0)
+    }
+
+    /// The stored patient row `id` (of any tenant), if there is one.
+    async fn stored_patient(&self, id: Uuid) -> Option<StoredPatient> {
+        let rows = self
+            .db
+            .owner_client()
+            .await
+            .unwrap()
+            .query(
+                "SELECT branch_id, full_name, phone, deleted, stamps FROM patients
+                 WHERE patient_id = $1",
+                &[&id],
+            )
+            .await
+            .unwrap();
+        assert!(
+            rows.len() <= 1,
+            "patient {id} is stored {} times",
+            rows.len()
+        );
+        rows.first().map(|row| StoredPatient {
+            branch_id: row.get(0),
+            full_name: row.get(1),
+            phone: row.get(2),
+            deleted: row.get(3),
+            stamps: serde_json::from_value(row.get(4)).unwrap(),
+        })
     }
 }
 
@@ -128,8 +180,45 @@ async fn error(response: reqwest::Response) -> (StatusCode, ErrorBody) {
     (status, response.json().await.unwrap())
 }
 
+/// A refusal's seq, code and (field, code) pairs, for comparing in one assertion.
+type RefusalSummary<'a> = (i64, &'a str, Vec<(&'a str, &'a str)>);
+
+fn refusal_summary(rejected: &[RejectedEntry]) -> Vec<RefusalSummary<'_>> {
+    rejected
+        .iter()
+        .map(|refusal| {
+            (
+                refusal.seq,
+                refusal.code.as_str(),
+                refusal
+                    .fields
+                    .iter()
+                    .map(|field| (field.field.as_str(), field.code.as_str()))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// The packed hybrid logical time `offset_millis` from now (counter 0).
+fn hlc_from_now(offset_millis: i64) -> u64 {
+    let millis = u64::try_from(Utc::now().timestamp_millis() + offset_millis).unwrap();
+    Hlc::new(millis, 0).unwrap().as_u64()
+}
+
+/// A fresh stamp time: now, and always after every one issued before in this process, so the
+/// stamps of a test are unique and increasing (a hybrid logical clock of its own).
+fn next_hlc() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = hlc_from_now(0);
+    let next = |last: u64| (last + 1).max(now);
+    let previous = LAST
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(next(last)))
+        .unwrap();
+    next(previous)
+}
+
 fn patient(branch: Uuid, name: &str) -> PatientRecord {
-    let now = Utc::now();
     PatientRecord {
         id: Uuid::now_v7(),
         branch_id: branch,
@@ -139,39 +228,116 @@ fn patient(branch: Uuid, name: &str) -> PatientRecord {
         phone: Some("+60123456789".to_owned()),
         date_of_birth: None,
         sex: Some(Sex::Female),
-        created_at: now,
-        updated_at: now,
     }
 }
 
-fn entry(seq: i64, record: PatientRecord) -> OutboxEntry {
+fn fields(pairs: &[(&str, Value)]) -> Fields {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect()
+}
+
+/// Outbox entry `seq` of `device`: `fields` of patient `row_id` in `branch`, stamped `hlc` by
+/// the device itself.
+fn entry_in(
+    device: &EnrolResponse,
+    branch: Uuid,
+    seq: i64,
+    row_id: Uuid,
+    hlc: u64,
+    fields: Fields,
+) -> OutboxEntry {
     OutboxEntry {
         seq,
         change: Change {
+            entity: Entity::Patient,
+            row_id,
+            branch_id: branch,
+            stamp: WireStamp {
+                hlc,
+                device_id: device.device_id,
+            },
+            fields,
             recorded_at: Utc::now(),
-            body: ChangeBody::PatientUpsert(record),
         },
     }
 }
 
-/// A batch of new patients of `branch` numbered `seqs`.
-fn batch(branch: Uuid, seqs: std::ops::RangeInclusive<i64>) -> PushRequest {
+/// An edit by `device` of patient `row_id` of its own branch, stamped `hlc`.
+fn edit(device: &EnrolResponse, seq: i64, row_id: Uuid, hlc: u64, fields: Fields) -> OutboxEntry {
+    entry_in(device, device.branch_id, seq, row_id, hlc, fields)
+}
+
+/// `device` registers `record` (every field, a fresh stamp) as its entry `seq`.
+fn registration(device: &EnrolResponse, seq: i64, record: &PatientRecord) -> OutboxEntry {
+    entry_in(
+        device,
+        record.branch_id,
+        seq,
+        record.id,
+        next_hlc(),
+        record.fields(),
+    )
+}
+
+fn push_request(entries: Vec<OutboxEntry>) -> PushRequest {
     PushRequest {
         schema_version: SCHEMA_VERSION,
-        entries: seqs
-            .map(|seq| entry(seq, patient(branch, &format!("Patient {seq}"))))
-            .collect(),
+        entries,
     }
 }
 
+/// A batch of `device`'s registrations of new patients of `branch`, numbered `seqs`.
+fn batch_in(
+    device: &EnrolResponse,
+    branch: Uuid,
+    seqs: std::ops::RangeInclusive<i64>,
+) -> PushRequest {
+    push_request(
+        seqs.map(|seq| registration(device, seq, &patient(branch, &format!("Patient {seq}"))))
+            .collect(),
+    )
+}
+
+/// A batch of `device`'s registrations of new patients of its own branch, numbered `seqs`.
+fn batch(device: &EnrolResponse, seqs: std::ops::RangeInclusive<i64>) -> PushRequest {
+    batch_in(device, device.branch_id, seqs)
+}
+
+/// The full name each pulled change sets (every one of them must set it).
 fn pulled_names(response: &PullResponse) -> Vec<String> {
     response
         .changes
         .iter()
-        .map(|pulled| match &pulled.change.body {
-            ChangeBody::PatientUpsert(record) => record.full_name.clone(),
+        .map(|pulled| {
+            pulled.change.fields["full_name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         })
         .collect()
+}
+
+/// What a desk that applies `changes` (in this order) ends up with for row `id`.
+fn merged(changes: &[&Change], id: Uuid) -> LwwRecord<Value> {
+    let mut record = LwwRecord::new();
+    for change in changes.iter().filter(|change| change.row_id == id) {
+        apply_change(&mut record, change);
+    }
+    record
+}
+
+fn merged_patient(record: &LwwRecord<Value>, id: Uuid, branch: Uuid) -> PatientRecord {
+    let (fields, _) = record_into_parts(record);
+    PatientRecord::from_fields(id, branch, &fields).unwrap()
+}
+
+fn stamp(hlc: u64, device: &EnrolResponse) -> WireStamp {
+    WireStamp {
+        hlc,
+        device_id: device.device_id,
+    }
 }
 
 #[tokio::test]
@@ -286,7 +452,7 @@ async fn a_missing_or_wrong_token_is_unauthorized() {
         format!("{token}x"),
     ] {
         answers.push(error(f.pull(&bad, 0, None).await).await);
-        answers.push(error(f.push(&bad, &batch(device.branch_id, 1..=1)).await).await);
+        answers.push(error(f.push(&bad, &batch(&device, 1..=1)).await).await);
     }
     let no_header = f
         .http
@@ -328,7 +494,7 @@ async fn a_replayed_batch_is_applied_once() {
     let f = fixture().await;
     let business = f.business("Klinik Demo").await;
     let device = f.enrol(business.tenant_id, business.branch_id).await;
-    let request = batch(device.branch_id, 1..=1);
+    let request = batch(&device, 1..=1);
 
     assert_eq!(f.push_ok(&device.device_token, &request).await, 1);
     assert_eq!(f.push_ok(&device.device_token, &request).await, 1);
@@ -336,7 +502,7 @@ async fn a_replayed_batch_is_applied_once() {
     assert_eq!(f.count("changes").await, 1);
 
     // A batch that overlaps the high-water mark applies only its new part.
-    let mut overlapping = batch(device.branch_id, 1..=3);
+    let mut overlapping = batch(&device, 1..=3);
     overlapping.entries[0] = request.entries[0].clone();
     assert_eq!(f.push_ok(&device.device_token, &overlapping).await, 3);
     assert_eq!(f.push_ok(&device.device_token, &overlapping).await, 3);
@@ -349,6 +515,9 @@ async fn a_replayed_batch_is_applied_once() {
         entries: Vec::new(),
     };
     assert_eq!(f.push_ok(&device.device_token, &empty).await, 3);
+    assert_eq!(f.count("patients").await, 3);
+    assert_eq!(f.count("changes").await, 3);
+    assert_eq!(f.count("rejected_changes").await, 0);
     f.db.drop_db().await.unwrap();
 }
 
@@ -358,28 +527,32 @@ async fn a_gap_is_refused_with_the_expected_seq() {
     let business = f.business("Klinik Demo").await;
     let device = f.enrol(business.tenant_id, business.branch_id).await;
     assert_eq!(
-        f.push_ok(&device.device_token, &batch(device.branch_id, 1..=2))
+        f.push_ok(&device.device_token, &batch(&device, 1..=2))
             .await,
         2
     );
 
-    let (status, body) = error(
-        f.push(&device.device_token, &batch(device.branch_id, 4..=5))
-            .await,
-    )
-    .await;
+    let (status, body) = error(f.push(&device.device_token, &batch(&device, 4..=5)).await).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body.code, error_code::SEQUENCE_GAP);
     assert_eq!(body.expected_seq, Some(3));
     assert_eq!(f.count("changes").await, 2);
 
     // Entries that are not consecutive are malformed.
-    let mut holey = batch(device.branch_id, 3..=4);
+    let mut holey = batch(&device, 3..=4);
     holey.entries[1].seq = 6;
     let (status, body) = error(f.push(&device.device_token, &holey).await).await;
     assert_eq!(
         (status, body.code.as_str()),
         (StatusCode::BAD_REQUEST, error_code::BAD_REQUEST)
+    );
+    // Neither refusal stored anything or moved the high-water mark.
+    assert_eq!(f.count("changes").await, 2);
+    assert_eq!(f.count("rejected_changes").await, 0);
+    assert_eq!(
+        f.push_ok(&device.device_token, &batch(&device, 3..=3))
+            .await,
+        3
     );
     f.db.drop_db().await.unwrap();
 }
@@ -389,48 +562,175 @@ async fn an_unsupported_schema_version_is_refused() {
     let f = fixture().await;
     let business = f.business("Klinik Demo").await;
     let device = f.enrol(business.tenant_id, business.branch_id).await;
-    let mut request = batch(device.branch_id, 1..=1);
+    let mut request = batch(&device, 1..=1);
     request.schema_version = 999;
     let (status, body) = error(f.push(&device.device_token, &request).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body.code, error_code::UNSUPPORTED_SCHEMA_VERSION);
     assert_eq!(f.count("changes").await, 0);
+    assert_eq!(f.count("rejected_changes").await, 0);
+    // The high-water mark did not move.
+    request.schema_version = SCHEMA_VERSION;
+    assert_eq!(f.push_ok(&device.device_token, &request).await, 1);
     f.db.drop_db().await.unwrap();
 }
 
 #[tokio::test]
-async fn invalid_records_are_refused_with_their_fields_and_nothing_is_stored() {
+async fn an_invalid_entry_is_refused_alone_with_its_fields() {
     let f = fixture().await;
     let business = f.business("Klinik Demo").await;
     let device = f.enrol(business.tenant_id, business.branch_id).await;
-    let mut request = batch(device.branch_id, 1..=3);
-    let ChangeBody::PatientUpsert(record) = &mut request.entries[2].change.body;
-    record.full_name = " ".to_owned();
-    record.phone = Some("012-345 6789".to_owned());
+    let mut request = batch(&device, 1..=3);
+    let invalid = &mut request.entries[2].change.fields;
+    invalid.insert("full_name".to_owned(), json!(" "));
+    invalid.insert("phone".to_owned(), json!("012-345 6789"));
 
-    let (status, body) = error(f.push(&device.device_token, &request).await).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body.code, error_code::VALIDATION_FAILED);
-    let fields: Vec<(&str, &str)> = body
-        .fields
-        .iter()
-        .map(|field| (field.field.as_str(), field.code.as_str()))
-        .collect();
+    let answer = f.push_answer(&device.device_token, &request).await;
+    // The refused entry is handled too: the high-water mark moves past it.
+    assert_eq!(answer.acked_seq, 3);
     assert_eq!(
-        fields,
-        [
-            ("entries[2].full_name", "required"),
-            ("entries[2].phone", "phone_invalid")
-        ]
+        refusal_summary(&answer.rejected),
+        [(
+            3,
+            error_code::VALIDATION_FAILED,
+            vec![
+                ("seq[3].full_name", "required"),
+                ("seq[3].phone", "phone_invalid")
+            ]
+        )]
     );
-    assert_eq!(f.count("patients").await, 0);
-    assert_eq!(f.count("changes").await, 0);
-    // The high-water mark did not move either.
+    assert!(!answer.rejected[0].message.is_empty());
+    // The valid entries of the batch are applied; the invalid one is only recorded as refused.
+    assert_eq!(f.count("patients").await, 2);
+    assert_eq!(f.count("changes").await, 2);
+    assert_eq!(f.count("changes WHERE device_seq = 3").await, 0);
     assert_eq!(
-        f.push_ok(&device.device_token, &batch(device.branch_id, 1..=1))
+        f.count("rejected_changes WHERE device_seq = 3 AND code = 'validation_failed'")
             .await,
         1
     );
+    assert_eq!(
+        f.stored_patient(request.entries[2].change.row_id).await,
+        None
+    );
+
+    // A replay gets the very same answer and changes nothing.
+    assert_eq!(f.push_answer(&device.device_token, &request).await, answer);
+    // So does a batch that overlaps the high-water mark, for its replayed part.
+    let mut overlapping = batch(&device, 3..=4);
+    overlapping.entries[0] = request.entries[2].clone();
+    let overlap_answer = f.push_answer(&device.device_token, &overlapping).await;
+    assert_eq!(overlap_answer.acked_seq, 4);
+    assert_eq!(overlap_answer.rejected, answer.rejected);
+    assert_eq!(
+        f.push_answer(&device.device_token, &overlapping).await,
+        overlap_answer
+    );
+    assert_eq!(f.count("patients").await, 3);
+    assert_eq!(f.count("changes").await, 3);
+    assert_eq!(f.count("rejected_changes").await, 1);
+
+    // An edit that would make a stored row invalid is refused; the row keeps its value.
+    let first = request.entries[0].change.row_id;
+    let bad_edit = push_request(vec![edit(
+        &device,
+        5,
+        first,
+        next_hlc(),
+        fields(&[("phone", json!("not a phone"))]),
+    )]);
+    let answer = f.push_answer(&device.device_token, &bad_edit).await;
+    assert_eq!(answer.acked_seq, 5);
+    assert_eq!(
+        refusal_summary(&answer.rejected),
+        [(
+            5,
+            error_code::VALIDATION_FAILED,
+            vec![("seq[5].phone", "phone_invalid")]
+        )]
+    );
+    let stored = f.stored_patient(first).await.unwrap();
+    assert_eq!(stored.phone.as_deref(), Some("+60123456789"));
+    assert_eq!(stored.stamps["phone"], request.entries[0].change.stamp);
+
+    // Pull hands out only what was applied.
+    let pulled = f.pull_ok(&device.device_token, 0, None).await;
+    assert_eq!(
+        pulled_names(&pulled),
+        ["Patient 1", "Patient 2", "Patient 4"]
+    );
+    // The next entry expected is 6.
+    let (status, body) = error(f.push(&device.device_token, &batch(&device, 7..=7)).await).await;
+    assert_eq!(
+        (status, body.code.as_str(), body.expected_seq),
+        (StatusCode::CONFLICT, error_code::SEQUENCE_GAP, Some(6))
+    );
+    f.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn entries_that_make_no_complete_known_record_are_refused() {
+    let f = fixture().await;
+    let business = f.business("Klinik Demo").await;
+    let device = f.enrol(business.tenant_id, business.branch_id).await;
+    let known = patient(device.branch_id, "Siti binti Ahmad");
+    let nobody = Uuid::now_v7();
+    let mut with_unknown_field = patient(device.branch_id, "Aminah binti Yusof").fields();
+    with_unknown_field.insert("nickname".to_owned(), json!("Minah"));
+    let mut with_bad_id_type = patient(device.branch_id, "Tan Mei Ling").fields();
+    with_bad_id_type.insert("id_type".to_owned(), json!("driving_licence"));
+    let entries = vec![
+        // An edit of a row nobody registered.
+        edit(
+            &device,
+            1,
+            nobody,
+            next_hlc(),
+            fields(&[("full_name", json!("Nobody"))]),
+        ),
+        // A field the protocol does not know.
+        edit(&device, 2, Uuid::now_v7(), next_hlc(), with_unknown_field),
+        // A value of the wrong kind.
+        edit(&device, 3, Uuid::now_v7(), next_hlc(), with_bad_id_type),
+        registration(&device, 4, &known),
+        // A tombstone that is not a boolean.
+        edit(
+            &device,
+            5,
+            known.id,
+            next_hlc(),
+            fields(&[(DELETED_FIELD, json!("yes"))]),
+        ),
+        // A change of nothing.
+        edit(&device, 6, known.id, next_hlc(), Fields::new()),
+    ];
+    let push = push_request(entries);
+    let answer = f.push_answer(&device.device_token, &push).await;
+    assert_eq!(answer.acked_seq, 6);
+    assert_eq!(
+        refusal_summary(&answer.rejected),
+        [
+            (1, error_code::VALIDATION_FAILED, vec![]),
+            (
+                2,
+                error_code::VALIDATION_FAILED,
+                vec![("seq[2].nickname", "unknown_field")]
+            ),
+            (3, error_code::VALIDATION_FAILED, vec![]),
+            (
+                5,
+                error_code::VALIDATION_FAILED,
+                vec![("seq[5].deleted", "invalid")]
+            ),
+            (6, error_code::VALIDATION_FAILED, vec![]),
+        ]
+    );
+    assert_eq!(f.count("patients").await, 1);
+    assert_eq!(f.count("changes").await, 1);
+    assert_eq!(f.count("rejected_changes").await, 5);
+    assert_eq!(f.stored_patient(nobody).await, None);
+    assert!(!f.stored_patient(known.id).await.unwrap().deleted);
+    assert_eq!(f.push_answer(&device.device_token, &push).await, answer);
     f.db.drop_db().await.unwrap();
 }
 
@@ -563,12 +863,12 @@ async fn pull_pages_through_every_change_in_order() {
     let writer = f.enrol(business.tenant_id, business.branch_id).await;
     let reader = f.enrol(business.tenant_id, business.branch_id).await;
     assert_eq!(
-        f.push_ok(&writer.device_token, &batch(writer.branch_id, 1..=3))
+        f.push_ok(&writer.device_token, &batch(&writer, 1..=3))
             .await,
         3
     );
     assert_eq!(
-        f.push_ok(&writer.device_token, &batch(writer.branch_id, 4..=5))
+        f.push_ok(&writer.device_token, &batch(&writer, 4..=5))
             .await,
         5
     );
@@ -586,7 +886,7 @@ async fn pull_pages_through_every_change_in_order() {
         assert!(
             page.changes
                 .iter()
-                .all(|c| c.origin_device_id == writer.device_id)
+                .all(|c| c.change.stamp.device_id == writer.device_id)
         );
         cursor = page.next_cursor;
         if !page.has_more {
@@ -623,15 +923,20 @@ async fn pulled_changes_are_what_was_pushed() {
     let f = fixture().await;
     let business = f.business("Klinik Demo").await;
     let device = f.enrol(business.tenant_id, business.branch_id).await;
-    let mut request = batch(device.branch_id, 1..=1);
-    let ChangeBody::PatientUpsert(record) = &mut request.entries[0].change.body;
+    let mut record = patient(device.branch_id, "Siti binti Ahmad");
     record.date_of_birth = chrono::NaiveDate::from_ymd_opt(1990, 1, 1);
     record.phone = None;
+    let request = push_request(vec![registration(&device, 1, &record)]);
     f.push_ok(&device.device_token, &request).await;
     let pulled = f.pull_ok(&device.device_token, 0, None).await;
     assert_eq!(pulled.changes.len(), 1);
     assert_eq!(pulled.changes[0].change, request.entries[0].change);
-    assert_eq!(pulled.changes[0].origin_device_id, device.device_id);
+    assert_eq!(pulled.changes[0].change.stamp.device_id, device.device_id);
+    let change = &pulled.changes[0].change;
+    assert_eq!(
+        PatientRecord::from_fields(change.row_id, change.branch_id, &change.fields).unwrap(),
+        record
+    );
     f.db.drop_db().await.unwrap();
 }
 
@@ -642,23 +947,41 @@ async fn businesses_are_isolated() {
     let b = f.business("Klinik B").await;
     let device_a = f.enrol(a.tenant_id, a.branch_id).await;
     let device_b = f.enrol(b.tenant_id, b.branch_id).await;
-    f.push_ok(&device_a.device_token, &batch(device_a.branch_id, 1..=3))
-        .await;
+    let a_batch = batch(&device_a, 1..=3);
+    f.push_ok(&device_a.device_token, &a_batch).await;
 
     let pulled = f.pull_ok(&device_b.device_token, 0, None).await;
     assert!(pulled.changes.is_empty(), "B saw A's changes");
 
-    // B names A's branch in a record: refused, nothing stored for either business.
-    let (status, body) = error(
-        f.push(&device_b.device_token, &batch(device_a.branch_id, 1..=1))
-            .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body.code, error_code::VALIDATION_FAILED);
-    assert_eq!(body.fields[0].field, "entries[0].branch_id");
-    assert_eq!(body.fields[0].code, "branch_not_allowed");
+    // B names A's branch in a record: that entry is refused, nothing stored for either business.
+    let intrusion = batch_in(&device_b, device_a.branch_id, 1..=1);
+    let answer = f.push_answer(&device_b.device_token, &intrusion).await;
+    assert_eq!(answer.acked_seq, 1);
+    assert_eq!(
+        refusal_summary(&answer.rejected),
+        [(
+            1,
+            error_code::VALIDATION_FAILED,
+            vec![("seq[1].branch_id", "branch_not_allowed")]
+        )]
+    );
     assert_eq!(f.count("changes").await, 3);
+    assert_eq!(f.count("patients").await, 3);
+    assert_eq!(
+        f.stored_patient(intrusion.entries[0].change.row_id).await,
+        None
+    );
+    assert_eq!(
+        f.push_answer(&device_b.device_token, &intrusion).await,
+        answer
+    );
+    assert!(
+        f.pull_ok(&device_a.device_token, 0, None)
+            .await
+            .changes
+            .iter()
+            .all(|c| c.change.stamp.device_id == device_a.device_id)
+    );
 
     // B's token with A's tenant id swapped in is not a key to A.
     let forged = device_b.device_token.replace(
@@ -669,13 +992,51 @@ async fn businesses_are_isolated() {
         f.pull(&forged, 0, None).await.status(),
         StatusCode::UNAUTHORIZED
     );
+    assert_eq!(
+        f.push(&forged, &batch(&device_b, 2..=2)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
-    // Each business numbers its own changes.
-    f.push_ok(&device_b.device_token, &batch(device_b.branch_id, 1..=1))
+    // Each business numbers its own changes (B's refused entry left its number 1 unused).
+    f.push_ok(&device_b.device_token, &batch(&device_b, 2..=2))
         .await;
     let pulled = f.pull_ok(&device_b.device_token, 0, None).await;
     assert_eq!(pulled.changes.len(), 1);
-    assert_eq!(pulled.changes[0].cursor, 1);
+    assert_eq!(pulled.changes[0].cursor, 2);
+
+    // B edits a row id of A's under its own branch: B cannot see A's row, so at most B gets a
+    // row of its own; A's row is untouched and A sees nothing of it.
+    let a_row = a_batch.entries[0].change.row_id;
+    let before = f.stored_patient(a_row).await.unwrap();
+    let mut copy = patient(device_b.branch_id, "Hijacked");
+    copy.id = a_row;
+    f.push_answer(
+        &device_b.device_token,
+        &push_request(vec![registration(&device_b, 3, &copy)]),
+    )
+    .await;
+    let a_rows: Vec<(Uuid, String)> = f
+        .db
+        .owner_client()
+        .await
+        .unwrap()
+        .query(
+            "SELECT branch_id, full_name FROM patients WHERE tenant_id = $1 AND patient_id = $2",
+            &[&device_a.tenant_id, &a_row],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(a_rows, [(before.branch_id, before.full_name)]);
+    assert_eq!(
+        f.pull_ok(&device_a.device_token, 0, None)
+            .await
+            .changes
+            .len(),
+        3
+    );
     f.db.drop_db().await.unwrap();
 }
 
@@ -695,9 +1056,9 @@ async fn branches_see_and_write_only_their_own_records() {
     let pj_desk = f.enrol(business.tenant_id, second.branch_id).await;
     assert_eq!(pj_desk.branch_name, "Petaling Jaya");
 
-    let main_batch = batch(main_desk.branch_id, 1..=2);
+    let main_batch = batch(&main_desk, 1..=2);
     f.push_ok(&main_desk.device_token, &main_batch).await;
-    f.push_ok(&pj_desk.device_token, &batch(pj_desk.branch_id, 1..=1))
+    f.push_ok(&pj_desk.device_token, &batch(&pj_desk, 1..=1))
         .await;
 
     let pj_view = f.pull_ok(&pj_desk.device_token, 0, None).await;
@@ -712,34 +1073,55 @@ async fn branches_see_and_write_only_their_own_records() {
     );
 
     // PJ re-uses a main-branch patient's id under its own branch: refused, the row untouched.
-    let ChangeBody::PatientUpsert(stolen) = main_batch.entries[0].change.body.clone();
-    let hijack = PushRequest {
-        schema_version: SCHEMA_VERSION,
-        entries: vec![entry(
-            2,
-            PatientRecord {
-                branch_id: pj_desk.branch_id,
-                full_name: "Hijacked".to_owned(),
-                ..stolen
-            },
-        )],
-    };
-    let (status, body) = error(f.push(&pj_desk.device_token, &hijack).await).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body.fields[0].field, "entries[0].id");
-    assert_eq!(body.fields[0].code, "row_in_other_branch");
-    let name: String =
-        f.db.owner_client()
+    // Naming the main branch outright is refused too.
+    let stolen = main_batch.entries[0].change.row_id;
+    let mut hijacked = patient(pj_desk.branch_id, "Hijacked");
+    hijacked.id = stolen;
+    let hijack = push_request(vec![
+        registration(&pj_desk, 2, &hijacked),
+        entry_in(
+            &pj_desk,
+            main_desk.branch_id,
+            3,
+            stolen,
+            next_hlc(),
+            fields(&[("full_name", json!("Hijacked"))]),
+        ),
+    ]);
+    let answer = f.push_answer(&pj_desk.device_token, &hijack).await;
+    assert_eq!(answer.acked_seq, 3);
+    assert_eq!(
+        refusal_summary(&answer.rejected),
+        [
+            (2, error_code::ROW_IN_OTHER_BRANCH, vec![]),
+            (
+                3,
+                error_code::VALIDATION_FAILED,
+                vec![("seq[3].branch_id", "branch_not_allowed")]
+            ),
+        ]
+    );
+    assert_eq!(f.push_answer(&pj_desk.device_token, &hijack).await, answer);
+    let row = f.stored_patient(stolen).await.unwrap();
+    assert_eq!(
+        (row.branch_id, row.full_name.as_str()),
+        (main_desk.branch_id, "Patient 1")
+    );
+    assert_eq!(f.count("changes").await, 3);
+    assert_eq!(
+        f.pull_ok(&main_desk.device_token, 0, None)
             .await
-            .unwrap()
-            .query_one(
-                "SELECT full_name FROM patients WHERE patient_id = $1",
-                &[&stolen.id],
-            )
+            .changes
+            .len(),
+        2
+    );
+    assert_eq!(
+        f.pull_ok(&pj_desk.device_token, 0, None)
             .await
-            .unwrap()
-            .get(0);
-    assert_eq!(name, "Patient 1");
+            .changes
+            .len(),
+        1
+    );
     f.db.drop_db().await.unwrap();
 }
 
@@ -752,10 +1134,13 @@ async fn concurrent_pushes_of_one_business_number_changes_without_holes() {
         desks.push(f.enrol(business.tenant_id, business.branch_id).await);
     }
     let push_three_batches = |desk: &EnrolResponse| {
-        let (f, token, branch) = (&f, desk.device_token.clone(), desk.branch_id);
+        let (f, desk) = (&f, desk.clone());
         async move {
             for start in [1, 4, 7] {
-                f.push_ok(&token, &batch(branch, start..=start + 2)).await;
+                let acked = f
+                    .push_ok(&desk.device_token, &batch(&desk, start..=start + 2))
+                    .await;
+                assert_eq!(acked, start + 2);
             }
         }
     };
@@ -774,14 +1159,14 @@ async fn concurrent_pushes_of_one_business_number_changes_without_holes() {
         let own: Vec<String> = pulled
             .changes
             .iter()
-            .filter(|c| c.origin_device_id == desk.device_id)
-            .flat_map(|c| match &c.change.body {
-                ChangeBody::PatientUpsert(record) => Some(record.full_name.clone()),
-            })
+            .filter(|c| c.change.stamp.device_id == desk.device_id)
+            .map(|c| c.change.fields["full_name"].as_str().unwrap().to_owned())
             .collect();
         let expected: Vec<String> = (1..=9).map(|seq| format!("Patient {seq}")).collect();
         assert_eq!(own, expected, "a desk's changes keep their order");
     }
+    assert_eq!(f.count("patients").await, 36);
+    assert_eq!(f.count("rejected_changes").await, 0);
     f.db.drop_db().await.unwrap();
 }
 
@@ -803,4 +1188,313 @@ async fn a_request_over_the_time_limit_gets_a_json_503() {
     assert_eq!(response.status(), StatusCode::OK);
     drop(server);
     db.drop_db().await.unwrap();
+}
+
+/// A business with one branch and `desks` desks enrolled in it.
+async fn desks(f: &Fixture, count: usize) -> Vec<EnrolResponse> {
+    let business = f.business("Klinik Demo").await;
+    let mut desks = Vec::new();
+    for _ in 0..count {
+        desks.push(f.enrol(business.tenant_id, business.branch_id).await);
+    }
+    desks
+}
+
+#[tokio::test]
+async fn edits_of_different_fields_by_two_desks_are_both_kept() {
+    let f = fixture().await;
+    let [a, b, c] = <[EnrolResponse; 3]>::try_from(desks(&f, 3).await).unwrap();
+    let record = patient(a.branch_id, "Siti binti Ahmad");
+    f.push_ok(
+        &a.device_token,
+        &push_request(vec![registration(&a, 1, &record)]),
+    )
+    .await;
+
+    // Both desks edit the registration; B's edit is stamped before A's but reaches the server
+    // after it.
+    let b_hlc = next_hlc();
+    let a_hlc = next_hlc();
+    assert!(b_hlc < a_hlc);
+    let a_edit = edit(
+        &a,
+        2,
+        record.id,
+        a_hlc,
+        fields(&[("full_name", json!("Siti Aminah binti Ahmad"))]),
+    );
+    let b_edit = edit(
+        &b,
+        1,
+        record.id,
+        b_hlc,
+        fields(&[("phone", json!("+60198765432"))]),
+    );
+    assert_eq!(
+        f.push_ok(&a.device_token, &push_request(vec![a_edit]))
+            .await,
+        2
+    );
+    assert_eq!(
+        f.push_ok(&b.device_token, &push_request(vec![b_edit]))
+            .await,
+        1
+    );
+
+    let expected = PatientRecord {
+        full_name: "Siti Aminah binti Ahmad".to_owned(),
+        phone: Some("+60198765432".to_owned()),
+        ..record.clone()
+    };
+    let stored = f.stored_patient(record.id).await.unwrap();
+    assert_eq!(
+        (
+            stored.full_name.as_str(),
+            stored.phone.as_deref(),
+            stored.deleted
+        ),
+        (
+            expected.full_name.as_str(),
+            expected.phone.as_deref(),
+            false
+        )
+    );
+    assert_eq!(stored.stamps["full_name"], stamp(a_hlc, &a));
+    assert_eq!(stored.stamps["phone"], stamp(b_hlc, &b));
+    assert_eq!(stored.stamps["id_number"].device_id, a.device_id);
+    assert_eq!(f.count("changes").await, 3);
+
+    // A third desk merging what it pulls ends up with the same row, in either order.
+    let pulled = f.pull_ok(&c.device_token, 0, None).await;
+    assert_eq!(pulled.changes.len(), 3);
+    let mut changes: Vec<&Change> = pulled.changes.iter().map(|p| &p.change).collect();
+    let in_order = merged(&changes, record.id);
+    assert_eq!(merged_patient(&in_order, record.id, c.branch_id), expected);
+    changes.reverse();
+    assert_eq!(merged(&changes, record.id), in_order);
+    f.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_older_edit_loses_to_a_newer_one_whatever_the_push_order() {
+    let f = fixture().await;
+    let [a, b] = <[EnrolResponse; 2]>::try_from(desks(&f, 2).await).unwrap();
+    let record = patient(a.branch_id, "Siti binti Ahmad");
+    f.push_ok(
+        &a.device_token,
+        &push_request(vec![registration(&a, 1, &record)]),
+    )
+    .await;
+
+    let older = next_hlc();
+    let newer = next_hlc();
+    // The newer edit arrives first, the older one after it.
+    let newer_edit = edit(
+        &a,
+        2,
+        record.id,
+        newer,
+        fields(&[("full_name", json!("Newer Name"))]),
+    );
+    let older_edit = edit(
+        &b,
+        1,
+        record.id,
+        older,
+        fields(&[("full_name", json!("Older Name"))]),
+    );
+    f.push_ok(&a.device_token, &push_request(vec![newer_edit]))
+        .await;
+    // The older edit is not an error: it is applied (logged) and simply loses the field.
+    assert_eq!(
+        f.push_ok(&b.device_token, &push_request(vec![older_edit.clone()]))
+            .await,
+        1
+    );
+    let stored = f.stored_patient(record.id).await.unwrap();
+    assert_eq!(stored.full_name, "Newer Name");
+    assert_eq!(stored.stamps["full_name"], stamp(newer, &a));
+    assert_eq!(f.count("changes").await, 3);
+    let b_id = b.device_id;
+    assert_eq!(
+        f.count(&format!("changes WHERE device_id = '{b_id}'"))
+            .await,
+        1
+    );
+    let pulled = f.pull_ok(&a.device_token, 0, None).await;
+    assert_eq!(pulled.changes[2].change, older_edit.change);
+    let changes: Vec<&Change> = pulled.changes.iter().map(|p| &p.change).collect();
+    assert_eq!(
+        merged_patient(&merged(&changes, record.id), record.id, a.branch_id).full_name,
+        "Newer Name"
+    );
+
+    // Equal clocks: the greater device id wins, whichever arrives first.
+    let tie = next_hlc();
+    let (low, high) = if a.device_id < b.device_id {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let high_seq = if high.device_id == a.device_id { 3 } else { 2 };
+    let low_seq = if low.device_id == a.device_id { 3 } else { 2 };
+    let high_edit = edit(
+        high,
+        high_seq,
+        record.id,
+        tie,
+        fields(&[("phone", json!("+60111111111"))]),
+    );
+    let low_edit = edit(
+        low,
+        low_seq,
+        record.id,
+        tie,
+        fields(&[("phone", json!("+60122222222"))]),
+    );
+    f.push_ok(&high.device_token, &push_request(vec![high_edit]))
+        .await;
+    f.push_ok(&low.device_token, &push_request(vec![low_edit]))
+        .await;
+    let stored = f.stored_patient(record.id).await.unwrap();
+    assert_eq!(stored.phone.as_deref(), Some("+60111111111"));
+    assert_eq!(stored.stamps["phone"], stamp(tie, high));
+    f.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_delete_is_not_undone_by_an_older_edit() {
+    let f = fixture().await;
+    let [a, b, c] = <[EnrolResponse; 3]>::try_from(desks(&f, 3).await).unwrap();
+    let record = patient(a.branch_id, "Siti binti Ahmad");
+    f.push_ok(
+        &a.device_token,
+        &push_request(vec![registration(&a, 1, &record)]),
+    )
+    .await;
+
+    let edit_hlc = next_hlc();
+    let undelete_hlc = next_hlc();
+    let delete_hlc = next_hlc();
+    let delete = edit(
+        &b,
+        1,
+        record.id,
+        delete_hlc,
+        fields(&[(DELETED_FIELD, json!(true))]),
+    );
+    f.push_ok(&b.device_token, &push_request(vec![delete]))
+        .await;
+    let stored = f.stored_patient(record.id).await.unwrap();
+    assert!(stored.deleted);
+    assert_eq!(stored.full_name, "Siti binti Ahmad");
+    assert_eq!(stored.stamps[DELETED_FIELD], stamp(delete_hlc, &b));
+    assert_eq!(f.count("patients WHERE deleted").await, 1);
+
+    // A's edits were made before the delete but arrive after it.
+    let late = push_request(vec![
+        edit(
+            &a,
+            2,
+            record.id,
+            edit_hlc,
+            fields(&[("full_name", json!("Siti Aminah binti Ahmad"))]),
+        ),
+        edit(
+            &a,
+            3,
+            record.id,
+            undelete_hlc,
+            fields(&[(DELETED_FIELD, json!(false))]),
+        ),
+    ]);
+    assert_eq!(f.push_ok(&a.device_token, &late).await, 3);
+    let stored = f.stored_patient(record.id).await.unwrap();
+    assert!(stored.deleted, "an older edit undeleted the row");
+    assert_eq!(stored.stamps[DELETED_FIELD], stamp(delete_hlc, &b));
+    // The edit of another field still merges into the (deleted) row, as on every desk.
+    assert_eq!(stored.full_name, "Siti Aminah binti Ahmad");
+    assert_eq!(f.count("changes").await, 4);
+
+    // A desk merging the log, in any order, agrees.
+    let pulled = f.pull_ok(&c.device_token, 0, None).await;
+    let mut changes: Vec<&Change> = pulled.changes.iter().map(|p| &p.change).collect();
+    assert_eq!(changes.len(), 4);
+    assert!(is_deleted(&merged(&changes, record.id)));
+    changes.reverse();
+    assert!(is_deleted(&merged(&changes, record.id)));
+    f.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_entry_stamped_by_another_device_is_refused() {
+    let f = fixture().await;
+    let [a, b] = <[EnrolResponse; 2]>::try_from(desks(&f, 2).await).unwrap();
+    let mut as_b = registration(&a, 1, &patient(a.branch_id, "Patient 1"));
+    as_b.change.stamp.device_id = b.device_id;
+    let mut as_stranger = registration(&a, 2, &patient(a.branch_id, "Patient 2"));
+    as_stranger.change.stamp.device_id = Uuid::now_v7();
+    let own = registration(&a, 3, &patient(a.branch_id, "Patient 3"));
+    let request = push_request(vec![as_b.clone(), as_stranger, own]);
+
+    let answer = f.push_answer(&a.device_token, &request).await;
+    assert_eq!(answer.acked_seq, 3);
+    assert_eq!(
+        refusal_summary(&answer.rejected),
+        [
+            (1, error_code::WRONG_DEVICE, vec![]),
+            (2, error_code::WRONG_DEVICE, vec![])
+        ]
+    );
+    assert_eq!(f.count("patients").await, 1);
+    assert_eq!(f.count("changes").await, 1);
+    assert_eq!(
+        f.count("rejected_changes WHERE code = 'wrong_device'")
+            .await,
+        2
+    );
+    assert_eq!(f.stored_patient(as_b.change.row_id).await, None);
+    assert_eq!(f.push_answer(&a.device_token, &request).await, answer);
+    let pulled = f.pull_ok(&b.device_token, 0, None).await;
+    assert_eq!(pulled_names(&pulled), ["Patient 3"]);
+    assert_eq!(pulled.changes[0].change.stamp.device_id, a.device_id);
+    // B's own outbox is untouched by the entry that named it.
+    assert_eq!(f.push_ok(&b.device_token, &batch(&b, 1..=1)).await, 1);
+    f.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_entry_from_a_clock_far_ahead_is_refused_and_the_rest_applies() {
+    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+    let f = fixture().await;
+    let [desk] = <[EnrolResponse; 1]>::try_from(desks(&f, 1).await).unwrap();
+    let mut request = batch(&desk, 1..=4);
+    request.entries[0].change.stamp.hlc = hlc_from_now(3 * DAY_MS);
+    // A day ahead is within the allowed drift.
+    request.entries[3].change.stamp.hlc = hlc_from_now(DAY_MS);
+
+    let answer = f.push_answer(&desk.device_token, &request).await;
+    assert_eq!(answer.acked_seq, 4);
+    assert_eq!(
+        refusal_summary(&answer.rejected),
+        [(1, error_code::CLOCK_AHEAD, vec![])]
+    );
+    assert_eq!(f.count("patients").await, 3);
+    assert_eq!(f.count("changes").await, 3);
+    assert_eq!(
+        f.count("rejected_changes WHERE device_seq = 1 AND code = 'clock_ahead'")
+            .await,
+        1
+    );
+    assert_eq!(
+        f.stored_patient(request.entries[0].change.row_id).await,
+        None
+    );
+    assert_eq!(f.push_answer(&desk.device_token, &request).await, answer);
+    let pulled = f.pull_ok(&desk.device_token, 0, None).await;
+    assert_eq!(
+        pulled_names(&pulled),
+        ["Patient 2", "Patient 3", "Patient 4"]
+    );
+    f.db.drop_db().await.unwrap();
 }

@@ -34,7 +34,7 @@ async fn main() -> std::process::ExitCode {
             }
         }
         let done = seed - first + 1;
-        if done % 500 == 0 {
+        if done.is_multiple_of(500) {
             eprintln!(
                 "{done}/{count} seeds, {failures} failed, {:.0?}",
                 started.elapsed()

@@ -152,11 +152,8 @@ fn lost() -> SyncError {
 }
 
 impl Transport for FaultyTransport {
-    fn push(
-        &self,
-        entries: Vec<OutboxEntry>,
-    ) -> impl std::future::Future<Output = kaunter_sync_client::Result<PushResponse>> + Send {
-        async move {
+    async fn push(&self, entries: Vec<OutboxEntry>) -> kaunter_sync_client::Result<PushResponse> {
+        {
             let fate = self.faults.lock().expect("faults").fate(true)?;
             self.sent.lock().expect("sent").push(entries.clone());
             match fate {
@@ -174,12 +171,8 @@ impl Transport for FaultyTransport {
         }
     }
 
-    fn pull(
-        &self,
-        cursor: i64,
-        limit: u32,
-    ) -> impl std::future::Future<Output = kaunter_sync_client::Result<PullResponse>> + Send {
-        async move {
+    async fn pull(&self, cursor: i64, limit: u32) -> kaunter_sync_client::Result<PullResponse> {
+        {
             let fate = self.faults.lock().expect("faults").fate(false)?;
             match fate {
                 Fate::LoseRequest => Err(lost()),
@@ -554,13 +547,18 @@ impl Run {
             return Err(first_difference("server", &server, "model", &model));
         }
         for (number, desk) in self.desks.iter().enumerate() {
-            let store = desk.store();
-            let local: BTreeMap<Uuid, (Fields, Stamps)> = store
-                .patient_states()
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|(id, _, fields, stamps)| (id, (fields, stamps)))
-                .collect();
+            let (local, state, integrity) = {
+                let store = desk.store();
+                let local: BTreeMap<Uuid, (Fields, Stamps)> = store
+                    .patient_states()
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|(id, _, fields, stamps)| (id, (fields, stamps)))
+                    .collect();
+                let state = store.sync_state().map_err(|e| e.to_string())?;
+                let integrity = store.integrity_check().map_err(|e| e.to_string())?;
+                (local, state, integrity)
+            };
             if local != server {
                 return Err(first_difference(
                     &format!("desk {number}"),
@@ -569,14 +567,13 @@ impl Run {
                     &server,
                 ));
             }
-            let state = store.sync_state().map_err(|e| e.to_string())?;
             if state.pending != 0 || state.rejected != 0 {
                 return Err(format!(
                     "desk {number} still has {} pending and {} refused entries",
                     state.pending, state.rejected
                 ));
             }
-            if store.integrity_check().map_err(|e| e.to_string())? != "ok" {
+            if integrity != "ok" {
                 return Err(format!("desk {number} fails PRAGMA integrity_check"));
             }
             let logged = logged_seqs(world, tenant, desk.device_id).await?;

@@ -268,20 +268,20 @@ fn check_entry(
             unknown,
         ));
     }
-    if let Some(deleted) = change.fields.get(DELETED_FIELD) {
-        if !deleted.is_boolean() {
-            return Err(refusal(
+    if let Some(deleted) = change.fields.get(DELETED_FIELD)
+        && !deleted.is_boolean()
+    {
+        return Err(refusal(
+            entry,
+            error_code::VALIDATION_FAILED,
+            "deleted must be true or false.",
+            vec![field_error(
                 entry,
-                error_code::VALIDATION_FAILED,
+                DELETED_FIELD,
+                "invalid",
                 "deleted must be true or false.",
-                vec![field_error(
-                    entry,
-                    DELETED_FIELD,
-                    "invalid",
-                    "deleted must be true or false.",
-                )],
-            ));
-        }
+            )],
+        ));
     }
     if change.fields.is_empty() {
         return Err(refusal(
