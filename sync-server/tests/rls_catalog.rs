@@ -99,6 +99,14 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
             )
             .await
             .unwrap();
+        owner
+            .execute(
+                "INSERT INTO rejected_changes (tenant_id, device_id, device_seq, code, message, change)
+                 VALUES ($1, $2, 2, 'validation_failed', 'Some fields are not valid.', '{}'::jsonb)",
+                &[&tenant, &device],
+            )
+            .await
+            .unwrap();
     }
     (tenant_a, tenant_b, code_a)
 }
@@ -115,6 +123,7 @@ async fn every_tenant_table_has_rls_enabled_forced_and_a_policy() {
         "devices",
         "enrolment_codes",
         "patients",
+        "rejected_changes",
         "tenants",
     ]
     .into();

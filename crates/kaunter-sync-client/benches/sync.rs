@@ -1,0 +1,399 @@
+//! Sync benchmarks that print figures, each beside a baseline measured in the same run:
+//!
+//! 1. local write path: `Store::register_patient` (validation done, HLC, AES-GCM on four
+//!    fields, two blind indexes, duplicate check, row + outbox entry in one transaction) against
+//!    a bare rusqlite insert of the same row in plaintext, one transaction each, same pragmas;
+//! 2. server ingest: patients pushed over real HTTP to the real server (merge, change log,
+//!    high-water mark) against a raw multi-row PostgreSQL upsert of the same rows;
+//! 3. initial sync: a fresh desk pulling and applying a branch's changes over loopback;
+//! 4. bytes on the wire per row against the row's own size.
+//!
+//! Run: `cargo bench -p kaunter-sync-client --bench sync` (PostgreSQL as for the tests;
+//! `KAUNTER_BENCH_ROWS` sets the row count of 2 and 3, default 100000). Figures go to stdout;
+//! BENCHMARKS.md records a run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, TimeDelta, Utc};
+use kaunter_core::{Hlc, IdType, NewPatient, RegistrationForm};
+use kaunter_protocol::SCHEMA_VERSION;
+use kaunter_protocol::http::{Change, Entity, OutboxEntry, PatientRecord, PushRequest, WireStamp};
+use kaunter_store::{DeskIdentity, MemorySecretStore, Store};
+use kaunter_sync_client::{SyncClient, sync_once};
+use kaunter_sync_server::admin;
+use kaunter_sync_server::test_support::TestDatabase;
+use uuid::Uuid;
+
+const WRITES: usize = 2000;
+const PUSH_BATCH: usize = 500;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn patient(i: usize) -> NewPatient {
+    let born = NaiveDate::from_ymd_opt(1950, 1, 1).unwrap() + TimeDelta::days((i / 1000) as i64);
+    let ic = format!("{}14{:04}", born.format("%y%m%d"), i % 1000);
+    let name = format!("Pesakit Penanda Aras {i}");
+    let phone = format!("012{:07}", i);
+    NewPatient::validate(
+        &RegistrationForm {
+            full_name: &name,
+            id_type: IdType::MyKad,
+            id_number: &ic,
+            phone: &phone,
+            date_of_birth: None,
+            sex: None,
+        },
+        NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+    )
+    .unwrap()
+}
+
+fn identity(tenant: Uuid, branch: Uuid, device: Uuid, server_url: &str) -> DeskIdentity {
+    DeskIdentity {
+        tenant_id: kaunter_core::TenantId::from_uuid(tenant),
+        branch_id: kaunter_core::BranchId::from_uuid(branch),
+        device_id: kaunter_core::DeviceId::from_uuid(device),
+        device_name: "Bench desk".into(),
+        server_url: server_url.to_owned(),
+        business_name: "Klinik Penanda Aras".into(),
+        branch_name: "Main".into(),
+    }
+}
+
+fn write_path() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // Baseline: the same row, plaintext, bare rusqlite, same journal and sync settings.
+    let conn = rusqlite::Connection::open(dir.path().join("bare.db")).unwrap();
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE patients (id TEXT PRIMARY KEY, branch_id TEXT, full_name TEXT, id_type TEXT,
+             id_number TEXT, phone TEXT, date_of_birth TEXT, sex TEXT, created_at TEXT) WITHOUT ROWID",
+    )
+    .unwrap();
+    let mut bare = Vec::with_capacity(WRITES);
+    for i in 0..WRITES {
+        let p = patient(i);
+        let started = Instant::now();
+        let tx = conn.unchecked_transaction().unwrap();
+        tx.execute(
+            "INSERT INTO patients VALUES (?1, ?2, ?3, 'mykad', ?4, ?5, ?6, 'male', ?7)",
+            rusqlite::params![
+                Uuid::now_v7().to_string(),
+                Uuid::nil().to_string(),
+                p.full_name(),
+                p.id_number(),
+                p.phone().map(|ph| ph.e164().to_owned()),
+                p.date_of_birth().to_string(),
+                Utc::now().to_rfc3339(),
+            ],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        bare.push(started.elapsed());
+    }
+
+    let mut store = Store::open(
+        dir.path().join("desk.db"),
+        Arc::new(MemorySecretStore::new()),
+    )
+    .unwrap();
+    store
+        .enrol(
+            identity(
+                Uuid::now_v7(),
+                Uuid::now_v7(),
+                Uuid::now_v7(),
+                "http://127.0.0.1:1",
+            ),
+            "kt1.bench",
+        )
+        .unwrap();
+    let mut ours = Vec::with_capacity(WRITES);
+    for i in 0..WRITES {
+        let p = patient(i);
+        let started = Instant::now();
+        store.register_patient(&p, Utc::now()).unwrap();
+        ours.push(started.elapsed());
+    }
+    bare.sort();
+    ours.sort();
+    println!("## 1. Local write path ({WRITES} registrations, one transaction each)");
+    println!("| | p50 µs | p99 µs |");
+    println!("|---|---|---|");
+    println!(
+        "| bare rusqlite insert (baseline) | {:.0} | {:.0} |",
+        micros(percentile(&bare, 0.5)),
+        micros(percentile(&bare, 0.99))
+    );
+    println!(
+        "| register_patient (encrypt + blind index + outbox) | {:.0} | {:.0} |",
+        micros(percentile(&ours, 0.5)),
+        micros(percentile(&ours, 0.99))
+    );
+    println!(
+        "ratio ours/baseline: p50 {:.2}, p99 {:.2}; goal p99 < 2000 µs: {}",
+        micros(percentile(&ours, 0.5)) / micros(percentile(&bare, 0.5)),
+        micros(percentile(&ours, 0.99)) / micros(percentile(&bare, 0.99)),
+        if percentile(&ours, 0.99) < Duration::from_millis(2) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!();
+}
+
+fn record(i: usize, branch: Uuid) -> PatientRecord {
+    let p = patient(i);
+    PatientRecord {
+        id: Uuid::now_v7(),
+        branch_id: branch,
+        full_name: p.full_name().to_owned(),
+        id_type: kaunter_protocol::IdType::Mykad,
+        id_number: p.id_number().to_owned(),
+        phone: p.phone().map(|ph| ph.e164().to_owned()),
+        date_of_birth: Some(p.date_of_birth()),
+        sex: Some(kaunter_protocol::Sex::Male),
+    }
+}
+
+async fn server_side(rows: usize) {
+    let db = TestDatabase::create().await.unwrap();
+    let server = db.spawn_server().await.unwrap();
+    let business = admin::create_business(server.pool(), "Klinik Penanda Aras", "Main", None)
+        .await
+        .unwrap();
+    let enrol = |name: &'static str| {
+        let server = &server;
+        async move {
+            let code = admin::create_enrolment_code(
+                server.pool(),
+                business.tenant_id,
+                business.branch_id,
+                admin::DEFAULT_ENROLMENT_CODE_TTL,
+            )
+            .await
+            .unwrap();
+            SyncClient::enrol(&server.base_url, &code, name)
+                .await
+                .unwrap()
+        }
+    };
+    let writer = enrol("Writer").await;
+    let client = SyncClient::new(&server.base_url, &writer.device_token).unwrap();
+    let branch = writer.branch_id;
+    let base_hlc = Hlc::new(u64::try_from(Utc::now().timestamp_millis()).unwrap(), 0)
+        .unwrap()
+        .as_u64();
+    let records: Vec<PatientRecord> = (0..rows).map(|i| record(i, branch)).collect();
+    let entries: Vec<OutboxEntry> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| OutboxEntry {
+            seq: i as i64 + 1,
+            change: Change {
+                entity: Entity::Patient,
+                row_id: r.id,
+                branch_id: branch,
+                stamp: WireStamp {
+                    hlc: base_hlc + i as u64,
+                    device_id: writer.device_id,
+                },
+                fields: r.fields(),
+                recorded_at: Utc::now(),
+            },
+        })
+        .collect();
+
+    // Baseline: the same rows as a raw multi-row upsert, as the owner, in batches of the same
+    // size, into a second business's rows (same table, same indexes).
+    let other = admin::create_business(server.pool(), "Klinik Garis Dasar", "Main", None)
+        .await
+        .unwrap();
+    let owner = db.owner_client().await.unwrap();
+    owner
+        .execute(
+            "INSERT INTO devices (tenant_id, device_id, branch_id, name, token_hash)
+             VALUES ($1, $2, $3, 'Baseline', decode(repeat('00', 32), 'hex'))",
+            &[
+                &other.tenant_id.as_uuid(),
+                &writer.device_id,
+                &other.branch_id.as_uuid(),
+            ],
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for chunk in records.chunks(PUSH_BATCH) {
+        let ids: Vec<Uuid> = chunk.iter().map(|r| r.id).collect();
+        let names: Vec<&str> = chunk.iter().map(|r| r.full_name.as_str()).collect();
+        let numbers: Vec<&str> = chunk.iter().map(|r| r.id_number.as_str()).collect();
+        let phones: Vec<Option<&str>> = chunk.iter().map(|r| r.phone.as_deref()).collect();
+        let births: Vec<Option<NaiveDate>> = chunk.iter().map(|r| r.date_of_birth).collect();
+        owner
+            .execute(
+                "INSERT INTO patients (tenant_id, patient_id, branch_id, full_name, id_type,
+                     id_number, phone, date_of_birth, sex, created_at, updated_at,
+                     origin_device_id, last_change_seq, stamps)
+                 SELECT $1, u.id, $2, u.name, 'mykad', u.number, u.phone, u.born, 'male',
+                        now(), now(), $3, 1, '{}'::jsonb
+                 FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::date[])
+                      AS u(id, name, number, phone, born)
+                 ON CONFLICT (tenant_id, patient_id) DO UPDATE SET
+                     full_name = EXCLUDED.full_name, phone = EXCLUDED.phone",
+                &[
+                    &other.tenant_id.as_uuid(),
+                    &other.branch_id.as_uuid(),
+                    &writer.device_id,
+                    &ids,
+                    &names,
+                    &numbers,
+                    &phones,
+                    &births,
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    let raw = started.elapsed();
+
+    let started = Instant::now();
+    let mut wire_bytes = 0usize;
+    for chunk in entries.chunks(PUSH_BATCH) {
+        wire_bytes += serde_json::to_vec(&PushRequest {
+            schema_version: SCHEMA_VERSION,
+            entries: chunk.to_vec(),
+        })
+        .unwrap()
+        .len();
+        client.push_entries(chunk.to_vec()).await.unwrap();
+    }
+    let ingest = started.elapsed();
+    let raw_rate = rows as f64 / raw.as_secs_f64();
+    let ingest_rate = rows as f64 / ingest.as_secs_f64();
+    println!("## 2. Server ingest ({rows} new patients, batches of {PUSH_BATCH})");
+    println!("| | seconds | rows/s |");
+    println!("|---|---|---|");
+    println!(
+        "| raw multi-row upsert (baseline) | {:.2} | {:.0} |",
+        raw.as_secs_f64(),
+        raw_rate
+    );
+    println!(
+        "| push over HTTP (merge + change log + high-water) | {:.2} | {:.0} |",
+        ingest.as_secs_f64(),
+        ingest_rate
+    );
+    println!(
+        "ratio ours/baseline: {:.2}; goals >= 50000 rows/s: {}, >= 0.7 of raw: {}",
+        ingest_rate / raw_rate,
+        if ingest_rate >= 50_000.0 {
+            "met"
+        } else {
+            "NOT met"
+        },
+        if ingest_rate >= 0.7 * raw_rate {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!();
+
+    // Initial sync of the branch to a fresh desk.
+    let reader = enrol("Fresh desk").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(
+        dir.path().join("fresh.db"),
+        Arc::new(MemorySecretStore::new()),
+    )
+    .unwrap();
+    store
+        .enrol(
+            identity(
+                reader.tenant_id,
+                reader.branch_id,
+                reader.device_id,
+                &server.base_url,
+            ),
+            &reader.device_token,
+        )
+        .unwrap();
+    let store = Mutex::new(store);
+    let reader_client = SyncClient::new(&server.base_url, &reader.device_token).unwrap();
+    let started = Instant::now();
+    let report = sync_once(&store, &reader_client).await.unwrap();
+    let initial = started.elapsed();
+    assert_eq!(report.applied, rows);
+    let pull_bytes: usize = {
+        // One page's size, scaled: what the desk downloaded per row.
+        let page = reader_client.pull_page(0, 500).await.unwrap();
+        serde_json::to_vec(&page).unwrap().len() / page.changes.len().max(1)
+    };
+    println!("## 3. Initial sync of {rows} rows to a fresh desk over loopback");
+    println!(
+        "{:.2} s, {:.0} rows/s (goal: 1,000,000 rows in under 60 s, i.e. >= 16,667 rows/s: {})",
+        initial.as_secs_f64(),
+        rows as f64 / initial.as_secs_f64(),
+        if rows as f64 / initial.as_secs_f64() >= 16_667.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!();
+
+    let row_bytes: usize = records
+        .iter()
+        .map(|r| {
+            r.full_name.len()
+                + r.id_number.len()
+                + r.phone.as_deref().map_or(0, str::len)
+                + 10 // date of birth
+                + 16 * 2 // ids
+                + 6 // id type
+                + 4 // sex
+        })
+        .sum::<usize>()
+        / rows;
+    println!("## 4. Bytes on the wire per row");
+    println!(
+        "row's own size (values, binary ids) {row_bytes} B; push JSON {} B/row ({:.1}x); pull JSON {pull_bytes} B/row ({:.1}x)",
+        wire_bytes / rows,
+        (wire_bytes / rows) as f64 / row_bytes as f64,
+        pull_bytes as f64 / row_bytes as f64
+    );
+    drop(server);
+    db.drop_db().await.unwrap();
+}
+
+fn main() {
+    // `cargo bench` passes --bench; anything else here is ignored.
+    let rows: usize = std::env::var("KAUNTER_BENCH_ROWS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    println!(
+        "# Kaunter sync benchmarks ({} cores)\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    write_path();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(server_side(rows));
+}
