@@ -26,6 +26,11 @@ pub enum Error {
     EnrolmentCodeInvalid,
     #[error("no such route")]
     NotFound,
+    /// A conflict id that is not one of this branch's.
+    #[error("no such conflict")]
+    UnknownConflict,
+    #[error("the conflict was already resolved another way")]
+    ConflictAlreadyResolved,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error("request body too large")]
@@ -130,6 +135,20 @@ impl Error {
             Error::NotFound => (
                 StatusCode::NOT_FOUND,
                 body(error_code::NOT_FOUND, "There is nothing at this address."),
+            ),
+            Error::UnknownConflict => (
+                StatusCode::NOT_FOUND,
+                body(
+                    error_code::NOT_FOUND,
+                    "There is no such conflict for this branch.",
+                ),
+            ),
+            Error::ConflictAlreadyResolved => (
+                StatusCode::CONFLICT,
+                body(
+                    error_code::CONFLICT_ALREADY_RESOLVED,
+                    "Someone already resolved this conflict another way; refresh the list.",
+                ),
             ),
             Error::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,

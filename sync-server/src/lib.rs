@@ -8,6 +8,7 @@
 pub mod admin;
 mod auth;
 pub mod cli;
+mod columns;
 pub mod config;
 pub mod db;
 pub mod enrolment_code;
@@ -102,6 +103,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/enrol", post(routes::enrol::enrol))
         .route("/v1/sync/push", post(routes::push::push))
         .route("/v1/sync/pull", get(routes::pull::pull))
+        .route("/v1/conflicts", get(routes::conflicts::list))
+        .route("/v1/conflicts/resolve", post(routes::conflicts::resolve))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         // Enforced where the body is read (extract.rs), so an oversized body gets a JSON 413.

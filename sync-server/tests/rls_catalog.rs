@@ -107,6 +107,16 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
             )
             .await
             .unwrap();
+        owner
+            .execute(
+                "INSERT INTO conflicts (tenant_id, conflict_id, kind, entity, branch_id, row_a,
+                     row_b, version_a, version_b, detected_by)
+                 VALUES ($1, gen_random_uuid(), 'duplicate_id_number', 'patient', $2, $3,
+                     gen_random_uuid(), '{}'::jsonb, '{}'::jsonb, $4)",
+                &[&tenant, &branch, &patient, &device],
+            )
+            .await
+            .unwrap();
     }
     (tenant_a, tenant_b, code_a)
 }
@@ -120,6 +130,7 @@ async fn every_tenant_table_has_rls_enabled_forced_and_a_policy() {
     let expected: BTreeSet<&str> = [
         "branches",
         "changes",
+        "conflicts",
         "devices",
         "enrolment_codes",
         "patients",

@@ -203,6 +203,68 @@ pub struct PullResponse {
     /// The cursor to send next time: the last change's cursor, or the request's when empty.
     pub next_cursor: i64,
     pub has_more: bool,
+    /// Conflicts of this device's branch waiting for a person (see `GET /v1/conflicts`).
+    #[serde(default)]
+    pub open_conflicts: u32,
+}
+
+/// Which domain rule a conflict breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictKind {
+    /// Two live patients with the same identity document (e.g. registered offline on two
+    /// desks). `row_a` is the earlier registration.
+    DuplicateIdNumber,
+}
+
+/// How a person settled a conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// Both rows are right (two people, or deliberately two records): leave them.
+    KeepBoth,
+    /// Keep `row_a`; `row_b` is deleted.
+    KeepA,
+    /// Keep `row_b`; `row_a` is deleted.
+    KeepB,
+    /// Fill what `row_a` lacks from `row_b`, then delete `row_b`.
+    MergeIntoA,
+}
+
+/// A conflict as the server keeps it: both versions as they were when it was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictView {
+    pub conflict_id: Uuid,
+    pub kind: ConflictKind,
+    pub entity: Entity,
+    pub row_a: Uuid,
+    pub row_b: Uuid,
+    #[ts(type = "Record<string, unknown>")]
+    pub version_a: Fields,
+    #[ts(type = "Record<string, unknown>")]
+    pub version_b: Fields,
+    pub detected_at: DateTime<Utc>,
+    pub detected_by: Uuid,
+    pub resolution: Option<Resolution>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<Uuid>,
+}
+
+/// `GET /v1/conflicts?state=open|all`: the conflicts of the device's branch, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictsResponse {
+    pub conflicts: Vec<ConflictView>,
+}
+
+/// `POST /v1/conflicts/resolve`. Resolving again with the same resolution is a no-op with the
+/// same answer; with another one it is refused (`conflict_already_resolved`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveConflictRequest {
+    pub conflict_id: Uuid,
+    pub resolution: Resolution,
 }
 
 /// `POST /v1/enrol`: exchange a single-use enrolment code for device credentials.
@@ -252,6 +314,7 @@ pub mod error_code {
     pub const ROW_IN_OTHER_BRANCH: &str = "row_in_other_branch";
     pub const CLOCK_AHEAD: &str = "clock_ahead";
     pub const WRONG_DEVICE: &str = "wrong_device";
+    pub const CONFLICT_ALREADY_RESOLVED: &str = "conflict_already_resolved";
     pub const ENROLMENT_CODE_INVALID: &str = "enrolment_code_invalid";
     pub const INTERNAL: &str = "internal";
 }

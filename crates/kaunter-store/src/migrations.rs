@@ -69,6 +69,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN rejected_code TEXT;
     ALTER TABLE outbox ADD COLUMN rejected_message TEXT;
     "#,
+    // 3: how many conflicts of this branch the server says are waiting for a person.
+    r#"
+    ALTER TABLE sync_state ADD COLUMN open_conflicts INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 fn checksum(sql: &str) -> String {

@@ -14,7 +14,7 @@ use kaunter_core::{
 };
 use kaunter_protocol::http::{
     Change, DELETED_FIELD, Entity, Fields, OutboxEntry, PATIENT_FIELDS, PatientRecord,
-    PullResponse, RejectedEntry, Stamps,
+    PullResponse, RejectedEntry, Resolution, Stamps,
 };
 use kaunter_protocol::ipc::PatientView;
 use kaunter_protocol::merge::{
@@ -54,6 +54,8 @@ pub struct SyncState {
     pub pending: u32,
     /// Entries the server refused (kept, with its reason, until someone deals with them).
     pub rejected: u32,
+    /// Conflicts of this branch waiting for a person, as of the last pull.
+    pub open_conflicts: u32,
     pub oldest_pending_at: Option<DateTime<Utc>>,
     /// The last outbox sequence number allocated.
     pub last_seq: i64,
@@ -307,6 +309,58 @@ impl Store {
         Ok(())
     }
 
+    /// The data side of a person's decision on a duplicate registration (`a` the earlier
+    /// record, `b` the later): deletes the record that goes and, for a merge, first fills what
+    /// `a` lacks (phone, date of birth, sex) from `b`. Each step is an ordinary change in the
+    /// outbox, so it merges with whatever other desks did meanwhile.
+    pub fn resolve_duplicate(
+        &mut self,
+        a: PatientId,
+        b: PatientId,
+        resolution: Resolution,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let delete = |id| {
+            (
+                id,
+                Fields::from([(DELETED_FIELD.to_owned(), Value::Bool(true))]),
+            )
+        };
+        let steps: Vec<(PatientId, Fields)> = match resolution {
+            Resolution::KeepBoth => Vec::new(),
+            Resolution::KeepA => vec![delete(b)],
+            Resolution::KeepB => vec![delete(a)],
+            Resolution::MergeIntoA => {
+                let (_, cipher) = self.enrolled()?;
+                let load = |id: PatientId| {
+                    load_patient(&self.conn, cipher, id.as_uuid())?
+                        .ok_or_else(|| StoreError::NotFound(format!("patient {id}")))
+                };
+                let (kept, gone) = (load(a)?, load(b)?);
+                let mut fill = Fields::new();
+                for field in ["phone", "date_of_birth", "sex"] {
+                    let missing = matches!(kept.record.get(field), None | Some(Value::Null));
+                    match gone.record.get(field) {
+                        Some(value) if missing && !value.is_null() => {
+                            fill.insert(field.to_owned(), value.clone());
+                        }
+                        _ => {}
+                    }
+                }
+                let mut steps = Vec::new();
+                if !fill.is_empty() {
+                    steps.push((a, fill));
+                }
+                steps.push(delete(b));
+                steps
+            }
+        };
+        for (id, fields) in steps {
+            self.edit_patient(id, fields, now)?;
+        }
+        Ok(())
+    }
+
     /// Every patient this desk holds, deleted ones included, as merged fields (with the
     /// tombstone) and their stamps: what the simulation and repair compare with the server.
     pub fn patient_states(&self) -> Result<Vec<(Uuid, Uuid, Fields, Stamps)>> {
@@ -486,8 +540,8 @@ impl Store {
         }
         write_clock(&tx, &clock)?;
         tx.execute(
-            "UPDATE sync_state SET pull_cursor = MAX(pull_cursor, ?1)",
-            params![page.next_cursor],
+            "UPDATE sync_state SET pull_cursor = MAX(pull_cursor, ?1), open_conflicts = ?2",
+            params![page.next_cursor, page.open_conflicts],
         )?;
         tx.commit()?;
         Ok(applied)
@@ -519,7 +573,8 @@ impl Store {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let state = self.conn.query_row(
-            "SELECT last_seq, acked_seq, pull_cursor, last_attempt_at, last_synced_at, last_error FROM sync_state",
+            "SELECT last_seq, acked_seq, pull_cursor, last_attempt_at, last_synced_at, last_error, \
+                 open_conflicts FROM sync_state",
             [],
             |r| {
                 Ok((
@@ -529,12 +584,14 @@ impl Store {
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, Option<String>>(5)?,
+                    r.get::<_, u32>(6)?,
                 ))
             },
         )?;
         Ok(SyncState {
             pending: u32::try_from(pending).unwrap_or(u32::MAX),
             rejected: u32::try_from(rejected).unwrap_or(u32::MAX),
+            open_conflicts: state.6,
             oldest_pending_at: parse_optional_timestamp(oldest)?,
             last_seq: state.0,
             acked_seq: state.1,

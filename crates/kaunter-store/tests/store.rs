@@ -457,6 +457,7 @@ fn page(changes: Vec<Change>, first_cursor: i64) -> PullResponse {
         changes,
         next_cursor,
         has_more: false,
+        open_conflicts: 0,
     }
 }
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use kaunter_protocol::SCHEMA_VERSION;
 use kaunter_protocol::http::{
-    EnrolRequest, EnrolResponse, ErrorBody, OutboxEntry, PullResponse, PushRequest, PushResponse,
-    error_code,
+    ConflictView, ConflictsResponse, EnrolRequest, EnrolResponse, ErrorBody, OutboxEntry,
+    PullResponse, PushRequest, PushResponse, Resolution, ResolveConflictRequest, error_code,
 };
 use reqwest::StatusCode;
 
@@ -137,6 +137,39 @@ impl SyncClient {
                 self.base_url
             ))
             .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        read(response).await
+    }
+
+    /// The conflicts of this desk's branch: only the open ones unless `all`.
+    pub async fn conflicts(&self, all: bool) -> Result<ConflictsResponse> {
+        let state = if all { "all" } else { "open" };
+        let response = self
+            .http
+            .get(format!("{}/v1/conflicts?state={state}", self.base_url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        read(response).await
+    }
+
+    /// Records a person's decision on a conflict (the data side travels as ordinary changes).
+    pub async fn resolve_conflict(
+        &self,
+        conflict_id: uuid::Uuid,
+        resolution: Resolution,
+    ) -> Result<ConflictView> {
+        let response = self
+            .http
+            .post(format!("{}/v1/conflicts/resolve", self.base_url))
+            .bearer_auth(&self.token)
+            .json(&ResolveConflictRequest {
+                conflict_id,
+                resolution,
+            })
             .send()
             .await
             .map_err(transport_error)?;

@@ -345,3 +345,130 @@ async fn two_desks_editing_different_fields_offline_both_keep_their_edit() {
     drop(server);
     db.drop_db().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_mykad_registered_offline_on_two_desks_becomes_a_conflict_that_a_person_resolves() {
+    use kaunter_protocol::http::{ConflictKind, Resolution};
+
+    let db = TestDatabase::create().await.unwrap();
+    let server = db.spawn_server().await.unwrap();
+    let clinic = admin::create_business(server.pool(), "Klinik Sentosa", "Shah Alam", None)
+        .await
+        .unwrap();
+    let other = admin::create_business(server.pool(), "Klinik Lain", "Ipoh", None)
+        .await
+        .unwrap();
+    let desk_a = Desk::enrol(&server, clinic, "Front desk A").await;
+    let desk_b = Desk::enrol(&server, clinic, "Front desk B").await;
+    let elsewhere = Desk::enrol(&server, other, "Other business").await;
+
+    // Both desks offline register the same person; B also has her phone.
+    desk_a.register("Nur Aisyah binti Hassan", "950612-10-5518", "");
+    desk_b.register("Nur Aisyah Hassan", "950612-10-5518", "019-876 5432");
+    // The same MyKad in another business is that business's own patient, not a conflict.
+    elsewhere.register("Nur Aisyah", "950612-10-5518", "");
+    elsewhere.sync().await;
+    desk_a.sync().await;
+    desk_b.sync().await;
+    desk_a.sync().await;
+
+    // Nothing was dropped: both records are on every desk of the branch.
+    assert_eq!(desk_a.names_found("950612105518").len(), 2);
+    let status = |desk: &Desk| {
+        desk.store
+            .lock()
+            .unwrap()
+            .sync_state()
+            .unwrap()
+            .open_conflicts
+    };
+    assert_eq!((status(&desk_a), status(&desk_b)), (1, 1));
+    assert_eq!(status(&elsewhere), 0);
+    let open = desk_b.client.conflicts(false).await.unwrap().conflicts;
+    assert_eq!(open.len(), 1);
+    let conflict = &open[0];
+    assert_eq!(conflict.kind, ConflictKind::DuplicateIdNumber);
+    assert_eq!(conflict.version_a["full_name"], "Nur Aisyah binti Hassan");
+    assert_eq!(conflict.version_b["phone"], "+60198765432");
+    assert!(
+        elsewhere
+            .client
+            .conflicts(true)
+            .await
+            .unwrap()
+            .conflicts
+            .is_empty(),
+        "another business never sees it"
+    );
+    // Another business cannot resolve it either: to it, the conflict does not exist.
+    match elsewhere
+        .client
+        .resolve_conflict(conflict.conflict_id, Resolution::KeepBoth)
+        .await
+    {
+        Err(SyncError::Refused { status: 404, .. }) => {}
+        other => panic!("expected 404, got {other:?}"),
+    }
+
+    // A person on desk B merges them: A keeps its name and gains B's phone; B goes.
+    let (a, b) = (
+        kaunter_core::PatientId::from_uuid(conflict.row_a),
+        kaunter_core::PatientId::from_uuid(conflict.row_b),
+    );
+    let resolved = desk_b
+        .client
+        .resolve_conflict(conflict.conflict_id, Resolution::MergeIntoA)
+        .await
+        .unwrap();
+    assert_eq!(resolved.resolution, Some(Resolution::MergeIntoA));
+    desk_b
+        .store
+        .lock()
+        .unwrap()
+        .resolve_duplicate(a, b, Resolution::MergeIntoA, Utc::now())
+        .unwrap();
+    // Saying it twice is fine; changing one's mind after the fact is refused.
+    assert_eq!(
+        desk_a
+            .client
+            .resolve_conflict(conflict.conflict_id, Resolution::MergeIntoA)
+            .await
+            .unwrap(),
+        resolved
+    );
+    match desk_a
+        .client
+        .resolve_conflict(conflict.conflict_id, Resolution::KeepB)
+        .await
+    {
+        Err(SyncError::Refused {
+            status: 409, code, ..
+        }) => {
+            assert_eq!(code, "conflict_already_resolved");
+        }
+        other => panic!("expected 409, got {other:?}"),
+    }
+
+    desk_b.sync().await;
+    desk_a.sync().await;
+    assert_eq!(states(&desk_a), states(&desk_b));
+    let found = desk_a.names_found("950612105518");
+    assert_eq!(found, ["Nur Aisyah binti Hassan"]);
+    let phone = desk_a
+        .store
+        .lock()
+        .unwrap()
+        .search_patients(&SearchQuery::parse("950612105518"), 10)
+        .unwrap()[0]
+        .phone
+        .clone();
+    assert_eq!(phone.as_deref(), Some("+60198765432"));
+    assert_eq!((status(&desk_a), status(&desk_b)), (0, 0));
+    assert_eq!(
+        desk_a.client.conflicts(true).await.unwrap().conflicts.len(),
+        1,
+        "the resolved conflict stays on record"
+    );
+    drop(server);
+    db.drop_db().await.unwrap();
+}

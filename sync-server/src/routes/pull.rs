@@ -58,6 +58,7 @@ pub async fn pull(
             ],
         )
         .await?;
+    let open_conflicts = crate::routes::conflicts::open_count(&tx, &device).await?;
     tx.commit().await?;
 
     let page_size = usize::try_from(limit)
@@ -78,5 +79,6 @@ pub async fn pull(
         changes,
         next_cursor,
         has_more,
+        open_conflicts,
     }))
 }

@@ -20,12 +20,13 @@ use kaunter_protocol::http::{
     PushResponse, RejectedEntry, Stamps, error_code,
 };
 use kaunter_protocol::merge::{apply_change, is_deleted, record_from_parts, record_into_parts};
-use kaunter_protocol::{ACCEPTED_SCHEMA_VERSIONS, FieldError, IdType, Sex};
+use kaunter_protocol::{ACCEPTED_SCHEMA_VERSIONS, FieldError};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{self, Bearer, Device, RowLock};
+use crate::columns::{id_type_from_text, id_type_text, sex_from_text, sex_text};
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use crate::extract::JsonBody;
@@ -199,6 +200,12 @@ async fn apply(
         .await?;
     }
     store_patients(tx, device, &rows).await?;
+    let touched: Vec<Uuid> = rows
+        .iter()
+        .filter(|(_, row)| row.dirty && !is_deleted(&row.record))
+        .map(|(id, _)| *id)
+        .collect();
+    crate::routes::conflicts::detect_duplicates(tx, device, &touched).await?;
 
     let high_water = entries.last().map_or(device.high_water, |entry| entry.seq);
     tx.execute(
@@ -567,42 +574,6 @@ async fn recorded_rejections(
 
 fn to_json(value: &impl serde::Serialize) -> Result<Value> {
     serde_json::to_value(value).map_err(|error| Error::Internal(format!("encoding JSON: {error}")))
-}
-
-/// Stored spellings; the CHECK constraints of migration 0001 list the same ones.
-fn id_type_text(id_type: IdType) -> &'static str {
-    match id_type {
-        IdType::Mykad => "mykad",
-        IdType::Passport => "passport",
-        IdType::ArmyPolice => "army_police",
-        IdType::OldIc => "old_ic",
-    }
-}
-
-fn id_type_from_text(text: &str) -> Result<IdType> {
-    [
-        IdType::Mykad,
-        IdType::Passport,
-        IdType::ArmyPolice,
-        IdType::OldIc,
-    ]
-    .into_iter()
-    .find(|candidate| id_type_text(*candidate) == text)
-    .ok_or_else(|| Error::Internal(format!("stored id type {text:?} is unknown")))
-}
-
-fn sex_text(sex: Sex) -> &'static str {
-    match sex {
-        Sex::Male => "male",
-        Sex::Female => "female",
-    }
-}
-
-fn sex_from_text(text: &str) -> Result<Sex> {
-    [Sex::Male, Sex::Female]
-        .into_iter()
-        .find(|candidate| sex_text(*candidate) == text)
-        .ok_or_else(|| Error::Internal(format!("stored sex {text:?} is unknown")))
 }
 
 #[cfg(test)]

@@ -1,0 +1,257 @@
+//! `GET /v1/conflicts` and `POST /v1/conflicts/resolve`: the conflicts the server found between
+//! desks' changes (see [`detect_duplicates`]), for the branch of the calling device.
+//!
+//! Resolving records a person's decision; the data side of it (deleting the row that goes,
+//! filling the kept one) travels as ordinary changes from the desk that resolved it, so it merges
+//! like any other edit.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use kaunter_protocol::http::{
+    ConflictKind, ConflictView, ConflictsResponse, Fields, PatientRecord, Resolution,
+    ResolveConflictRequest,
+};
+use serde::Deserialize;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{self, Bearer, Device, RowLock};
+use crate::columns::{id_type_from_text, sex_from_text};
+use crate::db::TenantTx;
+use crate::error::{Error, Result};
+use crate::extract::{JsonBody, QueryParams};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `open` (the default) or `all`.
+    #[serde(default)]
+    pub state: StateFilter,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateFilter {
+    #[default]
+    Open,
+    All,
+}
+
+const COLUMNS: &str = "conflict_id, kind, entity, row_a, row_b, version_a, version_b, \
+                       detected_at, detected_by, resolution, resolved_at, resolved_by";
+
+pub async fn list(
+    State(state): State<AppState>,
+    Bearer(token): Bearer,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<ConflictsResponse>> {
+    let mut client = state.pool().get().await?;
+    let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+    let device = auth::authenticate(&tx, &token, RowLock::None).await?;
+    let open_only = matches!(query.state, StateFilter::Open);
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM conflicts
+                 WHERE tenant_id = $1 AND branch_id = $2 AND (NOT $3 OR resolution IS NULL)
+                 ORDER BY detected_at DESC, conflict_id DESC
+                 LIMIT 500"
+            ),
+            &[&device.tenant_id, &device.branch_id, &open_only],
+        )
+        .await?;
+    tx.commit().await?;
+    let conflicts = rows.iter().map(view).collect::<Result<_>>()?;
+    Ok(Json(ConflictsResponse { conflicts }))
+}
+
+pub async fn resolve(
+    State(state): State<AppState>,
+    Bearer(token): Bearer,
+    JsonBody(request): JsonBody<ResolveConflictRequest>,
+) -> Result<Json<ConflictView>> {
+    let mut client = state.pool().get().await?;
+    let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+    let device = auth::authenticate(&tx, &token, RowLock::None).await?;
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM conflicts
+                 WHERE tenant_id = $1 AND branch_id = $2 AND conflict_id = $3
+                 FOR UPDATE"
+            ),
+            &[&device.tenant_id, &device.branch_id, &request.conflict_id],
+        )
+        .await?
+        .ok_or(Error::UnknownConflict)?;
+    let current = view(&row)?;
+    match current.resolution {
+        Some(done) if done == request.resolution => {
+            tx.commit().await?;
+            return Ok(Json(current));
+        }
+        Some(_) => return Err(Error::ConflictAlreadyResolved),
+        None => {}
+    }
+    let row = tx
+        .query_one(
+            &format!(
+                "UPDATE conflicts SET resolution = $4, resolved_at = now(), resolved_by = $3
+                 WHERE tenant_id = $1 AND conflict_id = $2
+                 RETURNING {COLUMNS}"
+            ),
+            &[
+                &device.tenant_id,
+                &request.conflict_id,
+                &device.device_id,
+                &resolution_text(request.resolution),
+            ],
+        )
+        .await?;
+    tx.commit().await?;
+    tracing::info!(conflict = %request.conflict_id, resolution = resolution_text(request.resolution), "conflict resolved");
+    Ok(Json(view(&row)?))
+}
+
+/// Counts the open conflicts of the device's branch (for the status every pull reports).
+pub async fn open_count(tx: &TenantTx<'_>, device: &Device) -> Result<u32> {
+    let count: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM conflicts
+             WHERE tenant_id = $1 AND branch_id = $2 AND resolution IS NULL",
+            &[&device.tenant_id, &device.branch_id],
+        )
+        .await?
+        .try_get(0)?;
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+/// Records a `duplicate_id_number` conflict for every pair of live patients of the business that
+/// share an identity document, when one of the two is in `touched` (just written). The earliest
+/// registration is `row_a`; a pair already recorded is left alone. Returns how many were new.
+pub async fn detect_duplicates(
+    tx: &TenantTx<'_>,
+    device: &Device,
+    touched: &[Uuid],
+) -> Result<u64> {
+    if touched.is_empty() {
+        return Ok(0);
+    }
+    // Every live patient sharing a document with a touched one, oldest first per document.
+    let rows = tx
+        .query(
+            "SELECT p.patient_id, p.branch_id, p.full_name, p.id_type, p.id_number, p.phone,
+                    p.date_of_birth, p.sex
+             FROM patients p
+             WHERE p.tenant_id = $1 AND NOT p.deleted
+               AND (p.id_type, p.id_number) IN (
+                   SELECT t.id_type, t.id_number FROM patients t
+                   WHERE t.tenant_id = $1 AND t.patient_id = ANY($2) AND NOT t.deleted)
+             ORDER BY p.id_type, p.id_number, p.created_at, p.patient_id",
+            &[&device.tenant_id, &touched],
+        )
+        .await?;
+    let mut groups: BTreeMap<(String, String), Vec<PatientRecord>> = BTreeMap::new();
+    for row in &rows {
+        let id_type: String = row.try_get(3)?;
+        let sex: Option<String> = row.try_get(7)?;
+        let record = PatientRecord {
+            id: row.try_get(0)?,
+            branch_id: row.try_get(1)?,
+            full_name: row.try_get(2)?,
+            id_type: id_type_from_text(&id_type)?,
+            id_number: row.try_get(4)?,
+            phone: row.try_get(5)?,
+            date_of_birth: row.try_get(6)?,
+            sex: sex.as_deref().map(sex_from_text).transpose()?,
+        };
+        groups
+            .entry((id_type, record.id_number.clone()))
+            .or_default()
+            .push(record);
+    }
+    let mut found = 0;
+    for group in groups.values().filter(|group| group.len() > 1) {
+        let first = &group[0];
+        for later in &group[1..] {
+            if !touched.contains(&first.id) && !touched.contains(&later.id) {
+                continue;
+            }
+            found += tx
+                .execute(
+                    "INSERT INTO conflicts (tenant_id, conflict_id, kind, entity, branch_id,
+                         row_a, row_b, version_a, version_b, detected_by)
+                     VALUES ($1, $2, 'duplicate_id_number', 'patient', $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (tenant_id, kind, row_a, row_b) DO NOTHING",
+                    &[
+                        &device.tenant_id,
+                        &Uuid::now_v7(),
+                        &later.branch_id,
+                        &first.id,
+                        &later.id,
+                        &json(&first.fields())?,
+                        &json(&later.fields())?,
+                        &device.device_id,
+                    ],
+                )
+                .await?;
+        }
+    }
+    if found > 0 {
+        tracing::info!(tenant = %device.tenant_id, found, "duplicate identity documents found");
+    }
+    Ok(found)
+}
+
+fn json(fields: &Fields) -> Result<serde_json::Value> {
+    serde_json::to_value(fields).map_err(|e| Error::Internal(format!("encoding a version: {e}")))
+}
+
+fn resolution_text(resolution: Resolution) -> &'static str {
+    match resolution {
+        Resolution::KeepBoth => "keep_both",
+        Resolution::KeepA => "keep_a",
+        Resolution::KeepB => "keep_b",
+        Resolution::MergeIntoA => "merge_into_a",
+    }
+}
+
+fn view(row: &Row) -> Result<ConflictView> {
+    let kind: String = row.try_get(1)?;
+    let resolution: Option<String> = row.try_get(9)?;
+    let decode = |value: serde_json::Value| -> Result<Fields> {
+        serde_json::from_value(value).map_err(|e| Error::Internal(format!("a stored version: {e}")))
+    };
+    Ok(ConflictView {
+        conflict_id: row.try_get(0)?,
+        kind: match kind.as_str() {
+            "duplicate_id_number" => ConflictKind::DuplicateIdNumber,
+            other => return Err(Error::Internal(format!("unknown conflict kind {other:?}"))),
+        },
+        entity: kaunter_protocol::http::Entity::Patient,
+        row_a: row.try_get(3)?,
+        row_b: row.try_get(4)?,
+        version_a: decode(row.try_get(5)?)?,
+        version_b: decode(row.try_get(6)?)?,
+        detected_at: row.try_get(7)?,
+        detected_by: row.try_get(8)?,
+        resolution: resolution
+            .map(|text| {
+                [
+                    Resolution::KeepBoth,
+                    Resolution::KeepA,
+                    Resolution::KeepB,
+                    Resolution::MergeIntoA,
+                ]
+                .into_iter()
+                .find(|r| resolution_text(*r) == text)
+                .ok_or_else(|| Error::Internal(format!("unknown resolution {text:?}")))
+            })
+            .transpose()?,
+        resolved_at: row.try_get(10)?,
+        resolved_by: row.try_get(11)?,
+    })
+}
