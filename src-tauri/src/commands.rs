@@ -2,7 +2,8 @@
 //! library, convert the answer. Async so that store and network work never block the window.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use kaunter_core::{NewPatient, RegistrationForm, SearchQuery};
+use kaunter_core::{NewPatient, PatientId, RegistrationForm, SearchQuery};
+use kaunter_protocol::http::{ConflictView, Resolution};
 use kaunter_protocol::ipc::{
     AppInfo, CommandError, EnrolForm, PatientView, RegisterPatientForm, SyncStatusView,
 };
@@ -175,6 +176,7 @@ fn status(state: &DeskState) -> CommandResult<SyncStatusView> {
         syncing: live.syncing,
         pending: sync.pending,
         rejected: sync.rejected,
+        open_conflicts: sync.open_conflicts,
         last_synced_at: sync.last_synced_at,
         last_error: sync.last_error,
     })
@@ -191,6 +193,50 @@ pub async fn sync_now(state: State<'_, DeskState>) -> CommandResult<SyncStatusVi
         .engine()
         .ok_or_else(|| error::plain("not_enrolled", "Enrol this desk before syncing."))?;
     // The outcome is recorded in the store and shown through the status.
+    let _ = engine.sync_now(Utc::now).await;
+    status(&state)
+}
+
+fn engine(state: &DeskState) -> CommandResult<std::sync::Arc<kaunter_sync_client::SyncEngine>> {
+    state
+        .engine()
+        .ok_or_else(|| error::plain("not_enrolled", "Enrol this desk first."))
+}
+
+/// The open conflicts of this branch, from the server (needs the network).
+#[tauri::command]
+pub async fn list_conflicts(state: State<'_, DeskState>) -> CommandResult<Vec<ConflictView>> {
+    let engine = engine(&state)?;
+    let answer = engine
+        .client()
+        .conflicts(false)
+        .await
+        .map_err(error::from_sync)?;
+    Ok(answer.conflicts)
+}
+
+/// Records a person's decision with the server, then makes its data side here (delete the
+/// record that goes, fill the kept one) as ordinary changes, and syncs them.
+#[tauri::command]
+pub async fn resolve_conflict(
+    state: State<'_, DeskState>,
+    conflict_id: uuid::Uuid,
+    resolution: Resolution,
+) -> CommandResult<SyncStatusView> {
+    let engine = engine(&state)?;
+    let conflict = engine
+        .client()
+        .resolve_conflict(conflict_id, resolution)
+        .await
+        .map_err(error::from_sync)?;
+    lock(&state)?
+        .resolve_duplicate(
+            PatientId::from_uuid(conflict.row_a),
+            PatientId::from_uuid(conflict.row_b),
+            resolution,
+            Utc::now(),
+        )
+        .map_err(error::from_store)?;
     let _ = engine.sync_now(Utc::now).await;
     status(&state)
 }

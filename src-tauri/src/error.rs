@@ -71,3 +71,14 @@ pub fn from_enrol(error: SyncError) -> CommandError {
         other => plain("enrolment_failed", other.to_string()),
     }
 }
+
+/// A call to the server a person made (conflicts): offline says so, refusals keep their code.
+pub fn from_sync(error: SyncError) -> CommandError {
+    match error {
+        SyncError::Offline(_) => plain("offline", error.to_string()),
+        SyncError::Refused { code, message, .. } => plain(&code, message),
+        SyncError::Unauthorized => plain("unauthorized", error.to_string()),
+        SyncError::Store(store) => from_store(store),
+        other => plain("sync_failed", other.to_string()),
+    }
+}

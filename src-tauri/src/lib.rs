@@ -31,6 +31,8 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::search_patients,
             commands::sync_status,
             commands::sync_now,
+            commands::list_conflicts,
+            commands::resolve_conflict,
         ])
         .run(tauri::generate_context!())
 }

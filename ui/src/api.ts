@@ -6,9 +6,11 @@ import { invoke } from "@tauri-apps/api/core";
 import type {
   AppInfo,
   CommandError,
+  ConflictView,
   EnrolForm,
   PatientView,
   RegisterPatientForm,
+  Resolution,
   SyncStatusView,
 } from "./wire";
 import { toCommandError } from "./errors";
@@ -56,4 +58,8 @@ export const api = {
   searchPatients: (query: string): Promise<PatientView[]> => call("search_patients", { query }),
   syncStatus: (): Promise<SyncStatusView> => call("sync_status"),
   syncNow: (): Promise<SyncStatusView> => call("sync_now"),
+  /** The branch's open conflicts, from the server: needs the network. */
+  listConflicts: (): Promise<ConflictView[]> => call("list_conflicts"),
+  resolveConflict: (conflictId: string, resolution: Resolution): Promise<SyncStatusView> =>
+    call("resolve_conflict", { conflictId, resolution }),
 };

@@ -75,6 +75,22 @@ export const en = {
   online: "Online",
   offline: "Offline",
   syncing: "Syncing…",
+  conflictsWaiting: (count: number) =>
+    count === 1 ? "1 conflict to resolve" : `${count} conflicts to resolve`,
+  conflictsTitle: "Conflicts to resolve",
+  conflictsIntro:
+    "These records were made on different desks while they could not see each other. Both are kept until you decide.",
+  noConflicts: "No conflicts to resolve.",
+  duplicateIdNumber: "The same identity number was registered twice.",
+  conflictFirst: "Registered first",
+  conflictSecond: "Registered later",
+  conflictField: (name: string) =>
+    (({ full_name: "Name", id_number: "ID number", phone: "Phone", date_of_birth: "Date of birth", sex: "Sex" }) as Record<string, string>)[name] ?? name,
+  resolveMerge: "Same person: merge into the first",
+  resolveKeepA: "Keep the first only",
+  resolveKeepB: "Keep the later only",
+  resolveKeepBoth: "Different people: keep both",
+  close: "Close",
   rejected: (count: number) =>
     count === 1
       ? "1 change refused by the server: it stays on this desk; ask your administrator"

@@ -75,7 +75,21 @@ export type PullResponse = { changes: Array<PulledChange>,
 /**
  * The cursor to send next time: the last change's cursor, or the request's when empty.
  */
-next_cursor: bigint, has_more: boolean, };
+next_cursor: bigint, has_more: boolean, 
+/**
+ * Conflicts of this device's branch waiting for a person (see `GET /v1/conflicts`).
+ */
+open_conflicts: number, };
+
+export type ConflictKind = "duplicate_id_number";
+
+export type Resolution = "keep_both" | "keep_a" | "keep_b" | "merge_into_a";
+
+export type ConflictView = { conflict_id: string, kind: ConflictKind, entity: Entity, row_a: string, row_b: string, version_a: Record<string, unknown>, version_b: Record<string, unknown>, detected_at: string, detected_by: string, resolution: Resolution | null, resolved_at: string | null, resolved_by: string | null, };
+
+export type ConflictsResponse = { conflicts: Array<ConflictView>, };
+
+export type ResolveConflictRequest = { conflict_id: string, resolution: Resolution, };
 
 export type EnrolRequest = { code: string, device_name: string, };
 
@@ -147,6 +161,10 @@ pending: number,
 /**
  * Changes the server refused; they stay on this desk with the reason.
  */
-rejected: number, last_synced_at: string | null, last_error: string | null, };
+rejected: number, 
+/**
+ * Conflicts of this branch waiting for a person (e.g. one MyKad registered twice).
+ */
+open_conflicts: number, last_synced_at: string | null, last_error: string | null, };
 
 export type CommandError = { code: string, message: string, fields: Array<FieldError>, };

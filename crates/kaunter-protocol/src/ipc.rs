@@ -66,6 +66,8 @@ pub struct SyncStatusView {
     pub pending: u32,
     /// Changes the server refused; they stay on this desk with the reason.
     pub rejected: u32,
+    /// Conflicts of this branch waiting for a person (e.g. one MyKad registered twice).
+    pub open_conflicts: u32,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
 }

@@ -128,6 +128,11 @@ impl SyncEngine {
         }
     }
 
+    /// The client this engine syncs with, for the calls a person makes (conflicts).
+    pub fn client(&self) -> &SyncClient {
+        &self.client
+    }
+
     pub fn live_status(&self) -> LiveStatus {
         self.live.lock().map(|s| *s).unwrap_or_default()
     }

@@ -4,13 +4,21 @@
 import { h } from "../dom";
 import { t } from "../strings";
 import type { AppInfo } from "../wire";
+import { conflictsPanel } from "./conflicts";
 import { patientList } from "./patient-list";
 import { registerForm } from "./register-form";
 import { statusBar } from "./status-bar";
 
 export function deskScreen(info: AppInfo): HTMLElement {
   const list = patientList();
-  const status = statusBar(() => void list.refresh());
+  const conflicts = conflictsPanel(() => {
+    void list.refresh();
+    status.pollNow();
+  });
+  const status = statusBar(
+    () => void list.refresh(),
+    () => conflicts.open(),
+  );
   const form = registerForm(() => {
     void list.refresh();
     status.pollNow();
@@ -37,7 +45,7 @@ export function deskScreen(info: AppInfo): HTMLElement {
     "div",
     { class: "desk", id: "patients-screen", "data-testid": "patients-screen" },
     header,
-    h("main", { class: "desk-main" }, form, list.element),
+    h("main", { class: "desk-main" }, form, list.element, conflicts.element),
     status.element,
   );
 }

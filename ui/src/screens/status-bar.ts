@@ -24,11 +24,13 @@ export function lastSyncedText(lastSyncedAt: string | null): string {
 }
 
 /** `onSynced` runs whenever a sync has brought something new, so lists can refresh. */
-export function statusBar(onSynced: () => void): StatusBar {
+export function statusBar(onSynced: () => void, onConflicts: () => void = () => {}): StatusBar {
   const onlineText = h("span", {}, t.offline);
   const online = h("span", { ...testId("status-online"), class: "status-online", "data-online": "false" }, onlineText);
   const pending = h("span", { ...testId("status-pending") }, "");
   const rejected = h("span", { ...testId("status-rejected"), class: "status-error" }, "");
+  const conflicts = h("button", { ...testId("status-conflicts"), type: "button", class: "secondary" }, "");
+  conflicts.addEventListener("click", onConflicts);
   const lastSync = h("span", { ...testId("status-last-sync") }, "");
   const error = h("span", { ...testId("status-error"), class: "status-error", role: "alert" }, "");
   const syncNow = h("button", { ...testId("sync-now"), type: "button", class: "secondary" }, t.syncNow);
@@ -45,6 +47,8 @@ export function statusBar(onSynced: () => void): StatusBar {
     pending.dataset.count = String(status.pending);
     rejected.textContent = status.rejected > 0 ? t.rejected(status.rejected) : "";
     rejected.hidden = status.rejected === 0;
+    conflicts.textContent = t.conflictsWaiting(status.open_conflicts);
+    conflicts.hidden = status.open_conflicts === 0;
     lastSync.textContent = lastSyncedText(status.last_synced_at);
     error.textContent = status.last_error ?? "";
     error.hidden = !status.last_error;
@@ -115,12 +119,14 @@ export function statusBar(onSynced: () => void): StatusBar {
     h("span", { class: "sep", "aria-hidden": "true" }),
     lastSync,
     rejected,
+    conflicts,
     error,
     h("span", { class: "spacer" }),
     syncNow,
   );
   error.hidden = true;
   rejected.hidden = true;
+  conflicts.hidden = true;
   void poll();
 
   return {

@@ -1,0 +1,117 @@
+//! Conflicts the server found between desks (one MyKad registered on two desks offline), shown
+//! side by side for a person to settle: keep both, keep one, or merge the second into the first.
+//! Nothing was dropped when they were found; this is where a person decides.
+
+import { api } from "../api";
+import { formatDate } from "../dates";
+import { h, mount, testId } from "../dom";
+import { toCommandError } from "../errors";
+import { t } from "../strings";
+import type { ConflictView, Resolution } from "../wire";
+
+const SHOWN_FIELDS: Array<[string, (value: unknown) => string]> = [
+  ["full_name", (v) => String(v ?? "")],
+  ["id_number", (v) => String(v ?? "")],
+  ["phone", (v) => (v ? String(v) : "—")],
+  ["date_of_birth", (v) => (typeof v === "string" ? (formatDate(v) ?? v) : "—")],
+  ["sex", (v) => (v ? String(v) : "—")],
+];
+
+function version(title: string, fields: Record<string, unknown>, testid: string): HTMLElement {
+  return h(
+    "div",
+    { class: "conflict-version", "data-testid": testid },
+    h("h3", {}, title),
+    h(
+      "dl",
+      {},
+      ...SHOWN_FIELDS.flatMap(([name, show]) => [
+        h("dt", {}, t.conflictField(name)),
+        h("dd", { "data-field": name }, show(fields[name])),
+      ]),
+    ),
+  );
+}
+
+/** A panel listing the open conflicts; `onChanged` runs after a resolution. */
+export function conflictsPanel(onChanged: () => void): { element: HTMLElement; open(): void } {
+  const list = h("div", { ...testId("conflict-list") });
+  const message = h("p", { ...testId("conflicts-message"), class: "form-message", role: "status" });
+  const close = h("button", { ...testId("conflicts-close"), type: "button", class: "secondary" }, t.close);
+  const element = h(
+    "section",
+    { ...testId("conflicts-panel"), class: "card conflicts-panel", hidden: true, "aria-labelledby": "conflicts-title" },
+    h("div", { class: "card-head" }, h("h2", { id: "conflicts-title" }, t.conflictsTitle), close),
+    message,
+    list,
+  );
+  close.addEventListener("click", () => {
+    element.hidden = true;
+  });
+
+  const render = (conflicts: ConflictView[]): void => {
+    message.textContent = conflicts.length === 0 ? t.noConflicts : t.conflictsIntro;
+    mount(
+      list,
+      ...conflicts.map((conflict) => {
+        const buttons: Array<[Resolution, string]> = [
+          ["merge_into_a", t.resolveMerge],
+          ["keep_a", t.resolveKeepA],
+          ["keep_b", t.resolveKeepB],
+          ["keep_both", t.resolveKeepBoth],
+        ];
+        const actions = h("div", { class: "conflict-actions" });
+        for (const [resolution, label] of buttons) {
+          const button = h(
+            "button",
+            { type: "button", class: resolution === "merge_into_a" ? "primary" : "secondary", "data-resolution": resolution },
+            label,
+          );
+          button.addEventListener("click", async () => {
+            for (const b of actions.querySelectorAll("button")) b.disabled = true;
+            try {
+              await api.resolveConflict(conflict.conflict_id, resolution);
+              onChanged();
+              await refresh();
+            } catch (reason) {
+              message.textContent = toCommandError(reason).message;
+              for (const b of actions.querySelectorAll("button")) b.disabled = false;
+            }
+          });
+          actions.append(button);
+        }
+        return h(
+          "article",
+          { class: "conflict", "data-testid": "conflict", "data-conflict-id": conflict.conflict_id },
+          h("p", { class: "conflict-kind" }, t.duplicateIdNumber),
+          h(
+            "div",
+            { class: "conflict-versions" },
+            version(t.conflictFirst, conflict.version_a, "conflict-a"),
+            version(t.conflictSecond, conflict.version_b, "conflict-b"),
+          ),
+          actions,
+        );
+      }),
+    );
+  };
+
+  const refresh = async (): Promise<void> => {
+    list.setAttribute("aria-busy", "true");
+    try {
+      render(await api.listConflicts());
+    } catch (reason) {
+      message.textContent = toCommandError(reason).message;
+    } finally {
+      list.removeAttribute("aria-busy");
+    }
+  };
+
+  return {
+    element,
+    open: () => {
+      element.hidden = false;
+      void refresh();
+    },
+  };
+}
