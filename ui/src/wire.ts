@@ -71,6 +71,12 @@ export type PulledChange = {
  */
 cursor: bigint, change: Change, };
 
+export type Checkpoint = { cursor: bigint, 
+/**
+ * 16 hex digits.
+ */
+digest: string, };
+
 export type PullResponse = { changes: Array<PulledChange>, 
 /**
  * The cursor to send next time: the last change's cursor, or the request's when empty.
@@ -79,7 +85,12 @@ next_cursor: bigint, has_more: boolean,
 /**
  * Conflicts of this device's branch waiting for a person (see `GET /v1/conflicts`).
  */
-open_conflicts: number, };
+open_conflicts: number, 
+/**
+ * On the last page: the branch's state as of `next_cursor`, for the desk to compare with
+ * its own once it has nothing waiting to push.
+ */
+checkpoint: Checkpoint | null, };
 
 export type ConflictKind = "duplicate_id_number";
 

@@ -206,6 +206,20 @@ pub struct PullResponse {
     /// Conflicts of this device's branch waiting for a person (see `GET /v1/conflicts`).
     #[serde(default)]
     pub open_conflicts: u32,
+    /// On the last page: the branch's state as of `next_cursor`, for the desk to compare with
+    /// its own once it has nothing waiting to push.
+    #[serde(default)]
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// The digest of a branch's rows after every change up to `cursor` (see
+/// `kaunter_protocol::merge::row_digest`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    pub cursor: i64,
+    /// 16 hex digits.
+    pub digest: String,
 }
 
 /// Which domain rule a conflict breaks.

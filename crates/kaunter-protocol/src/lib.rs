@@ -65,6 +65,7 @@ pub fn typescript_declarations() -> String {
         http::RejectedEntry::decl(),
         http::PushResponse::decl(),
         http::PulledChange::decl(),
+        http::Checkpoint::decl(),
         http::PullResponse::decl(),
         http::ConflictKind::decl(),
         http::Resolution::decl(),

@@ -73,6 +73,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE sync_state ADD COLUMN open_conflicts INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 4: the digest of this desk's rows, kept like the server's branch digest (the u64's bits).
+    r#"
+    ALTER TABLE sync_state ADD COLUMN state_digest INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 fn checksum(sql: &str) -> String {

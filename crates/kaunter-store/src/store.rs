@@ -18,7 +18,8 @@ use kaunter_protocol::http::{
 };
 use kaunter_protocol::ipc::PatientView;
 use kaunter_protocol::merge::{
-    apply_change, is_deleted, record_from_parts, record_into_parts, stamp_to_wire,
+    apply_change, is_deleted, record_from_parts, record_into_parts, row_digest, stamp_to_wire,
+    update_digest,
 };
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use serde_json::Value;
@@ -477,6 +478,23 @@ impl Store {
             .transpose()
     }
 
+    /// The digest of this desk's rows (see `kaunter_protocol::merge::row_digest`), as 16 hex
+    /// digits like a pull checkpoint's.
+    pub fn state_digest(&self) -> Result<String> {
+        let digest: i64 = self
+            .conn
+            .query_row("SELECT state_digest FROM sync_state", [], |r| r.get(0))?;
+        Ok(format!("{:016x}", digest as u64))
+    }
+
+    /// Starts pulling again from the beginning: the repair for a desk whose rows turned out to
+    /// differ from the server's. Merging is idempotent, so changes it already has cost only time.
+    pub fn restart_pull(&mut self) -> Result<()> {
+        self.conn
+            .execute("UPDATE sync_state SET pull_cursor = 0", [])?;
+        Ok(())
+    }
+
     /// The server has handled every entry up to `acked_seq`: drop them from the outbox, except
     /// those it refused, which stay (out of the next batches) with the reason, for a person to
     /// see and deal with.
@@ -643,6 +661,8 @@ fn append_outbox(
 struct LocalPatient {
     branch_id: Uuid,
     record: LwwRecord<Value>,
+    /// The row's digest as loaded (0 for a new row), to keep the desk's digest up to date.
+    loaded_digest: u64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -652,6 +672,7 @@ impl LocalPatient {
         LocalPatient {
             branch_id,
             record: LwwRecord::new(),
+            loaded_digest: 0,
             created_at: at,
             updated_at: at,
         }
@@ -715,9 +736,11 @@ fn load_patient(conn: &Connection, cipher: &FieldCipher, id: Uuid) -> Result<Opt
     if stamps.contains_key(DELETED_FIELD) {
         fields.insert(DELETED_FIELD.to_owned(), Value::Bool(deleted));
     }
+    let merged = record_from_parts(&fields, &stamps);
     Ok(Some(LocalPatient {
         branch_id: record.branch_id,
-        record: record_from_parts(&fields, &stamps),
+        loaded_digest: row_digest(id, &merged),
+        record: merged,
         created_at,
         updated_at: parse_timestamp(&updated_at)?,
     }))
@@ -783,6 +806,17 @@ fn save_patient(
         stamps,
         is_deleted(&row.record),
     ])?;
+    let digest: i64 = tx.query_row("SELECT state_digest FROM sync_state", [], |r| r.get(0))?;
+    // The u64's bits in SQLite's signed integer.
+    let digest = update_digest(
+        digest as u64,
+        row.loaded_digest,
+        row_digest(record.id, &row.record),
+    );
+    tx.execute(
+        "UPDATE sync_state SET state_digest = ?1",
+        params![digest as i64],
+    )?;
     Ok(())
 }
 

@@ -9,7 +9,8 @@
 //!   reported committed (nothing acknowledged is lost);
 //! * every desk's decrypted rows (values and stamps, tombstones included) equal the server's;
 //! * the server logged each device's writes exactly once, numbered 1..=last without a gap,
-//!   and no outbox holds anything.
+//!   and no outbox holds anything;
+//! * no sync round ever found a desk's digest differing from the server's checkpoint.
 //!
 //! Included by `tests/simulation.rs` (CI: 500 seeds) and `examples/simulate.rs` (any number,
 //! with a summary). A failing seed is printed with the command that replays it alone.
@@ -212,6 +213,8 @@ struct Run {
     /// The merge of every write a desk reported committed.
     model: BTreeMap<Uuid, LwwRecord<Value>>,
     next_ic: u32,
+    /// Rounds whose checkpoint disagreed with the desk: each is a bug somewhere.
+    repairs: usize,
     tally: Tally,
     _scratch: tempfile::TempDir,
 }
@@ -331,6 +334,7 @@ impl Run {
             now: base_time(),
             model: BTreeMap::new(),
             next_ic: 0,
+            repairs: 0,
             _scratch: scratch,
         })
     }
@@ -454,8 +458,10 @@ impl Run {
         let now = self.desk_now(desk);
         let d = &self.desks[desk];
         self.tally.syncs += 1;
-        if sync_once_at(&d.store, &d.transport, || now).await.is_err() {
-            self.tally.failed_syncs += 1;
+        match sync_once_at(&d.store, &d.transport, || now).await {
+            Ok(report) if report.repaired => self.repairs += 1,
+            Ok(_) => {}
+            Err(_) => self.tally.failed_syncs += 1,
         }
     }
 
@@ -517,6 +523,9 @@ impl Run {
                     .await
                     .map_err(|e| format!("healed sync of desk {desk} failed: {e}"))?;
                 moved += report.pushed + report.applied;
+                if report.repaired {
+                    self.repairs += 1;
+                }
             }
             if moved == 0 {
                 break;
@@ -535,6 +544,12 @@ impl Run {
     }
 
     async fn check(&mut self, world: &World) -> Result<(), String> {
+        if self.repairs > 0 {
+            return Err(format!(
+                "{} sync rounds found a desk's rows differing from the server's checkpoint",
+                self.repairs
+            ));
+        }
         let tenant = self.tenant()?;
         let server = server_rows(world, tenant).await?;
         let model: BTreeMap<Uuid, (Fields, Stamps)> = self

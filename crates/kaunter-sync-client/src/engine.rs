@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kaunter_protocol::http::error_code;
+use kaunter_protocol::http::{Checkpoint, error_code};
 use kaunter_store::{Store, StoreError};
 use tokio::sync::Notify;
 
@@ -23,6 +23,8 @@ pub struct SyncReport {
     pub rejected: usize,
     pub pulled: usize,
     pub applied: usize,
+    /// The desk's rows differed from the server's and were pulled again.
+    pub repaired: bool,
 }
 
 fn lock(store: &Mutex<Store>) -> Result<MutexGuard<'_, Store>> {
@@ -74,6 +76,35 @@ pub async fn sync_once_at(
             )));
         }
     }
+    let checkpoint = pull_all(store, client, &now, &mut report).await?;
+    // With nothing waiting to push, this desk's rows must now be the server's. If they are not,
+    // something skipped or misapplied a change: pull everything again (merging is idempotent),
+    // and if that does not fix it, say so.
+    if let Some(checkpoint) = checkpoint
+        && !agrees(store, &checkpoint)?
+    {
+        tracing::warn!(
+            cursor = checkpoint.cursor,
+            "this desk's rows differ from the server's; pulling everything again"
+        );
+        report.repaired = true;
+        lock(store)?.restart_pull()?;
+        if let Some(checkpoint) = pull_all(store, client, &now, &mut report).await?
+            && !agrees(store, &checkpoint)?
+        {
+            return Err(SyncError::Diverged);
+        }
+    }
+    Ok(report)
+}
+
+/// Pulls every page; returns the last page's checkpoint.
+async fn pull_all(
+    store: &Mutex<Store>,
+    client: &impl Transport,
+    now: &impl Fn() -> DateTime<Utc>,
+    report: &mut SyncReport,
+) -> Result<Option<Checkpoint>> {
     loop {
         let cursor = lock(store)?.sync_state()?.pull_cursor;
         let page = client.pull(cursor, PULL_PAGE).await?;
@@ -86,10 +117,20 @@ pub async fn sync_once_at(
         report.pulled += page.changes.len();
         report.applied += lock(store)?.apply_pulled(&page, now())?;
         if !page.has_more || page.next_cursor == cursor {
-            break;
+            return Ok(page.checkpoint);
         }
     }
-    Ok(report)
+}
+
+/// Whether the desk's rows match a checkpoint; only asked when nothing waits to be pushed or
+/// was refused (those are local changes the server rightly does not have).
+fn agrees(store: &Mutex<Store>, checkpoint: &Checkpoint) -> Result<bool> {
+    let store = lock(store)?;
+    let state = store.sync_state()?;
+    if state.pending > 0 || state.rejected > 0 || state.pull_cursor != checkpoint.cursor {
+        return Ok(true);
+    }
+    Ok(store.state_digest()? == checkpoint.digest)
 }
 
 /// What the status bar shows beyond the store's own bookkeeping.

@@ -19,6 +19,10 @@ pub enum SyncError {
     },
     #[error("The server sent an answer this desk does not understand: {0}")]
     Protocol(String),
+    #[error(
+        "This desk's records still differ from the server's after pulling them all again. Nothing was deleted; contact support."
+    )]
+    Diverged,
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("The server address {0:?} is not a valid http(s) URL.")]

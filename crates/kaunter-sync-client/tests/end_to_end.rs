@@ -472,3 +472,52 @@ async fn one_mykad_registered_offline_on_two_desks_becomes_a_conflict_that_a_per
     drop(server);
     db.drop_db().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_that_missed_a_change_notices_by_the_checkpoint_and_repairs_itself() {
+    let db = TestDatabase::create().await.unwrap();
+    let server = db.spawn_server().await.unwrap();
+    let clinic = admin::create_business(server.pool(), "Klinik Sentosa", "Shah Alam", None)
+        .await
+        .unwrap();
+    let desk_a = Desk::enrol(&server, clinic, "Front desk A").await;
+    let desk_b = Desk::enrol(&server, clinic, "Front desk B").await;
+    desk_a.register("Tan Mei Ling", "881224-14-6248", "");
+    desk_a.register("Awang Kassim bin Jali", "920715-13-5127", "");
+    desk_a.register("Lim Wei Jie", "850315-10-1235", "");
+    desk_a.sync().await;
+
+    // A faulty network or server hands desk B the last page without its middle change.
+    let mut page = desk_b.client.pull_page(0, 500).await.unwrap();
+    assert_eq!(page.changes.len(), 3);
+    let checkpoint = page
+        .checkpoint
+        .clone()
+        .expect("the last page carries a checkpoint");
+    assert_eq!(checkpoint.cursor, page.next_cursor);
+    page.changes.remove(1);
+    desk_b
+        .store
+        .lock()
+        .unwrap()
+        .apply_pulled(&page, Utc::now())
+        .unwrap();
+    assert_eq!(desk_b.names_found("").len(), 2);
+    assert_ne!(
+        desk_b.store.lock().unwrap().state_digest().unwrap(),
+        checkpoint.digest
+    );
+
+    // The next round compares digests, pulls everything again and agrees.
+    let report = desk_b.sync().await;
+    assert!(report.repaired, "{report:?}");
+    assert_eq!(desk_b.names_found("").len(), 3);
+    assert_eq!(states(&desk_a), states(&desk_b));
+    let digest = |desk: &Desk| desk.store.lock().unwrap().state_digest().unwrap();
+    assert_eq!(digest(&desk_a), digest(&desk_b));
+    // And a healthy desk is not repaired.
+    assert!(!desk_a.sync().await.repaired);
+    assert!(!desk_b.sync().await.repaired);
+    drop(server);
+    db.drop_db().await.unwrap();
+}

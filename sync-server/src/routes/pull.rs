@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use kaunter_protocol::http::{Change, PullResponse, PulledChange};
+use kaunter_protocol::http::{Change, Checkpoint, PullResponse, PulledChange};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -43,11 +43,22 @@ pub async fn pull(
     let mut client = state.pool().get().await?;
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
     let device = auth::authenticate(&tx, &token, RowLock::None).await?;
+    // The branch's digest and the tenant's change counter from one snapshot: the digest is the
+    // branch's state after exactly the changes up to `as_of` (pushes commit in seq order).
+    let snapshot = tx
+        .query_one(
+            "SELECT b.state_digest, t.change_seq FROM branches b
+             JOIN tenants t ON t.tenant_id = b.tenant_id
+             WHERE b.tenant_id = $1 AND b.branch_id = $2",
+            &[&device.tenant_id, &device.branch_id],
+        )
+        .await?;
+    let (digest, as_of): (i64, i64) = (snapshot.try_get(0)?, snapshot.try_get(1)?);
     // One row more than asked tells whether there is another page.
     let rows = tx
         .query(
             "SELECT seq, change FROM changes
-             WHERE tenant_id = $1 AND branch_id = $2 AND seq > $3
+             WHERE tenant_id = $1 AND branch_id = $2 AND seq > $3 AND seq <= $5
              ORDER BY seq
              LIMIT $4",
             &[
@@ -55,6 +66,7 @@ pub async fn pull(
                 &device.branch_id,
                 &query.cursor,
                 &(limit + 1),
+                &as_of,
             ],
         )
         .await?;
@@ -74,11 +86,23 @@ pub async fn pull(
             change,
         });
     }
-    let next_cursor = changes.last().map_or(query.cursor, |change| change.cursor);
+    // On the last page the desk has seen every change of its branch up to `as_of`, whichever
+    // branch the changes in between were for.
+    let (next_cursor, checkpoint) = if has_more {
+        (
+            changes.last().map_or(query.cursor, |change| change.cursor),
+            None,
+        )
+    } else {
+        let cursor = query.cursor.max(as_of);
+        let digest = format!("{:016x}", digest as u64);
+        (cursor, Some(Checkpoint { cursor, digest }))
+    };
     Ok(Json(PullResponse {
         changes,
         next_cursor,
         has_more,
         open_conflicts,
+        checkpoint,
     }))
 }

@@ -19,7 +19,9 @@ use kaunter_protocol::http::{
     Change, DELETED_FIELD, Entity, OutboxEntry, PATIENT_FIELDS, PatientRecord, PushRequest,
     PushResponse, RejectedEntry, Stamps, error_code,
 };
-use kaunter_protocol::merge::{apply_change, is_deleted, record_from_parts, record_into_parts};
+use kaunter_protocol::merge::{
+    apply_change, is_deleted, record_from_parts, record_into_parts, row_digest, update_digest,
+};
 use kaunter_protocol::{ACCEPTED_SCHEMA_VERSIONS, FieldError};
 use serde_json::Value;
 use uuid::Uuid;
@@ -119,6 +121,8 @@ fn plan(entries: &[OutboxEntry], high_water: i64) -> Result<Plan> {
 struct PatientRow {
     branch_id: Uuid,
     record: LwwRecord<Value>,
+    /// The row's digest as loaded (0 for a new row), to update its branch's digest.
+    loaded_digest: u64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     last_change_seq: i64,
@@ -335,6 +339,7 @@ fn merge_patient(
     let row = rows.entry(change.row_id).or_insert_with(|| PatientRow {
         branch_id: change.branch_id,
         record: LwwRecord::new(),
+        loaded_digest: 0,
         created_at: change.recorded_at,
         updated_at: change.recorded_at,
         last_change_seq: tenant_seq,
@@ -419,11 +424,13 @@ async fn load_patients(
         fields.insert(DELETED_FIELD.to_owned(), Value::Bool(row.try_get(8)?));
         let stamps: Stamps = serde_json::from_value(row.try_get(9)?)
             .map_err(|error| Error::Internal(format!("stored stamps do not decode: {error}")))?;
+        let record = record_from_parts(&fields, &stamps);
         rows.insert(
             id,
             PatientRow {
                 branch_id,
-                record: record_from_parts(&fields, &stamps),
+                loaded_digest: row_digest(id, &record),
+                record,
                 created_at: row.try_get(10)?,
                 updated_at: row.try_get(11)?,
                 last_change_seq: row.try_get(12)?,
@@ -516,6 +523,31 @@ async fn store_patients(
         ],
     )
     .await?;
+
+    // Each branch's digest moves by its rows' old and new digests. Pushes of one business take
+    // turns on the tenant row's lock, so this read-then-write cannot race another push.
+    let mut moves: HashMap<Uuid, (u64, u64)> = HashMap::new();
+    for (id, row) in rows.iter().filter(|(_, row)| row.dirty) {
+        let entry = moves.entry(row.branch_id).or_default();
+        entry.0 = entry.0.wrapping_add(row.loaded_digest);
+        entry.1 = entry.1.wrapping_add(row_digest(*id, &row.record));
+    }
+    for (branch_id, (old, new)) in moves {
+        let current: i64 = tx
+            .query_one(
+                "SELECT state_digest FROM branches WHERE tenant_id = $1 AND branch_id = $2",
+                &[&device.tenant_id, &branch_id],
+            )
+            .await?
+            .try_get(0)?;
+        // The u64's bits, stored in a signed column.
+        let next = update_digest(current as u64, old, new) as i64;
+        tx.execute(
+            "UPDATE branches SET state_digest = $3 WHERE tenant_id = $1 AND branch_id = $2",
+            &[&device.tenant_id, &branch_id, &next],
+        )
+        .await?;
+    }
     Ok(())
 }
 
