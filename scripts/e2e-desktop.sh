@@ -38,6 +38,8 @@ business=$("$server_binary" admin create-business --name "Klinik E2E" --branch "
 tenant=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tenant_id"])' "$business")
 branch=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["branch_id"])' "$business")
 code=$("$server_binary" admin enrolment-code --tenant "$tenant" --branch "$branch" --ttl-hours 1)
+# A second desk of the same branch, played by the test itself over HTTP.
+code_2=$("$server_binary" admin enrolment-code --tenant "$tenant" --branch "$branch" --ttl-hours 1)
 
 "$server_binary" serve >"$out/server.log" 2>&1 &
 server_pid=$!
@@ -48,6 +50,7 @@ native_port=$(free_port)
 export KAUNTER_APP_BINARY="$desktop_binary"
 export KAUNTER_SERVER_URL="http://127.0.0.1:$port"
 export KAUNTER_ENROL_CODE="$code"
+export KAUNTER_ENROL_CODE_2="$code_2"
 export KAUNTER_WEBDRIVER_URL="http://127.0.0.1:$driver_port"
 export KAUNTER_E2E_SCREENSHOT="$out/desktop.png"
 # What the app reads: a fresh data folder and keyring profile, and a quick sync loop.

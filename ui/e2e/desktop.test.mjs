@@ -6,6 +6,8 @@
 //   KAUNTER_APP_BINARY      path of the built desktop app (required)
 //   KAUNTER_SERVER_URL      the sync server the desk enrols with (required)
 //   KAUNTER_ENROL_CODE      a fresh enrolment code, XXXX-XXXX-XXXX (required)
+//   KAUNTER_ENROL_CODE_2    a second code for the same branch: the test plays a second desk
+//                           over HTTP with it (required)
 //   KAUNTER_E2E_SCREENSHOT  where to write a PNG of the window at the end (optional)
 //   KAUNTER_WEBDRIVER_URL   tauri-driver's address (default http://127.0.0.1:4444)
 //   KAUNTER_E2E_CAPABILITIES, KAUNTER_E2E_START_URL  only for trying this script against a
@@ -43,6 +45,58 @@ const INVALID = {
   mykadDigits: "900101001234",
   phone: "013-456 7890",
 };
+
+/** The other desk's registration of the same person. */
+const SECOND_DESK = {
+  fullName: "Siti N. Tarudin",
+  phone: "+60199998888",
+};
+
+/** Enrols a second desk over HTTP and pushes its registration of PATIENT's MyKad. */
+async function pushDuplicateFromSecondDesk(serverUrl, code) {
+  const post = async (path, body, token) => {
+    const response = await fetch(`${serverUrl}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+    const json = await response.json();
+    assert.equal(response.status, 200, `${path}: ${JSON.stringify(json)}`);
+    return json;
+  };
+  const desk = await post("/v1/enrol", { code, device_name: "Second desk (test)" });
+  // Its clock: wall milliseconds shifted past the 16-bit counter, as a decimal string.
+  const hlc = (BigInt(Date.now()) << 16n).toString();
+  const pushed = await post(
+    "/v1/sync/push",
+    {
+      schema_version: 2,
+      entries: [
+        {
+          seq: 1,
+          change: {
+            entity: "patient",
+            row_id: crypto.randomUUID(),
+            branch_id: desk.branch_id,
+            stamp: { hlc, device_id: desk.device_id },
+            fields: {
+              full_name: SECOND_DESK.fullName,
+              id_type: "mykad",
+              id_number: PATIENT.mykadDigits,
+              phone: SECOND_DESK.phone,
+              date_of_birth: "1979-01-11",
+              sex: "female",
+            },
+            recorded_at: new Date().toISOString(),
+          },
+        },
+      ],
+    },
+    desk.device_token,
+  );
+  assert.equal(pushed.acked_seq, 1);
+  assert.deepEqual(pushed.rejected, [], "the second desk's registration is accepted");
+}
 
 function requiredEnv(name) {
   const value = process.env[name];
@@ -248,7 +302,7 @@ function fieldErrors(session) {
   );
 }
 
-test("a new desk enrols, registers a MyKad patient, finds it, and refuses a bad MyKad", { timeout: 180_000 }, async () => {
+test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKad, and resolves a duplicate from another desk", { timeout: 180_000 }, async () => {
   const serverUrl = requiredEnv("KAUNTER_SERVER_URL");
   const enrolCode = requiredEnv("KAUNTER_ENROL_CODE");
   const screenshotPath = process.env.KAUNTER_E2E_SCREENSHOT;
@@ -364,7 +418,39 @@ test("a new desk enrols, registers a MyKad patient, finds it, and refuses a bad 
     assert.equal((await session.search(INVALID.mykadDigits)).length, 0, "no patient with the refused MyKad");
     assert.equal((await session.search(INVALID.fullName)).length, 0, "no patient with the refused name");
 
-    // 6. Evidence.
+    // 6. A second desk of the branch, offline until now, registered the same MyKad: after a sync
+    //    the window shows a conflict with both versions, and merging leaves one patient.
+    await waitFor("the registration to reach the server", async () => {
+      const text = await session.text(await session.get("#status-pending"));
+      return text === "No changes waiting" ? text : null;
+    });
+    await pushDuplicateFromSecondDesk(serverUrl, requiredEnv("KAUNTER_ENROL_CODE_2"));
+    await session.click(await session.get("#sync-now"));
+    const badge = await waitFor("the status bar to report the conflict", async () => {
+      const element = await session.get("#status-conflicts");
+      const text = (await session.text(element)).trim();
+      return text === "1 conflict to resolve" ? element : null;
+    });
+    await session.click(badge);
+    const conflict = await session.get('[data-testid="conflict"]');
+    const [first] = await session.findAll('[data-testid="conflict-a"] [data-field="full_name"]', conflict);
+    const [later] = await session.findAll('[data-testid="conflict-b"] [data-field="full_name"]', conflict);
+    assert.equal((await session.text(first)).trim(), PATIENT.fullName, "the first registration is the desk's");
+    assert.equal((await session.text(later)).trim(), SECOND_DESK.fullName, "the later one is the other desk's");
+    const [merge] = await session.findAll('[data-resolution="merge_into_a"]', conflict);
+    await session.click(merge);
+    await waitFor("the conflict list to empty", async () => {
+      const text = (await session.text(await session.get("#conflicts-message"))).trim();
+      return text === "No conflicts to resolve." ? text : null;
+    });
+    await waitFor("the status bar to drop the conflict", () =>
+      session.script("return document.querySelector('#status-conflicts').hidden;"),
+    );
+    const merged = await session.search(PATIENT.mykadDigits);
+    assert.equal(merged.length, 1, "after the merge one patient has this MyKad");
+    assert.equal((await session.search(SECOND_DESK.fullName)).length, 0, "the later record is gone");
+
+    // 7. Evidence.
     if (screenshotPath) {
       const bytes = await session.screenshot(screenshotPath);
       console.log(`screenshot: ${screenshotPath} (${bytes} bytes)`);

@@ -148,8 +148,10 @@ pub async fn detect_duplicates(
              FROM patients p
              WHERE p.tenant_id = $1 AND NOT p.deleted
                AND (p.id_type, p.id_number) IN (
-                   SELECT t.id_type, t.id_number FROM patients t
-                   WHERE t.tenant_id = $1 AND t.patient_id = ANY($2) AND NOT t.deleted)
+                   SELECT t.id_type, t.id_number
+                   FROM unnest($2::uuid[]) AS touched(id)
+                   JOIN patients t ON t.tenant_id = $1 AND t.patient_id = touched.id
+                   WHERE NOT t.deleted)
              ORDER BY p.id_type, p.id_number, p.created_at, p.patient_id",
             &[&device.tenant_id, &touched],
         )

@@ -396,11 +396,15 @@ async fn load_patients(
     ids.dedup();
     let stored = tx
         .query(
-            "SELECT patient_id, branch_id, full_name, id_type, id_number, phone, date_of_birth,
-                    sex, deleted, stamps, created_at, updated_at, last_change_seq
-             FROM patients WHERE tenant_id = $1 AND patient_id = ANY($2)
-             ORDER BY patient_id
-             FOR UPDATE",
+            // A join with the ids, not `patient_id = ANY($2)`: with that, a planner misled by a
+            // large business's stale statistics scanned the whole business per push.
+            "SELECT p.patient_id, p.branch_id, p.full_name, p.id_type, p.id_number, p.phone,
+                    p.date_of_birth, p.sex, p.deleted, p.stamps, p.created_at, p.updated_at,
+                    p.last_change_seq
+             FROM unnest($2::uuid[]) AS wanted(id)
+             JOIN patients p ON p.tenant_id = $1 AND p.patient_id = wanted.id
+             ORDER BY p.patient_id
+             FOR UPDATE OF p",
             &[&device.tenant_id, &ids],
         )
         .await?;
