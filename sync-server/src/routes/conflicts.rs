@@ -135,29 +135,34 @@ pub async fn open_count(tx: &TenantTx<'_>, device: &Device) -> Result<u32> {
 pub async fn detect_duplicates(
     tx: &TenantTx<'_>,
     device: &Device,
-    touched: &[Uuid],
+    touched: &[(Uuid, String)],
 ) -> Result<u64> {
     if touched.is_empty() {
         return Ok(0);
     }
-    // Every live patient sharing a document with a touched one, oldest first per document.
-    let rows = tx
-        .query(
-            "SELECT p.patient_id, p.branch_id, p.full_name, p.id_type, p.id_number, p.phone,
-                    p.date_of_birth, p.sex
-             FROM patients p
-             WHERE p.tenant_id = $1 AND NOT p.deleted
-               AND (p.id_type, p.id_number) IN (
-                   SELECT t.id_type, t.id_number
-                   FROM unnest($2::uuid[]) AS touched(id)
-                   JOIN patients t ON t.tenant_id = $1 AND t.patient_id = touched.id
-                   WHERE NOT t.deleted)
-             ORDER BY p.id_type, p.id_number, p.created_at, p.patient_id",
-            &[&device.tenant_id, &touched],
+    let mut numbers: Vec<&str> = touched.iter().map(|(_, number)| number.as_str()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let touched: Vec<Uuid> = touched.iter().map(|(id, _)| *id).collect();
+    // Every live patient sharing a document number with a touched one: one index lookup per
+    // number, pipelined (see push.rs for why not one query), oldest first per document.
+    let lookup = tx
+        .prepare(
+            "SELECT patient_id, branch_id, full_name, id_type, id_number, phone, date_of_birth,
+                    sex
+             FROM patients
+             WHERE tenant_id = $1 AND id_number = $2 AND NOT deleted
+             ORDER BY id_type, created_at, patient_id",
         )
         .await?;
+    let found_rows = futures_util::future::try_join_all(numbers.iter().map(|number| {
+        let lookup = &lookup;
+        async move { tx.query(lookup, &[&device.tenant_id, number]).await }
+    }))
+    .await?;
+    let rows: Vec<&Row> = found_rows.iter().flatten().collect();
     let mut groups: BTreeMap<(String, String), Vec<PatientRecord>> = BTreeMap::new();
-    for row in &rows {
+    for row in rows {
         let id_type: String = row.try_get(3)?;
         let sex: Option<String> = row.try_get(7)?;
         let record = PatientRecord {

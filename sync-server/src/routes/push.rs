@@ -204,10 +204,13 @@ async fn apply(
         .await?;
     }
     store_patients(tx, device, &rows).await?;
-    let touched: Vec<Uuid> = rows
+    let touched: Vec<(Uuid, String)> = rows
         .iter()
         .filter(|(_, row)| row.dirty && !is_deleted(&row.record))
-        .map(|(id, _)| *id)
+        .filter_map(|(id, row)| match row.record.get("id_number") {
+            Some(Value::String(number)) => Some((*id, number.clone())),
+            _ => None,
+        })
         .collect();
     crate::routes::conflicts::detect_duplicates(tx, device, &touched).await?;
 
@@ -394,20 +397,27 @@ async fn load_patients(
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    let stored = tx
-        .query(
-            // A join with the ids, not `patient_id = ANY($2)`: with that, a planner misled by a
-            // large business's stale statistics scanned the whole business per push.
-            "SELECT p.patient_id, p.branch_id, p.full_name, p.id_type, p.id_number, p.phone,
-                    p.date_of_birth, p.sex, p.deleted, p.stamps, p.created_at, p.updated_at,
-                    p.last_change_seq
-             FROM unnest($2::uuid[]) AS wanted(id)
-             JOIN patients p ON p.tenant_id = $1 AND p.patient_id = wanted.id
-             ORDER BY p.patient_id
-             FOR UPDATE OF p",
-            &[&device.tenant_id, &ids],
+    // One primary-key lookup per row, pipelined on the connection, in id order (so two pushes
+    // lock rows in the same order). A single `= ANY` or join query was at the mercy of the
+    // planner: while a business grows fast (a branch's first upload) its statistics lag, and
+    // the planner scanned the whole business once per push.
+    let lookup = tx
+        .prepare(
+            "SELECT patient_id, branch_id, full_name, id_type, id_number, phone, date_of_birth,
+                    sex, deleted, stamps, created_at, updated_at, last_change_seq
+             FROM patients WHERE tenant_id = $1 AND patient_id = $2
+             FOR UPDATE",
         )
         .await?;
+    let stored: Vec<tokio_postgres::Row> =
+        futures_util::future::try_join_all(ids.iter().map(|id| {
+            let lookup = &lookup;
+            async move { tx.query_opt(lookup, &[&device.tenant_id, id]).await }
+        }))
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
     let mut rows = HashMap::with_capacity(stored.len());
     for row in stored {
         let id: Uuid = row.try_get(0)?;
