@@ -9,9 +9,15 @@ import { toCommandError } from "../errors";
 import { t } from "../strings";
 import type { ConflictView, Resolution } from "../wire";
 
+/** A MyKad number as people write it (YYMMDD-PB-###G); anything else as stored. */
+function idNumber(value: unknown): string {
+  const text = String(value ?? "");
+  return /^\d{12}$/.test(text) ? `${text.slice(0, 6)}-${text.slice(6, 8)}-${text.slice(8)}` : text;
+}
+
 const SHOWN_FIELDS: Array<[string, (value: unknown) => string]> = [
   ["full_name", (v) => String(v ?? "")],
-  ["id_number", (v) => String(v ?? "")],
+  ["id_number", idNumber],
   ["phone", (v) => (v ? String(v) : "—")],
   ["date_of_birth", (v) => (typeof v === "string" ? (formatDate(v) ?? v) : "—")],
   ["sex", (v) => (v ? String(v) : "—")],
@@ -40,7 +46,14 @@ export function conflictsPanel(onChanged: () => void): { element: HTMLElement; o
   const close = h("button", { ...testId("conflicts-close"), type: "button", class: "secondary" }, t.close);
   const element = h(
     "section",
-    { ...testId("conflicts-panel"), class: "card conflicts-panel", hidden: true, "aria-labelledby": "conflicts-title" },
+    {
+      ...testId("conflicts-panel"),
+      class: "card conflicts-panel",
+      hidden: true,
+      role: "dialog",
+      "aria-modal": "true",
+      "aria-labelledby": "conflicts-title",
+    },
     h("div", { class: "card-head" }, h("h2", { id: "conflicts-title" }, t.conflictsTitle), close),
     message,
     list,
