@@ -446,6 +446,10 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
     await waitFor("the status bar to drop the conflict", () =>
       session.script("return document.querySelector('#status-conflicts').hidden;"),
     );
+    await session.click(await session.get("#conflicts-close"));
+    await waitFor("the conflicts dialog to close", () =>
+      session.script("return document.querySelector('#conflicts-panel').hidden;"),
+    );
     const merged = await session.search(PATIENT.mykadDigits);
     assert.equal(merged.length, 1, "after the merge one patient has this MyKad");
     assert.equal((await session.search(SECOND_DESK.fullName)).length, 0, "the later record is gone");
