@@ -177,6 +177,9 @@ fn status(state: &DeskState) -> CommandResult<SyncStatusView> {
         pending: sync.pending,
         rejected: sync.rejected,
         open_conflicts: sync.open_conflicts,
+        oldest_pending_at: sync.oldest_pending_at,
+        pull_done: u32::try_from(live.progress.done).unwrap_or(u32::MAX),
+        pull_total: u32::try_from(live.progress.total).unwrap_or(u32::MAX),
         last_synced_at: sync.last_synced_at,
         last_error: sync.last_error,
     })

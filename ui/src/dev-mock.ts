@@ -70,6 +70,9 @@ export function installDevMock(options: { enrolled: boolean }): void {
     pending: patients.filter((p) => !p.synced).length,
     rejected: 0,
     open_conflicts: 0,
+    oldest_pending_at: null,
+    pull_done: 0,
+    pull_total: 0,
     last_synced_at: options.enrolled ? "2026-11-25T01:05:00Z" : null,
     last_error: options.enrolled ? "Cannot reach the server at http://127.0.0.1:8787. Check the network." : null,
   };

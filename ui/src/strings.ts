@@ -75,6 +75,9 @@ export const en = {
   online: "Online",
   offline: "Offline",
   syncing: "Syncing…",
+  syncingProgress: (done: number, total: number) =>
+    `Syncing ${done.toLocaleString("en-MY")} of ${total.toLocaleString("en-MY")}…`,
+  oldestWaiting: (when: string) => `oldest from ${when}`,
   conflictsWaiting: (count: number) =>
     count === 1 ? "1 conflict to resolve" : `${count} conflicts to resolve`,
   conflictsTitle: "Conflicts to resolve",

@@ -87,6 +87,11 @@ next_cursor: bigint, has_more: boolean,
  */
 open_conflicts: number, 
 /**
+ * When asked for (`count=true`): how many changes of the branch there are from the cursor
+ * on, this page's included, for a progress bar.
+ */
+remaining: bigint | null, 
+/**
  * On the last page: the branch's state as of `next_cursor`, for the desk to compare with
  * its own once it has nothing waiting to push.
  */
@@ -176,6 +181,15 @@ rejected: number,
 /**
  * Conflicts of this branch waiting for a person (e.g. one MyKad registered twice).
  */
-open_conflicts: number, last_synced_at: string | null, last_error: string | null, };
+open_conflicts: number, 
+/**
+ * When the oldest change still waiting for the server was made.
+ */
+oldest_pending_at: string | null, 
+/**
+ * While a round pulls: changes applied so far and how many it is pulling (0 and 0 when
+ * idle), so a first sync of a large branch can show its progress.
+ */
+pull_done: number, pull_total: number, last_synced_at: string | null, last_error: string | null, };
 
 export type CommandError = { code: string, message: string, fields: Array<FieldError>, };

@@ -195,7 +195,7 @@ pub struct PulledChange {
     pub change: Change,
 }
 
-/// `GET /v1/sync/pull?cursor=N&limit=M`.
+/// `GET /v1/sync/pull?cursor=N&limit=M[&count=true]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
 pub struct PullResponse {
@@ -206,6 +206,10 @@ pub struct PullResponse {
     /// Conflicts of this device's branch waiting for a person (see `GET /v1/conflicts`).
     #[serde(default)]
     pub open_conflicts: u32,
+    /// When asked for (`count=true`): how many changes of the branch there are from the cursor
+    /// on, this page's included, for a progress bar.
+    #[serde(default)]
+    pub remaining: Option<i64>,
     /// On the last page: the branch's state as of `next_cursor`, for the desk to compare with
     /// its own once it has nothing waiting to push.
     #[serde(default)]

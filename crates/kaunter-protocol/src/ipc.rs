@@ -68,6 +68,12 @@ pub struct SyncStatusView {
     pub rejected: u32,
     /// Conflicts of this branch waiting for a person (e.g. one MyKad registered twice).
     pub open_conflicts: u32,
+    /// When the oldest change still waiting for the server was made.
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+    /// While a round pulls: changes applied so far and how many it is pulling (0 and 0 when
+    /// idle), so a first sync of a large branch can show its progress.
+    pub pull_done: u32,
+    pub pull_total: u32,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
 }

@@ -458,6 +458,7 @@ fn page(changes: Vec<Change>, first_cursor: i64) -> PullResponse {
         next_cursor,
         has_more: false,
         open_conflicts: 0,
+        remaining: None,
         checkpoint: None,
     }
 }

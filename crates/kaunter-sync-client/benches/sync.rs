@@ -339,7 +339,7 @@ async fn server_side(rows: usize) {
     assert_eq!(report.applied, rows);
     let pull_bytes: usize = {
         // One page's size, scaled: what the desk downloaded per row.
-        let page = reader_client.pull_page(0, 500).await.unwrap();
+        let page = reader_client.pull_page(0, 500, false).await.unwrap();
         serde_json::to_vec(&page).unwrap().len() / page.changes.len().max(1)
     };
     println!("## 3. Initial sync of {rows} rows to a fresh desk over loopback");

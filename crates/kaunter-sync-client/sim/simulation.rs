@@ -172,16 +172,21 @@ impl Transport for FaultyTransport {
         }
     }
 
-    async fn pull(&self, cursor: i64, limit: u32) -> kaunter_sync_client::Result<PullResponse> {
+    async fn pull(
+        &self,
+        cursor: i64,
+        limit: u32,
+        count: bool,
+    ) -> kaunter_sync_client::Result<PullResponse> {
         {
             let fate = self.faults.lock().expect("faults").fate(false)?;
             match fate {
                 Fate::LoseRequest => Err(lost()),
                 Fate::LoseResponse => {
-                    let _ = self.inner.pull_page(cursor, limit).await;
+                    let _ = self.inner.pull_page(cursor, limit, count).await;
                     Err(lost())
                 }
-                Fate::Duplicate | Fate::Deliver => self.inner.pull_page(cursor, limit).await,
+                Fate::Duplicate | Fate::Deliver => self.inner.pull_page(cursor, limit, count).await,
             }
         }
     }
@@ -458,7 +463,7 @@ impl Run {
         let now = self.desk_now(desk);
         let d = &self.desks[desk];
         self.tally.syncs += 1;
-        match sync_once_at(&d.store, &d.transport, || now).await {
+        match sync_once_at(&d.store, &d.transport, || now, &|_| {}).await {
             Ok(report) if report.repaired => self.repairs += 1,
             Ok(_) => {}
             Err(_) => self.tally.failed_syncs += 1,
@@ -519,7 +524,7 @@ impl Run {
             for desk in 0..self.desks.len() {
                 let now = self.desk_now(desk);
                 let d = &self.desks[desk];
-                let report = sync_once_at(&d.store, &d.transport, || now)
+                let report = sync_once_at(&d.store, &d.transport, || now, &|_| {})
                     .await
                     .map_err(|e| format!("healed sync of desk {desk} failed: {e}"))?;
                 moved += report.pushed + report.applied;

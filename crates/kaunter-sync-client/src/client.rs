@@ -129,11 +129,11 @@ impl SyncClient {
         read(response).await
     }
 
-    pub async fn pull_page(&self, cursor: i64, limit: u32) -> Result<PullResponse> {
+    pub async fn pull_page(&self, cursor: i64, limit: u32, count: bool) -> Result<PullResponse> {
         let response = self
             .http
             .get(format!(
-                "{}/v1/sync/pull?cursor={cursor}&limit={limit}",
+                "{}/v1/sync/pull?cursor={cursor}&limit={limit}&count={count}",
                 self.base_url
             ))
             .bearer_auth(&self.token)
@@ -184,10 +184,12 @@ pub trait Transport: Send + Sync {
         &self,
         entries: Vec<OutboxEntry>,
     ) -> impl std::future::Future<Output = Result<PushResponse>> + Send;
+    /// `count`: also ask how many changes there are from the cursor on.
     fn pull(
         &self,
         cursor: i64,
         limit: u32,
+        count: bool,
     ) -> impl std::future::Future<Output = Result<PullResponse>> + Send;
 }
 
@@ -203,8 +205,9 @@ impl Transport for SyncClient {
         &self,
         cursor: i64,
         limit: u32,
+        count: bool,
     ) -> impl std::future::Future<Output = Result<PullResponse>> + Send {
-        self.pull_page(cursor, limit)
+        self.pull_page(cursor, limit, count)
     }
 }
 

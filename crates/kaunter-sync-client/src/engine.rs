@@ -37,7 +37,14 @@ fn lock(store: &Mutex<Store>) -> Result<MutexGuard<'_, Store>> {
 /// Every acknowledgement and every page is committed locally before the next request, so an
 /// interruption anywhere loses nothing and the next round resumes.
 pub async fn sync_once(store: &Mutex<Store>, client: &impl Transport) -> Result<SyncReport> {
-    sync_once_at(store, client, Utc::now).await
+    sync_once_at(store, client, Utc::now, &|_| {}).await
+}
+
+/// How far a round's pull has got: changes applied and how many there are to pull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PullProgress {
+    pub done: u64,
+    pub total: u64,
 }
 
 /// [`sync_once`] with the wall clock given (the simulation runs desks on simulated clocks).
@@ -45,6 +52,7 @@ pub async fn sync_once_at(
     store: &Mutex<Store>,
     client: &impl Transport,
     now: impl Fn() -> DateTime<Utc>,
+    on_progress: &(dyn Fn(PullProgress) + Sync),
 ) -> Result<SyncReport> {
     let mut report = SyncReport::default();
     loop {
@@ -76,7 +84,7 @@ pub async fn sync_once_at(
             )));
         }
     }
-    let checkpoint = pull_all(store, client, &now, &mut report).await?;
+    let checkpoint = pull_all(store, client, &now, &mut report, on_progress).await?;
     // With nothing waiting to push, this desk's rows must now be the server's. If they are not,
     // something skipped or misapplied a change: pull everything again (merging is idempotent),
     // and if that does not fix it, say so.
@@ -89,7 +97,7 @@ pub async fn sync_once_at(
         );
         report.repaired = true;
         lock(store)?.restart_pull()?;
-        if let Some(checkpoint) = pull_all(store, client, &now, &mut report).await?
+        if let Some(checkpoint) = pull_all(store, client, &now, &mut report, on_progress).await?
             && !agrees(store, &checkpoint)?
         {
             return Err(SyncError::Diverged);
@@ -98,16 +106,23 @@ pub async fn sync_once_at(
     Ok(report)
 }
 
-/// Pulls every page; returns the last page's checkpoint.
+/// Pulls every page; returns the last page's checkpoint. The first page also asks how many
+/// changes there are, for `on_progress`.
 async fn pull_all(
     store: &Mutex<Store>,
     client: &impl Transport,
     now: &impl Fn() -> DateTime<Utc>,
     report: &mut SyncReport,
+    on_progress: &(dyn Fn(PullProgress) + Sync),
 ) -> Result<Option<Checkpoint>> {
+    let mut progress = PullProgress::default();
     loop {
         let cursor = lock(store)?.sync_state()?.pull_cursor;
-        let page = client.pull(cursor, PULL_PAGE).await?;
+        let first = progress.total == 0 && progress.done == 0;
+        let page = client.pull(cursor, PULL_PAGE, first).await?;
+        if let Some(remaining) = page.remaining {
+            progress.total = u64::try_from(remaining).unwrap_or(0);
+        }
         if page.next_cursor < cursor {
             return Err(SyncError::Protocol(format!(
                 "the server moved the cursor back from {cursor} to {}",
@@ -116,6 +131,9 @@ async fn pull_all(
         }
         report.pulled += page.changes.len();
         report.applied += lock(store)?.apply_pulled(&page, now())?;
+        progress.done += page.changes.len() as u64;
+        progress.total = progress.total.max(progress.done);
+        on_progress(progress);
         if !page.has_more || page.next_cursor == cursor {
             return Ok(page.checkpoint);
         }
@@ -139,6 +157,8 @@ pub struct LiveStatus {
     /// The last round reached the server.
     pub online: bool,
     pub syncing: bool,
+    /// The pull of the round under way.
+    pub progress: PullProgress,
 }
 
 /// Runs sync rounds in the background and on demand; one round at a time.
@@ -189,11 +209,13 @@ impl SyncEngine {
     pub async fn sync_now(&self, now: fn() -> DateTime<Utc>) -> Result<SyncReport> {
         let _round = self.round.lock().await;
         self.set_live(|live| live.syncing = true);
-        let outcome = sync_once(&self.store, &self.client).await;
+        let on_progress = |progress: PullProgress| self.set_live(|live| live.progress = progress);
+        let outcome = sync_once_at(&self.store, &self.client, Utc::now, &on_progress).await;
         let reached = !matches!(&outcome, Err(error) if error.is_offline());
         self.set_live(|live| {
             live.syncing = false;
             live.online = reached;
+            live.progress = PullProgress::default();
         });
         let mut store = lock(&self.store)?;
         match &outcome {

@@ -7,5 +7,5 @@ mod engine;
 mod error;
 
 pub use client::{SyncClient, Transport};
-pub use engine::{LiveStatus, SyncEngine, SyncReport, sync_once, sync_once_at};
+pub use engine::{LiveStatus, PullProgress, SyncEngine, SyncReport, sync_once, sync_once_at};
 pub use error::{Result, SyncError};

@@ -488,8 +488,9 @@ async fn a_desk_that_missed_a_change_notices_by_the_checkpoint_and_repairs_itsel
     desk_a.sync().await;
 
     // A faulty network or server hands desk B the last page without its middle change.
-    let mut page = desk_b.client.pull_page(0, 500).await.unwrap();
+    let mut page = desk_b.client.pull_page(0, 500, true).await.unwrap();
     assert_eq!(page.changes.len(), 3);
+    assert_eq!(page.remaining, Some(3), "asked to count, the server counts");
     let checkpoint = page
         .checkpoint
         .clone()

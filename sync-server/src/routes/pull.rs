@@ -25,6 +25,9 @@ pub struct PullQuery {
     pub cursor: i64,
     /// Page size: default [`DEFAULT_LIMIT`], larger values are cut to [`MAX_LIMIT`].
     pub limit: Option<i64>,
+    /// Also count the changes from the cursor on (a desk asks on the first page of a round).
+    #[serde(default)]
+    pub count: bool,
 }
 
 pub async fn pull(
@@ -71,6 +74,19 @@ pub async fn pull(
         )
         .await?;
     let open_conflicts = crate::routes::conflicts::open_count(&tx, &device).await?;
+    let remaining = if query.count {
+        let counted: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM changes
+                 WHERE tenant_id = $1 AND branch_id = $2 AND seq > $3 AND seq <= $4",
+                &[&device.tenant_id, &device.branch_id, &query.cursor, &as_of],
+            )
+            .await?
+            .try_get(0)?;
+        Some(counted)
+    } else {
+        None
+    };
     tx.commit().await?;
 
     let page_size = usize::try_from(limit)
@@ -103,6 +119,7 @@ pub async fn pull(
         next_cursor,
         has_more,
         open_conflicts,
+        remaining,
         checkpoint,
     }))
 }

@@ -23,6 +23,18 @@ export function lastSyncedText(lastSyncedAt: string | null): string {
   return when ? t.lastSynced(when) : t.neverSynced;
 }
 
+/** "Syncing…", with the progress of a pull big enough to be worth showing; null when idle. */
+export function syncingText(status: SyncStatusView): string | null {
+  if (!status.syncing) return null;
+  return status.pull_total >= 1000 ? t.syncingProgress(status.pull_done, status.pull_total) : t.syncing;
+}
+
+/** "3 changes waiting", and since when once they have waited a while. */
+export function pendingText(status: SyncStatusView): string {
+  const since = status.oldest_pending_at ? formatSyncTime(status.oldest_pending_at) : null;
+  return status.pending > 0 && since ? `${t.pending(status.pending)} (${t.oldestWaiting(since)})` : t.pending(status.pending);
+}
+
 /** `onSynced` runs whenever a sync has brought something new, so lists can refresh. */
 export function statusBar(onSynced: () => void, onConflicts: () => void = () => {}): StatusBar {
   const onlineText = h("span", {}, t.offline);
@@ -42,8 +54,8 @@ export function statusBar(onSynced: () => void, onConflicts: () => void = () => 
 
   const render = (status: SyncStatusView): void => {
     online.dataset.online = String(status.online);
-    onlineText.textContent = status.syncing ? t.syncing : status.online ? t.online : t.offline;
-    pending.textContent = t.pending(status.pending);
+    onlineText.textContent = syncingText(status) ?? (status.online ? t.online : t.offline);
+    pending.textContent = pendingText(status);
     pending.dataset.count = String(status.pending);
     rejected.textContent = status.rejected > 0 ? t.rejected(status.rejected) : "";
     rejected.hidden = status.rejected === 0;
