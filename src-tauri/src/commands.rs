@@ -107,15 +107,7 @@ pub async fn enrol(state: State<'_, DeskState>, form: EnrolForm) -> CommandResul
         let mut store = lock(&state)?;
         store
             .enrol(
-                DeskIdentity {
-                    tenant_id: kaunter_core::TenantId::from_uuid(enrolled.tenant_id),
-                    branch_id: kaunter_core::BranchId::from_uuid(enrolled.branch_id),
-                    device_id: kaunter_core::DeviceId::from_uuid(enrolled.device_id),
-                    device_name,
-                    server_url: server_url.trim_end_matches('/').to_owned(),
-                    business_name: enrolled.business_name,
-                    branch_name: enrolled.branch_name,
-                },
+                DeskIdentity::from_enrolment(&enrolled, &device_name, server_url),
                 &enrolled.device_token,
             )
             .map_err(error::from_store)?;

@@ -48,6 +48,26 @@ pub struct DeskIdentity {
     pub branch_name: String,
 }
 
+impl DeskIdentity {
+    /// Who the server says this desk is, from its answer to an enrolment, with the name the
+    /// desk gave itself and the address it enrolled at.
+    pub fn from_enrolment(
+        enrolled: &kaunter_protocol::http::EnrolResponse,
+        device_name: &str,
+        server_url: &str,
+    ) -> DeskIdentity {
+        DeskIdentity {
+            tenant_id: TenantId::from_uuid(enrolled.tenant_id),
+            branch_id: BranchId::from_uuid(enrolled.branch_id),
+            device_id: DeviceId::from_uuid(enrolled.device_id),
+            device_name: device_name.to_owned(),
+            server_url: server_url.trim_end_matches('/').to_owned(),
+            business_name: enrolled.business_name.clone(),
+            branch_name: enrolled.branch_name.clone(),
+        }
+    }
+}
+
 /// The sync bookkeeping, for the status bar and for the sync client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncState {

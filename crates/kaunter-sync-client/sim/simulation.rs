@@ -293,15 +293,7 @@ impl Run {
                 .map_err(|e| format!("open store: {e}"))?;
             store
                 .enrol(
-                    DeskIdentity {
-                        tenant_id: kaunter_core::TenantId::from_uuid(enrolled.tenant_id),
-                        branch_id: kaunter_core::BranchId::from_uuid(enrolled.branch_id),
-                        device_id: kaunter_core::DeviceId::from_uuid(enrolled.device_id),
-                        device_name: name,
-                        server_url: world.server.base_url.clone(),
-                        business_name: enrolled.business_name.clone(),
-                        branch_name: enrolled.branch_name.clone(),
-                    },
+                    DeskIdentity::from_enrolment(&enrolled, &name, &world.server.base_url),
                     &enrolled.device_token,
                 )
                 .map_err(|e| format!("enrol store: {e}"))?;

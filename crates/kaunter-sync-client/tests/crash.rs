@@ -75,15 +75,7 @@ async fn a_desk_killed_at_random_moments_loses_and_doubles_nothing() {
         let mut store = Store::open(&db_path, secrets).unwrap();
         store
             .enrol(
-                DeskIdentity {
-                    tenant_id: kaunter_core::TenantId::from_uuid(enrolled.tenant_id),
-                    branch_id: kaunter_core::BranchId::from_uuid(enrolled.branch_id),
-                    device_id: kaunter_core::DeviceId::from_uuid(enrolled.device_id),
-                    device_name: "Crash desk".into(),
-                    server_url: server.base_url.clone(),
-                    business_name: enrolled.business_name.clone(),
-                    branch_name: enrolled.branch_name.clone(),
-                },
+                DeskIdentity::from_enrolment(&enrolled, "Crash desk", &server.base_url),
                 &enrolled.device_token,
             )
             .unwrap();

@@ -39,15 +39,7 @@ impl Desk {
         .unwrap();
         store
             .enrol(
-                DeskIdentity {
-                    tenant_id: kaunter_core::TenantId::from_uuid(enrolled.tenant_id),
-                    branch_id: kaunter_core::BranchId::from_uuid(enrolled.branch_id),
-                    device_id: kaunter_core::DeviceId::from_uuid(enrolled.device_id),
-                    device_name: name.to_owned(),
-                    server_url: server.base_url.clone(),
-                    business_name: enrolled.business_name,
-                    branch_name: enrolled.branch_name,
-                },
+                DeskIdentity::from_enrolment(&enrolled, name, &server.base_url),
                 &enrolled.device_token,
             )
             .unwrap();
