@@ -5,7 +5,8 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use kaunter_core::{NewPatient, PatientId, RegistrationForm, SearchQuery};
 use kaunter_protocol::http::{ConflictView, Resolution};
 use kaunter_protocol::ipc::{
-    AppInfo, CommandError, EnrolForm, PatientView, RegisterPatientForm, SyncStatusView,
+    AppInfo, CommandError, EnrolForm, PatientView, RefusedChangeView, RegisterPatientForm,
+    SyncStatusView,
 };
 use kaunter_store::{DeskIdentity, convert};
 use kaunter_sync_client::SyncClient;
@@ -190,6 +191,12 @@ pub async fn sync_now(state: State<'_, DeskState>) -> CommandResult<SyncStatusVi
     // The outcome is recorded in the store and shown through the status.
     let _ = engine.sync_now(Utc::now).await;
     status(&state)
+}
+
+/// The changes the server refused, with its reasons (they stay on this desk).
+#[tauri::command]
+pub async fn refused_changes(state: State<'_, DeskState>) -> CommandResult<Vec<RefusedChangeView>> {
+    lock(&state)?.refused_changes().map_err(error::from_store)
 }
 
 fn engine(state: &DeskState) -> CommandResult<std::sync::Arc<kaunter_sync_client::SyncEngine>> {

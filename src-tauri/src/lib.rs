@@ -33,6 +33,7 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::sync_now,
             commands::list_conflicts,
             commands::resolve_conflict,
+            commands::refused_changes,
         ])
         .run(tauri::generate_context!())
 }

@@ -9,6 +9,7 @@ import type {
   ConflictView,
   EnrolForm,
   PatientView,
+  RefusedChangeView,
   RegisterPatientForm,
   Resolution,
   SyncStatusView,
@@ -58,6 +59,7 @@ export const api = {
   searchPatients: (query: string): Promise<PatientView[]> => call("search_patients", { query }),
   syncStatus: (): Promise<SyncStatusView> => call("sync_status"),
   syncNow: (): Promise<SyncStatusView> => call("sync_now"),
+  refusedChanges: (): Promise<RefusedChangeView[]> => call("refused_changes"),
   /** The branch's open conflicts, from the server: needs the network. */
   listConflicts: (): Promise<ConflictView[]> => call("list_conflicts"),
   resolveConflict: (conflictId: string, resolution: Resolution): Promise<SyncStatusView> =>

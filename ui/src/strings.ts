@@ -94,6 +94,11 @@ export const en = {
   resolveKeepB: "Keep the later only",
   resolveKeepBoth: "Different people: keep both",
   close: "Close",
+  refusedTitle: "Changes the server refused",
+  refusedIntro:
+    "These changes stay on this desk and are not sent again. Correct the record if needed, or ask your administrator.",
+  noRefused: "No refused changes.",
+  refusedDetail: (fields: string, when: string, code: string) => `(${fields}; made ${when}; ${code})`,
   rejected: (count: number) =>
     count === 1
       ? "1 change refused by the server: it stays on this desk; ask your administrator"

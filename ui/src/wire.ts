@@ -165,6 +165,12 @@ phone: string | null, date_of_birth: string | null, sex: Sex | null, created_at:
  */
 synced: boolean, };
 
+export type RefusedChangeView = { seq: bigint, entity: string, row_id: string, 
+/**
+ * The fields the change set, by name.
+ */
+fields: Array<string>, code: string, message: string, recorded_at: string, };
+
 export type SyncStatusView = { 
 /**
  * Whether the last attempt to reach the server succeeded.

@@ -56,6 +56,20 @@ pub struct PatientView {
     pub synced: bool,
 }
 
+/// `refused_changes`: a change of this desk the server refused, with its reason. It stays in the
+/// desk's outbox (out of later pushes) so nothing typed is lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RefusedChangeView {
+    pub seq: i64,
+    pub entity: String,
+    pub row_id: uuid::Uuid,
+    /// The fields the change set, by name.
+    pub fields: Vec<String>,
+    pub code: String,
+    pub message: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// `sync_status`: always visible in the desk's status bar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct SyncStatusView {

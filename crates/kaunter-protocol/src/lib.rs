@@ -79,6 +79,7 @@ pub fn typescript_declarations() -> String {
         ipc::EnrolForm::decl(),
         ipc::RegisterPatientForm::decl(),
         ipc::PatientView::decl(),
+        ipc::RefusedChangeView::decl(),
         ipc::SyncStatusView::decl(),
         ipc::CommandError::decl(),
     ];

@@ -16,7 +16,7 @@ use kaunter_protocol::http::{
     Change, DELETED_FIELD, Entity, Fields, OutboxEntry, PATIENT_FIELDS, PatientRecord,
     PullResponse, RejectedEntry, Resolution, Stamps,
 };
-use kaunter_protocol::ipc::PatientView;
+use kaunter_protocol::ipc::{PatientView, RefusedChangeView};
 use kaunter_protocol::merge::{
     apply_change, is_deleted, record_from_parts, record_into_parts, row_digest, stamp_to_wire,
     update_digest,
@@ -599,6 +599,34 @@ impl Store {
             params![timestamp(at), error],
         )?;
         Ok(())
+    }
+
+    /// The changes the server refused, oldest first, with its reasons.
+    pub fn refused_changes(&self) -> Result<Vec<RefusedChangeView>> {
+        let (_, cipher) = self.enrolled()?;
+        let mut statement = self.conn.prepare(
+            "SELECT seq, payload, rejected_code, rejected_message FROM outbox
+             WHERE rejected_code IS NOT NULL ORDER BY seq",
+        )?;
+        let mut rows = statement.query([])?;
+        let mut refused = Vec::new();
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let payload: Vec<u8> = row.get(1)?;
+            let json = cipher.decrypt("outbox", "payload", &seq.to_string(), &payload)?;
+            let change: Change = serde_json::from_slice(&json)
+                .map_err(|e| StoreError::Corrupt(format!("outbox entry {seq}: {e}")))?;
+            refused.push(RefusedChangeView {
+                seq,
+                entity: change.entity.as_str().to_owned(),
+                row_id: change.row_id,
+                fields: change.fields.keys().cloned().collect(),
+                code: row.get(2)?,
+                message: row.get(3)?,
+                recorded_at: change.recorded_at,
+            });
+        }
+        Ok(refused)
     }
 
     pub fn sync_state(&self) -> Result<SyncState> {

@@ -664,6 +664,14 @@ fn refused_entries_stay_visible_and_do_not_block_the_rest() {
         .map(|e| e.seq)
         .collect();
     assert_eq!(next, [4], "the refused entry is not sent again");
+    let refused = store.refused_changes().unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        (refused[0].seq, refused[0].code.as_str()),
+        (2, "validation_failed")
+    );
+    assert_eq!(refused[0].message, "Some fields are not valid.");
+    assert!(refused[0].fields.contains(&"full_name".to_owned()));
     store.acknowledge(4, &[]).unwrap();
     let state = store.sync_state().unwrap();
     assert_eq!((state.pending, state.rejected), (0, 1));

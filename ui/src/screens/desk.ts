@@ -6,6 +6,7 @@ import { t } from "../strings";
 import type { AppInfo } from "../wire";
 import { conflictsPanel } from "./conflicts";
 import { patientList } from "./patient-list";
+import { refusedPanel } from "./refused";
 import { registerForm } from "./register-form";
 import { statusBar } from "./status-bar";
 
@@ -15,9 +16,11 @@ export function deskScreen(info: AppInfo): HTMLElement {
     void list.refresh();
     status.pollNow();
   });
+  const refused = refusedPanel();
   const status = statusBar(
     () => void list.refresh(),
     () => conflicts.open(),
+    () => refused.open(),
   );
   const form = registerForm(() => {
     void list.refresh();
@@ -45,7 +48,7 @@ export function deskScreen(info: AppInfo): HTMLElement {
     "div",
     { class: "desk", id: "patients-screen", "data-testid": "patients-screen" },
     header,
-    h("main", { class: "desk-main" }, form, list.element, conflicts.element),
+    h("main", { class: "desk-main" }, form, list.element, conflicts.element, refused.element),
     status.element,
   );
 }

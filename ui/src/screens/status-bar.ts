@@ -36,11 +36,16 @@ export function pendingText(status: SyncStatusView): string {
 }
 
 /** `onSynced` runs whenever a sync has brought something new, so lists can refresh. */
-export function statusBar(onSynced: () => void, onConflicts: () => void = () => {}): StatusBar {
+export function statusBar(
+  onSynced: () => void,
+  onConflicts: () => void = () => {},
+  onRefused: () => void = () => {},
+): StatusBar {
   const onlineText = h("span", {}, t.offline);
   const online = h("span", { ...testId("status-online"), class: "status-online", "data-online": "false" }, onlineText);
   const pending = h("span", { ...testId("status-pending") }, "");
-  const rejected = h("span", { ...testId("status-rejected"), class: "status-error" }, "");
+  const rejected = h("button", { ...testId("status-rejected"), type: "button", class: "secondary status-error" }, "");
+  rejected.addEventListener("click", onRefused);
   const conflicts = h("button", { ...testId("status-conflicts"), type: "button", class: "secondary" }, "");
   conflicts.addEventListener("click", onConflicts);
   const lastSync = h("span", { ...testId("status-last-sync") }, "");

@@ -1,0 +1,64 @@
+//! The changes the server refused, with its reasons. They stay on this desk (nothing typed is
+//! lost) and out of later pushes; this is where a person sees what they were and why.
+
+import { api } from "../api";
+import { formatSyncTime } from "../dates";
+import { h, mount, testId } from "../dom";
+import { toCommandError } from "../errors";
+import { t } from "../strings";
+
+export function refusedPanel(): { element: HTMLElement; open(): void } {
+  const list = h("ul", { ...testId("refused-list"), class: "refused-list" });
+  const message = h("p", { ...testId("refused-message"), class: "form-message", role: "status" });
+  const close = h("button", { ...testId("refused-close"), type: "button", class: "secondary" }, t.close);
+  const element = h(
+    "section",
+    {
+      ...testId("refused-panel"),
+      class: "card conflicts-panel",
+      hidden: true,
+      role: "dialog",
+      "aria-modal": "true",
+      "aria-labelledby": "refused-title",
+    },
+    h("div", { class: "card-head" }, h("h2", { id: "refused-title" }, t.refusedTitle), close),
+    message,
+    list,
+  );
+  close.addEventListener("click", () => {
+    element.hidden = true;
+  });
+
+  const refresh = async (): Promise<void> => {
+    try {
+      const refused = await api.refusedChanges();
+      message.textContent = refused.length === 0 ? t.noRefused : t.refusedIntro;
+      mount(
+        list,
+        ...refused.map((change) =>
+          h(
+            "li",
+            { "data-testid": "refused-change", "data-code": change.code },
+            h("strong", {}, change.message),
+            " ",
+            h(
+              "span",
+              { class: "field-hint" },
+              t.refusedDetail(change.fields.join(", "), formatSyncTime(change.recorded_at) ?? change.recorded_at, change.code),
+            ),
+          ),
+        ),
+      );
+    } catch (reason) {
+      message.textContent = toCommandError(reason).message;
+    }
+  };
+
+  return {
+    element,
+    open: () => {
+      element.hidden = false;
+      void refresh();
+    },
+  };
+}
