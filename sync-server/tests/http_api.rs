@@ -250,6 +250,7 @@ fn entry_in(
 ) -> OutboxEntry {
     OutboxEntry {
         seq,
+        schema_version: SCHEMA_VERSION,
         change: Change {
             entity: Entity::Patient,
             row_id,
@@ -554,6 +555,24 @@ async fn a_gap_is_refused_with_the_expected_seq() {
             .await,
         3
     );
+    f.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_entry_of_an_unsupported_schema_version_is_refused_alone() {
+    let f = fixture().await;
+    let business = f.business("Klinik Demo").await;
+    let device = f.enrol(business.tenant_id, business.branch_id).await;
+    let mut request = batch(&device, 1..=3);
+    request.entries[1].schema_version = 1;
+    let answer = f.push_answer(&device.device_token, &request).await;
+    assert_eq!(answer.acked_seq, 3);
+    assert_eq!(answer.rejected.len(), 1);
+    assert_eq!(
+        (answer.rejected[0].seq, answer.rejected[0].code.as_str()),
+        (2, error_code::UNSUPPORTED_SCHEMA_VERSION)
+    );
+    assert_eq!(f.count("patients").await, 2);
     f.db.drop_db().await.unwrap();
 }
 

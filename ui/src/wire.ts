@@ -40,7 +40,7 @@ export type Change = { entity: Entity, row_id: string, branch_id: string, stamp:
  */
 recorded_at: string, };
 
-export type OutboxEntry = { seq: bigint, change: Change, };
+export type OutboxEntry = { seq: bigint, schema_version: number, change: Change, };
 
 export type PushRequest = { schema_version: number, 
 /**

@@ -145,11 +145,13 @@ pub struct Change {
     pub recorded_at: DateTime<Utc>,
 }
 
-/// One outbox entry: numbered per device, 1, 2, 3, ... without gaps.
+/// One outbox entry: numbered per device, 1, 2, 3, ... without gaps, and marked with the client
+/// schema version it was written under (an outbox can outlive an upgrade of the desk).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxEntry {
     pub seq: i64,
+    pub schema_version: u32,
     pub change: Change,
 }
 

@@ -77,6 +77,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE sync_state ADD COLUMN state_digest INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 5: the client schema version each outbox entry was written under (2 for every entry
+    // before this column: version 2 is the first this store's outbox ever held).
+    r#"
+    ALTER TABLE outbox ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 2;
+    "#,
 ];
 
 fn checksum(sql: &str) -> String {

@@ -462,7 +462,8 @@ impl Store {
     pub fn pending_batch(&self, max: usize) -> Result<Vec<OutboxEntry>> {
         let (_, cipher) = self.enrolled()?;
         let mut statement = self.conn.prepare(
-            "SELECT seq, payload FROM outbox WHERE rejected_code IS NULL ORDER BY seq LIMIT ?1",
+            "SELECT seq, payload, schema_version FROM outbox WHERE rejected_code IS NULL \
+             ORDER BY seq LIMIT ?1",
         )?;
         let mut rows = statement.query(params![i64::try_from(max).unwrap_or(i64::MAX)])?;
         let mut entries = Vec::new();
@@ -472,7 +473,11 @@ impl Store {
             let json = cipher.decrypt("outbox", "payload", &seq.to_string(), &payload)?;
             let change: Change = serde_json::from_slice(&json)
                 .map_err(|e| StoreError::Corrupt(format!("outbox entry {seq}: {e}")))?;
-            entries.push(OutboxEntry { seq, change });
+            entries.push(OutboxEntry {
+                seq,
+                schema_version: row.get(2)?,
+                change,
+            });
         }
         Ok(entries)
     }
@@ -480,20 +485,24 @@ impl Store {
     /// One outbox entry by its seq, whether pending or refused; `None` once acknowledged.
     pub fn outbox_entry(&self, seq: i64) -> Result<Option<OutboxEntry>> {
         let (_, cipher) = self.enrolled()?;
-        let payload: Option<Vec<u8>> = self
+        let payload: Option<(Vec<u8>, u32)> = self
             .conn
             .query_row(
-                "SELECT payload FROM outbox WHERE seq = ?1",
+                "SELECT payload, schema_version FROM outbox WHERE seq = ?1",
                 params![seq],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         payload
-            .map(|payload| {
+            .map(|(payload, schema_version)| {
                 let json = cipher.decrypt("outbox", "payload", &seq.to_string(), &payload)?;
                 let change: Change = serde_json::from_slice(&json)
                     .map_err(|e| StoreError::Corrupt(format!("outbox entry {seq}: {e}")))?;
-                Ok(OutboxEntry { seq, change })
+                Ok(OutboxEntry {
+                    seq,
+                    schema_version,
+                    change,
+                })
             })
             .transpose()
     }
@@ -699,8 +708,16 @@ fn append_outbox(
     let payload = cipher.encrypt("outbox", "payload", &seq.to_string(), &json)?;
     let (entity, row_id) = (change.entity.as_str(), change.row_id.to_string());
     tx.execute(
-        "INSERT INTO outbox (seq, entity, row_id, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![seq, entity, row_id, payload, timestamp(now)],
+        "INSERT INTO outbox (seq, entity, row_id, payload, created_at, schema_version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            seq,
+            entity,
+            row_id,
+            payload,
+            timestamp(now),
+            kaunter_protocol::SCHEMA_VERSION
+        ],
     )?;
     Ok(seq)
 }

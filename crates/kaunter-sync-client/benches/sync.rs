@@ -203,6 +203,7 @@ async fn server_side(rows: usize) {
         .enumerate()
         .map(|(i, r)| OutboxEntry {
             seq: i as i64 + 1,
+            schema_version: SCHEMA_VERSION,
             change: Change {
                 entity: Entity::Patient,
                 row_id: r.id,

@@ -246,6 +246,14 @@ fn check_entry(
     now: DateTime<Utc>,
 ) -> Result<(), RejectedEntry> {
     let change = &entry.change;
+    if !ACCEPTED_SCHEMA_VERSIONS.contains(&entry.schema_version) {
+        return Err(refusal(
+            entry,
+            error_code::UNSUPPORTED_SCHEMA_VERSION,
+            "This change was written by a Kaunter version this server no longer accepts.",
+            Vec::new(),
+        ));
+    }
     if change.stamp.device_id != device.device_id.as_uuid() {
         return Err(refusal(
             entry,
@@ -633,6 +641,7 @@ mod tests {
         seqs.iter()
             .map(|&seq| OutboxEntry {
                 seq,
+                schema_version: kaunter_protocol::SCHEMA_VERSION,
                 change: Change {
                     entity: Entity::Patient,
                     row_id: Uuid::now_v7(),
