@@ -74,6 +74,7 @@ async function pushDuplicateFromSecondDesk(serverUrl, code) {
       entries: [
         {
           seq: 1,
+          schema_version: 2,
           change: {
             entity: "patient",
             row_id: crypto.randomUUID(),
