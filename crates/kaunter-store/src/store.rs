@@ -470,9 +470,7 @@ impl Store {
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             let payload: Vec<u8> = row.get(1)?;
-            let json = cipher.decrypt("outbox", "payload", &seq.to_string(), &payload)?;
-            let change: Change = serde_json::from_slice(&json)
-                .map_err(|e| StoreError::Corrupt(format!("outbox entry {seq}: {e}")))?;
+            let change = open_outbox_payload(cipher, seq, &payload)?;
             entries.push(OutboxEntry {
                 seq,
                 schema_version: row.get(2)?,
@@ -495,9 +493,7 @@ impl Store {
             .optional()?;
         payload
             .map(|(payload, schema_version)| {
-                let json = cipher.decrypt("outbox", "payload", &seq.to_string(), &payload)?;
-                let change: Change = serde_json::from_slice(&json)
-                    .map_err(|e| StoreError::Corrupt(format!("outbox entry {seq}: {e}")))?;
+                let change = open_outbox_payload(cipher, seq, &payload)?;
                 Ok(OutboxEntry {
                     seq,
                     schema_version,
@@ -622,9 +618,7 @@ impl Store {
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             let payload: Vec<u8> = row.get(1)?;
-            let json = cipher.decrypt("outbox", "payload", &seq.to_string(), &payload)?;
-            let change: Change = serde_json::from_slice(&json)
-                .map_err(|e| StoreError::Corrupt(format!("outbox entry {seq}: {e}")))?;
+            let change = open_outbox_payload(cipher, seq, &payload)?;
             refused.push(RefusedChangeView {
                 seq,
                 entity: change.entity.as_str().to_owned(),
@@ -690,6 +684,13 @@ impl Store {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
+}
+
+/// The change an outbox row holds: its payload decrypted (bound to the row's seq) and decoded.
+fn open_outbox_payload(cipher: &FieldCipher, seq: i64, payload: &[u8]) -> Result<Change> {
+    let json = cipher.decrypt("outbox", "payload", &seq.to_string(), payload)?;
+    serde_json::from_slice(&json)
+        .map_err(|e| StoreError::Corrupt(format!("outbox entry {seq}: {e}")))
 }
 
 fn append_outbox(

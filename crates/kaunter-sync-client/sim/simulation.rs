@@ -246,7 +246,7 @@ pub async fn run_seed(world: &World, seed: u64) -> Result<Tally, Failure> {
     let fail = |reason: String| Failure { seed, reason };
     let mut run = Run::new(world, seed).await.map_err(fail)?;
     for _ in 0..STEPS {
-        run.step(world).await.map_err(fail)?;
+        run.step().await.map_err(fail)?;
     }
     run.heal().await.map_err(fail)?;
     run.check(world).await.map_err(fail)?;
@@ -337,7 +337,7 @@ impl Run {
     }
 
     /// One random step.
-    async fn step(&mut self, world: &World) -> Result<(), String> {
+    async fn step(&mut self) -> Result<(), String> {
         self.now += Duration::milliseconds(i64::try_from(1 + self.rng.below(3000)).unwrap_or(1));
         let desk = self.rng.index(self.desks.len());
         match self.rng.below(100) {
@@ -350,7 +350,7 @@ impl Run {
                 faults.partitioned = !faults.partitioned;
             }
             88..=93 => self.restart(desk)?,
-            _ => self.replay_old_batch(world, desk).await?,
+            _ => self.replay_old_batch(desk).await?,
         }
         Ok(())
     }
@@ -475,7 +475,7 @@ impl Run {
 
     /// Sends an old batch of this desk again, out of order, straight to the server: it must
     /// change nothing.
-    async fn replay_old_batch(&mut self, _world: &World, desk: usize) -> Result<(), String> {
+    async fn replay_old_batch(&mut self, desk: usize) -> Result<(), String> {
         let d = &self.desks[desk];
         let old = {
             let sent = d.transport.sent.lock().map_err(|e| e.to_string())?;
