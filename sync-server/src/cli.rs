@@ -77,6 +77,16 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 168)]
         ttl_hours: u64,
     },
+    /// Remove deleted records whose deletion is older than the horizon, for good; prints
+    /// {"purged_seq":..,"rows":..,"changes":..}. Desks away longer than that resync.
+    PurgeTombstones {
+        /// The business's tenant_id.
+        #[arg(long)]
+        tenant: TenantId,
+        /// The horizon, in days.
+        #[arg(long, default_value_t = 90)]
+        older_than_days: u64,
+    },
     /// Revoke a device: its token stops working at once; its data stays.
     RevokeDevice {
         /// The business's tenant_id.
@@ -135,6 +145,14 @@ async fn admin_command(pool: &db::Pool, command: AdminCommand) -> Result<()> {
             let code = admin::create_enrolment_code(pool, tenant, branch, ttl).await?;
             println!("{code}");
             Ok(())
+        }
+        AdminCommand::PurgeTombstones {
+            tenant,
+            older_than_days,
+        } => {
+            let horizon = Duration::from_secs(older_than_days.saturating_mul(24 * 60 * 60));
+            let report = crate::purge::purge_older_than(pool, tenant, horizon).await?;
+            print_json(&report)
         }
         AdminCommand::RevokeDevice { tenant, device } => {
             admin::revoke_device(pool, tenant, device).await

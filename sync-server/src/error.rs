@@ -31,6 +31,12 @@ pub enum Error {
     UnknownConflict,
     #[error("the conflict was already resolved another way")]
     ConflictAlreadyResolved,
+    /// A resolution that makes no sense for the conflict's kind (merging two bookings).
+    #[error("that resolution does not apply to this kind of conflict")]
+    ResolutionNotAllowed,
+    /// Pull from a cursor below the business's tombstone horizon.
+    #[error("the cursor is below the tombstone horizon; resync from 0")]
+    ResyncRequired,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error("request body too large")]
@@ -148,6 +154,20 @@ impl Error {
                 body(
                     error_code::CONFLICT_ALREADY_RESOLVED,
                     "Someone already resolved this conflict another way; refresh the list.",
+                ),
+            ),
+            Error::ResolutionNotAllowed => (
+                StatusCode::BAD_REQUEST,
+                body(
+                    error_code::RESOLUTION_NOT_ALLOWED,
+                    "That choice does not apply to this kind of conflict: two bookings can be kept or one cancelled, not merged.",
+                ),
+            ),
+            Error::ResyncRequired => (
+                StatusCode::GONE,
+                body(
+                    error_code::RESYNC_REQUIRED,
+                    "This desk has been away longer than the server keeps deleted records. It must download its branch again (nothing waiting to be sent is lost).",
                 ),
             ),
             Error::MethodNotAllowed => (

@@ -94,13 +94,48 @@ pub type Stamps = BTreeMap<String, WireStamp>;
 #[serde(rename_all = "snake_case")]
 pub enum Entity {
     Patient,
+    Appointment,
+    /// An entry of a branch's cash ledger: append-only.
+    CashMovement,
 }
 
 impl Entity {
+    pub const ALL: [Entity; 3] = [Entity::Patient, Entity::Appointment, Entity::CashMovement];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Entity::Patient => "patient",
+            Entity::Appointment => "appointment",
+            Entity::CashMovement => "cash_movement",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Entity> {
+        Entity::ALL.into_iter().find(|entity| entity.as_str() == text)
+    }
+
+    /// The replicated fields of this entity (besides [`DELETED_FIELD`]).
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            Entity::Patient => PATIENT_FIELDS,
+            Entity::Appointment => crate::records::APPOINTMENT_FIELDS,
+            Entity::CashMovement => crate::records::CASH_MOVEMENT_FIELDS,
+        }
+    }
+
+    /// The first client schema version that knows this entity: an older desk neither sends
+    /// it nor is sent it.
+    pub fn since_schema_version(self) -> u32 {
+        match self {
+            Entity::Patient => 2,
+            Entity::Appointment | Entity::CashMovement => 3,
+        }
+    }
+
+    /// Append-only: a row is written once, never changed or deleted (see
+    /// `kaunter_core::ledger`).
+    pub fn is_ledger(self) -> bool {
+        matches!(self, Entity::CashMovement)
     }
 }
 
@@ -168,7 +203,6 @@ pub struct PushRequest {
 /// An entry the server processed but did not apply, and why. It still counts as handled: it is
 /// covered by `acked_seq`, so it never blocks the entries after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(deny_unknown_fields)]
 pub struct RejectedEntry {
     pub seq: i64,
     /// Stable code, e.g. `validation_failed`, `row_in_other_branch`, `clock_ahead`.
@@ -179,7 +213,6 @@ pub struct RejectedEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(deny_unknown_fields)]
 pub struct PushResponse {
     /// The device's high-water mark after this push, committed: every entry up to it is handled.
     pub acked_seq: i64,
@@ -190,7 +223,6 @@ pub struct PushResponse {
 
 /// One change as the server hands it out, numbered by the tenant's change sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(deny_unknown_fields)]
 pub struct PulledChange {
     /// The tenant-wide sequence number of this change; pull again with it as the cursor.
     pub cursor: i64,
@@ -199,7 +231,6 @@ pub struct PulledChange {
 
 /// `GET /v1/sync/pull?cursor=N&limit=M[&count=true]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(deny_unknown_fields)]
 pub struct PullResponse {
     pub changes: Vec<PulledChange>,
     /// The cursor to send next time: the last change's cursor, or the request's when empty.
@@ -216,12 +247,16 @@ pub struct PullResponse {
     /// its own once it has nothing waiting to push.
     #[serde(default)]
     pub checkpoint: Option<Checkpoint>,
+    /// The business's tombstone horizon: deleted rows whose last change is at or below it are
+    /// gone from the server for good. A desk holding such a tombstone drops it on the last page
+    /// of a pull; a desk whose cursor is below it must resync from 0 (`resync_required`).
+    #[serde(default)]
+    pub purged_seq: i64,
 }
 
 /// The digest of a branch's rows after every change up to `cursor` (see
 /// `kaunter_protocol::merge::row_digest`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     pub cursor: i64,
     /// 16 hex digits.
@@ -235,6 +270,9 @@ pub enum ConflictKind {
     /// Two live patients with the same identity document (e.g. registered offline on two
     /// desks). `row_a` is the earlier registration.
     DuplicateIdNumber,
+    /// Two bookings of one practitioner that overlap (e.g. made offline on two desks).
+    /// `row_a` is the earlier booking.
+    AppointmentOverlap,
 }
 
 /// How a person settled a conflict.
@@ -247,13 +285,12 @@ pub enum Resolution {
     KeepA,
     /// Keep `row_b`; `row_a` is deleted.
     KeepB,
-    /// Fill what `row_a` lacks from `row_b`, then delete `row_b`.
+    /// Fill what `row_a` lacks from `row_b`, then delete `row_b` (duplicate patients only).
     MergeIntoA,
 }
 
 /// A conflict as the server keeps it: both versions as they were when it was found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(deny_unknown_fields)]
 pub struct ConflictView {
     pub conflict_id: Uuid,
     pub kind: ConflictKind,
@@ -273,7 +310,6 @@ pub struct ConflictView {
 
 /// `GET /v1/conflicts?state=open|all`: the conflicts of the device's branch, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(deny_unknown_fields)]
 pub struct ConflictsResponse {
     pub conflicts: Vec<ConflictView>,
 }
@@ -296,7 +332,6 @@ pub struct EnrolRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(deny_unknown_fields)]
 pub struct EnrolResponse {
     pub tenant_id: Uuid,
     pub branch_id: Uuid,
@@ -334,6 +369,10 @@ pub mod error_code {
     pub const ROW_IN_OTHER_BRANCH: &str = "row_in_other_branch";
     pub const CLOCK_AHEAD: &str = "clock_ahead";
     pub const WRONG_DEVICE: &str = "wrong_device";
+    pub const LEDGER_ENTRY_IMMUTABLE: &str = "ledger_entry_immutable";
+    pub const ROW_PURGED: &str = "row_purged";
+    pub const RESYNC_REQUIRED: &str = "resync_required";
+    pub const RESOLUTION_NOT_ALLOWED: &str = "resolution_not_allowed";
     pub const CONFLICT_ALREADY_RESOLVED: &str = "conflict_already_resolved";
     pub const ENROLMENT_CODE_INVALID: &str = "enrolment_code_invalid";
     pub const INTERNAL: &str = "internal";

@@ -9,14 +9,17 @@
 pub mod http;
 pub mod ipc;
 pub mod merge;
+pub mod records;
 
 /// The client schema version this build speaks.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 3 added appointments and the cash ledger.
+pub const SCHEMA_VERSION: u32 = 3;
 
-/// Client schema versions the server accepts: the current one and the previous one. Version 1
-/// (whole-record upserts ordered by the desk's wall clock, before per-field merge) was never
-/// released to a business, so it is not accepted.
-pub const ACCEPTED_SCHEMA_VERSIONS: &[u32] = &[SCHEMA_VERSION];
+/// Client schema versions the server accepts: the current one and the previous one (2: patients
+/// only; such a desk is sent only the entities it knows, and no checkpoint, since its rows are
+/// not the whole branch). Version 1 (whole-record upserts ordered by the desk's wall clock) was
+/// never released to a business.
+pub const ACCEPTED_SCHEMA_VERSIONS: &[u32] = &[SCHEMA_VERSION, 2];
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -58,6 +61,10 @@ pub fn typescript_declarations() -> String {
         FieldError::decl(),
         http::PatientRecord::decl(),
         http::Entity::decl(),
+        records::AppointmentStatus::decl(),
+        records::AppointmentRecord::decl(),
+        records::CashKind::decl(),
+        records::CashMovementRecord::decl(),
         http::WireStamp::decl(),
         http::Change::decl(),
         http::OutboxEntry::decl(),

@@ -1,5 +1,6 @@
 //! `GET /v1/conflicts` and `POST /v1/conflicts/resolve`: the conflicts the server found between
-//! desks' changes (see [`detect_duplicates`]), for the branch of the calling device.
+//! desks' changes (see [`detect_duplicates`] and [`detect_overlaps`]), for the branch of the
+//! calling device.
 //!
 //! Resolving records a person's decision; the data side of it (deleting the row that goes,
 //! filling the kept one) travels as ordinary changes from the desk that resolved it, so it merges
@@ -10,9 +11,10 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use kaunter_protocol::http::{
-    ConflictKind, ConflictView, ConflictsResponse, Fields, PatientRecord, Resolution,
+    ConflictKind, ConflictView, ConflictsResponse, Entity, Fields, PatientRecord, Resolution,
     ResolveConflictRequest,
 };
+use kaunter_protocol::records::{AppointmentRecord, EntityRecord};
 use serde::Deserialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -88,6 +90,11 @@ pub async fn resolve(
         .await?
         .ok_or(Error::UnknownConflict)?;
     let current = view(&row)?;
+    if current.kind == ConflictKind::AppointmentOverlap
+        && request.resolution == Resolution::MergeIntoA
+    {
+        return Err(Error::ResolutionNotAllowed);
+    }
     match current.resolution {
         Some(done) if done == request.resolution => {
             tx.commit().await?;
@@ -213,6 +220,92 @@ pub async fn detect_duplicates(
     Ok(found)
 }
 
+/// Records an `appointment_overlap` conflict for every pair of live bookings of one practitioner
+/// whose slots overlap, when one of the two is in `touched` (just written). The earlier-made
+/// booking is `row_a`; a pair already recorded is left alone. Returns how many were new.
+pub async fn detect_overlaps(tx: &TenantTx<'_>, device: &Device, touched: &[Uuid]) -> Result<u64> {
+    if touched.is_empty() {
+        return Ok(0);
+    }
+    const COLUMNS: &str = "appointment_id, branch_id, created_at, patient_id, practitioner_id, \
+                           starts_at, ends_at, status, note";
+    let mine = tx
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM appointments
+             WHERE tenant_id = $1 AND appointment_id = $2 AND NOT deleted
+               AND status IN ('booked', 'arrived')"
+        ))
+        .await?;
+    // The practitioner's other live bookings that start before this one ends and end after it
+    // starts (the partial index covers the practitioner and start).
+    let others = tx
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM appointments
+             WHERE tenant_id = $1 AND practitioner_id = $2 AND appointment_id <> $3
+               AND starts_at < $5 AND ends_at > $4
+               AND NOT deleted AND status IN ('booked', 'arrived')"
+        ))
+        .await?;
+    let decode = |row: &Row| -> Result<(Uuid, chrono::DateTime<chrono::Utc>, AppointmentRecord)> {
+        let id: Uuid = row.try_get(0)?;
+        let branch_id: Uuid = row.try_get(1)?;
+        let fields = crate::rows::typed_fields(Entity::Appointment, id, branch_id, row, 3)?;
+        let record = AppointmentRecord::from_fields(id, branch_id, &fields)
+            .map_err(|e| Error::Internal(format!("a stored appointment: {e}")))?;
+        Ok((branch_id, row.try_get(2)?, record))
+    };
+    let mut found = 0;
+    for id in touched {
+        let Some(row) = tx.query_opt(&mine, &[&device.tenant_id, id]).await? else {
+            continue;
+        };
+        let (branch_a, created_a, this) = decode(&row)?;
+        let clashing = tx
+            .query(
+                &others,
+                &[
+                    &device.tenant_id,
+                    &this.practitioner_id,
+                    &this.id,
+                    &this.starts_at,
+                    &this.ends_at,
+                ],
+            )
+            .await?;
+        for other in &clashing {
+            let (branch_b, created_b, other) = decode(other)?;
+            // Earlier-made first; the later booking's branch sees and resolves it.
+            let ((_, first), (branch, later)) = if (created_a, this.id) <= (created_b, other.id) {
+                ((branch_a, &this), (branch_b, &other))
+            } else {
+                ((branch_b, &other), (branch_a, &this))
+            };
+            found += tx
+                .execute(
+                    "INSERT INTO conflicts (tenant_id, conflict_id, kind, entity, branch_id,
+                         row_a, row_b, version_a, version_b, detected_by)
+                     VALUES ($1, $2, 'appointment_overlap', 'appointment', $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (tenant_id, kind, row_a, row_b) DO NOTHING",
+                    &[
+                        &device.tenant_id,
+                        &Uuid::now_v7(),
+                        &branch,
+                        &first.id,
+                        &later.id,
+                        &json(&first.fields())?,
+                        &json(&later.fields())?,
+                        &device.device_id,
+                    ],
+                )
+                .await?;
+        }
+    }
+    if found > 0 {
+        tracing::info!(tenant = %device.tenant_id, found, "overlapping bookings found");
+    }
+    Ok(found)
+}
+
 fn json(fields: &Fields) -> Result<serde_json::Value> {
     serde_json::to_value(fields).map_err(|e| Error::Internal(format!("encoding a version: {e}")))
 }
@@ -236,9 +329,14 @@ fn view(row: &Row) -> Result<ConflictView> {
         conflict_id: row.try_get(0)?,
         kind: match kind.as_str() {
             "duplicate_id_number" => ConflictKind::DuplicateIdNumber,
+            "appointment_overlap" => ConflictKind::AppointmentOverlap,
             other => return Err(Error::Internal(format!("unknown conflict kind {other:?}"))),
         },
-        entity: kaunter_protocol::http::Entity::Patient,
+        entity: {
+            let entity: String = row.try_get(2)?;
+            Entity::parse(&entity)
+                .ok_or_else(|| Error::Internal(format!("unknown conflict entity {entity:?}")))?
+        },
         row_a: row.try_get(3)?,
         row_b: row.try_get(4)?,
         version_a: decode(row.try_get(5)?)?,

@@ -1,11 +1,14 @@
 //! `GET /v1/sync/pull?cursor=N&limit=M`: a desk fetches the changes it may see, in tenant change
 //! order, a page at a time. Resumable: the cursor is the last change seq the desk has applied.
 //!
-//! Scope for now: changes of the device's own branch (tenant-wide catalogues come later).
+//! Scope for now: changes of the device's own branch (tenant-wide catalogues come later), of the
+//! entities the desk's schema version knows. A cursor below the business's tombstone horizon is
+//! refused with `resync_required` (410): the desk starts again from 0.
 
 use axum::Json;
 use axum::extract::State;
-use kaunter_protocol::http::{Change, Checkpoint, PullResponse, PulledChange};
+use kaunter_protocol::http::{Change, Checkpoint, Entity, PullResponse, PulledChange};
+use kaunter_protocol::{ACCEPTED_SCHEMA_VERSIONS, SCHEMA_VERSION};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -28,6 +31,9 @@ pub struct PullQuery {
     /// Also count the changes from the cursor on (a desk asks on the first page of a round).
     #[serde(default)]
     pub count: bool,
+    /// The client schema version the desk speaks; absent means 2, the last version that did
+    /// not send it. A desk is sent only the entities its version knows.
+    pub schema_version: Option<u32>,
 }
 
 pub async fn pull(
@@ -38,6 +44,15 @@ pub async fn pull(
     if query.cursor < 0 {
         return Err(Error::BadRequest("cursor must be 0 or more".to_owned()));
     }
+    let version = query.schema_version.unwrap_or(2);
+    if !ACCEPTED_SCHEMA_VERSIONS.contains(&version) {
+        return Err(Error::UnsupportedSchemaVersion(version));
+    }
+    let entities: Vec<&str> = Entity::ALL
+        .into_iter()
+        .filter(|entity| entity.since_schema_version() <= version)
+        .map(Entity::as_str)
+        .collect();
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
     if limit < 1 {
         return Err(Error::BadRequest("limit must be 1 or more".to_owned()));
@@ -50,18 +65,28 @@ pub async fn pull(
     // branch's state after exactly the changes up to `as_of` (pushes commit in seq order).
     let snapshot = tx
         .query_one(
-            "SELECT b.state_digest, t.change_seq FROM branches b
+            "SELECT b.state_digest, t.change_seq, t.purged_seq FROM branches b
              JOIN tenants t ON t.tenant_id = b.tenant_id
              WHERE b.tenant_id = $1 AND b.branch_id = $2",
             &[&device.tenant_id, &device.branch_id],
         )
         .await?;
-    let (digest, as_of): (i64, i64) = (snapshot.try_get(0)?, snapshot.try_get(1)?);
+    let (digest, as_of, purged_seq): (i64, i64, i64) = (
+        snapshot.try_get(0)?,
+        snapshot.try_get(1)?,
+        snapshot.try_get(2)?,
+    );
+    // Changes of rows purged since the desk's cursor are gone: what it holds may include rows
+    // deleted meanwhile, which it can no longer learn of change by change.
+    if query.cursor > 0 && query.cursor < purged_seq {
+        return Err(Error::ResyncRequired);
+    }
     // One row more than asked tells whether there is another page.
     let rows = tx
         .query(
             "SELECT seq, change FROM changes
              WHERE tenant_id = $1 AND branch_id = $2 AND seq > $3 AND seq <= $5
+               AND entity = ANY($6)
              ORDER BY seq
              LIMIT $4",
             &[
@@ -70,6 +95,7 @@ pub async fn pull(
                 &query.cursor,
                 &(limit + 1),
                 &as_of,
+                &entities,
             ],
         )
         .await?;
@@ -78,8 +104,15 @@ pub async fn pull(
         let counted: i64 = tx
             .query_one(
                 "SELECT count(*) FROM changes
-                 WHERE tenant_id = $1 AND branch_id = $2 AND seq > $3 AND seq <= $4",
-                &[&device.tenant_id, &device.branch_id, &query.cursor, &as_of],
+                 WHERE tenant_id = $1 AND branch_id = $2 AND seq > $3 AND seq <= $4
+                   AND entity = ANY($5)",
+                &[
+                    &device.tenant_id,
+                    &device.branch_id,
+                    &query.cursor,
+                    &as_of,
+                    &entities,
+                ],
             )
             .await?
             .try_get(0)?;
@@ -111,8 +144,12 @@ pub async fn pull(
         )
     } else {
         let cursor = query.cursor.max(as_of);
-        let digest = format!("{:016x}", digest as u64);
-        (cursor, Some(Checkpoint { cursor, digest }))
+        // An older desk holds only some of the branch's entities: no digest covers just those.
+        let checkpoint = (version == SCHEMA_VERSION).then(|| Checkpoint {
+            cursor,
+            digest: format!("{:016x}", digest as u64),
+        });
+        (cursor, checkpoint)
     };
     Ok(Json(PullResponse {
         changes,
@@ -121,5 +158,6 @@ pub async fn pull(
         open_conflicts,
         remaining,
         checkpoint,
+        purged_seq,
     }))
 }

@@ -8,32 +8,28 @@
 //! device's stamp, a clock far ahead) is refused on its own: it is recorded with its reason,
 //! counted as handled, and the entries after it still apply.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use kaunter_core::hlc::{MAX_DRIFT_MS, check_drift};
-use kaunter_core::lww::LwwRecord;
 use kaunter_protocol::http::{
-    Change, DELETED_FIELD, Entity, OutboxEntry, PATIENT_FIELDS, PatientRecord, PushRequest,
-    PushResponse, RejectedEntry, Stamps, error_code,
+    Change, DELETED_FIELD, Entity, OutboxEntry, PushRequest, PushResponse, RejectedEntry,
+    error_code,
 };
-use kaunter_protocol::merge::{
-    apply_change, is_deleted, record_from_parts, record_into_parts, row_digest, update_digest,
-};
+use kaunter_protocol::merge::{apply_change, is_deleted, record_into_parts};
 use kaunter_protocol::{ACCEPTED_SCHEMA_VERSIONS, FieldError};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{self, Bearer, Device, RowLock};
-use crate::columns::{id_type_from_text, id_type_text, sex_from_text, sex_text};
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use crate::extract::JsonBody;
 use crate::ids::BranchId;
-use crate::validate;
+use crate::rows::{self, RowKey, StoredRow};
 
 pub async fn push(
     State(state): State<AppState>,
@@ -117,18 +113,6 @@ fn plan(entries: &[OutboxEntry], high_water: i64) -> Result<Plan> {
         .map_err(|_| Error::Internal("push plan index out of range".to_owned()))
 }
 
-/// A patient row as stored, while a batch is merged into it.
-struct PatientRow {
-    branch_id: Uuid,
-    record: LwwRecord<Value>,
-    /// The row's digest as loaded (0 for a new row), to update its branch's digest.
-    loaded_digest: u64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    last_change_seq: i64,
-    dirty: bool,
-}
-
 /// Merges `entries` (the first being high-water + 1) into their rows, logs the applied ones as
 /// numbered changes, records the refused ones, and moves the high-water mark past them all.
 async fn apply(
@@ -153,7 +137,11 @@ async fn apply(
         .try_get(0)?;
     let first_tenant_seq = last_tenant_seq - count + 1;
 
-    let mut rows = load_patients(tx, device, entries).await?;
+    let keys: Vec<RowKey> = entries
+        .iter()
+        .map(|entry| (entry.change.entity, entry.change.row_id))
+        .collect();
+    let (mut rows, purged) = rows::load(tx, device.tenant_id.as_uuid(), &keys).await?;
     // The applied changes, column by column: written with one statement (unnest), which is
     // what keeps a 500-entry push to a handful of round trips.
     let mut seqs = Vec::with_capacity(entries.len());
@@ -166,7 +154,7 @@ async fn apply(
     let mut rejected = Vec::new();
     for (entry, tenant_seq) in entries.iter().zip(first_tenant_seq..) {
         let merged = check_entry(entry, device, now)
-            .and_then(|()| merge_patient(&mut rows, entry, tenant_seq));
+            .and_then(|()| merge_entry(&mut rows, &purged, entry, tenant_seq));
         if let Err(refusal) = merged {
             record_rejection(tx, device, entry, &refusal).await?;
             rejected.push(refusal);
@@ -203,16 +191,27 @@ async fn apply(
         )
         .await?;
     }
-    store_patients(tx, device, &rows).await?;
-    let touched: Vec<(Uuid, String)> = rows
-        .iter()
-        .filter(|(_, row)| row.dirty && !is_deleted(&row.record))
-        .filter_map(|(id, row)| match row.record.get("id_number") {
+    rows::store(
+        tx,
+        device.tenant_id.as_uuid(),
+        device.device_id.as_uuid(),
+        &rows,
+    )
+    .await?;
+    // The domain rules across desks, over the rows this batch changed.
+    let live = |entity: Entity| {
+        rows.iter()
+            .filter(move |((e, _), row)| *e == entity && row.dirty && !is_deleted(&row.record))
+    };
+    let touched_patients: Vec<(Uuid, String)> = live(Entity::Patient)
+        .filter_map(|((_, id), row)| match row.record.get("id_number") {
             Some(Value::String(number)) => Some((*id, number.clone())),
             _ => None,
         })
         .collect();
-    crate::routes::conflicts::detect_duplicates(tx, device, &touched).await?;
+    crate::routes::conflicts::detect_duplicates(tx, device, &touched_patients).await?;
+    let touched_appointments: Vec<Uuid> = live(Entity::Appointment).map(|((_, id), _)| *id).collect();
+    crate::routes::conflicts::detect_overlaps(tx, device, &touched_appointments).await?;
 
     let high_water = entries.last().map_or(device.high_water, |entry| entry.seq);
     tx.execute(
@@ -288,9 +287,17 @@ fn check_entry(
             Vec::new(),
         ));
     }
-    let allowed = |name: &str| match change.entity {
-        Entity::Patient => PATIENT_FIELDS.contains(&name) || name == DELETED_FIELD,
-    };
+    if entry.schema_version < change.entity.since_schema_version() {
+        return Err(refusal(
+            entry,
+            error_code::UNSUPPORTED_SCHEMA_VERSION,
+            "This kind of record did not exist in the Kaunter version that wrote this change.",
+            Vec::new(),
+        ));
+    }
+    let ledger = change.entity.is_ledger();
+    let allowed =
+        |name: &str| change.entity.fields().contains(&name) || (name == DELETED_FIELD && !ledger);
     let unknown: Vec<FieldError> = change
         .fields
         .keys()
@@ -339,23 +346,27 @@ fn field_error(entry: &OutboxEntry, field: &str, code: &str, message: &str) -> F
     }
 }
 
-/// Merges one patient change into its row (made if new); refused when the row belongs to
-/// another branch or the merged row is not a valid patient.
-fn merge_patient(
-    rows: &mut HashMap<Uuid, PatientRow>,
+/// Merges one change into its row (made if new). Refused when the row was purged, belongs to
+/// another branch, is a ledger entry that already exists, or would not be a valid row.
+fn merge_entry(
+    rows: &mut HashMap<RowKey, StoredRow>,
+    purged: &HashSet<RowKey>,
     entry: &OutboxEntry,
     tenant_seq: i64,
 ) -> Result<(), RejectedEntry> {
     let change: &Change = &entry.change;
-    let row = rows.entry(change.row_id).or_insert_with(|| PatientRow {
-        branch_id: change.branch_id,
-        record: LwwRecord::new(),
-        loaded_digest: 0,
-        created_at: change.recorded_at,
-        updated_at: change.recorded_at,
-        last_change_seq: tenant_seq,
-        dirty: false,
-    });
+    let key = (change.entity, change.row_id);
+    if purged.contains(&key) {
+        return Err(refusal(
+            entry,
+            error_code::ROW_PURGED,
+            "This record was deleted and has since been removed for good; the change cannot bring it back.",
+            Vec::new(),
+        ));
+    }
+    let row = rows
+        .entry(key)
+        .or_insert_with(|| StoredRow::new(change.branch_id, change.recorded_at, tenant_seq));
     if row.branch_id != change.branch_id {
         return Err(refusal(
             entry,
@@ -364,212 +375,32 @@ fn merge_patient(
             Vec::new(),
         ));
     }
+    if change.entity.is_ledger() && (row.existed || row.dirty) {
+        return Err(refusal(
+            entry,
+            error_code::LEDGER_ENTRY_IMMUTABLE,
+            "A ledger entry cannot be changed once written; record a correcting entry instead.",
+            Vec::new(),
+        ));
+    }
     let mut candidate = row.record.clone();
     apply_change(&mut candidate, change);
     let (fields, _) = record_into_parts(&candidate);
-    let patient =
-        PatientRecord::from_fields(change.row_id, change.branch_id, &fields).map_err(|detail| {
-            refusal(
-                entry,
-                error_code::VALIDATION_FAILED,
-                &format!("The record would be incomplete: {detail}."),
-                Vec::new(),
-            )
-        })?;
-    let errors = validate::patient(&patient, entry.seq);
-    if !errors.is_empty() {
-        return Err(refusal(
-            entry,
-            error_code::VALIDATION_FAILED,
-            "Some fields are not valid.",
-            errors,
-        ));
-    }
+    rows::check_merged(
+        change.entity,
+        change.row_id,
+        change.branch_id,
+        &fields,
+        &change.fields,
+        entry.seq,
+    )
+    .map_err(|(message, errors)| {
+        refusal(entry, error_code::VALIDATION_FAILED, &message, errors)
+    })?;
     row.record = candidate;
     row.updated_at = row.updated_at.max(change.recorded_at);
     row.last_change_seq = tenant_seq;
     row.dirty = true;
-    Ok(())
-}
-
-/// The current rows the batch touches, locked until commit.
-async fn load_patients(
-    tx: &TenantTx<'_>,
-    device: &Device,
-    entries: &[OutboxEntry],
-) -> Result<HashMap<Uuid, PatientRow>> {
-    let mut ids: Vec<Uuid> = entries
-        .iter()
-        .filter(|entry| entry.change.entity == Entity::Patient)
-        .map(|entry| entry.change.row_id)
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    // One primary-key lookup per row, pipelined on the connection, in id order (so two pushes
-    // lock rows in the same order). A single `= ANY` or join query was at the mercy of the
-    // planner: while a business grows fast (a branch's first upload) its statistics lag, and
-    // the planner scanned the whole business once per push.
-    let lookup = tx
-        .prepare(
-            "SELECT patient_id, branch_id, full_name, id_type, id_number, phone, date_of_birth,
-                    sex, deleted, stamps, created_at, updated_at, last_change_seq
-             FROM patients WHERE tenant_id = $1 AND patient_id = $2
-             FOR UPDATE",
-        )
-        .await?;
-    let stored: Vec<tokio_postgres::Row> =
-        futures_util::future::try_join_all(ids.iter().map(|id| {
-            let lookup = &lookup;
-            async move { tx.query_opt(lookup, &[&device.tenant_id, id]).await }
-        }))
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut rows = HashMap::with_capacity(stored.len());
-    for row in stored {
-        let id: Uuid = row.try_get(0)?;
-        let branch_id: Uuid = row.try_get(1)?;
-        let id_type: String = row.try_get(3)?;
-        let sex: Option<String> = row.try_get(7)?;
-        let patient = PatientRecord {
-            id,
-            branch_id,
-            full_name: row.try_get(2)?,
-            id_type: id_type_from_text(&id_type)?,
-            id_number: row.try_get(4)?,
-            phone: row.try_get(5)?,
-            date_of_birth: row.try_get(6)?,
-            sex: sex.as_deref().map(sex_from_text).transpose()?,
-        };
-        let mut fields = patient.fields();
-        fields.insert(DELETED_FIELD.to_owned(), Value::Bool(row.try_get(8)?));
-        let stamps: Stamps = serde_json::from_value(row.try_get(9)?)
-            .map_err(|error| Error::Internal(format!("stored stamps do not decode: {error}")))?;
-        let record = record_from_parts(&fields, &stamps);
-        rows.insert(
-            id,
-            PatientRow {
-                branch_id,
-                loaded_digest: row_digest(id, &record),
-                record,
-                created_at: row.try_get(10)?,
-                updated_at: row.try_get(11)?,
-                last_change_seq: row.try_get(12)?,
-                dirty: false,
-            },
-        );
-    }
-    Ok(rows)
-}
-
-/// Writes every row the batch changed, with one statement.
-async fn store_patients(
-    tx: &TenantTx<'_>,
-    device: &Device,
-    rows: &HashMap<Uuid, PatientRow>,
-) -> Result<()> {
-    let dirty: Vec<(&Uuid, &PatientRow)> = rows.iter().filter(|(_, row)| row.dirty).collect();
-    if dirty.is_empty() {
-        return Ok(());
-    }
-    let mut ids = Vec::with_capacity(dirty.len());
-    let mut branch_ids = Vec::with_capacity(dirty.len());
-    let mut names = Vec::with_capacity(dirty.len());
-    let mut id_types = Vec::with_capacity(dirty.len());
-    let mut id_numbers = Vec::with_capacity(dirty.len());
-    let mut phones = Vec::with_capacity(dirty.len());
-    let mut births = Vec::with_capacity(dirty.len());
-    let mut sexes = Vec::with_capacity(dirty.len());
-    let mut created = Vec::with_capacity(dirty.len());
-    let mut updated = Vec::with_capacity(dirty.len());
-    let mut change_seqs = Vec::with_capacity(dirty.len());
-    let mut stamps = Vec::with_capacity(dirty.len());
-    let mut deleted = Vec::with_capacity(dirty.len());
-    for (id, row) in dirty {
-        let (fields, row_stamps) = record_into_parts(&row.record);
-        let patient = PatientRecord::from_fields(*id, row.branch_id, &fields)
-            .map_err(|detail| Error::Internal(format!("a merged row does not decode: {detail}")))?;
-        ids.push(*id);
-        branch_ids.push(row.branch_id);
-        names.push(patient.full_name);
-        id_types.push(id_type_text(patient.id_type));
-        id_numbers.push(patient.id_number);
-        phones.push(patient.phone);
-        births.push(patient.date_of_birth);
-        sexes.push(patient.sex.map(sex_text));
-        created.push(row.created_at);
-        updated.push(row.updated_at);
-        change_seqs.push(row.last_change_seq);
-        stamps.push(to_json(&row_stamps)?);
-        deleted.push(is_deleted(&row.record));
-    }
-    tx.execute(
-        "INSERT INTO patients (tenant_id, patient_id, branch_id, full_name, id_type, id_number,
-             phone, date_of_birth, sex, created_at, updated_at, origin_device_id,
-             last_change_seq, stamps, deleted)
-         SELECT $1, u.id, u.branch_id, u.full_name, u.id_type, u.id_number, u.phone, u.born,
-                u.sex, u.created_at, u.updated_at, $2, u.change_seq, u.stamps, u.deleted
-         FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
-                     $9::date[], $10::text[], $11::timestamptz[], $12::timestamptz[],
-                     $13::bigint[], $14::jsonb[], $15::boolean[])
-              AS u(id, branch_id, full_name, id_type, id_number, phone, born, sex, created_at,
-                   updated_at, change_seq, stamps, deleted)
-         ON CONFLICT (tenant_id, patient_id) DO UPDATE SET
-             full_name = EXCLUDED.full_name,
-             id_type = EXCLUDED.id_type,
-             id_number = EXCLUDED.id_number,
-             phone = EXCLUDED.phone,
-             date_of_birth = EXCLUDED.date_of_birth,
-             sex = EXCLUDED.sex,
-             updated_at = EXCLUDED.updated_at,
-             last_change_seq = EXCLUDED.last_change_seq,
-             stamps = EXCLUDED.stamps,
-             deleted = EXCLUDED.deleted",
-        &[
-            &device.tenant_id,
-            &device.device_id,
-            &ids,
-            &branch_ids,
-            &names,
-            &id_types,
-            &id_numbers,
-            &phones,
-            &births,
-            &sexes,
-            &created,
-            &updated,
-            &change_seqs,
-            &stamps,
-            &deleted,
-        ],
-    )
-    .await?;
-
-    // Each branch's digest moves by its rows' old and new digests. Pushes of one business take
-    // turns on the tenant row's lock, so this read-then-write cannot race another push.
-    let mut moves: HashMap<Uuid, (u64, u64)> = HashMap::new();
-    for (id, row) in rows.iter().filter(|(_, row)| row.dirty) {
-        let entry = moves.entry(row.branch_id).or_default();
-        entry.0 = entry.0.wrapping_add(row.loaded_digest);
-        entry.1 = entry.1.wrapping_add(row_digest(*id, &row.record));
-    }
-    for (branch_id, (old, new)) in moves {
-        let current: i64 = tx
-            .query_one(
-                "SELECT state_digest FROM branches WHERE tenant_id = $1 AND branch_id = $2",
-                &[&device.tenant_id, &branch_id],
-            )
-            .await?
-            .try_get(0)?;
-        // The u64's bits, stored in a signed column.
-        let next = update_digest(current as u64, old, new) as i64;
-        tx.execute(
-            "UPDATE branches SET state_digest = $3 WHERE tenant_id = $1 AND branch_id = $2",
-            &[&device.tenant_id, &branch_id, &next],
-        )
-        .await?;
-    }
     Ok(())
 }
 

@@ -1,0 +1,479 @@
+//! The replicated entities other than patients: appointments (mergeable rows, with a rule the
+//! server checks across desks: one practitioner is not booked twice at once) and cash movements
+//! (an append-only ledger: written once, never changed, the drawer's balance derived from them).
+//!
+//! Every entity's record converts to and from the field map that travels in [`Change`]s. A
+//! value is accepted only in its canonical spelling (what [`EntityRecord::fields`] writes), so
+//! every replica that stores it typed and rebuilds it gets the same bytes, and the same digest.
+//!
+//! [`Change`]: crate::http::Change
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Timelike, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+use uuid::Uuid;
+
+use crate::http::{Entity, Fields, PatientRecord};
+
+/// A record type that travels as fields.
+pub trait EntityRecord: Sized {
+    const ENTITY: Entity;
+    /// Every replicated field and its value, canonically spelt.
+    fn fields(&self) -> Fields;
+    /// The record a merged field map describes, or why it does not describe one. Fields
+    /// outside the entity's list are ignored.
+    fn from_fields(id: Uuid, branch_id: Uuid, fields: &Fields) -> Result<Self, String>;
+}
+
+impl EntityRecord for PatientRecord {
+    const ENTITY: Entity = Entity::Patient;
+    fn fields(&self) -> Fields {
+        PatientRecord::fields(self)
+    }
+    fn from_fields(id: Uuid, branch_id: Uuid, fields: &Fields) -> Result<Self, String> {
+        PatientRecord::from_fields(id, branch_id, fields)
+    }
+}
+
+/// Builds a record from the fields named in `names` plus its id and branch.
+fn decode<T: serde::de::DeserializeOwned>(
+    id: Uuid,
+    branch_id: Uuid,
+    names: &[&str],
+    fields: &Fields,
+) -> Result<T, String> {
+    let mut object = serde_json::Map::new();
+    object.insert("id".to_owned(), json(&id));
+    object.insert("branch_id".to_owned(), json(&branch_id));
+    for name in names {
+        if let Some(value) = fields.get(*name) {
+            object.insert((*name).to_owned(), value.clone());
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(object)).map_err(|error| error.to_string())
+}
+
+fn encode(record: &impl Serialize, names: &[&str]) -> Fields {
+    let serde_json::Value::Object(object) = json(record) else {
+        return Fields::new();
+    };
+    object
+        .into_iter()
+        .filter(|(name, _)| names.contains(&name.as_str()))
+        .collect()
+}
+
+fn json(value: &impl Serialize) -> serde_json::Value {
+    // These plain types (strings, enums, uuids, times, decimals) always serialise.
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// Which fields of `change` are not spelt the way `record` spells them: a replica storing the
+/// typed record would give them back differently, so the change is refused instead.
+pub fn non_canonical_fields(change: &Fields, canonical: &Fields) -> Vec<String> {
+    change
+        .iter()
+        .filter(|(name, value)| canonical.get(name.as_str()).is_some_and(|c| c != *value))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum AppointmentStatus {
+    Booked,
+    Arrived,
+    Completed,
+    Cancelled,
+    NoShow,
+}
+
+impl AppointmentStatus {
+    pub const ALL: [AppointmentStatus; 5] = [
+        AppointmentStatus::Booked,
+        AppointmentStatus::Arrived,
+        AppointmentStatus::Completed,
+        AppointmentStatus::Cancelled,
+        AppointmentStatus::NoShow,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppointmentStatus::Booked => "booked",
+            AppointmentStatus::Arrived => "arrived",
+            AppointmentStatus::Completed => "completed",
+            AppointmentStatus::Cancelled => "cancelled",
+            AppointmentStatus::NoShow => "no_show",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AppointmentStatus> {
+        AppointmentStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+
+    /// Whether the slot is taken: a cancelled or missed booking frees the practitioner.
+    pub fn holds_slot(self) -> bool {
+        matches!(self, AppointmentStatus::Booked | AppointmentStatus::Arrived)
+    }
+}
+
+/// A booking of one patient with one practitioner, `[starts_at, ends_at)`, on whole minutes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct AppointmentRecord {
+    pub id: Uuid,
+    pub branch_id: Uuid,
+    pub patient_id: Uuid,
+    /// The staff member seen; the staff catalogue is tenant-wide.
+    pub practitioner_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub status: AppointmentStatus,
+    /// Why the patient comes: clinical, so encrypted on the desk.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+pub const APPOINTMENT_FIELDS: &[&str] = &[
+    "patient_id",
+    "practitioner_id",
+    "starts_at",
+    "ends_at",
+    "status",
+    "note",
+];
+
+/// Longest booking accepted: a day.
+pub const APPOINTMENT_MAX_MINUTES: i64 = 24 * 60;
+pub const NOTE_MAX_CHARS: usize = 500;
+
+impl AppointmentRecord {
+    /// What is wrong with this booking, if anything (field name, message).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let on_minute = |at: DateTime<Utc>| at.second() == 0 && at.nanosecond() == 0;
+        if !on_minute(self.starts_at) {
+            problems.push(("starts_at", "Bookings start on a whole minute.".to_owned()));
+        }
+        if !on_minute(self.ends_at) {
+            problems.push(("ends_at", "Bookings end on a whole minute.".to_owned()));
+        }
+        let minutes = (self.ends_at - self.starts_at).num_minutes();
+        if self.ends_at <= self.starts_at {
+            problems.push(("ends_at", "The booking must end after it starts.".to_owned()));
+        } else if minutes > APPOINTMENT_MAX_MINUTES {
+            problems.push(("ends_at", "A booking lasts at most a day.".to_owned()));
+        }
+        if self
+            .note
+            .as_ref()
+            .is_some_and(|note| note.chars().count() > NOTE_MAX_CHARS)
+        {
+            problems.push((
+                "note",
+                format!("The note is longer than {NOTE_MAX_CHARS} characters."),
+            ));
+        }
+        problems
+    }
+
+    /// Whether two bookings hold overlapping slots of the same practitioner.
+    pub fn overlaps(&self, other: &AppointmentRecord) -> bool {
+        self.id != other.id
+            && self.practitioner_id == other.practitioner_id
+            && self.status.holds_slot()
+            && other.status.holds_slot()
+            && self.starts_at < other.ends_at
+            && other.starts_at < self.ends_at
+    }
+}
+
+impl EntityRecord for AppointmentRecord {
+    const ENTITY: Entity = Entity::Appointment;
+    fn fields(&self) -> Fields {
+        encode(self, APPOINTMENT_FIELDS)
+    }
+    fn from_fields(id: Uuid, branch_id: Uuid, fields: &Fields) -> Result<Self, String> {
+        decode(id, branch_id, APPOINTMENT_FIELDS, fields)
+    }
+}
+
+/// What moved money in or out of a branch's drawer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum CashKind {
+    /// A patient or customer paid.
+    Payment,
+    /// Money given back.
+    Refund,
+    /// Float put into the drawer.
+    FloatIn,
+    /// Cash taken out (banking, petty cash).
+    PayOut,
+}
+
+impl CashKind {
+    pub const ALL: [CashKind; 4] = [
+        CashKind::Payment,
+        CashKind::Refund,
+        CashKind::FloatIn,
+        CashKind::PayOut,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CashKind::Payment => "payment",
+            CashKind::Refund => "refund",
+            CashKind::FloatIn => "float_in",
+            CashKind::PayOut => "pay_out",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CashKind> {
+        CashKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// +1 when the drawer gains the amount, -1 when it loses it.
+    pub fn sign(self) -> i64 {
+        match self {
+            CashKind::Payment | CashKind::FloatIn => 1,
+            CashKind::Refund | CashKind::PayOut => -1,
+        }
+    }
+}
+
+/// One entry of a branch's cash ledger. Never edited: a mistake is put right by another entry
+/// (a refund, a pay-out), so every desk's entries add up to the same balance whatever order they
+/// arrive in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct CashMovementRecord {
+    pub id: Uuid,
+    pub branch_id: Uuid,
+    pub kind: CashKind,
+    /// Ringgit, positive, exactly two decimals on the wire: `"12.30"`.
+    #[ts(type = "string")]
+    #[serde(with = "ringgit")]
+    pub amount: Decimal,
+    #[serde(default)]
+    pub patient_id: Option<Uuid>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+pub const CASH_MOVEMENT_FIELDS: &[&str] = &["kind", "amount", "patient_id", "note"];
+
+/// The largest single movement accepted: RM 9,999,999.99.
+pub const CASH_MAX_SEN: i64 = 999_999_999;
+
+impl CashMovementRecord {
+    /// The amount in sen, signed by its effect on the drawer.
+    pub fn signed_sen(&self) -> i64 {
+        self.kind.sign() * ringgit::to_sen(self.amount).unwrap_or(0)
+    }
+
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        match ringgit::to_sen(self.amount) {
+            Some(sen) if sen > 0 && sen <= CASH_MAX_SEN => {}
+            _ => problems.push((
+                "amount",
+                "The amount must be more than RM 0.00 and at most RM 9,999,999.99.".to_owned(),
+            )),
+        }
+        if self
+            .note
+            .as_ref()
+            .is_some_and(|note| note.chars().count() > NOTE_MAX_CHARS)
+        {
+            problems.push((
+                "note",
+                format!("The note is longer than {NOTE_MAX_CHARS} characters."),
+            ));
+        }
+        problems
+    }
+}
+
+impl EntityRecord for CashMovementRecord {
+    const ENTITY: Entity = Entity::CashMovement;
+    fn fields(&self) -> Fields {
+        encode(self, CASH_MOVEMENT_FIELDS)
+    }
+    fn from_fields(id: Uuid, branch_id: Uuid, fields: &Fields) -> Result<Self, String> {
+        decode(id, branch_id, CASH_MOVEMENT_FIELDS, fields)
+    }
+}
+
+/// Ringgit amounts as strings with exactly two decimals; anything else is refused, so `"12.3"`
+/// and `"12.300"` never become a second spelling of `"12.30"`.
+pub mod ringgit {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn parse(text: &str) -> Option<Decimal> {
+        let (whole, cents) = text.split_once('.')?;
+        let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if !digits(whole) || cents.len() != 2 || !digits(cents) || whole.len() > 9 {
+            return None;
+        }
+        if whole.len() > 1 && whole.starts_with('0') {
+            return None;
+        }
+        Decimal::from_str(text).ok()
+    }
+
+    pub fn to_sen(amount: Decimal) -> Option<i64> {
+        use rust_decimal::prelude::ToPrimitive;
+        let sen = amount.checked_mul(Decimal::ONE_HUNDRED)?;
+        if sen.fract() != Decimal::ZERO {
+            return None;
+        }
+        sen.to_i64()
+    }
+
+    pub fn from_sen(sen: i64) -> Decimal {
+        Decimal::new(sen, 2)
+    }
+
+    pub fn format(amount: Decimal) -> String {
+        let mut rounded = amount;
+        rounded.rescale(2);
+        rounded.to_string()
+    }
+
+    pub fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format(*value))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not an amount in ringgit with two decimals, e.g. \"12.30\""
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, hour, minute, 0).unwrap()
+    }
+
+    fn booking(id: u128, practitioner: u128, from: (u32, u32), to: (u32, u32)) -> AppointmentRecord {
+        AppointmentRecord {
+            id: Uuid::from_u128(id),
+            branch_id: Uuid::from_u128(1),
+            patient_id: Uuid::from_u128(100 + id),
+            practitioner_id: Uuid::from_u128(practitioner),
+            starts_at: at(from.0, from.1),
+            ends_at: at(to.0, to.1),
+            status: AppointmentStatus::Booked,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_through_fields() {
+        let appointment = booking(1, 7, (9, 0), (9, 30));
+        let fields = appointment.fields();
+        assert_eq!(fields["starts_at"], json!("2026-11-25T09:00:00Z"));
+        assert_eq!(fields["status"], json!("booked"));
+        assert_eq!(fields.len(), APPOINTMENT_FIELDS.len());
+        assert_eq!(
+            AppointmentRecord::from_fields(appointment.id, appointment.branch_id, &fields).unwrap(),
+            appointment
+        );
+        let cash = CashMovementRecord {
+            id: Uuid::from_u128(2),
+            branch_id: Uuid::from_u128(1),
+            kind: CashKind::Refund,
+            amount: ringgit::parse("12.30").unwrap(),
+            patient_id: None,
+            note: Some("Overcharged".to_owned()),
+        };
+        let fields = cash.fields();
+        assert_eq!(fields["amount"], json!("12.30"));
+        assert_eq!(cash.signed_sen(), -1230);
+        assert_eq!(
+            CashMovementRecord::from_fields(cash.id, cash.branch_id, &fields).unwrap(),
+            cash
+        );
+    }
+
+    #[test]
+    fn amounts_have_one_spelling() {
+        for good in ["0.01", "12.30", "999999999.99"] {
+            assert!(ringgit::parse(good).is_some(), "{good}");
+        }
+        for bad in ["12.3", "12.300", "12", "-1.00", "+1.00", "01.00", "1e2", " 1.00", "1.0a", ".50"] {
+            assert!(ringgit::parse(bad).is_none(), "{bad}");
+        }
+        assert_eq!(ringgit::to_sen(ringgit::parse("0.05").unwrap()), Some(5));
+        assert_eq!(ringgit::format(ringgit::from_sen(1230)), "12.30");
+    }
+
+    #[test]
+    fn overlap_table() {
+        let a = booking(1, 7, (9, 0), (9, 30));
+        let cases = [
+            (booking(2, 7, (9, 15), (9, 45)), true),
+            (booking(2, 7, (8, 45), (9, 1)), true),
+            (booking(2, 7, (9, 0), (9, 30)), true),
+            (booking(2, 7, (8, 0), (10, 0)), true),
+            // Back to back is not an overlap.
+            (booking(2, 7, (9, 30), (10, 0)), false),
+            (booking(2, 7, (8, 30), (9, 0)), false),
+            // Another practitioner.
+            (booking(2, 8, (9, 0), (9, 30)), false),
+            // The same booking.
+            (booking(1, 7, (9, 0), (9, 30)), false),
+        ];
+        for (other, want) in cases {
+            assert_eq!(a.overlaps(&other), want, "{other:?}");
+            assert_eq!(other.overlaps(&a), want, "{other:?} (reversed)");
+        }
+        let mut cancelled = booking(2, 7, (9, 0), (9, 30));
+        cancelled.status = AppointmentStatus::Cancelled;
+        assert!(!a.overlaps(&cancelled));
+    }
+
+    #[test]
+    fn booking_problems() {
+        assert!(booking(1, 7, (9, 0), (9, 30)).problems().is_empty());
+        assert_eq!(booking(1, 7, (9, 30), (9, 0)).problems()[0].0, "ends_at");
+        let mut odd = booking(1, 7, (9, 0), (9, 30));
+        odd.starts_at += chrono::Duration::seconds(5);
+        assert_eq!(odd.problems()[0].0, "starts_at");
+    }
+
+    #[test]
+    fn another_spelling_of_a_value_is_noticed() {
+        let appointment = booking(1, 7, (9, 0), (9, 30));
+        let change: Fields = [("starts_at".to_owned(), json!("2026-11-25T09:00:00+00:00"))].into();
+        let parsed = AppointmentRecord::from_fields(appointment.id, appointment.branch_id, &{
+            let mut fields = appointment.fields();
+            fields.extend(change.clone());
+            fields
+        })
+        .unwrap();
+        assert_eq!(
+            non_canonical_fields(&change, &parsed.fields()),
+            vec!["starts_at".to_owned()]
+        );
+    }
+}

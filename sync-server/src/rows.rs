@@ -1,0 +1,590 @@
+//! The replicated rows as push merges them: loaded (locked) from their typed tables as per-field
+//! LWW records, merged in memory, written back with one statement per table, and the branch
+//! digests moved by the rows' old and new digests. One shape for every entity; what differs
+//! (columns, validation) is matched on [`Entity`] here and nowhere else.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use kaunter_core::lww::LwwRecord;
+use kaunter_protocol::http::{DELETED_FIELD, Entity, Fields, PatientRecord, Stamps};
+use kaunter_protocol::merge::{
+    is_deleted, record_from_parts, record_into_parts, row_digest, update_digest,
+};
+use kaunter_protocol::records::{
+    AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, EntityRecord, ringgit,
+};
+use kaunter_protocol::{FieldError, records};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::columns::{id_type_from_text, id_type_text, sex_from_text, sex_text};
+use crate::db::TenantTx;
+use crate::error::{Error, Result};
+use crate::validate;
+
+pub type RowKey = (Entity, Uuid);
+
+/// A row as stored, while a batch is merged into it.
+pub struct StoredRow {
+    pub branch_id: Uuid,
+    pub record: LwwRecord<Value>,
+    /// The row's digest as loaded (0 for a new row), to update its branch's digest.
+    pub loaded_digest: u64,
+    /// Whether the row was in the database before this batch (a ledger entry then is final).
+    pub existed: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_change_seq: i64,
+    pub dirty: bool,
+}
+
+impl StoredRow {
+    pub fn new(branch_id: Uuid, at: DateTime<Utc>, seq: i64) -> StoredRow {
+        StoredRow {
+            branch_id,
+            record: LwwRecord::new(),
+            loaded_digest: 0,
+            existed: false,
+            created_at: at,
+            updated_at: at,
+            last_change_seq: seq,
+            dirty: false,
+        }
+    }
+}
+
+/// The rows in `keys` as stored, locked until commit, and which of the missing ones were purged.
+pub async fn load(
+    tx: &TenantTx<'_>,
+    tenant: Uuid,
+    keys: &[RowKey],
+) -> Result<(HashMap<RowKey, StoredRow>, HashSet<RowKey>)> {
+    let mut keys = keys.to_vec();
+    // In key order, so two pushes lock rows in the same order.
+    keys.sort_unstable_by_key(|(entity, id)| (entity.as_str(), *id));
+    keys.dedup();
+    let mut rows = HashMap::with_capacity(keys.len());
+    for entity in Entity::ALL {
+        let ids: Vec<Uuid> = keys
+            .iter()
+            .filter(|(e, _)| *e == entity)
+            .map(|(_, id)| *id)
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        // One primary-key lookup per row, pipelined on the connection. A single `= ANY` or join
+        // query was at the mercy of the planner: while a business grows fast (a branch's first
+        // upload) its statistics lag, and the planner scanned the whole business once per push.
+        let lookup = tx.prepare(select_sql(entity)).await?;
+        let found = futures_util::future::try_join_all(ids.iter().map(|id| {
+            let lookup = &lookup;
+            async move { tx.query_opt(lookup, &[&tenant, id]).await }
+        }))
+        .await?;
+        for row in found.into_iter().flatten() {
+            let (id, stored) = decode_row(entity, &row)?;
+            rows.insert((entity, id), stored);
+        }
+    }
+    let missing: Vec<&RowKey> = keys.iter().filter(|key| !rows.contains_key(*key)).collect();
+    let mut purged = HashSet::new();
+    if !missing.is_empty() {
+        let lookup = tx
+            .prepare(
+                "SELECT 1 FROM purged_rows WHERE tenant_id = $1 AND entity = $2 AND row_id = $3",
+            )
+            .await?;
+        let found = futures_util::future::try_join_all(missing.iter().map(|(entity, id)| {
+            let lookup = &lookup;
+            async move {
+                tx.query_opt(lookup, &[&tenant, &entity.as_str(), id])
+                    .await
+                    .map(|row| row.map(|_| (*entity, *id)))
+            }
+        }))
+        .await?;
+        purged.extend(found.into_iter().flatten());
+    }
+    Ok((rows, purged))
+}
+
+/// The tombstones of a business whose last change is at most `$2`, in [`decode_row`]'s column
+/// order, locked.
+pub fn select_tombstones_sql(entity: Entity) -> String {
+    let by_id = select_sql(entity);
+    let (head, _) = by_id.split_once(" WHERE ").unwrap_or((by_id, ""));
+    format!("{head} WHERE tenant_id = $1 AND deleted AND last_change_seq <= $2 FOR UPDATE")
+}
+
+fn select_sql(entity: Entity) -> &'static str {
+    match entity {
+        Entity::Patient => {
+            "SELECT patient_id, branch_id, stamps, created_at, updated_at, last_change_seq,
+                    deleted, full_name, id_type, id_number, phone, date_of_birth, sex
+             FROM patients WHERE tenant_id = $1 AND patient_id = $2
+             FOR UPDATE"
+        }
+        Entity::Appointment => {
+            "SELECT appointment_id, branch_id, stamps, created_at, updated_at, last_change_seq,
+                    deleted, patient_id, practitioner_id, starts_at, ends_at, status, note
+             FROM appointments WHERE tenant_id = $1 AND appointment_id = $2
+             FOR UPDATE"
+        }
+        Entity::CashMovement => {
+            "SELECT movement_id, branch_id, stamps, created_at, recorded_at, last_change_seq,
+                    false, kind, amount_sen, patient_id, note
+             FROM cash_movements WHERE tenant_id = $1 AND movement_id = $2
+             FOR UPDATE"
+        }
+    }
+}
+
+/// A row selected with [`select_sql`]: the first seven columns are common to every entity.
+pub fn decode_row(entity: Entity, row: &tokio_postgres::Row) -> Result<(Uuid, StoredRow)> {
+    let id: Uuid = row.try_get(0)?;
+    let branch_id: Uuid = row.try_get(1)?;
+    let mut fields = typed_fields(entity, id, branch_id, row, 7)?;
+    let stamps: Stamps = serde_json::from_value(row.try_get(2)?)
+        .map_err(|error| Error::Internal(format!("stored stamps do not decode: {error}")))?;
+    if stamps.contains_key(DELETED_FIELD) {
+        fields.insert(DELETED_FIELD.to_owned(), Value::Bool(row.try_get(6)?));
+    }
+    let record = record_from_parts(&fields, &stamps);
+    Ok((
+        id,
+        StoredRow {
+            branch_id,
+            loaded_digest: row_digest(id, &record),
+            record,
+            existed: true,
+            created_at: row.try_get(3)?,
+            updated_at: row.try_get(4)?,
+            last_change_seq: row.try_get(5)?,
+            dirty: false,
+        },
+    ))
+}
+
+/// The entity's replicated fields from its typed columns, which start at column `at`.
+pub fn typed_fields(
+    entity: Entity,
+    id: Uuid,
+    branch_id: Uuid,
+    row: &tokio_postgres::Row,
+    at: usize,
+) -> Result<Fields> {
+    Ok(match entity {
+        Entity::Patient => {
+            let id_type: String = row.try_get(at + 1)?;
+            let sex: Option<String> = row.try_get(at + 5)?;
+            PatientRecord {
+                id,
+                branch_id,
+                full_name: row.try_get(at)?,
+                id_type: id_type_from_text(&id_type)?,
+                id_number: row.try_get(at + 2)?,
+                phone: row.try_get(at + 3)?,
+                date_of_birth: row.try_get(at + 4)?,
+                sex: sex.as_deref().map(sex_from_text).transpose()?,
+            }
+            .fields()
+        }
+        Entity::Appointment => {
+            let status: String = row.try_get(at + 4)?;
+            AppointmentRecord {
+                id,
+                branch_id,
+                patient_id: row.try_get(at)?,
+                practitioner_id: row.try_get(at + 1)?,
+                starts_at: row.try_get(at + 2)?,
+                ends_at: row.try_get(at + 3)?,
+                status: AppointmentStatus::parse(&status).ok_or_else(|| {
+                    Error::Internal(format!("stored appointment status {status:?} is unknown"))
+                })?,
+                note: row.try_get(at + 5)?,
+            }
+            .fields()
+        }
+        Entity::CashMovement => {
+            let kind: String = row.try_get(at)?;
+            CashMovementRecord {
+                id,
+                branch_id,
+                kind: CashKind::parse(&kind).ok_or_else(|| {
+                    Error::Internal(format!("stored cash kind {kind:?} is unknown"))
+                })?,
+                amount: ringgit::from_sen(row.try_get(at + 1)?),
+                patient_id: row.try_get(at + 2)?,
+                note: row.try_get(at + 3)?,
+            }
+            .fields()
+        }
+    })
+}
+
+/// Why a merged row is not a valid row of its entity: (message, field errors). `changed` are
+/// the fields the change set, checked for their canonical spelling; field names in errors are
+/// `seq[<seq>].<field>`.
+pub fn check_merged(
+    entity: Entity,
+    id: Uuid,
+    branch_id: Uuid,
+    fields: &Fields,
+    changed: &Fields,
+    seq: i64,
+) -> std::result::Result<(), (String, Vec<FieldError>)> {
+    let incomplete = |detail: String| (format!("The record would be incomplete: {detail}."), vec![]);
+    let field = |name: &str| format!("seq[{seq}].{name}");
+    let problems = |list: Vec<(&'static str, String)>| -> Vec<FieldError> {
+        list.into_iter()
+            .map(|(name, message)| FieldError {
+                field: field(name),
+                code: "invalid".to_owned(),
+                message,
+            })
+            .collect()
+    };
+    let (mut errors, canonical) = match entity {
+        Entity::Patient => {
+            let record = PatientRecord::from_fields(id, branch_id, fields).map_err(incomplete)?;
+            (validate::patient(&record, seq), record.fields())
+        }
+        Entity::Appointment => {
+            let record =
+                AppointmentRecord::from_fields(id, branch_id, fields).map_err(incomplete)?;
+            (problems(record.problems()), record.fields())
+        }
+        Entity::CashMovement => {
+            let record =
+                CashMovementRecord::from_fields(id, branch_id, fields).map_err(incomplete)?;
+            (problems(record.problems()), record.fields())
+        }
+    };
+    for name in records::non_canonical_fields(changed, &canonical) {
+        errors.push(FieldError {
+            field: field(&name),
+            code: "not_canonical".to_owned(),
+            message: "This value is not written the way Kaunter writes it.".to_owned(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(("Some fields are not valid.".to_owned(), errors))
+    }
+}
+
+/// Writes every row the batch changed (one statement per table) and moves the branch digests.
+pub async fn store(
+    tx: &TenantTx<'_>,
+    tenant: Uuid,
+    device: Uuid,
+    rows: &HashMap<RowKey, StoredRow>,
+) -> Result<()> {
+    for entity in Entity::ALL {
+        let dirty: Vec<(Uuid, &StoredRow)> = rows
+            .iter()
+            .filter(|((e, _), row)| *e == entity && row.dirty)
+            .map(|((_, id), row)| (*id, row))
+            .collect();
+        if dirty.is_empty() {
+            continue;
+        }
+        match entity {
+            Entity::Patient => store_patients(tx, tenant, device, &dirty).await?,
+            Entity::Appointment => store_appointments(tx, tenant, device, &dirty).await?,
+            Entity::CashMovement => store_cash(tx, tenant, device, &dirty).await?,
+        }
+    }
+
+    // Each branch's digest moves by its rows' old and new digests. Pushes of one business take
+    // turns on the tenant row's lock, so this read-then-write cannot race another push.
+    let mut moves: HashMap<Uuid, (u64, u64)> = HashMap::new();
+    for ((_, id), row) in rows.iter().filter(|(_, row)| row.dirty) {
+        let entry = moves.entry(row.branch_id).or_default();
+        entry.0 = entry.0.wrapping_add(row.loaded_digest);
+        entry.1 = entry.1.wrapping_add(row_digest(*id, &row.record));
+    }
+    for (branch_id, (old, new)) in moves {
+        move_branch_digest(tx, tenant, branch_id, old, new).await?;
+    }
+    Ok(())
+}
+
+/// Replaces `old` by `new` in a branch's digest.
+pub async fn move_branch_digest(
+    tx: &TenantTx<'_>,
+    tenant: Uuid,
+    branch_id: Uuid,
+    old: u64,
+    new: u64,
+) -> Result<()> {
+    let current: i64 = tx
+        .query_one(
+            "SELECT state_digest FROM branches WHERE tenant_id = $1 AND branch_id = $2",
+            &[&tenant, &branch_id],
+        )
+        .await?
+        .try_get(0)?;
+    // The u64's bits, stored in a signed column.
+    let next = update_digest(current as u64, old, new) as i64;
+    tx.execute(
+        "UPDATE branches SET state_digest = $3 WHERE tenant_id = $1 AND branch_id = $2",
+        &[&tenant, &branch_id, &next],
+    )
+    .await?;
+    Ok(())
+}
+
+fn merged<T: EntityRecord>(id: Uuid, row: &StoredRow) -> Result<(T, Value)> {
+    let (fields, stamps) = record_into_parts(&row.record);
+    let record = T::from_fields(id, row.branch_id, &fields)
+        .map_err(|detail| Error::Internal(format!("a merged row does not decode: {detail}")))?;
+    Ok((record, to_json(&stamps)?))
+}
+
+async fn store_patients(
+    tx: &TenantTx<'_>,
+    tenant: Uuid,
+    device: Uuid,
+    dirty: &[(Uuid, &StoredRow)],
+) -> Result<()> {
+    let n = dirty.len();
+    let (mut ids, mut branch_ids, mut names, mut id_types, mut id_numbers) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut phones, mut births, mut sexes, mut created, mut updated) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut change_seqs, mut stamps, mut deleted) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (id, row) in dirty {
+        let (patient, row_stamps) = merged::<PatientRecord>(*id, row)?;
+        ids.push(*id);
+        branch_ids.push(row.branch_id);
+        names.push(patient.full_name);
+        id_types.push(id_type_text(patient.id_type));
+        id_numbers.push(patient.id_number);
+        phones.push(patient.phone);
+        births.push(patient.date_of_birth);
+        sexes.push(patient.sex.map(sex_text));
+        created.push(row.created_at);
+        updated.push(row.updated_at);
+        change_seqs.push(row.last_change_seq);
+        stamps.push(row_stamps);
+        deleted.push(is_deleted(&row.record));
+    }
+    tx.execute(
+        "INSERT INTO patients (tenant_id, patient_id, branch_id, full_name, id_type, id_number,
+             phone, date_of_birth, sex, created_at, updated_at, origin_device_id,
+             last_change_seq, stamps, deleted)
+         SELECT $1, u.id, u.branch_id, u.full_name, u.id_type, u.id_number, u.phone, u.born,
+                u.sex, u.created_at, u.updated_at, $2, u.change_seq, u.stamps, u.deleted
+         FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
+                     $9::date[], $10::text[], $11::timestamptz[], $12::timestamptz[],
+                     $13::bigint[], $14::jsonb[], $15::boolean[])
+              AS u(id, branch_id, full_name, id_type, id_number, phone, born, sex, created_at,
+                   updated_at, change_seq, stamps, deleted)
+         ON CONFLICT (tenant_id, patient_id) DO UPDATE SET
+             full_name = EXCLUDED.full_name,
+             id_type = EXCLUDED.id_type,
+             id_number = EXCLUDED.id_number,
+             phone = EXCLUDED.phone,
+             date_of_birth = EXCLUDED.date_of_birth,
+             sex = EXCLUDED.sex,
+             updated_at = EXCLUDED.updated_at,
+             last_change_seq = EXCLUDED.last_change_seq,
+             stamps = EXCLUDED.stamps,
+             deleted = EXCLUDED.deleted",
+        &[
+            &tenant,
+            &device,
+            &ids,
+            &branch_ids,
+            &names,
+            &id_types,
+            &id_numbers,
+            &phones,
+            &births,
+            &sexes,
+            &created,
+            &updated,
+            &change_seqs,
+            &stamps,
+            &deleted,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn store_appointments(
+    tx: &TenantTx<'_>,
+    tenant: Uuid,
+    device: Uuid,
+    dirty: &[(Uuid, &StoredRow)],
+) -> Result<()> {
+    let n = dirty.len();
+    let (mut ids, mut branch_ids, mut patients, mut practitioners, mut starts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut ends, mut statuses, mut notes, mut created, mut updated) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut change_seqs, mut stamps, mut deleted) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (id, row) in dirty {
+        let (appointment, row_stamps) = merged::<AppointmentRecord>(*id, row)?;
+        ids.push(*id);
+        branch_ids.push(row.branch_id);
+        patients.push(appointment.patient_id);
+        practitioners.push(appointment.practitioner_id);
+        starts.push(appointment.starts_at);
+        ends.push(appointment.ends_at);
+        statuses.push(appointment.status.as_str());
+        notes.push(appointment.note);
+        created.push(row.created_at);
+        updated.push(row.updated_at);
+        change_seqs.push(row.last_change_seq);
+        stamps.push(row_stamps);
+        deleted.push(is_deleted(&row.record));
+    }
+    tx.execute(
+        "INSERT INTO appointments (tenant_id, appointment_id, branch_id, patient_id,
+             practitioner_id, starts_at, ends_at, status, note, created_at, updated_at,
+             origin_device_id, last_change_seq, stamps, deleted)
+         SELECT $1, u.id, u.branch_id, u.patient_id, u.practitioner_id, u.starts_at, u.ends_at,
+                u.status, u.note, u.created_at, u.updated_at, $2, u.change_seq, u.stamps,
+                u.deleted
+         FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::timestamptz[],
+                     $8::timestamptz[], $9::text[], $10::text[], $11::timestamptz[],
+                     $12::timestamptz[], $13::bigint[], $14::jsonb[], $15::boolean[])
+              AS u(id, branch_id, patient_id, practitioner_id, starts_at, ends_at, status, note,
+                   created_at, updated_at, change_seq, stamps, deleted)
+         ON CONFLICT (tenant_id, appointment_id) DO UPDATE SET
+             patient_id = EXCLUDED.patient_id,
+             practitioner_id = EXCLUDED.practitioner_id,
+             starts_at = EXCLUDED.starts_at,
+             ends_at = EXCLUDED.ends_at,
+             status = EXCLUDED.status,
+             note = EXCLUDED.note,
+             updated_at = EXCLUDED.updated_at,
+             last_change_seq = EXCLUDED.last_change_seq,
+             stamps = EXCLUDED.stamps,
+             deleted = EXCLUDED.deleted",
+        &[
+            &tenant,
+            &device,
+            &ids,
+            &branch_ids,
+            &patients,
+            &practitioners,
+            &starts,
+            &ends,
+            &statuses,
+            &notes,
+            &created,
+            &updated,
+            &change_seqs,
+            &stamps,
+            &deleted,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Ledger entries are only ever inserted: push refuses any change to one that exists.
+async fn store_cash(
+    tx: &TenantTx<'_>,
+    tenant: Uuid,
+    device: Uuid,
+    dirty: &[(Uuid, &StoredRow)],
+) -> Result<()> {
+    let n = dirty.len();
+    let (mut ids, mut branch_ids, mut kinds, mut amounts, mut patients) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut notes, mut recorded, mut change_seqs, mut stamps) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (id, row) in dirty {
+        if row.existed {
+            return Err(Error::Internal(
+                "a stored ledger entry was about to change".to_owned(),
+            ));
+        }
+        let (movement, row_stamps) = merged::<CashMovementRecord>(*id, row)?;
+        let sen = ringgit::to_sen(movement.amount)
+            .ok_or_else(|| Error::Internal("a validated amount has no sen value".to_owned()))?;
+        ids.push(*id);
+        branch_ids.push(row.branch_id);
+        kinds.push(movement.kind.as_str());
+        amounts.push(sen);
+        patients.push(movement.patient_id);
+        notes.push(movement.note);
+        recorded.push(row.created_at);
+        change_seqs.push(row.last_change_seq);
+        stamps.push(row_stamps);
+    }
+    tx.execute(
+        "INSERT INTO cash_movements (tenant_id, movement_id, branch_id, kind, amount_sen,
+             patient_id, note, recorded_at, origin_device_id, last_change_seq, stamps)
+         SELECT $1, u.id, u.branch_id, u.kind, u.amount_sen, u.patient_id, u.note,
+                u.recorded_at, $2, u.change_seq, u.stamps
+         FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::bigint[], $7::uuid[], $8::text[],
+                     $9::timestamptz[], $10::bigint[], $11::jsonb[])
+              AS u(id, branch_id, kind, amount_sen, patient_id, note, recorded_at, change_seq,
+                   stamps)",
+        &[
+            &tenant,
+            &device,
+            &ids,
+            &branch_ids,
+            &kinds,
+            &amounts,
+            &patients,
+            &notes,
+            &recorded,
+            &change_seqs,
+            &stamps,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<Value> {
+    serde_json::to_value(value).map_err(|error| Error::Internal(format!("encoding JSON: {error}")))
+}
