@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use kaunter_core::{NewPatient, PatientId, RegistrationForm, SearchQuery};
-use kaunter_protocol::http::{ConflictView, Resolution};
+use kaunter_protocol::http::{ConflictKind, ConflictView, Resolution};
 use kaunter_protocol::ipc::{
     AppInfo, CommandError, EnrolForm, PatientView, RefusedChangeView, RegisterPatientForm,
     SyncStatusView,
@@ -231,14 +231,21 @@ pub async fn resolve_conflict(
         .resolve_conflict(conflict_id, resolution)
         .await
         .map_err(error::from_sync)?;
-    lock(&state)?
-        .resolve_duplicate(
-            PatientId::from_uuid(conflict.row_a),
-            PatientId::from_uuid(conflict.row_b),
-            resolution,
-            Utc::now(),
-        )
+    {
+        let mut store = lock(&state)?;
+        match conflict.kind {
+            ConflictKind::DuplicateIdNumber => store.resolve_duplicate(
+                PatientId::from_uuid(conflict.row_a),
+                PatientId::from_uuid(conflict.row_b),
+                resolution,
+                Utc::now(),
+            ),
+            ConflictKind::AppointmentOverlap => {
+                store.resolve_overlap(conflict.row_a, conflict.row_b, resolution, Utc::now())
+            }
+        }
         .map_err(error::from_store)?;
+    }
     let _ = engine.sync_now(Utc::now).await;
     status(&state)
 }

@@ -48,6 +48,15 @@ pub fn from_store(error: StoreError) -> CommandError {
                     .collect(),
             );
         }
+        StoreError::InvalidRecord(errors) => {
+            return invalid(
+                errors
+                    .iter()
+                    .map(|e| field(&e.field, &e.code, e.message.clone()))
+                    .collect(),
+            );
+        }
+        StoreError::LedgerImmutable => "ledger_entry_immutable",
         StoreError::NotFound(_) => "not_found",
         StoreError::UnknownField(_) => "unknown_field",
         StoreError::Sqlite(_) | StoreError::Corrupt(_) => "store_failed",

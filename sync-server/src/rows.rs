@@ -235,7 +235,8 @@ pub fn check_merged(
     changed: &Fields,
     seq: i64,
 ) -> std::result::Result<(), (String, Vec<FieldError>)> {
-    let incomplete = |detail: String| (format!("The record would be incomplete: {detail}."), vec![]);
+    let incomplete =
+        |detail: String| (format!("The record would be incomplete: {detail}."), vec![]);
     let field = |name: &str| format!("seq[{seq}].{name}");
     let problems = |list: Vec<(&'static str, String)>| -> Vec<FieldError> {
         list.into_iter()

@@ -87,8 +87,26 @@ export const en = {
   duplicateIdNumber: "The same identity number was registered twice.",
   conflictFirst: "Registered first",
   conflictSecond: "Registered later",
+  appointmentOverlap: "One practitioner was booked twice for the same time.",
+  bookedFirst: "Booked first",
+  bookedSecond: "Booked later",
+  resolveKeepFirstBooking: "Keep the first, cancel the later",
+  resolveKeepLaterBooking: "Keep the later, cancel the first",
+  resolveKeepBothBookings: "Keep both bookings",
   conflictField: (name: string) =>
-    (({ full_name: "Name", id_number: "ID number", phone: "Phone", date_of_birth: "Date of birth", sex: "Sex" }) as Record<string, string>)[name] ?? name,
+    (
+      ({
+        full_name: "Name",
+        id_number: "ID number",
+        phone: "Phone",
+        date_of_birth: "Date of birth",
+        sex: "Sex",
+        starts_at: "Starts",
+        ends_at: "Ends",
+        status: "Status",
+        note: "Note",
+      }) as Record<string, string>
+    )[name] ?? name,
   resolveMerge: "Same person: merge into the first",
   resolveKeepA: "Keep the first only",
   resolveKeepB: "Keep the later only",

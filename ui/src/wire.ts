@@ -29,7 +29,27 @@ id_number: string,
  */
 phone: string | null, date_of_birth: string | null, sex: Sex | null, };
 
-export type Entity = "patient";
+export type Entity = "patient" | "appointment" | "cash_movement";
+
+export type AppointmentStatus = "booked" | "arrived" | "completed" | "cancelled" | "no_show";
+
+export type AppointmentRecord = { id: string, branch_id: string, patient_id: string, 
+/**
+ * The staff member seen; the staff catalogue is tenant-wide.
+ */
+practitioner_id: string, starts_at: string, ends_at: string, status: AppointmentStatus, 
+/**
+ * Why the patient comes: clinical, so encrypted on the desk.
+ */
+note: string | null, };
+
+export type CashKind = "payment" | "refund" | "float_in" | "pay_out";
+
+export type CashMovementRecord = { id: string, branch_id: string, kind: CashKind, 
+/**
+ * Ringgit, positive, exactly two decimals on the wire: `"12.30"`.
+ */
+amount: string, patient_id: string | null, note: string | null, };
 
 export type WireStamp = { hlc: string, device_id: string, };
 
@@ -95,9 +115,15 @@ remaining: bigint | null,
  * On the last page: the branch's state as of `next_cursor`, for the desk to compare with
  * its own once it has nothing waiting to push.
  */
-checkpoint: Checkpoint | null, };
+checkpoint: Checkpoint | null, 
+/**
+ * The business's tombstone horizon: deleted rows whose last change is at or below it are
+ * gone from the server for good. A desk holding such a tombstone drops it on the last page
+ * of a pull; a desk whose cursor is below it must resync from 0 (`resync_required`).
+ */
+purged_seq: bigint, };
 
-export type ConflictKind = "duplicate_id_number";
+export type ConflictKind = "duplicate_id_number" | "appointment_overlap";
 
 export type Resolution = "keep_both" | "keep_a" | "keep_b" | "merge_into_a";
 

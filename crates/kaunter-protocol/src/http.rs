@@ -111,7 +111,9 @@ impl Entity {
     }
 
     pub fn parse(text: &str) -> Option<Entity> {
-        Entity::ALL.into_iter().find(|entity| entity.as_str() == text)
+        Entity::ALL
+            .into_iter()
+            .find(|entity| entity.as_str() == text)
     }
 
     /// The replicated fields of this entity (besides [`DELETED_FIELD`]).

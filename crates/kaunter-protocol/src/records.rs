@@ -165,7 +165,10 @@ impl AppointmentRecord {
         }
         let minutes = (self.ends_at - self.starts_at).num_minutes();
         if self.ends_at <= self.starts_at {
-            problems.push(("ends_at", "The booking must end after it starts.".to_owned()));
+            problems.push((
+                "ends_at",
+                "The booking must end after it starts.".to_owned(),
+            ));
         } else if minutes > APPOINTMENT_MAX_MINUTES {
             problems.push(("ends_at", "A booking lasts at most a day.".to_owned()));
         }
@@ -374,7 +377,12 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 25, hour, minute, 0).unwrap()
     }
 
-    fn booking(id: u128, practitioner: u128, from: (u32, u32), to: (u32, u32)) -> AppointmentRecord {
+    fn booking(
+        id: u128,
+        practitioner: u128,
+        from: (u32, u32),
+        to: (u32, u32),
+    ) -> AppointmentRecord {
         AppointmentRecord {
             id: Uuid::from_u128(id),
             branch_id: Uuid::from_u128(1),
@@ -420,7 +428,9 @@ mod tests {
         for good in ["0.01", "12.30", "999999999.99"] {
             assert!(ringgit::parse(good).is_some(), "{good}");
         }
-        for bad in ["12.3", "12.300", "12", "-1.00", "+1.00", "01.00", "1e2", " 1.00", "1.0a", ".50"] {
+        for bad in [
+            "12.3", "12.300", "12", "-1.00", "+1.00", "01.00", "1e2", " 1.00", "1.0a", ".50",
+        ] {
             assert!(ringgit::parse(bad).is_none(), "{bad}");
         }
         assert_eq!(ringgit::to_sen(ringgit::parse("0.05").unwrap()), Some(5));

@@ -33,6 +33,10 @@ pub enum StoreError {
     UnknownField(String),
     #[error("The registration has errors.")]
     Invalid(Vec<RegistrationError>),
+    #[error("The record has errors.")]
+    InvalidRecord(Vec<kaunter_protocol::FieldError>),
+    #[error("A ledger entry cannot be changed once written; record a correcting entry instead.")]
+    LedgerImmutable,
     #[error("The local database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("The local database is damaged: {0}")]

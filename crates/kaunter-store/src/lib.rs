@@ -7,10 +7,11 @@ mod cipher;
 pub mod convert;
 mod error;
 mod migrations;
+mod rows;
 mod secrets;
 mod store;
 
 pub use cipher::{BlindIndex, FieldCipher, KeyMaterial};
 pub use error::{Result, StoreError};
 pub use secrets::{MemorySecretStore, OsKeyring, SecretStore};
-pub use store::{DeskIdentity, Store, SyncState};
+pub use store::{DeskIdentity, NewBooking, NewCashMovement, Store, SyncState};

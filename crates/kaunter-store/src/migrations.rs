@@ -82,6 +82,42 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE outbox ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 2;
     "#,
+    // 6: appointments and the cash ledger (client schema 3), and the tombstone horizon. Times
+    // are RFC 3339 UTC text with microseconds, so they sort as text. Notes are AES-GCM envelopes.
+    r#"
+    CREATE TABLE appointments (
+        id TEXT PRIMARY KEY,
+        branch_id TEXT NOT NULL,
+        patient_id TEXT NOT NULL,
+        practitioner_id TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        note BLOB,
+        stamps TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        server_cursor INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX appointments_starts_at ON appointments (starts_at);
+    CREATE INDEX appointments_practitioner ON appointments (practitioner_id, starts_at);
+    CREATE TABLE cash_movements (
+        id TEXT PRIMARY KEY,
+        branch_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        amount_sen INTEGER NOT NULL CHECK (amount_sen > 0),
+        patient_id TEXT,
+        note BLOB,
+        stamps TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        server_cursor INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX cash_movements_created_at ON cash_movements (created_at);
+    CREATE INDEX patients_tombstones ON patients (server_cursor) WHERE deleted = 1;
+    CREATE INDEX appointments_tombstones ON appointments (server_cursor) WHERE deleted = 1;
+    ALTER TABLE sync_state ADD COLUMN purged_seq INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 fn checksum(sql: &str) -> String {

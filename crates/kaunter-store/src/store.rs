@@ -4,24 +4,25 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use kaunter_core::hlc::MAX_DRIFT_MS;
-use kaunter_core::lww::LwwRecord;
 use kaunter_core::mykad::format_digits;
 use kaunter_core::patient::{PatientField, RegistrationError};
 use kaunter_core::{
     BranchId, DeviceId, Hlc, HlcClock, NewPatient, PatientId, SearchQuery, TenantId,
 };
+use kaunter_protocol::FieldError;
+use kaunter_protocol::http::error_code;
 use kaunter_protocol::http::{
-    Change, DELETED_FIELD, Entity, Fields, OutboxEntry, PATIENT_FIELDS, PatientRecord,
-    PullResponse, RejectedEntry, Resolution, Stamps,
+    Change, DELETED_FIELD, Entity, Fields, OutboxEntry, PatientRecord, PullResponse, RejectedEntry,
+    Resolution, Stamps,
 };
 use kaunter_protocol::ipc::{PatientView, RefusedChangeView};
-use kaunter_protocol::merge::{
-    apply_change, is_deleted, record_from_parts, record_into_parts, row_digest, stamp_to_wire,
-    update_digest,
+use kaunter_protocol::merge::{apply_change, record_into_parts, stamp_to_wire};
+use kaunter_protocol::records::{
+    AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, EntityRecord,
 };
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::Value;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -30,6 +31,26 @@ use crate::cipher::{FieldCipher, KeyMaterial};
 use crate::convert;
 use crate::error::{Result, StoreError};
 use crate::migrations;
+
+/// A booking as the desk makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBooking {
+    pub patient_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub note: Option<String>,
+}
+
+/// Money into or out of the drawer, as the desk records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCashMovement {
+    pub kind: CashKind,
+    pub amount: rust_decimal::Decimal,
+    pub patient_id: Option<Uuid>,
+    pub note: Option<String>,
+}
+use crate::rows::{self, LocalRow, load_row, save_row};
 use crate::secrets::SecretStore;
 
 const SECRET_DATA_KEYS: &str = "data-keys";
@@ -106,11 +127,11 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn timestamp(at: DateTime<Utc>) -> String {
+pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn parse_timestamp(text: &str) -> Result<DateTime<Utc>> {
+pub(crate) fn parse_timestamp(text: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| StoreError::Corrupt(format!("bad timestamp {text:?}")))
@@ -120,7 +141,7 @@ fn parse_optional_timestamp(text: Option<String>) -> Result<Option<DateTime<Utc>
     text.as_deref().map(parse_timestamp).transpose()
 }
 
-fn parse_uuid(text: &str) -> Result<Uuid> {
+pub(crate) fn parse_uuid(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(|_| StoreError::Corrupt(format!("bad id {text:?}")))
 }
 
@@ -293,10 +314,17 @@ impl Store {
                 message: "A patient with this identity number is already registered: search for them instead.".into(),
             }]));
         }
-        let change = local_change(&tx, identity, record.id, record.fields(), now)?;
-        let mut row = LocalPatient::new(record.branch_id, now);
+        let change = local_change(
+            &tx,
+            identity,
+            Entity::Patient,
+            record.id,
+            record.fields(),
+            now,
+        )?;
+        let mut row = LocalRow::new(Entity::Patient, record.branch_id, now);
         apply_change(&mut row.record, &change);
-        save_patient(&tx, cipher, record.id, &row, None)?;
+        save_row(&tx, cipher, record.id, &row, None)?;
         append_outbox(&tx, cipher, &change, now)?;
         tx.commit()?;
         Ok(view(record, false, now))
@@ -311,20 +339,40 @@ impl Store {
         fields: Fields,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let (conn, identity, cipher) = self.enrolled_mut()?;
-        if let Some(name) = fields
-            .keys()
-            .find(|name| !PATIENT_FIELDS.contains(&name.as_str()) && name.as_str() != DELETED_FIELD)
-        {
+        self.edit_row(Entity::Patient, id.as_uuid(), fields, now)
+    }
+
+    /// Changes some fields of a row of `entity`, with its outbox entry, in one transaction. The
+    /// merged row must still be valid; a ledger entry is never changed.
+    pub fn edit_row(
+        &mut self,
+        entity: Entity,
+        id: Uuid,
+        fields: Fields,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if entity.is_ledger() {
+            return Err(StoreError::LedgerImmutable);
+        }
+        if let Some(name) = fields.keys().find(|name| {
+            !entity.fields().contains(&name.as_str()) && name.as_str() != DELETED_FIELD
+        }) {
             return Err(StoreError::UnknownField(name.clone()));
         }
+        let (conn, identity, cipher) = self.enrolled_mut()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut row = load_patient(&tx, cipher, id.as_uuid())?
-            .ok_or_else(|| StoreError::NotFound(format!("patient {id}")))?;
-        let change = local_change(&tx, identity, id.as_uuid(), fields, now)?;
+        let mut row = load_row(&tx, cipher, entity, id)?
+            .ok_or_else(|| StoreError::NotFound(format!("{} {id}", entity.as_str())))?;
+        let change = local_change(&tx, identity, entity, id, fields, now)?;
         apply_change(&mut row.record, &change);
+        if entity == Entity::Appointment {
+            let (merged, _) = record_into_parts(&row.record);
+            let booking = AppointmentRecord::from_fields(id, row.branch_id, &merged)
+                .map_err(|detail| StoreError::Corrupt(format!("appointment {id}: {detail}")))?;
+            check_booking(&tx, cipher, &booking)?;
+        }
         row.updated_at = now;
-        save_patient(&tx, cipher, id.as_uuid(), &row, None)?;
+        save_row(&tx, cipher, id, &row, None)?;
         append_outbox(&tx, cipher, &change, now)?;
         tx.commit()?;
         Ok(())
@@ -354,7 +402,7 @@ impl Store {
             Resolution::MergeIntoA => {
                 let (_, cipher) = self.enrolled()?;
                 let load = |id: PatientId| {
-                    load_patient(&self.conn, cipher, id.as_uuid())?
+                    load_row(&self.conn, cipher, Entity::Patient, id.as_uuid())?
                         .ok_or_else(|| StoreError::NotFound(format!("patient {id}")))
                 };
                 let (kept, gone) = (load(a)?, load(b)?);
@@ -382,19 +430,175 @@ impl Store {
         Ok(())
     }
 
+    /// Books a patient with a practitioner, with its outbox entry, in one transaction. Refused
+    /// when invalid or when the practitioner is already booked then (as far as this desk
+    /// knows; a clash with another desk's offline booking becomes a conflict on the server).
+    pub fn book_appointment(
+        &mut self,
+        booking: &NewBooking,
+        now: DateTime<Utc>,
+    ) -> Result<AppointmentRecord> {
+        let (conn, identity, cipher) = self.enrolled_mut()?;
+        let record = AppointmentRecord {
+            id: Uuid::now_v7(),
+            branch_id: identity.branch_id.as_uuid(),
+            patient_id: booking.patient_id,
+            practitioner_id: booking.practitioner_id,
+            starts_at: booking.starts_at,
+            ends_at: booking.ends_at,
+            status: AppointmentStatus::Booked,
+            note: booking.note.clone(),
+        };
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        check_booking(&tx, cipher, &record)?;
+        let change = local_change(
+            &tx,
+            identity,
+            Entity::Appointment,
+            record.id,
+            record.fields(),
+            now,
+        )?;
+        let mut row = LocalRow::new(Entity::Appointment, record.branch_id, now);
+        apply_change(&mut row.record, &change);
+        save_row(&tx, cipher, record.id, &row, None)?;
+        append_outbox(&tx, cipher, &change, now)?;
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// Live bookings starting in `[from, to)`, earliest first.
+    pub fn appointments_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AppointmentRecord>> {
+        let (_, cipher) = self.enrolled()?;
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT {} FROM appointments \
+             WHERE deleted = 0 AND starts_at >= ?1 AND starts_at < ?2 ORDER BY starts_at, id",
+            rows::APPOINTMENT_COLUMNS
+        ))?;
+        let mut found = statement.query(params![timestamp(from), timestamp(to)])?;
+        let mut out = Vec::new();
+        while let Some(row) = found.next()? {
+            out.push(rows::read_appointment(cipher, row)?.0);
+        }
+        Ok(out)
+    }
+
+    /// The data side of a decision on two overlapping bookings (`a` the earlier made): the
+    /// one that goes is cancelled, an ordinary change that merges like any other.
+    pub fn resolve_overlap(
+        &mut self,
+        a: Uuid,
+        b: Uuid,
+        resolution: Resolution,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let cancel = |id| {
+            (
+                id,
+                Fields::from([(
+                    "status".to_owned(),
+                    Value::from(AppointmentStatus::Cancelled.as_str()),
+                )]),
+            )
+        };
+        let step = match resolution {
+            Resolution::KeepBoth => None,
+            Resolution::KeepA => Some(cancel(b)),
+            Resolution::KeepB => Some(cancel(a)),
+            Resolution::MergeIntoA => {
+                return Err(StoreError::InvalidRecord(vec![FieldError {
+                    field: "resolution".to_owned(),
+                    code: "resolution_not_allowed".to_owned(),
+                    message: "Two bookings cannot be merged: keep both or cancel one.".to_owned(),
+                }]));
+            }
+        };
+        if let Some((id, fields)) = step {
+            self.edit_row(Entity::Appointment, id, fields, now)?;
+        }
+        Ok(())
+    }
+
+    /// Records money into or out of this branch's drawer: a ledger entry, never changed after.
+    pub fn record_cash(
+        &mut self,
+        movement: &NewCashMovement,
+        now: DateTime<Utc>,
+    ) -> Result<CashMovementRecord> {
+        let (conn, identity, cipher) = self.enrolled_mut()?;
+        let record = CashMovementRecord {
+            id: Uuid::now_v7(),
+            branch_id: identity.branch_id.as_uuid(),
+            kind: movement.kind,
+            amount: movement.amount,
+            patient_id: movement.patient_id,
+            note: movement.note.clone(),
+        };
+        let errors: Vec<FieldError> = record
+            .problems()
+            .into_iter()
+            .map(|(field, message)| FieldError {
+                field: field.to_owned(),
+                code: "invalid".to_owned(),
+                message,
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(StoreError::InvalidRecord(errors));
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let change = local_change(
+            &tx,
+            identity,
+            Entity::CashMovement,
+            record.id,
+            record.fields(),
+            now,
+        )?;
+        let mut row = LocalRow::new(Entity::CashMovement, record.branch_id, now);
+        apply_change(&mut row.record, &change);
+        save_row(&tx, cipher, record.id, &row, None)?;
+        append_outbox(&tx, cipher, &change, now)?;
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// The drawer's balance in sen: derived from every movement this desk holds, its own and
+    /// the other desks' of the branch, never a stored total.
+    pub fn cash_balance_sen(&self) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT coalesce(sum(CASE WHEN kind IN ('payment', 'float_in') THEN amount_sen \
+                                     ELSE -amount_sen END), 0) FROM cash_movements",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Every patient this desk holds, deleted ones included, as merged fields (with the
     /// tombstone) and their stamps: what the simulation and repair compare with the server.
     pub fn patient_states(&self) -> Result<Vec<(Uuid, Uuid, Fields, Stamps)>> {
+        self.row_states(Entity::Patient)
+    }
+
+    /// Every row of `entity` this desk holds, like [`Store::patient_states`].
+    pub fn row_states(&self, entity: Entity) -> Result<Vec<(Uuid, Uuid, Fields, Stamps)>> {
         let (_, cipher) = self.enrolled()?;
         let ids: Vec<String> = self
             .conn
-            .prepare("SELECT id FROM patients ORDER BY id")?
+            .prepare(&format!(
+                "SELECT id FROM {} ORDER BY id",
+                rows::table(entity)
+            ))?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let id = parse_uuid(&id)?;
-            if let Some(row) = load_patient(&self.conn, cipher, id)? {
+            if let Some(row) = load_row(&self.conn, cipher, entity, id)? {
                 let (fields, stamps) = record_into_parts(&row.record);
                 out.push((id, row.branch_id, fields, stamps));
             }
@@ -436,7 +640,7 @@ impl Store {
         };
         let mut found = Vec::new();
         while let Some(row) = rows.next()? {
-            let (record, synced, created_at) = read_patient(cipher, row)?;
+            let (record, synced, created_at) = rows::read_patient(cipher, row)?;
             let keep = match query {
                 SearchQuery::Text(needle) => {
                     record.full_name.to_lowercase().contains(needle.as_str())
@@ -512,6 +716,46 @@ impl Store {
         Ok(format!("{:016x}", digest as u64))
     }
 
+    /// Downloads the branch again from the start, for a desk away past the tombstone horizon:
+    /// drops every row with nothing in the outbox (the server has them, or purged them) and
+    /// keeps those with local changes waiting, which the server merges or refuses as usual.
+    pub fn begin_full_resync(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for entity in Entity::ALL {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {} WHERE id NOT IN (SELECT row_id FROM outbox)",
+                    rows::table(entity)
+                ),
+                [],
+            )?;
+        }
+        tx.execute(
+            "UPDATE sync_state SET pull_cursor = 0, state_digest = 0",
+            [],
+        )?;
+        tx.commit()?;
+        // The digest of what is left, row by row.
+        let (conn, _, cipher) = self.enrolled_mut()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let kept: Vec<(String, String)> = tx
+            .prepare("SELECT DISTINCT entity, row_id FROM outbox")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (entity, id) in kept {
+            let entity = Entity::parse(&entity)
+                .ok_or_else(|| StoreError::Corrupt(format!("outbox entity {entity:?}")))?;
+            let id = parse_uuid(&id)?;
+            if let Some(row) = load_row(&tx, cipher, entity, id)? {
+                rows::move_digest(&tx, 0, row.loaded_digest)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Starts pulling again from the beginning: the repair for a desk whose rows turned out to
     /// differ from the server's. Merging is idempotent, so changes it already has cost only time.
     pub fn restart_pull(&mut self) -> Result<()> {
@@ -540,6 +784,22 @@ impl Store {
                 "UPDATE outbox SET rejected_code = ?2, rejected_message = ?3 WHERE seq = ?1",
                 params![refusal.seq, refusal.code, refusal.message],
             )?;
+            // The row is gone from the server for good: this desk's copy goes too (the refused
+            // change stays listed, so the person sees what could not be saved).
+            if refusal.code == error_code::ROW_PURGED {
+                let target: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT entity, row_id FROM outbox WHERE seq = ?1",
+                        params![refusal.seq],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                if let (Some((entity, id)), Some(cipher)) = (target, self.cipher.as_ref()) {
+                    let entity = Entity::parse(&entity)
+                        .ok_or_else(|| StoreError::Corrupt(format!("outbox entity {entity:?}")))?;
+                    drop_row(&tx, cipher, entity, parse_uuid(&id)?)?;
+                }
+            }
         }
         tx.execute(
             "DELETE FROM outbox WHERE seq <= ?1 AND rejected_code IS NULL",
@@ -564,18 +824,16 @@ impl Store {
         let mut applied = 0;
         for pulled in &page.changes {
             let change = &pulled.change;
-            match change.entity {
-                Entity::Patient => {
-                    let mut row = match load_patient(&tx, cipher, change.row_id)? {
-                        Some(row) => row,
-                        None => LocalPatient::new(change.branch_id, change.recorded_at),
-                    };
-                    if apply_change(&mut row.record, change) {
-                        row.updated_at = row.updated_at.max(change.recorded_at);
-                        save_patient(&tx, cipher, change.row_id, &row, Some(pulled.cursor))?;
-                        applied += 1;
-                    }
-                }
+            let mut row = match load_row(&tx, cipher, change.entity, change.row_id)? {
+                Some(row) => row,
+                None => LocalRow::new(change.entity, change.branch_id, change.recorded_at),
+            };
+            if apply_change(&mut row.record, change) {
+                row.updated_at = row.updated_at.max(change.recorded_at);
+                save_row(&tx, cipher, change.row_id, &row, Some(pulled.cursor))?;
+                applied += 1;
+            } else {
+                rows::touch_cursor(&tx, change.entity, change.row_id, pulled.cursor)?;
             }
             // A stamp far ahead of this desk's clock (its clock is wrong, or the other desk's
             // was) is merged like any other but does not drag this clock along with it.
@@ -586,6 +844,11 @@ impl Store {
             "UPDATE sync_state SET pull_cursor = MAX(pull_cursor, ?1), open_conflicts = ?2",
             params![page.next_cursor, page.open_conflicts],
         )?;
+        // On the last page this desk has every change up to the server's snapshot, so a local
+        // tombstone whose last change is at or below the horizon is one the server has purged.
+        if page.checkpoint.is_some() {
+            purge_tombstones(&tx, cipher, page.purged_seq)?;
+        }
         tx.commit()?;
         Ok(applied)
     }
@@ -693,6 +956,91 @@ fn open_outbox_payload(cipher: &FieldCipher, seq: i64, payload: &[u8]) -> Result
         .map_err(|e| StoreError::Corrupt(format!("outbox entry {seq}: {e}")))
 }
 
+/// Removes a row and takes it out of the desk's digest.
+fn drop_row(tx: &Transaction<'_>, cipher: &FieldCipher, entity: Entity, id: Uuid) -> Result<()> {
+    if let Some(row) = load_row(tx, cipher, entity, id)? {
+        rows::move_digest(tx, row.loaded_digest, 0)?;
+        tx.execute(
+            &format!("DELETE FROM {} WHERE id = ?1", rows::table(entity)),
+            params![id.to_string()],
+        )?;
+    }
+    Ok(())
+}
+
+/// Drops the local tombstones the server has purged (last change at or below `purged_seq`),
+/// unless a local change to them still waits in the outbox.
+fn purge_tombstones(tx: &Transaction<'_>, cipher: &FieldCipher, purged_seq: i64) -> Result<()> {
+    let known: i64 = tx.query_row("SELECT purged_seq FROM sync_state", [], |r| r.get(0))?;
+    if purged_seq <= known {
+        return Ok(());
+    }
+    for entity in [Entity::Patient, Entity::Appointment] {
+        let ids: Vec<String> = tx
+            .prepare(&format!(
+                "SELECT id FROM {} WHERE deleted = 1 AND server_cursor <= ?1 \
+                 AND id NOT IN (SELECT row_id FROM outbox)",
+                rows::table(entity)
+            ))?
+            .query_map(params![purged_seq], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for id in ids {
+            drop_row(tx, cipher, entity, parse_uuid(&id)?)?;
+        }
+    }
+    tx.execute("UPDATE sync_state SET purged_seq = ?1", params![purged_seq])?;
+    Ok(())
+}
+
+/// Refuses a booking that is invalid or takes a slot this desk knows is taken.
+fn check_booking(
+    tx: &Transaction<'_>,
+    cipher: &FieldCipher,
+    booking: &AppointmentRecord,
+) -> Result<()> {
+    let mut errors: Vec<FieldError> = booking
+        .problems()
+        .into_iter()
+        .map(|(field, message)| FieldError {
+            field: field.to_owned(),
+            code: "invalid".to_owned(),
+            message,
+        })
+        .collect();
+    if errors.is_empty() && booking.status.holds_slot() {
+        let mut statement = tx.prepare_cached(&format!(
+            "SELECT {} FROM appointments \
+             WHERE practitioner_id = ?1 AND id <> ?2 AND deleted = 0 \
+               AND status IN ('booked', 'arrived') AND starts_at < ?4 AND ends_at > ?3 \
+             LIMIT 1",
+            rows::APPOINTMENT_COLUMNS
+        ))?;
+        let mut found = statement.query(params![
+            booking.practitioner_id.to_string(),
+            booking.id.to_string(),
+            timestamp(booking.starts_at),
+            timestamp(booking.ends_at),
+        ])?;
+        if let Some(row) = found.next()? {
+            let (other, _) = rows::read_appointment(cipher, row)?;
+            errors.push(FieldError {
+                field: "starts_at".to_owned(),
+                code: "practitioner_busy".to_owned(),
+                message: format!(
+                    "The practitioner is already booked from {} to {} UTC.",
+                    other.starts_at.format("%H:%M"),
+                    other.ends_at.format("%H:%M")
+                ),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidRecord(errors))
+    }
+}
+
 fn append_outbox(
     tx: &Transaction<'_>,
     cipher: &FieldCipher,
@@ -723,28 +1071,6 @@ fn append_outbox(
     Ok(seq)
 }
 
-/// A patient as this desk keeps it: the merged fields with their stamps, plus local times.
-struct LocalPatient {
-    branch_id: Uuid,
-    record: LwwRecord<Value>,
-    /// The row's digest as loaded (0 for a new row), to keep the desk's digest up to date.
-    loaded_digest: u64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl LocalPatient {
-    fn new(branch_id: Uuid, at: DateTime<Utc>) -> LocalPatient {
-        LocalPatient {
-            branch_id,
-            record: LwwRecord::new(),
-            loaded_digest: 0,
-            created_at: at,
-            updated_at: at,
-        }
-    }
-}
-
 /// The desk's clock as persisted with the last write.
 fn read_clock(conn: &Connection) -> Result<HlcClock> {
     let packed: i64 = conn.query_row("SELECT hlc FROM sync_state", [], |r| r.get(0))?;
@@ -765,6 +1091,7 @@ fn write_clock(conn: &Connection, clock: &HlcClock) -> Result<()> {
 fn local_change(
     tx: &Transaction<'_>,
     identity: &DeskIdentity,
+    entity: Entity,
     row_id: Uuid,
     fields: Fields,
     now: DateTime<Utc>,
@@ -773,155 +1100,13 @@ fn local_change(
     let hlc = clock.tick(u64::try_from(now.timestamp_millis()).unwrap_or(0));
     write_clock(tx, &clock)?;
     Ok(Change {
-        entity: Entity::Patient,
+        entity,
         row_id,
         branch_id: identity.branch_id.as_uuid(),
         stamp: stamp_to_wire(kaunter_core::Stamp::new(hlc, identity.device_id)),
         fields,
         recorded_at: now,
     })
-}
-
-fn load_patient(conn: &Connection, cipher: &FieldCipher, id: Uuid) -> Result<Option<LocalPatient>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT id, branch_id, full_name, id_type, id_number, phone, date_of_birth, sex, \
-             created_at, 1, updated_at, stamps, deleted \
-         FROM patients WHERE id = ?1",
-    )?;
-    let mut rows = statement.query(params![id.to_string()])?;
-    let Some(row) = rows.next()? else {
-        return Ok(None);
-    };
-    let (record, _, created_at) = read_patient(cipher, row)?;
-    let updated_at: String = row.get(10)?;
-    let stamps: String = row.get(11)?;
-    let deleted: bool = row.get(12)?;
-    let stamps: Stamps = serde_json::from_str(&stamps)
-        .map_err(|e| StoreError::Corrupt(format!("stamps of patient {id}: {e}")))?;
-    let mut fields = record.fields();
-    if stamps.contains_key(DELETED_FIELD) {
-        fields.insert(DELETED_FIELD.to_owned(), Value::Bool(deleted));
-    }
-    let merged = record_from_parts(&fields, &stamps);
-    Ok(Some(LocalPatient {
-        branch_id: record.branch_id,
-        loaded_digest: row_digest(id, &merged),
-        record: merged,
-        created_at,
-        updated_at: parse_timestamp(&updated_at)?,
-    }))
-}
-
-fn save_patient(
-    tx: &Transaction<'_>,
-    cipher: &FieldCipher,
-    id: Uuid,
-    row: &LocalPatient,
-    server_cursor: Option<i64>,
-) -> Result<()> {
-    let (fields, stamps) = record_into_parts(&row.record);
-    let record = PatientRecord::from_fields(id, row.branch_id, &fields).map_err(|detail| {
-        StoreError::Corrupt(format!(
-            "patient {id} would be incomplete after merging ({detail}); its first change has not arrived"
-        ))
-    })?;
-    let stamps = serde_json::to_string(&stamps).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let id = record.id.to_string();
-    let full_name = cipher.encrypt_str("patients", "full_name", &id, &record.full_name)?;
-    let id_number = cipher.encrypt_str("patients", "id_number", &id, &record.id_number)?;
-    let id_number_bidx = cipher.blind_index("patients", "id_number", &record.id_number);
-    let (phone, phone_bidx) = match &record.phone {
-        Some(phone) => (
-            Some(cipher.encrypt_str("patients", "phone", &id, phone)?),
-            Some(cipher.blind_index("patients", "phone", phone)),
-        ),
-        None => (None, None),
-    };
-    let date_of_birth = record
-        .date_of_birth
-        .map(|d| cipher.encrypt_str("patients", "date_of_birth", &id, &d.to_string()))
-        .transpose()?;
-    tx.prepare_cached(
-        "INSERT INTO patients (id, branch_id, full_name, id_type, id_number, id_number_bidx, \
-             phone, phone_bidx, date_of_birth, sex, created_at, updated_at, server_cursor, \
-             stamps, deleted) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-         ON CONFLICT (id) DO UPDATE SET branch_id = excluded.branch_id, \
-             full_name = excluded.full_name, id_type = excluded.id_type, \
-             id_number = excluded.id_number, id_number_bidx = excluded.id_number_bidx, \
-             phone = excluded.phone, phone_bidx = excluded.phone_bidx, \
-             date_of_birth = excluded.date_of_birth, sex = excluded.sex, \
-             updated_at = excluded.updated_at, \
-             server_cursor = coalesce(excluded.server_cursor, patients.server_cursor), \
-             stamps = excluded.stamps, deleted = excluded.deleted",
-    )?
-    .execute(params![
-        id,
-        record.branch_id.to_string(),
-        full_name,
-        convert::id_type_column(record.id_type),
-        id_number,
-        id_number_bidx,
-        phone,
-        phone_bidx,
-        date_of_birth,
-        record.sex.map(convert::sex_column),
-        timestamp(row.created_at),
-        timestamp(row.updated_at),
-        server_cursor,
-        stamps,
-        is_deleted(&row.record),
-    ])?;
-    let digest: i64 = tx.query_row("SELECT state_digest FROM sync_state", [], |r| r.get(0))?;
-    // The u64's bits in SQLite's signed integer.
-    let digest = update_digest(
-        digest as u64,
-        row.loaded_digest,
-        row_digest(record.id, &row.record),
-    );
-    tx.execute(
-        "UPDATE sync_state SET state_digest = ?1",
-        params![digest as i64],
-    )?;
-    Ok(())
-}
-
-/// Reads a row selected with the column list of [`Store::search_patients`].
-fn read_patient(
-    cipher: &FieldCipher,
-    row: &Row<'_>,
-) -> Result<(PatientRecord, bool, DateTime<Utc>)> {
-    let id: String = row.get(0)?;
-    let branch_id: String = row.get(1)?;
-    let full_name: Vec<u8> = row.get(2)?;
-    let id_type: String = row.get(3)?;
-    let id_number: Vec<u8> = row.get(4)?;
-    let phone: Option<Vec<u8>> = row.get(5)?;
-    let date_of_birth: Option<Vec<u8>> = row.get(6)?;
-    let sex: Option<String> = row.get(7)?;
-    let created_at: String = row.get(8)?;
-    let synced: bool = row.get(9)?;
-    let date_of_birth = date_of_birth
-        .map(|envelope| {
-            let text = cipher.decrypt_string("patients", "date_of_birth", &id, &envelope)?;
-            NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-                .map_err(|_| StoreError::Corrupt(format!("bad date of birth in {id}")))
-        })
-        .transpose()?;
-    let record = PatientRecord {
-        id: parse_uuid(&id)?,
-        branch_id: parse_uuid(&branch_id)?,
-        full_name: cipher.decrypt_string("patients", "full_name", &id, &full_name)?,
-        id_type: convert::id_type_from_column(&id_type)
-            .ok_or_else(|| StoreError::Corrupt(format!("bad id type {id_type:?}")))?,
-        id_number: cipher.decrypt_string("patients", "id_number", &id, &id_number)?,
-        phone: phone
-            .map(|envelope| cipher.decrypt_string("patients", "phone", &id, &envelope))
-            .transpose()?,
-        date_of_birth,
-        sex: sex.as_deref().and_then(convert::sex_from_column),
-    };
-    Ok((record, synced, parse_timestamp(&created_at)?))
 }
 
 fn view(record: PatientRecord, synced: bool, created_at: DateTime<Utc>) -> PatientView {

@@ -133,8 +133,9 @@ impl SyncClient {
         let response = self
             .http
             .get(format!(
-                "{}/v1/sync/pull?cursor={cursor}&limit={limit}&count={count}",
-                self.base_url
+                "{}/v1/sync/pull?cursor={cursor}&limit={limit}&count={count}&schema_version={}",
+                self.base_url,
+                kaunter_protocol::SCHEMA_VERSION
             ))
             .bearer_auth(&self.token)
             .send()

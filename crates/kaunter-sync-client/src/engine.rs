@@ -25,6 +25,8 @@ pub struct SyncReport {
     pub applied: usize,
     /// The desk's rows differed from the server's and were pulled again.
     pub repaired: bool,
+    /// The desk had been away past the tombstone horizon and downloaded its branch again.
+    pub resynced: bool,
 }
 
 fn lock(store: &Mutex<Store>) -> Result<MutexGuard<'_, Store>> {
@@ -119,7 +121,24 @@ async fn pull_all(
     loop {
         let cursor = lock(store)?.sync_state()?.pull_cursor;
         let first = progress.total == 0 && progress.done == 0;
-        let page = client.pull(cursor, PULL_PAGE, first).await?;
+        let page = match client.pull(cursor, PULL_PAGE, first).await {
+            Ok(page) => page,
+            // Away past the tombstone horizon: rows deleted meanwhile can no longer be learnt
+            // change by change. Keep what waits to be pushed, drop the rest, start again from 0.
+            Err(SyncError::Refused { code, .. })
+                if code == error_code::RESYNC_REQUIRED && !report.resynced =>
+            {
+                tracing::warn!(
+                    cursor,
+                    "away past the tombstone horizon; downloading the branch again"
+                );
+                lock(store)?.begin_full_resync()?;
+                report.resynced = true;
+                progress = PullProgress::default();
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         if let Some(remaining) = page.remaining {
             progress.total = u64::try_from(remaining).unwrap_or(0);
         }

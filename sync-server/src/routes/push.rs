@@ -210,7 +210,8 @@ async fn apply(
         })
         .collect();
     crate::routes::conflicts::detect_duplicates(tx, device, &touched_patients).await?;
-    let touched_appointments: Vec<Uuid> = live(Entity::Appointment).map(|((_, id), _)| *id).collect();
+    let touched_appointments: Vec<Uuid> =
+        live(Entity::Appointment).map(|((_, id), _)| *id).collect();
     crate::routes::conflicts::detect_overlaps(tx, device, &touched_appointments).await?;
 
     let high_water = entries.last().map_or(device.high_water, |entry| entry.seq);
@@ -394,9 +395,7 @@ fn merge_entry(
         &change.fields,
         entry.seq,
     )
-    .map_err(|(message, errors)| {
-        refusal(entry, error_code::VALIDATION_FAILED, &message, errors)
-    })?;
+    .map_err(|(message, errors)| refusal(entry, error_code::VALIDATION_FAILED, &message, errors))?;
     row.record = candidate;
     row.updated_at = row.updated_at.max(change.recorded_at);
     row.last_change_seq = tenant_seq;

@@ -1,5 +1,6 @@
-//! Conflicts the server found between desks (one MyKad registered on two desks offline), shown
-//! side by side for a person to settle: keep both, keep one, or merge the second into the first.
+//! Conflicts the server found between desks (one MyKad registered on two desks offline, or one
+//! practitioner booked twice for the same time), shown side by side for a person to settle: keep
+//! both, keep one, or (patients only) merge the second into the first.
 //! Nothing was dropped when they were found; this is where a person decides.
 
 import { api } from "../api";
@@ -15,7 +16,23 @@ function idNumber(value: unknown): string {
   return /^\d{12}$/.test(text) ? `${text.slice(0, 6)}-${text.slice(6, 8)}-${text.slice(8)}` : text;
 }
 
-const SHOWN_FIELDS: Array<[string, (value: unknown) => string]> = [
+/** A booking time in the desk's own time zone. */
+function when(value: unknown): string {
+  if (typeof value !== "string") return "—";
+  const at = new Date(value);
+  return Number.isNaN(at.getTime())
+    ? value
+    : at.toLocaleString("en-MY", { dateStyle: "medium", timeStyle: "short" });
+}
+
+const BOOKING_FIELDS: Array<[string, (value: unknown) => string]> = [
+  ["starts_at", when],
+  ["ends_at", when],
+  ["status", (v) => String(v ?? "")],
+  ["note", (v) => (v ? String(v) : "—")],
+];
+
+const PATIENT_FIELDS: Array<[string, (value: unknown) => string]> = [
   ["full_name", (v) => String(v ?? "")],
   ["id_number", idNumber],
   ["phone", (v) => (v ? String(v) : "—")],
@@ -23,7 +40,12 @@ const SHOWN_FIELDS: Array<[string, (value: unknown) => string]> = [
   ["sex", (v) => (v ? String(v) : "—")],
 ];
 
-function version(title: string, fields: Record<string, unknown>, testid: string): HTMLElement {
+function version(
+  title: string,
+  fields: Record<string, unknown>,
+  shown: Array<[string, (value: unknown) => string]>,
+  testid: string,
+): HTMLElement {
   return h(
     "div",
     { class: "conflict-version", "data-testid": testid },
@@ -31,7 +53,7 @@ function version(title: string, fields: Record<string, unknown>, testid: string)
     h(
       "dl",
       {},
-      ...SHOWN_FIELDS.flatMap(([name, show]) => [
+      ...shown.flatMap(([name, show]) => [
         h("dt", {}, t.conflictField(name)),
         h("dd", { "data-field": name }, show(fields[name])),
       ]),
@@ -67,12 +89,20 @@ export function conflictsPanel(onChanged: () => void): { element: HTMLElement; o
     mount(
       list,
       ...conflicts.map((conflict) => {
-        const buttons: Array<[Resolution, string]> = [
-          ["merge_into_a", t.resolveMerge],
-          ["keep_a", t.resolveKeepA],
-          ["keep_b", t.resolveKeepB],
-          ["keep_both", t.resolveKeepBoth],
-        ];
+        const booking = conflict.kind === "appointment_overlap";
+        const buttons: Array<[Resolution, string]> = booking
+          ? [
+              ["keep_a", t.resolveKeepFirstBooking],
+              ["keep_b", t.resolveKeepLaterBooking],
+              ["keep_both", t.resolveKeepBothBookings],
+            ]
+          : [
+              ["merge_into_a", t.resolveMerge],
+              ["keep_a", t.resolveKeepA],
+              ["keep_b", t.resolveKeepB],
+              ["keep_both", t.resolveKeepBoth],
+            ];
+        const shown = booking ? BOOKING_FIELDS : PATIENT_FIELDS;
         const actions = h("div", { class: "conflict-actions" });
         for (const [resolution, label] of buttons) {
           const button = h(
@@ -96,12 +126,12 @@ export function conflictsPanel(onChanged: () => void): { element: HTMLElement; o
         return h(
           "article",
           { class: "conflict", "data-testid": "conflict", "data-conflict-id": conflict.conflict_id },
-          h("p", { class: "conflict-kind" }, t.duplicateIdNumber),
+          h("p", { class: "conflict-kind" }, booking ? t.appointmentOverlap : t.duplicateIdNumber),
           h(
             "div",
             { class: "conflict-versions" },
-            version(t.conflictFirst, conflict.version_a, "conflict-a"),
-            version(t.conflictSecond, conflict.version_b, "conflict-b"),
+            version(booking ? t.bookedFirst : t.conflictFirst, conflict.version_a, shown, "conflict-a"),
+            version(booking ? t.bookedSecond : t.conflictSecond, conflict.version_b, shown, "conflict-b"),
           ),
           actions,
         );
