@@ -132,11 +132,12 @@ fn select_sql(entity: Entity) -> &'static str {
              FROM appointments WHERE tenant_id = $1 AND appointment_id = $2
              FOR UPDATE"
         }
+        // Not locked: a ledger entry never changes (the app role may not even lock it), and two
+        // pushes of one business already take turns on the tenant row.
         Entity::CashMovement => {
             "SELECT movement_id, branch_id, stamps, created_at, recorded_at, last_change_seq,
                     false, kind, amount_sen, patient_id, note
-             FROM cash_movements WHERE tenant_id = $1 AND movement_id = $2
-             FOR UPDATE"
+             FROM cash_movements WHERE tenant_id = $1 AND movement_id = $2"
         }
     }
 }

@@ -117,6 +117,34 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
             )
             .await
             .unwrap();
+        owner
+            .execute(
+                "INSERT INTO appointments (tenant_id, appointment_id, branch_id, patient_id,
+                     practitioner_id, starts_at, ends_at, status, stamps, created_at, updated_at,
+                     origin_device_id, last_change_seq)
+                 VALUES ($1, gen_random_uuid(), $2, $3, gen_random_uuid(), now(),
+                     now() + interval '30 minutes', 'booked', '{}'::jsonb, now(), now(), $4, 1)",
+                &[&tenant, &branch, &patient, &device],
+            )
+            .await
+            .unwrap();
+        owner
+            .execute(
+                "INSERT INTO cash_movements (tenant_id, movement_id, branch_id, kind, amount_sen,
+                     stamps, recorded_at, origin_device_id, last_change_seq)
+                 VALUES ($1, gen_random_uuid(), $2, 'payment', 5000, '{}'::jsonb, now(), $3, 1)",
+                &[&tenant, &branch, &device],
+            )
+            .await
+            .unwrap();
+        owner
+            .execute(
+                "INSERT INTO purged_rows (tenant_id, entity, row_id, branch_id)
+                 VALUES ($1, 'patient', gen_random_uuid(), $2)",
+                &[&tenant, &branch],
+            )
+            .await
+            .unwrap();
     }
     (tenant_a, tenant_b, code_a)
 }
@@ -136,6 +164,9 @@ async fn every_tenant_table_has_rls_enabled_forced_and_a_policy() {
         "patients",
         "rejected_changes",
         "tenants",
+        "appointments",
+        "cash_movements",
+        "purged_rows",
     ]
     .into();
     let found: BTreeSet<&str> = tables.iter().map(String::as_str).collect();

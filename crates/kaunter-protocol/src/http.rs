@@ -90,7 +90,7 @@ pub type Fields = BTreeMap<String, serde_json::Value>;
 pub type Stamps = BTreeMap<String, WireStamp>;
 
 /// Which kind of row a change is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Entity {
     Patient,

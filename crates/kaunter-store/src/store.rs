@@ -363,6 +363,17 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut row = load_row(&tx, cipher, entity, id)?
             .ok_or_else(|| StoreError::NotFound(format!("{} {id}", entity.as_str())))?;
+        let mut fields = fields;
+        if entity == Entity::Appointment {
+            // A booking's start and end travel together (one stamp), so a merge of two desks'
+            // reschedules never pairs one's start with the other's end.
+            for (name, partner) in [("starts_at", "ends_at"), ("ends_at", "starts_at")] {
+                if fields.contains_key(name) && !fields.contains_key(partner) {
+                    let current = row.record.get(partner).cloned().unwrap_or(Value::Null);
+                    fields.insert(partner.to_owned(), current);
+                }
+            }
+        }
         let change = local_change(&tx, identity, entity, id, fields, now)?;
         apply_change(&mut row.record, &change);
         if entity == Entity::Appointment {

@@ -1,15 +1,19 @@
 //! The deterministic sync simulation: a seed drives 2-5 desks of one business (real encrypted
 //! SQLite stores, the real sync client) and the real server (real HTTP, real PostgreSQL) through
-//! random registrations, edits and deletes on simulated wall clocks up to a day off, random
-//! syncs, network partitions, lost requests and responses, duplicated and replayed (reordered)
-//! batches, and desk restarts from disk. Then the network heals, every desk syncs until quiet,
-//! and the run checks that
+//! random patient registrations, edits and deletes, bookings (made, moved, cancelled, deleted;
+//! a few practitioners, so desks double-book each other offline), cash ledger entries, on
+//! simulated wall clocks up to a day off; random syncs, network partitions, lost requests and
+//! responses, duplicated and replayed (reordered) batches, desk restarts from disk, and server
+//! purges of old tombstones (so desks behind the horizon must resync). Then the network heals,
+//! every desk syncs until quiet, and the run checks that
 //!
 //! * the server's rows equal a reference model: the per-field LWW merge of every write any desk
-//!   reported committed (nothing acknowledged is lost);
-//! * every desk's decrypted rows (values and stamps, tombstones included) equal the server's;
+//!   reported committed (nothing acknowledged is lost), less the rows the server purged;
+//! * every desk's decrypted rows of every entity (values and stamps, tombstones included) equal
+//!   the server's, and every desk's drawer balance is the server's;
+//! * every two live bookings of one practitioner that overlap have a conflict on record;
 //! * the server logged each device's writes exactly once, numbered 1..=last without a gap,
-//!   and no outbox holds anything;
+//!   and no outbox holds anything but changes to purged rows, refused as such;
 //! * no sync round ever found a desk's digest differing from the server's checkpoint.
 //!
 //! Included by `tests/simulation.rs` (CI: 500 seeds) and `examples/simulate.rs` (any number,
@@ -23,10 +27,16 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use kaunter_core::lww::LwwRecord;
 use kaunter_core::{IdType, NewPatient, PatientId, RegistrationForm, SeededRng};
 use kaunter_protocol::http::{
-    DELETED_FIELD, Fields, OutboxEntry, PatientRecord, PullResponse, PushResponse, Stamps,
+    DELETED_FIELD, Entity, Fields, OutboxEntry, PatientRecord, PullResponse, PushResponse, Stamps,
+    error_code,
 };
 use kaunter_protocol::merge::{apply_change, record_from_parts, record_into_parts};
-use kaunter_store::{DeskIdentity, MemorySecretStore, SecretStore, Store};
+use kaunter_protocol::records::{
+    AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, EntityRecord, ringgit,
+};
+use kaunter_store::{
+    DeskIdentity, MemorySecretStore, NewBooking, NewCashMovement, SecretStore, Store, StoreError,
+};
 use kaunter_sync_client::{SyncClient, SyncError, Transport, sync_once_at};
 use kaunter_sync_server::admin;
 use kaunter_sync_server::test_support::{TestDatabase, TestServer};
@@ -49,6 +59,12 @@ pub struct Tally {
     pub lost_responses: usize,
     pub duplicated: usize,
     pub rows: usize,
+    pub bookings: usize,
+    pub cash_entries: usize,
+    pub purges: usize,
+    pub purged_rows: usize,
+    pub resyncs: usize,
+    pub overlap_conflicts: usize,
 }
 
 impl Tally {
@@ -63,6 +79,12 @@ impl Tally {
         self.lost_responses += other.lost_responses;
         self.duplicated += other.duplicated;
         self.rows += other.rows;
+        self.bookings += other.bookings;
+        self.cash_entries += other.cash_entries;
+        self.purges += other.purges;
+        self.purged_rows += other.purged_rows;
+        self.resyncs += other.resyncs;
+        self.overlap_conflicts += other.overlap_conflicts;
     }
 }
 
@@ -216,13 +238,21 @@ struct Run {
     /// Simulated "true" time: every step moves it on a little.
     now: DateTime<Utc>,
     /// The merge of every write a desk reported committed.
-    model: BTreeMap<Uuid, LwwRecord<Value>>,
+    model: BTreeMap<Key, LwwRecord<Value>>,
+    tenant: kaunter_sync_server::ids::TenantId,
+    pool: kaunter_sync_server::Pool,
+    /// Practitioners the desks book (few, so offline desks double-book them).
+    practitioners: Vec<Uuid>,
+    /// Every (device, seq) the server's change log has held: a purge deletes some.
+    logged: std::collections::BTreeSet<(Uuid, i64)>,
     next_ic: u32,
     /// Rounds whose checkpoint disagreed with the desk: each is a bug somewhere.
     repairs: usize,
     tally: Tally,
     _scratch: tempfile::TempDir,
 }
+
+type Key = (Entity, Uuid);
 
 /// Why a seed failed: said in words, with the seed to replay.
 #[derive(Debug)]
@@ -273,6 +303,9 @@ impl Run {
         .map_err(|e| format!("create business: {e}"))?;
         let scratch = tempfile::tempdir_in(&world.scratch).map_err(|e| e.to_string())?;
         let count = 2 + rng.index(4);
+        let practitioners = (0..3)
+            .map(|_| Uuid::from_u64_pair(rng.next_u64(), seed))
+            .collect();
         let mut desks = Vec::with_capacity(count);
         for number in 0..count {
             let code = admin::create_enrolment_code(
@@ -330,6 +363,10 @@ impl Run {
             desks,
             now: base_time(),
             model: BTreeMap::new(),
+            tenant: business.tenant_id,
+            pool: world.server.pool().clone(),
+            practitioners,
+            logged: std::collections::BTreeSet::new(),
             next_ic: 0,
             repairs: 0,
             _scratch: scratch,
@@ -341,16 +378,20 @@ impl Run {
         self.now += Duration::milliseconds(i64::try_from(1 + self.rng.below(3000)).unwrap_or(1));
         let desk = self.rng.index(self.desks.len());
         match self.rng.below(100) {
-            0..=24 => self.register(desk)?,
-            25..=44 => self.edit(desk)?,
-            45..=51 => self.delete(desk)?,
-            52..=79 => self.sync(desk).await,
-            80..=87 => {
+            0..=15 => self.register(desk)?,
+            16..=27 => self.edit(desk)?,
+            28..=32 => self.delete(desk)?,
+            33..=40 => self.book(desk)?,
+            41..=46 => self.change_booking(desk)?,
+            47..=51 => self.record_cash(desk)?,
+            52..=77 => self.sync(desk).await,
+            78..=84 => {
                 let mut faults = self.desks[desk].transport.faults.lock().expect("faults");
                 faults.partitioned = !faults.partitioned;
             }
-            88..=93 => self.restart(desk)?,
-            _ => self.replay_old_batch(desk).await?,
+            85..=90 => self.restart(desk)?,
+            91..=96 => self.replay_old_batch(desk).await?,
+            _ => self.purge().await?,
         }
         Ok(())
     }
@@ -369,7 +410,9 @@ impl Run {
             .ok_or("a committed write is missing from the outbox")?;
         drop(store);
         apply_change(
-            self.model.entry(entry.change.row_id).or_default(),
+            self.model
+                .entry((entry.change.entity, entry.change.row_id))
+                .or_default(),
             &entry.change,
         );
         self.tally.writes += 1;
@@ -451,13 +494,181 @@ impl Run {
         self.remember_last_write(desk)
     }
 
+    /// A live row of `entity` this desk knows, if any.
+    fn pick_live(&mut self, desk: usize, entity: Entity) -> Result<Option<(Uuid, Fields)>, String> {
+        let states = self.desks[desk]
+            .store()
+            .row_states(entity)
+            .map_err(|e| e.to_string())?;
+        let live: Vec<(Uuid, Fields)> = states
+            .into_iter()
+            .filter(|(_, _, fields, _)| fields.get(DELETED_FIELD) != Some(&Value::Bool(true)))
+            .map(|(id, _, fields, _)| (id, fields))
+            .collect();
+        Ok(self.rng.pick(&live).cloned())
+    }
+
+    /// A random half-hour-aligned slot on the simulated day, 30 or 60 minutes long.
+    fn slot(&mut self) -> (DateTime<Utc>, DateTime<Utc>) {
+        let day = base_time() + Duration::hours(1);
+        let start = day + Duration::minutes(30 * i64::try_from(self.rng.below(16)).unwrap_or(0));
+        let length = Duration::minutes(30 * (1 + i64::try_from(self.rng.below(2)).unwrap_or(0)));
+        (start, start + length)
+    }
+
+    fn book(&mut self, desk: usize) -> Result<(), String> {
+        let Some(patient) = self.pick_patient(desk)? else {
+            return Ok(());
+        };
+        let (starts_at, ends_at) = self.slot();
+        let booking = NewBooking {
+            patient_id: patient,
+            practitioner_id: *self
+                .rng
+                .pick(&self.practitioners)
+                .ok_or("no practitioner")?,
+            starts_at,
+            ends_at,
+            note: (self.rng.below(2) == 0).then(|| format!("Demam {}", self.rng.below(100))),
+        };
+        let now = self.desk_now(desk);
+        match self.desks[desk].store().book_appointment(&booking, now) {
+            Ok(_) => {}
+            // The practitioner is busy as far as this desk knows: nothing written.
+            Err(StoreError::InvalidRecord(errors))
+                if errors.iter().all(|e| e.code == "practitioner_busy") =>
+            {
+                return Ok(());
+            }
+            Err(other) => return Err(format!("book on desk {desk}: {other}")),
+        }
+        self.tally.bookings += 1;
+        self.remember_last_write(desk)
+    }
+
+    /// Moves, cancels, marks, re-notes or deletes a booking this desk knows.
+    fn change_booking(&mut self, desk: usize) -> Result<(), String> {
+        let Some((id, _)) = self.pick_live(desk, Entity::Appointment)? else {
+            return Ok(());
+        };
+        let fields: Fields = match self.rng.below(5) {
+            0 => {
+                let (starts_at, ends_at) = self.slot();
+                [
+                    ("starts_at".to_owned(), json!(starts_at)),
+                    ("ends_at".to_owned(), json!(ends_at)),
+                ]
+                .into()
+            }
+            1 => [("status".to_owned(), json!("cancelled"))].into(),
+            2 => [("status".to_owned(), json!("arrived"))].into(),
+            3 => [(
+                "note".to_owned(),
+                json!(format!("Batuk {}", self.rng.below(100))),
+            )]
+            .into(),
+            _ => [(DELETED_FIELD.to_owned(), json!(true))].into(),
+        };
+        let now = self.desk_now(desk);
+        match self.desks[desk]
+            .store()
+            .edit_row(Entity::Appointment, id, fields, now)
+        {
+            Ok(()) => {}
+            Err(StoreError::InvalidRecord(errors))
+                if errors.iter().all(|e| e.code == "practitioner_busy") =>
+            {
+                return Ok(());
+            }
+            Err(other) => return Err(format!("change booking on desk {desk}: {other}")),
+        }
+        self.remember_last_write(desk)
+    }
+
+    fn record_cash(&mut self, desk: usize) -> Result<(), String> {
+        let kind = *self.rng.pick(&CashKind::ALL).ok_or("no kind")?;
+        let sen = i64::try_from(1 + self.rng.below(50_000)).unwrap_or(1);
+        let patient = if kind == CashKind::Payment {
+            self.pick_patient(desk)?
+        } else {
+            None
+        };
+        let movement = NewCashMovement {
+            kind,
+            amount: ringgit::from_sen(sen),
+            patient_id: patient,
+            note: None,
+        };
+        let now = self.desk_now(desk);
+        self.desks[desk]
+            .store()
+            .record_cash(&movement, now)
+            .map_err(|e| format!("cash on desk {desk}: {e}"))?;
+        self.tally.cash_entries += 1;
+        self.remember_last_write(desk)
+    }
+
+    /// The server purges tombstones up to a random change seq (a horizon some way back).
+    async fn purge(&mut self) -> Result<(), String> {
+        let pool = self.pool.clone();
+        self.note_logged(&pool).await?;
+        let mut client = pool.get().await.map_err(|e| e.to_string())?;
+        let tx = kaunter_sync_server::db::TenantTx::begin(&mut client, self.tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        let row = tx
+            .query_one(
+                "SELECT change_seq, purged_seq FROM tenants WHERE tenant_id = $1",
+                &[&self.tenant],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        drop(client);
+        let (last, purged): (i64, i64) = (row.get(0), row.get(1));
+        if last <= purged {
+            return Ok(());
+        }
+        let span = u64::try_from(last - purged).unwrap_or(0);
+        let through = purged + i64::try_from(self.rng.below(span) + 1).unwrap_or(0);
+        let report = kaunter_sync_server::purge::purge_through(&pool, self.tenant, through)
+            .await
+            .map_err(|e| format!("purge through {through}: {e}"))?;
+        self.tally.purges += 1;
+        self.tally.purged_rows += usize::try_from(report.rows).unwrap_or(0);
+        Ok(())
+    }
+
+    /// Adds what the change log holds now to what it has ever held.
+    async fn note_logged(&mut self, pool: &kaunter_sync_server::Pool) -> Result<(), String> {
+        let mut client = pool.get().await.map_err(|e| e.to_string())?;
+        let tx = kaunter_sync_server::db::TenantTx::begin(&mut client, self.tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows = tx
+            .query(
+                "SELECT device_id, device_seq FROM changes WHERE tenant_id = $1",
+                &[&self.tenant],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        self.logged.extend(
+            rows.iter()
+                .map(|row| (row.get::<_, Uuid>(0), row.get::<_, i64>(1))),
+        );
+        Ok(())
+    }
+
     async fn sync(&mut self, desk: usize) {
         let now = self.desk_now(desk);
         let d = &self.desks[desk];
         self.tally.syncs += 1;
         match sync_once_at(&d.store, &d.transport, || now, &|_| {}).await {
-            Ok(report) if report.repaired => self.repairs += 1,
-            Ok(_) => {}
+            Ok(report) => {
+                self.repairs += usize::from(report.repaired);
+                self.tally.resyncs += usize::from(report.resynced);
+            }
             Err(_) => self.tally.failed_syncs += 1,
         }
     }
@@ -520,9 +731,8 @@ impl Run {
                     .await
                     .map_err(|e| format!("healed sync of desk {desk} failed: {e}"))?;
                 moved += report.pushed + report.applied;
-                if report.repaired {
-                    self.repairs += 1;
-                }
+                self.repairs += usize::from(report.repaired);
+                self.tally.resyncs += usize::from(report.resynced);
             }
             if moved == 0 {
                 break;
@@ -548,28 +758,45 @@ impl Run {
             ));
         }
         let tenant = self.tenant()?;
-        let server = server_rows(world, tenant).await?;
-        let model: BTreeMap<Uuid, (Fields, Stamps)> = self
+        let purged = purged_rows(world, tenant).await?;
+        let model: Rows = self
             .model
             .iter()
-            .map(|(id, record)| (*id, record_into_parts(record)))
+            .filter(|(key, _)| !purged.contains(key))
+            .map(|(key, record)| (*key, record_into_parts(record)))
             .collect();
+        let server = server_rows(world, tenant).await?;
         self.tally.rows = model.len();
         if server != model {
             return Err(first_difference("server", &server, "model", &model));
         }
+        let server_balance: i64 = model
+            .iter()
+            .filter(|((entity, _), _)| *entity == Entity::CashMovement)
+            .map(|((_, id), (fields, _))| {
+                CashMovementRecord::from_fields(*id, Uuid::nil(), fields)
+                    .map(|movement| movement.signed_sen())
+                    .map_err(|e| format!("cash movement {id}: {e}"))
+            })
+            .sum::<Result<i64, String>>()?;
+        self.tally.overlap_conflicts = check_overlaps_recorded(world, tenant, &server).await?;
+        self.note_logged(&self.pool.clone()).await?;
         for (number, desk) in self.desks.iter().enumerate() {
-            let (local, state, integrity) = {
+            let (local, state, integrity, refused, balance) = {
                 let store = desk.store();
-                let local: BTreeMap<Uuid, (Fields, Stamps)> = store
-                    .patient_states()
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .map(|(id, _, fields, stamps)| (id, (fields, stamps)))
-                    .collect();
+                let mut local = Rows::new();
+                for entity in Entity::ALL {
+                    for (id, _, fields, stamps) in
+                        store.row_states(entity).map_err(|e| e.to_string())?
+                    {
+                        local.insert((entity, id), (fields, stamps));
+                    }
+                }
                 let state = store.sync_state().map_err(|e| e.to_string())?;
                 let integrity = store.integrity_check().map_err(|e| e.to_string())?;
-                (local, state, integrity)
+                let refused = store.refused_changes().map_err(|e| e.to_string())?;
+                let balance = store.cash_balance_sen().map_err(|e| e.to_string())?;
+                (local, state, integrity, refused, balance)
             };
             if local != server {
                 return Err(first_difference(
@@ -579,16 +806,33 @@ impl Run {
                     &server,
                 ));
             }
-            if state.pending != 0 || state.rejected != 0 {
+            if balance != server_balance {
                 return Err(format!(
-                    "desk {number} still has {} pending and {} refused entries",
-                    state.pending, state.rejected
+                    "desk {number}'s drawer holds {balance} sen, the server's {server_balance}"
+                ));
+            }
+            if state.pending != 0 {
+                return Err(format!(
+                    "desk {number} still has {} pending entries",
+                    state.pending
+                ));
+            }
+            if let Some(other) = refused.iter().find(|r| r.code != error_code::ROW_PURGED) {
+                return Err(format!(
+                    "desk {number} has a refused entry other than a purged row's: {other:?}"
                 ));
             }
             if integrity != "ok" {
                 return Err(format!("desk {number} fails PRAGMA integrity_check"));
             }
-            let logged = logged_seqs(world, tenant, desk.device_id).await?;
+            let mut logged: Vec<i64> = self
+                .logged
+                .iter()
+                .filter(|(device, _)| *device == desk.device_id)
+                .map(|(_, seq)| *seq)
+                .collect();
+            logged.extend(rejected_seqs(world, tenant, desk.device_id).await?);
+            logged.sort_unstable();
             let expected: Vec<i64> = (1..=state.last_seq).collect();
             if logged != expected {
                 return Err(format!(
@@ -610,24 +854,41 @@ impl Run {
     }
 }
 
-/// The server's patient rows of `tenant`, read as the owner (no row-level security in the way),
-/// in the same (fields, stamps) shape the desks and the model use.
-async fn server_rows(
-    world: &World,
-    tenant: Uuid,
-) -> Result<BTreeMap<Uuid, (Fields, Stamps)>, String> {
+type Rows = BTreeMap<Key, (Fields, Stamps)>;
+
+/// The server's rows of every entity of `tenant`, read as the owner (no row-level security in
+/// the way), in the same (fields, stamps) shape the desks and the model use.
+async fn server_rows(world: &World, tenant: Uuid) -> Result<Rows, String> {
     let client = world.db.owner_client().await.map_err(|e| e.to_string())?;
-    let rows = client
-        .query(
-            "SELECT patient_id, branch_id, full_name, id_type, id_number, phone,
-                    date_of_birth, sex, deleted, stamps
-             FROM patients WHERE tenant_id = $1",
-            &[&tenant],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut out = BTreeMap::new();
-    for row in rows {
+    let mut out = Rows::new();
+    let mut put = |entity: Entity, id: Uuid, mut fields: Fields, deleted: bool, stamps: Value| {
+        let stamps: Stamps =
+            serde_json::from_value(stamps).map_err(|e| format!("stamps of {id}: {e}"))?;
+        if stamps.contains_key(DELETED_FIELD) {
+            fields.insert(DELETED_FIELD.to_owned(), Value::Bool(deleted));
+        }
+        out.insert(
+            (entity, id),
+            record_into_parts(&record_from_parts(&fields, &stamps)),
+        );
+        Ok::<(), String>(())
+    };
+    let query = |sql: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query(sql, &[&tenant])
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    for row in query(
+        "SELECT patient_id, branch_id, full_name, id_type, id_number, phone,
+                date_of_birth, sex, deleted, stamps
+         FROM patients WHERE tenant_id = $1",
+    )
+    .await?
+    {
         let id: Uuid = row.get(0);
         let record: PatientRecord = serde_json::from_value(json!({
             "id": id,
@@ -639,26 +900,128 @@ async fn server_rows(
             "date_of_birth": row.get::<_, Option<NaiveDate>>(6),
             "sex": row.get::<_, Option<String>>(7),
         }))
-        .map_err(|e| format!("server row {id}: {e}"))?;
-        let stamps: Stamps =
-            serde_json::from_value(row.get(9)).map_err(|e| format!("stamps of {id}: {e}"))?;
-        let mut fields = record.fields();
-        if stamps.contains_key(DELETED_FIELD) {
-            fields.insert(DELETED_FIELD.to_owned(), Value::Bool(row.get(8)));
-        }
-        out.insert(id, record_into_parts(&record_from_parts(&fields, &stamps)));
+        .map_err(|e| format!("server patient {id}: {e}"))?;
+        put(Entity::Patient, id, record.fields(), row.get(8), row.get(9))?;
+    }
+    for row in query(
+        "SELECT appointment_id, branch_id, patient_id, practitioner_id, starts_at, ends_at,
+                status, note, deleted, stamps
+         FROM appointments WHERE tenant_id = $1",
+    )
+    .await?
+    {
+        let id: Uuid = row.get(0);
+        let status: String = row.get(6);
+        let record = AppointmentRecord {
+            id,
+            branch_id: row.get(1),
+            patient_id: row.get(2),
+            practitioner_id: row.get(3),
+            starts_at: row.get(4),
+            ends_at: row.get(5),
+            status: AppointmentStatus::parse(&status).ok_or("bad status")?,
+            note: row.get(7),
+        };
+        put(
+            Entity::Appointment,
+            id,
+            record.fields(),
+            row.get(8),
+            row.get(9),
+        )?;
+    }
+    for row in query(
+        "SELECT movement_id, branch_id, kind, amount_sen, patient_id, note, stamps
+         FROM cash_movements WHERE tenant_id = $1",
+    )
+    .await?
+    {
+        let id: Uuid = row.get(0);
+        let kind: String = row.get(2);
+        let record = CashMovementRecord {
+            id,
+            branch_id: row.get(1),
+            kind: CashKind::parse(&kind).ok_or("bad kind")?,
+            amount: ringgit::from_sen(row.get(3)),
+            patient_id: row.get(4),
+            note: row.get(5),
+        };
+        put(Entity::CashMovement, id, record.fields(), false, row.get(6))?;
     }
     Ok(out)
 }
 
-async fn logged_seqs(world: &World, tenant: Uuid, device: Uuid) -> Result<Vec<i64>, String> {
+async fn purged_rows(
+    world: &World,
+    tenant: Uuid,
+) -> Result<std::collections::BTreeSet<Key>, String> {
     let client = world.db.owner_client().await.map_err(|e| e.to_string())?;
     let rows = client
         .query(
-            "SELECT device_seq FROM changes WHERE tenant_id = $1 AND device_id = $2
-             UNION ALL
-             SELECT device_seq FROM rejected_changes WHERE tenant_id = $1 AND device_id = $2
-             ORDER BY 1",
+            "SELECT entity, row_id FROM purged_rows WHERE tenant_id = $1",
+            &[&tenant],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    rows.iter()
+        .map(|row| {
+            let entity: String = row.get(0);
+            Entity::parse(&entity)
+                .map(|entity| (entity, row.get(1)))
+                .ok_or_else(|| format!("purged entity {entity:?}"))
+        })
+        .collect()
+}
+
+/// Every two live bookings that overlap must have a conflict on record (in either order).
+/// Returns how many such conflicts there are.
+async fn check_overlaps_recorded(
+    world: &World,
+    tenant: Uuid,
+    server: &Rows,
+) -> Result<usize, String> {
+    let client = world.db.owner_client().await.map_err(|e| e.to_string())?;
+    let recorded: std::collections::BTreeSet<(Uuid, Uuid)> = client
+        .query(
+            "SELECT row_a, row_b FROM conflicts
+             WHERE tenant_id = $1 AND kind = 'appointment_overlap'",
+            &[&tenant],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let live: Vec<AppointmentRecord> = server
+        .iter()
+        .filter(|((entity, _), (fields, _))| {
+            *entity == Entity::Appointment && fields.get(DELETED_FIELD) != Some(&Value::Bool(true))
+        })
+        .map(|((_, id), (fields, _))| {
+            AppointmentRecord::from_fields(*id, Uuid::nil(), fields).map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    for (i, a) in live.iter().enumerate() {
+        for b in &live[i + 1..] {
+            if a.overlaps(b)
+                && !recorded.contains(&(a.id, b.id))
+                && !recorded.contains(&(b.id, a.id))
+            {
+                return Err(format!(
+                    "bookings {} and {} overlap but no conflict was recorded",
+                    a.id, b.id
+                ));
+            }
+        }
+    }
+    Ok(recorded.len())
+}
+
+async fn rejected_seqs(world: &World, tenant: Uuid, device: Uuid) -> Result<Vec<i64>, String> {
+    let client = world.db.owner_client().await.map_err(|e| e.to_string())?;
+    let rows = client
+        .query(
+            "SELECT device_seq FROM rejected_changes WHERE tenant_id = $1 AND device_id = $2",
             &[&tenant, &device],
         )
         .await
@@ -666,18 +1029,13 @@ async fn logged_seqs(world: &World, tenant: Uuid, device: Uuid) -> Result<Vec<i6
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
-fn first_difference(
-    left_name: &str,
-    left: &BTreeMap<Uuid, (Fields, Stamps)>,
-    right_name: &str,
-    right: &BTreeMap<Uuid, (Fields, Stamps)>,
-) -> String {
+fn first_difference(left_name: &str, left: &Rows, right_name: &str, right: &Rows) -> String {
     for (id, value) in left {
         match right.get(id) {
-            None => return format!("row {id} is on the {left_name} but not the {right_name}"),
+            None => return format!("row {id:?} is on the {left_name} but not the {right_name}"),
             Some(other) if other != value => {
                 return format!(
-                    "row {id} differs: {left_name} has {value:?}, {right_name} has {other:?}"
+                    "row {id:?} differs: {left_name} has {value:?}, {right_name} has {other:?}"
                 );
             }
             Some(_) => {}
@@ -685,7 +1043,7 @@ fn first_difference(
     }
     for id in right.keys() {
         if !left.contains_key(id) {
-            return format!("row {id} is on the {right_name} but not the {left_name}");
+            return format!("row {id:?} is on the {right_name} but not the {left_name}");
         }
     }
     format!("{left_name} and {right_name} differ")

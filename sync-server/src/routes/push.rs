@@ -328,6 +328,20 @@ fn check_entry(
             )],
         ));
     }
+    let times = ["starts_at", "ends_at"].map(|name| change.fields.contains_key(name));
+    if change.entity == Entity::Appointment && times[0] != times[1] {
+        return Err(refusal(
+            entry,
+            error_code::VALIDATION_FAILED,
+            "A booking's start and end change together.",
+            vec![field_error(
+                entry,
+                if times[0] { "ends_at" } else { "starts_at" },
+                "required_with_pair",
+                "A booking's start and end change together.",
+            )],
+        ));
+    }
     if change.fields.is_empty() {
         return Err(refusal(
             entry,
@@ -386,12 +400,15 @@ fn merge_entry(
     }
     let mut candidate = row.record.clone();
     apply_change(&mut candidate, change);
-    let (fields, _) = record_into_parts(&candidate);
+    // The row as if this change won every field it sets: its values are checked whether or not
+    // a later write already beat them here (other replicas may merge in another order).
+    let (mut probe, _) = record_into_parts(&row.record);
+    probe.extend(change.fields.clone());
     rows::check_merged(
         change.entity,
         change.row_id,
         change.branch_id,
-        &fields,
+        &probe,
         &change.fields,
         entry.seq,
     )
