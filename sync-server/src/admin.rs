@@ -150,6 +150,72 @@ pub async fn revoke_device(pool: &Pool, tenant_id: TenantId, device_id: DeviceId
     Ok(())
 }
 
+/// One desk's sync state as head office sees it: what the desk last reported, when the server
+/// last heard from it, and its branch's open conflicts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceSyncStatus {
+    pub device_id: DeviceId,
+    pub device_name: String,
+    pub branch_id: BranchId,
+    pub branch_name: String,
+    pub revoked: bool,
+    pub last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub reported_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub pending: Option<i32>,
+    pub refused: Option<i32>,
+    pub oldest_pending_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_synced_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_error: Option<String>,
+    pub schema_version: Option<i32>,
+    pub app_version: Option<String>,
+    pub branch_open_conflicts: i64,
+}
+
+/// Every desk of a business with its sync state, by branch and name.
+pub async fn sync_status(pool: &Pool, tenant_id: TenantId) -> Result<Vec<DeviceSyncStatus>> {
+    let mut client = pool.get().await?;
+    let tx = TenantTx::begin(&mut client, tenant_id).await?;
+    require_tenant(&tx).await?;
+    let rows = tx
+        .query(
+            "SELECT d.device_id, d.name, d.branch_id, b.name, d.revoked_at IS NOT NULL,
+                    d.last_seen_at, d.status_reported_at, d.status_pending, d.status_refused,
+                    d.status_oldest_pending, d.status_last_synced_at, d.status_last_error,
+                    d.status_schema_version, d.status_app_version,
+                    (SELECT count(*) FROM conflicts c
+                     WHERE c.tenant_id = d.tenant_id AND c.branch_id = d.branch_id
+                       AND c.resolution IS NULL)
+             FROM devices d
+             JOIN branches b ON b.tenant_id = d.tenant_id AND b.branch_id = d.branch_id
+             WHERE d.tenant_id = $1
+             ORDER BY b.name, d.name, d.device_id",
+            &[&tenant_id],
+        )
+        .await?;
+    tx.commit().await?;
+    rows.iter()
+        .map(|row| {
+            Ok(DeviceSyncStatus {
+                device_id: row.try_get(0)?,
+                device_name: row.try_get(1)?,
+                branch_id: row.try_get(2)?,
+                branch_name: row.try_get(3)?,
+                revoked: row.try_get(4)?,
+                last_seen_at: row.try_get(5)?,
+                reported_at: row.try_get(6)?,
+                pending: row.try_get(7)?,
+                refused: row.try_get(8)?,
+                oldest_pending_at: row.try_get(9)?,
+                last_synced_at: row.try_get(10)?,
+                last_error: row.try_get(11)?,
+                schema_version: row.try_get(12)?,
+                app_version: row.try_get(13)?,
+                branch_open_conflicts: row.try_get(14)?,
+            })
+        })
+        .collect()
+}
+
 async fn require_tenant(tx: &TenantTx<'_>) -> Result<()> {
     let exists = tx
         .query_opt(

@@ -77,6 +77,13 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 168)]
         ttl_hours: u64,
     },
+    /// Every desk of a business with its sync state (backlog, refusals, last sync, last error,
+    /// open conflicts of its branch); prints a JSON array.
+    SyncStatus {
+        /// The business's tenant_id.
+        #[arg(long)]
+        tenant: TenantId,
+    },
     /// Remove deleted records whose deletion is older than the horizon, for good; prints
     /// {"purged_seq":..,"rows":..,"changes":..}. Desks away longer than that resync.
     PurgeTombstones {
@@ -146,6 +153,7 @@ async fn admin_command(pool: &db::Pool, command: AdminCommand) -> Result<()> {
             println!("{code}");
             Ok(())
         }
+        AdminCommand::SyncStatus { tenant } => print_json(&admin::sync_status(pool, tenant).await?),
         AdminCommand::PurgeTombstones {
             tenant,
             older_than_days,

@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/enrol", post(routes::enrol::enrol))
         .route("/v1/sync/push", post(routes::push::push))
         .route("/v1/sync/pull", get(routes::pull::pull))
+        .route("/v1/sync/status", post(routes::status::report))
         .route("/v1/conflicts", get(routes::conflicts::list))
         .route("/v1/conflicts/resolve", post(routes::conflicts::resolve))
         .fallback(routes::not_found)

@@ -325,6 +325,24 @@ pub struct ResolveConflictRequest {
     pub resolution: Resolution,
 }
 
+/// `POST /v1/sync/status`: what a desk says of its own sync state after a round, so head office
+/// sees every branch's backlog and trouble. Times are the desk's clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct DeskStatusReport {
+    /// Outbox entries not yet acknowledged.
+    pub pending: u32,
+    /// Entries the server refused, kept on the desk for a person.
+    pub refused: u32,
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    /// The last round's error, if it failed (at most 500 characters).
+    pub last_error: Option<String>,
+    pub schema_version: u32,
+    /// The desk app's version, e.g. `0.3.0`.
+    pub app_version: String,
+}
+
 /// `POST /v1/enrol`: exchange a single-use enrolment code for device credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]

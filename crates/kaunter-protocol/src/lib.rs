@@ -79,6 +79,7 @@ pub fn typescript_declarations() -> String {
         http::ConflictView::decl(),
         http::ConflictsResponse::decl(),
         http::ResolveConflictRequest::decl(),
+        http::DeskStatusReport::decl(),
         http::EnrolRequest::decl(),
         http::EnrolResponse::decl(),
         http::ErrorBody::decl(),

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use kaunter_protocol::SCHEMA_VERSION;
 use kaunter_protocol::http::{
-    ConflictView, ConflictsResponse, EnrolRequest, EnrolResponse, ErrorBody, OutboxEntry,
-    PullResponse, PushRequest, PushResponse, Resolution, ResolveConflictRequest, error_code,
+    ConflictView, ConflictsResponse, DeskStatusReport, EnrolRequest, EnrolResponse, ErrorBody,
+    OutboxEntry, PullResponse, PushRequest, PushResponse, Resolution, ResolveConflictRequest,
+    error_code,
 };
 use reqwest::StatusCode;
 
@@ -127,6 +128,19 @@ impl SyncClient {
             .await
             .map_err(transport_error)?;
         read(response).await
+    }
+
+    /// Tells the server this desk's sync state, for head office.
+    pub async fn report_status(&self, report: &DeskStatusReport) -> Result<()> {
+        let response = self
+            .http
+            .post(format!("{}/v1/sync/status", self.base_url))
+            .bearer_auth(&self.token)
+            .json(report)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        read::<serde_json::Value>(response).await.map(|_| ())
     }
 
     pub async fn pull_page(&self, cursor: i64, limit: u32, count: bool) -> Result<PullResponse> {

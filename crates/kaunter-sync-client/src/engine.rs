@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kaunter_protocol::http::{Checkpoint, error_code};
+use kaunter_protocol::http::{Checkpoint, DeskStatusReport, error_code};
 use kaunter_store::{Store, StoreError};
 use tokio::sync::Notify;
 
@@ -170,6 +170,22 @@ fn agrees(store: &Mutex<Store>, checkpoint: &Checkpoint) -> Result<bool> {
     Ok(store.state_digest()? == checkpoint.digest)
 }
 
+/// The report head office gets of this desk's sync state.
+pub fn status_report(state: &kaunter_store::SyncState) -> DeskStatusReport {
+    DeskStatusReport {
+        pending: state.pending,
+        refused: state.rejected,
+        oldest_pending_at: state.oldest_pending_at,
+        last_synced_at: state.last_synced_at,
+        last_error: state
+            .last_error
+            .as_ref()
+            .map(|error| error.chars().take(500).collect()),
+        schema_version: kaunter_protocol::SCHEMA_VERSION,
+        app_version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
 /// What the status bar shows beyond the store's own bookkeeping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LiveStatus {
@@ -236,16 +252,24 @@ impl SyncEngine {
             live.online = reached;
             live.progress = PullProgress::default();
         });
-        let mut store = lock(&self.store)?;
-        match &outcome {
-            Ok(report) => {
-                store.record_sync_success(now())?;
-                tracing::info!(?report, "sync round done");
+        let report = {
+            let mut store = lock(&self.store)?;
+            match &outcome {
+                Ok(report) => {
+                    store.record_sync_success(now())?;
+                    tracing::info!(?report, "sync round done");
+                }
+                Err(error) => {
+                    store.record_sync_failure(now(), &error.to_string())?;
+                    tracing::warn!(%error, "sync round failed");
+                }
             }
-            Err(error) => {
-                store.record_sync_failure(now(), &error.to_string())?;
-                tracing::warn!(%error, "sync round failed");
-            }
+            status_report(&store.sync_state()?)
+        };
+        // Head office sees each desk's backlog and trouble; a report that does not arrive is
+        // sent again after the next round.
+        if reached && let Err(error) = self.client.report_status(&report).await {
+            tracing::debug!(%error, "sync status not reported");
         }
         outcome
     }

@@ -7,5 +7,7 @@ mod engine;
 mod error;
 
 pub use client::{SyncClient, Transport};
-pub use engine::{LiveStatus, PullProgress, SyncEngine, SyncReport, sync_once, sync_once_at};
+pub use engine::{
+    LiveStatus, PullProgress, SyncEngine, SyncReport, status_report, sync_once, sync_once_at,
+};
 pub use error::{Result, SyncError};

@@ -514,3 +514,92 @@ async fn a_desk_that_missed_a_change_notices_by_the_checkpoint_and_repairs_itsel
     drop(server);
     db.drop_db().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_office_sees_each_desks_backlog_and_last_sync_and_no_other_business_does() {
+    let db = TestDatabase::create().await.unwrap();
+    let server = db.spawn_server().await.unwrap();
+    let business = admin::create_business(server.pool(), "Klinik Status", "Main", None)
+        .await
+        .unwrap();
+    let other = admin::create_business(server.pool(), "Klinik Lain", "Main", None)
+        .await
+        .unwrap();
+    let code = admin::create_enrolment_code(
+        server.pool(),
+        business.tenant_id,
+        business.branch_id,
+        DEFAULT_ENROLMENT_CODE_TTL,
+    )
+    .await
+    .unwrap();
+    let enrolled = SyncClient::enrol(&server.base_url, &code, "Kaunter 1")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(
+        dir.path().join("desk.db"),
+        Arc::new(MemorySecretStore::new()),
+    )
+    .unwrap();
+    store
+        .enrol(
+            DeskIdentity::from_enrolment(&enrolled, "Kaunter 1", &server.base_url),
+            &enrolled.device_token,
+        )
+        .unwrap();
+    let store = Arc::new(Mutex::new(store));
+    let client = SyncClient::new(&server.base_url, &enrolled.device_token).unwrap();
+    let engine = kaunter_sync_client::SyncEngine::new(
+        store.clone(),
+        SyncClient::new(&server.base_url, &enrolled.device_token).unwrap(),
+    );
+
+    let before = admin::sync_status(server.pool(), business.tenant_id)
+        .await
+        .unwrap();
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].device_name, "Kaunter 1");
+    assert_eq!((before[0].reported_at, before[0].pending), (None, None));
+
+    engine.sync_now(Utc::now).await.unwrap();
+    let after = admin::sync_status(server.pool(), business.tenant_id)
+        .await
+        .unwrap();
+    let desk = &after[0];
+    assert!(desk.reported_at.is_some() && desk.last_seen_at.is_some());
+    assert_eq!((desk.pending, desk.refused), (Some(0), Some(0)));
+    assert!(desk.last_synced_at.is_some());
+    assert_eq!(desk.last_error, None);
+    assert_eq!(
+        desk.schema_version,
+        Some(i32::try_from(kaunter_protocol::SCHEMA_VERSION).unwrap())
+    );
+    assert_eq!(desk.app_version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
+    assert!(!desk.revoked);
+
+    // A backlog and an error as the desk reports them.
+    let mut state = store.lock().unwrap().sync_state().unwrap();
+    state.pending = 7;
+    state.last_error = Some("x".repeat(800));
+    client
+        .report_status(&kaunter_sync_client::status_report(&state))
+        .await
+        .unwrap();
+    let reported = &admin::sync_status(server.pool(), business.tenant_id)
+        .await
+        .unwrap()[0];
+    assert_eq!(reported.pending, Some(7));
+    assert_eq!(reported.last_error.as_ref().map(String::len), Some(500));
+
+    // Another business sees only its own desks (none).
+    assert!(
+        admin::sync_status(server.pool(), other.tenant_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(engine);
+    drop(server);
+    db.drop_db().await.unwrap();
+}
