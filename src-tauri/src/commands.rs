@@ -193,6 +193,22 @@ pub async fn sync_now(state: State<'_, DeskState>) -> CommandResult<SyncStatusVi
     status(&state)
 }
 
+/// Gives up a refused change: the record goes back to the server's version at the next sync,
+/// which this starts.
+#[tauri::command]
+pub async fn discard_refused_change(
+    state: State<'_, DeskState>,
+    seq: i64,
+) -> CommandResult<Vec<RefusedChangeView>> {
+    lock(&state)?
+        .discard_refused(seq)
+        .map_err(error::from_store)?;
+    if let Some(engine) = state.engine() {
+        engine.wake();
+    }
+    lock(&state)?.refused_changes().map_err(error::from_store)
+}
+
 /// The changes the server refused, with its reasons (they stay on this desk).
 #[tauri::command]
 pub async fn refused_changes(state: State<'_, DeskState>) -> CommandResult<Vec<RefusedChangeView>> {

@@ -34,6 +34,7 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::list_conflicts,
             commands::resolve_conflict,
             commands::refused_changes,
+            commands::discard_refused_change,
         ])
         .run(tauri::generate_context!())
 }

@@ -60,6 +60,9 @@ export const api = {
   syncStatus: (): Promise<SyncStatusView> => call("sync_status"),
   syncNow: (): Promise<SyncStatusView> => call("sync_now"),
   refusedChanges: (): Promise<RefusedChangeView[]> => call("refused_changes"),
+  /** Gives up a refused change; the record returns to the server's version at the next sync. */
+  discardRefusedChange: (seq: number): Promise<RefusedChangeView[]> =>
+    call("discard_refused_change", { seq }),
   /** The branch's open conflicts, from the server: needs the network. */
   listConflicts: (): Promise<ConflictView[]> => call("list_conflicts"),
   resolveConflict: (conflictId: string, resolution: Resolution): Promise<SyncStatusView> =>

@@ -114,8 +114,10 @@ export const en = {
   close: "Close",
   refusedTitle: "Changes the server refused",
   refusedIntro:
-    "These changes stay on this desk and are not sent again. Correct the record if needed, or ask your administrator.",
+    "These changes stay on this desk and are not sent again. Discard a change to get the server's version of the record back, then correct it if needed.",
   noRefused: "No refused changes.",
+  discardRefused: "Discard this change",
+  discardRefusedHint: "The record goes back to what the server has.",
   refusedDetail: (fields: string, when: string, code: string) => `(${fields}; made ${when}; ${code})`,
   rejected: (count: number) =>
     count === 1

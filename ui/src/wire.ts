@@ -133,6 +133,24 @@ export type ConflictsResponse = { conflicts: Array<ConflictView>, };
 
 export type ResolveConflictRequest = { conflict_id: string, resolution: Resolution, };
 
+export type DeskStatusReport = { 
+/**
+ * Outbox entries not yet acknowledged.
+ */
+pending: number, 
+/**
+ * Entries the server refused, kept on the desk for a person.
+ */
+refused: number, oldest_pending_at: string | null, last_synced_at: string | null, 
+/**
+ * The last round's error, if it failed (at most 500 characters).
+ */
+last_error: string | null, schema_version: number, 
+/**
+ * The desk app's version, e.g. `0.3.0`.
+ */
+app_version: string, };
+
 export type EnrolRequest = { code: string, device_name: string, };
 
 export type EnrolResponse = { tenant_id: string, branch_id: string, device_id: string, 
@@ -191,7 +209,11 @@ phone: string | null, date_of_birth: string | null, sex: Sex | null, created_at:
  */
 synced: boolean, };
 
-export type RefusedChangeView = { seq: bigint, entity: string, row_id: string, 
+export type RefusedChangeView = { 
+/**
+ * The outbox seq (a JSON number: far below 2^53).
+ */
+seq: number, entity: string, row_id: string, 
 /**
  * The fields the change set, by name.
  */

@@ -60,6 +60,8 @@ pub struct PatientView {
 /// desk's outbox (out of later pushes) so nothing typed is lost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct RefusedChangeView {
+    /// The outbox seq (a JSON number: far below 2^53).
+    #[ts(type = "number")]
     pub seq: i64,
     pub entity: String,
     pub row_id: uuid::Uuid,

@@ -880,6 +880,47 @@ impl Store {
         Ok(())
     }
 
+    /// Gives up a change the server refused, so this desk holds the server's version of the
+    /// record again: the refused entries of that record leave the outbox, this desk's copy of it
+    /// is dropped, and the next pull starts from the beginning to bring the server's copy back
+    /// (merging is idempotent; on a large branch that pull takes a while). Refused while a later
+    /// change to the same record still waits to be sent: sync first.
+    pub fn discard_refused(&mut self, seq: i64) -> Result<()> {
+        let (conn, _, cipher) = self.enrolled_mut()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let target: Option<(String, String)> = tx
+            .query_row(
+                "SELECT entity, row_id FROM outbox WHERE seq = ?1 AND rejected_code IS NOT NULL",
+                params![seq],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (entity, row_id) =
+            target.ok_or_else(|| StoreError::NotFound(format!("refused change {seq}")))?;
+        let waiting: i64 = tx.query_row(
+            "SELECT count(*) FROM outbox WHERE row_id = ?1 AND rejected_code IS NULL",
+            params![row_id],
+            |r| r.get(0),
+        )?;
+        if waiting > 0 {
+            return Err(StoreError::InvalidRecord(vec![FieldError {
+                field: "seq".to_owned(),
+                code: "later_changes_pending".to_owned(),
+                message: "Later changes to this record are still waiting to be sent. Sync first, then discard.".to_owned(),
+            }]));
+        }
+        tx.execute(
+            "DELETE FROM outbox WHERE row_id = ?1 AND rejected_code IS NOT NULL",
+            params![row_id],
+        )?;
+        let entity = Entity::parse(&entity)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox entity {entity:?}")))?;
+        drop_row(&tx, cipher, entity, parse_uuid(&row_id)?)?;
+        tx.execute("UPDATE sync_state SET pull_cursor = 0", [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The changes the server refused, oldest first, with its reasons.
     pub fn refused_changes(&self) -> Result<Vec<RefusedChangeView>> {
         let (_, cipher) = self.enrolled()?;

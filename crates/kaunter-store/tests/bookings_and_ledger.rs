@@ -342,3 +342,75 @@ fn purged_tombstones_leave_the_desk_and_a_resync_keeps_what_waits() {
         error_code::ROW_PURGED
     );
 }
+
+#[test]
+fn a_refused_change_is_discarded_and_the_record_comes_back_from_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(&dir);
+    let doctor = Uuid::now_v7();
+    let booked = store
+        .book_appointment(&booking(doctor, (9, 0), (9, 30)), Utc::now())
+        .unwrap();
+    let registered = pulled_back(&store, 1);
+    store.acknowledge(1, &[]).unwrap();
+    store
+        .apply_pulled(&page(registered.clone(), 0, true), Utc::now())
+        .unwrap();
+    let synced_digest = store.state_digest().unwrap();
+    // A note the server refuses, then a later edit still waiting: discarding must wait.
+    let edit = |store: &mut Store, note: &str| {
+        store
+            .edit_row(
+                Entity::Appointment,
+                booked.id,
+                [("note".to_owned(), json!(note))].into(),
+                Utc::now(),
+            )
+            .unwrap();
+    };
+    edit(&mut store, "refused note");
+    store
+        .acknowledge(
+            2,
+            &[RejectedEntry {
+                seq: 2,
+                code: error_code::VALIDATION_FAILED.to_owned(),
+                message: "no".to_owned(),
+                fields: vec![],
+            }],
+        )
+        .unwrap();
+    edit(&mut store, "waiting note");
+    let blocked = store.discard_refused(2).unwrap_err();
+    assert_eq!(
+        codes(blocked),
+        [("seq".to_owned(), "later_changes_pending".to_owned())]
+    );
+    // That edit is refused too; now both go, with this desk's copy of the booking.
+    store
+        .acknowledge(
+            3,
+            &[RejectedEntry {
+                seq: 3,
+                code: error_code::VALIDATION_FAILED.to_owned(),
+                message: "no".to_owned(),
+                fields: vec![],
+            }],
+        )
+        .unwrap();
+    assert!(matches!(
+        store.discard_refused(1),
+        Err(StoreError::NotFound(_))
+    ));
+    store.discard_refused(2).unwrap();
+    assert!(store.refused_changes().unwrap().is_empty());
+    assert!(store.row_states(Entity::Appointment).unwrap().is_empty());
+    assert_eq!(store.sync_state().unwrap().pull_cursor, 0);
+    // The next pull (from 0) brings the server's version back: as it was before the edits.
+    store
+        .apply_pulled(&page(registered, 0, true), Utc::now())
+        .unwrap();
+    let day = store.appointments_between(at(0, 0), at(23, 59)).unwrap();
+    assert_eq!(day[0].note.as_deref(), Some("Sakit kepala berulang"));
+    assert_eq!(store.state_digest().unwrap(), synced_digest);
+}
