@@ -52,18 +52,22 @@ const SECOND_DESK = {
   phone: "+60199998888",
 };
 
-/** Enrols a second desk over HTTP and pushes its registration of PATIENT's MyKad. */
+/** A JSON call to the sync server that must answer 200. */
+async function call(serverUrl, method, path, body, token) {
+  const response = await fetch(`${serverUrl}${path}`, {
+    method,
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await response.json();
+  assert.equal(response.status, 200, `${path}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** Enrols a second desk over HTTP and pushes its registration of PATIENT's MyKad, as a desk of
+ *  the previous client version (2) would: the server still accepts those. Returns the desk. */
 async function pushDuplicateFromSecondDesk(serverUrl, code) {
-  const post = async (path, body, token) => {
-    const response = await fetch(`${serverUrl}${path}`, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify(body),
-    });
-    const json = await response.json();
-    assert.equal(response.status, 200, `${path}: ${JSON.stringify(json)}`);
-    return json;
-  };
+  const post = (path, body, token) => call(serverUrl, "POST", path, body, token);
   const desk = await post("/v1/enrol", { code, device_name: "Second desk (test)" });
   // Its clock: wall milliseconds shifted past the 16-bit counter, as a decimal string.
   const hlc = (BigInt(Date.now()) << 16n).toString();
@@ -97,6 +101,42 @@ async function pushDuplicateFromSecondDesk(serverUrl, code) {
   );
   assert.equal(pushed.acked_seq, 1);
   assert.deepEqual(pushed.rejected, [], "the second desk's registration is accepted");
+  return desk;
+}
+
+/** The second desk books one doctor twice for overlapping times (entries 2 and 3, client
+ *  version 3), as two receptionists might offline. Returns the two booking ids, earlier first. */
+async function pushOverlappingBookings(serverUrl, desk, patientId) {
+  const doctor = crypto.randomUUID();
+  const day = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+  const ids = [crypto.randomUUID(), crypto.randomUUID()];
+  const slots = [
+    [`${day}T01:00:00Z`, `${day}T01:30:00Z`],
+    [`${day}T01:15:00Z`, `${day}T01:45:00Z`],
+  ];
+  const entries = ids.map((rowId, index) => ({
+    seq: 2 + index,
+    schema_version: 3,
+    change: {
+      entity: "appointment",
+      row_id: rowId,
+      branch_id: desk.branch_id,
+      stamp: { hlc: ((BigInt(Date.now()) << 16n) + BigInt(index + 1)).toString(), device_id: desk.device_id },
+      fields: {
+        patient_id: patientId,
+        practitioner_id: doctor,
+        starts_at: slots[index][0],
+        ends_at: slots[index][1],
+        status: "booked",
+        note: null,
+      },
+      recorded_at: new Date().toISOString(),
+    },
+  }));
+  const pushed = await call(serverUrl, "POST", "/v1/sync/push", { schema_version: 3, entries }, desk.device_token);
+  assert.equal(pushed.acked_seq, 3);
+  assert.deepEqual(pushed.rejected, [], "both bookings are stored: nothing is dropped");
+  return ids;
 }
 
 function requiredEnv(name) {
@@ -425,7 +465,7 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
       const text = await session.text(await session.get("#status-pending"));
       return text === "No changes waiting" ? text : null;
     });
-    await pushDuplicateFromSecondDesk(serverUrl, requiredEnv("KAUNTER_ENROL_CODE_2"));
+    const secondDesk = await pushDuplicateFromSecondDesk(serverUrl, requiredEnv("KAUNTER_ENROL_CODE_2"));
     await session.click(await session.get("#sync-now"));
     const badge = await waitFor("the status bar to report the conflict", async () => {
       const element = await session.get("#status-conflicts");
@@ -454,6 +494,49 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
     const merged = await session.search(PATIENT.mykadDigits);
     assert.equal(merged.length, 1, "after the merge one patient has this MyKad");
     assert.equal((await session.search(SECOND_DESK.fullName)).length, 0, "the later record is gone");
+
+    // 6b. The second desk double-booked one doctor: the window shows the clash with both
+    //     bookings, "keep the first" cancels the later one from this desk, and the other desk
+    //     receives that cancellation.
+    const patientId = await session.script(
+      "return document.querySelector('[data-testid=\"patient-row\"]')?.dataset.patientId ?? null;",
+    );
+    const [earlier, later] = await pushOverlappingBookings(serverUrl, secondDesk, patientId ?? crypto.randomUUID());
+    await session.click(await session.get("#sync-now"));
+    const clashBadge = await waitFor("the status bar to report the double booking", async () => {
+      const element = await session.get("#status-conflicts");
+      const text = (await session.text(element)).trim();
+      return text === "1 conflict to resolve" ? element : null;
+    });
+    await session.click(clashBadge);
+    const clash = await waitFor("the double booking in the list", async () => {
+      const [found] = await session.findAll('[data-testid="conflict"]');
+      return found ?? null;
+    });
+    const kind = (await session.text((await session.findAll(".conflict-kind", clash))[0])).trim();
+    assert.equal(kind, "One practitioner was booked twice for the same time.");
+    assert.equal(
+      (await session.findAll('[data-resolution="merge_into_a"]', clash)).length,
+      0,
+      "two bookings cannot be merged",
+    );
+    const [keepFirst] = await session.findAll('[data-resolution="keep_a"]', clash);
+    await session.click(keepFirst);
+    await waitFor("the conflict list to empty again", async () => {
+      const text = (await session.text(await session.get("#conflicts-message"))).trim();
+      return text === "No conflicts to resolve." ? text : null;
+    });
+    await session.click(await session.get("#conflicts-close"));
+    const statusOf = async (id) => {
+      const page = await call(serverUrl, "GET", "/v1/sync/pull?cursor=0&limit=1000&schema_version=3", undefined, secondDesk.device_token);
+      const changes = page.changes.filter((c) => c.change.row_id === id);
+      const last = [...changes].reverse().find((c) => "status" in c.change.fields);
+      return last?.change.fields.status ?? null;
+    };
+    await waitFor("the cancellation to reach the server", async () =>
+      (await statusOf(later)) === "cancelled" ? true : null,
+    );
+    assert.equal(await statusOf(earlier), "booked", "the first booking stays");
 
     // 7. Evidence.
     if (screenshotPath) {

@@ -1020,18 +1020,22 @@ fn drop_row(tx: &Transaction<'_>, cipher: &FieldCipher, entity: Entity, id: Uuid
     Ok(())
 }
 
-/// Drops the local tombstones the server has purged (last change at or below `purged_seq`),
-/// unless a local change to them still waits in the outbox.
+/// Drops the local tombstones the server has purged, unless a local change to them still waits
+/// in the outbox. Called on the last page of a pull, when this desk has every change up to the
+/// server's snapshot: a tombstone whose last change it has seen is at or below `purged_seq`,
+/// or one none of whose changes came back at all (this desk's own delete, acknowledged, purged
+/// before it could be pulled back: changes vanish from the log only by a purge), is gone from
+/// the server.
 fn purge_tombstones(tx: &Transaction<'_>, cipher: &FieldCipher, purged_seq: i64) -> Result<()> {
-    let known: i64 = tx.query_row("SELECT purged_seq FROM sync_state", [], |r| r.get(0))?;
-    if purged_seq <= known {
+    if purged_seq <= 0 {
         return Ok(());
     }
     for entity in [Entity::Patient, Entity::Appointment] {
         let ids: Vec<String> = tx
-            .prepare(&format!(
-                "SELECT id FROM {} WHERE deleted = 1 AND server_cursor <= ?1 \
-                 AND id NOT IN (SELECT row_id FROM outbox)",
+            .prepare_cached(&format!(
+                "SELECT id FROM {} WHERE deleted = 1 \
+                   AND (server_cursor IS NULL OR server_cursor <= ?1) \
+                   AND id NOT IN (SELECT row_id FROM outbox)",
                 rows::table(entity)
             ))?
             .query_map(params![purged_seq], |r| r.get(0))?

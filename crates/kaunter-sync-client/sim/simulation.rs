@@ -278,7 +278,10 @@ pub async fn run_seed(world: &World, seed: u64) -> Result<Tally, Failure> {
     for _ in 0..STEPS {
         run.step().await.map_err(fail)?;
     }
-    run.heal().await.map_err(fail)?;
+    if let Err(reason) = run.heal().await {
+        // Say how the desks differ from the server, which is what a failing seed needs.
+        return Err(fail(format!("{reason}\n{}", run.differences(world).await)));
+    }
     run.check(world).await.map_err(fail)?;
     Ok(run.tally)
 }
@@ -842,6 +845,49 @@ impl Run {
             }
         }
         Ok(())
+    }
+
+    /// Each desk's first difference from the server, as text.
+    async fn differences(&self, world: &World) -> String {
+        let Ok(tenant) = self.tenant() else {
+            return String::new();
+        };
+        let server = match server_rows(world, tenant).await {
+            Ok(rows) => rows,
+            Err(error) => return error,
+        };
+        let mut out = Vec::new();
+        for (number, desk) in self.desks.iter().enumerate() {
+            let store = desk.store();
+            let mut local = Rows::new();
+            for entity in Entity::ALL {
+                for (id, _, fields, stamps) in store.row_states(entity).unwrap_or_default() {
+                    local.insert((entity, id), (fields, stamps));
+                }
+            }
+            if local != server {
+                let extra: Vec<String> = local
+                    .iter()
+                    .filter(|(key, value)| server.get(*key) != Some(*value))
+                    .map(|(key, (fields, stamps))| {
+                        format!(
+                            "{key:?} deleted={:?} stamps={:?}",
+                            fields.get(DELETED_FIELD),
+                            stamps.get(DELETED_FIELD)
+                        )
+                    })
+                    .collect();
+                out.push(format!(
+                    "desk {number} ({:?}): {}\n  {}",
+                    store
+                        .sync_state()
+                        .map(|s| (s.pending, s.rejected, s.pull_cursor)),
+                    first_difference("desk", &local, "server", &server),
+                    extra.join("\n  ")
+                ));
+            }
+        }
+        out.join("\n")
     }
 
     fn tenant(&self) -> Result<Uuid, String> {
