@@ -130,7 +130,8 @@ async function pushOverlappingBookings(serverUrl, desk, patientId) {
         status: "booked",
         note: null,
       },
-      recorded_at: new Date().toISOString(),
+      // The first booking was made a minute before the second: it is the conflict's "first".
+      recorded_at: new Date(Date.now() - (1 - index) * 60_000).toISOString(),
     },
   }));
   const pushed = await call(serverUrl, "POST", "/v1/sync/push", { schema_version: 3, entries }, desk.device_token);
@@ -501,7 +502,7 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
     const patientId = await session.script(
       "return document.querySelector('[data-testid=\"patient-row\"]')?.dataset.patientId ?? null;",
     );
-    const [earlier, later] = await pushOverlappingBookings(serverUrl, secondDesk, patientId ?? crypto.randomUUID());
+    const [earlierBooking, laterBooking] = await pushOverlappingBookings(serverUrl, secondDesk, patientId ?? crypto.randomUUID());
     await session.click(await session.get("#sync-now"));
     const clashBadge = await waitFor("the status bar to report the double booking", async () => {
       const element = await session.get("#status-conflicts");
@@ -534,9 +535,9 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
       return last?.change.fields.status ?? null;
     };
     await waitFor("the cancellation to reach the server", async () =>
-      (await statusOf(later)) === "cancelled" ? true : null,
+      (await statusOf(laterBooking)) === "cancelled" ? true : null,
     );
-    assert.equal(await statusOf(earlier), "booked", "the first booking stays");
+    assert.equal(await statusOf(earlierBooking), "booked", "the first booking stays");
 
     // 7. Evidence.
     if (screenshotPath) {
