@@ -54,11 +54,13 @@ impl StoredRow {
     }
 }
 
-/// The rows in `keys` as stored, locked until commit, and which of the missing ones were purged.
+/// The rows in `keys` as stored, locked until commit, and which of the missing ones were purged
+/// (looked up only when the business has purged anything: `any_purged`).
 pub async fn load(
     tx: &TenantTx<'_>,
     tenant: Uuid,
     keys: &[RowKey],
+    any_purged: bool,
 ) -> Result<(HashMap<RowKey, StoredRow>, HashSet<RowKey>)> {
     let mut keys = keys.to_vec();
     // In key order, so two pushes lock rows in the same order.
@@ -88,24 +90,30 @@ pub async fn load(
             rows.insert((entity, id), stored);
         }
     }
-    let missing: Vec<&RowKey> = keys.iter().filter(|key| !rows.contains_key(*key)).collect();
+    // Rows not found may have been purged; only a business that has purged needs to ask. Its
+    // purged_rows grows only by purges (slowly), so one `= ANY` query per entity is safe here.
     let mut purged = HashSet::new();
-    if !missing.is_empty() {
-        let lookup = tx
-            .prepare(
-                "SELECT 1 FROM purged_rows WHERE tenant_id = $1 AND entity = $2 AND row_id = $3",
-            )
-            .await?;
-        let found = futures_util::future::try_join_all(missing.iter().map(|(entity, id)| {
-            let lookup = &lookup;
-            async move {
-                tx.query_opt(lookup, &[&tenant, &entity.as_str(), id])
-                    .await
-                    .map(|row| row.map(|_| (*entity, *id)))
+    if any_purged {
+        for entity in [Entity::Patient, Entity::Appointment] {
+            let missing: Vec<Uuid> = keys
+                .iter()
+                .filter(|key| key.0 == entity && !rows.contains_key(*key))
+                .map(|(_, id)| *id)
+                .collect();
+            if missing.is_empty() {
+                continue;
             }
-        }))
-        .await?;
-        purged.extend(found.into_iter().flatten());
+            let found = tx
+                .query(
+                    "SELECT row_id FROM purged_rows
+                     WHERE tenant_id = $1 AND entity = $2 AND row_id = ANY($3)",
+                    &[&tenant, &entity.as_str(), &missing],
+                )
+                .await?;
+            for row in found {
+                purged.insert((entity, row.try_get(0)?));
+            }
+        }
     }
     Ok((rows, purged))
 }

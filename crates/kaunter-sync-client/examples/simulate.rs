@@ -45,7 +45,9 @@ async fn main() -> std::process::ExitCode {
     println!(
         "{count} seeds (from {first}) in {:.1?}: {} failed\n\
          desks {}, writes {}, rows {}, syncs {} ({} failed mid-way), restarts {}, \
-         old batches replayed {}, lost requests {}, lost responses {}, duplicated pushes {}",
+         old batches replayed {}, lost requests {}, lost responses {}, duplicated pushes {}\n\
+         bookings {}, cash entries {}, overlap conflicts {}, purges {} ({} rows purged), \
+         full resyncs {}",
         started.elapsed(),
         failures,
         total.desks,
@@ -58,6 +60,12 @@ async fn main() -> std::process::ExitCode {
         total.lost_requests,
         total.lost_responses,
         total.duplicated,
+        total.bookings,
+        total.cash_entries,
+        total.overlap_conflicts,
+        total.purges,
+        total.purged_rows,
+        total.resyncs,
     );
     if failures == 0 {
         std::process::ExitCode::SUCCESS

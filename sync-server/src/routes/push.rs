@@ -127,21 +127,22 @@ async fn apply(
     // commit, so pushes of one tenant commit one after another in the order of their numbers.
     // Pull relies on that: once a reader sees change N committed, no change below N can commit
     // later, so "seq > cursor" never skips one. A refused entry leaves its number unused.
-    let last_tenant_seq: i64 = tx
+    let numbered = tx
         .query_one(
             "UPDATE tenants SET change_seq = change_seq + $2 WHERE tenant_id = $1
-             RETURNING change_seq",
+             RETURNING change_seq, purged_seq",
             &[&device.tenant_id, &count],
         )
-        .await?
-        .try_get(0)?;
+        .await?;
+    let (last_tenant_seq, purged_seq): (i64, i64) = (numbered.try_get(0)?, numbered.try_get(1)?);
     let first_tenant_seq = last_tenant_seq - count + 1;
 
     let keys: Vec<RowKey> = entries
         .iter()
         .map(|entry| (entry.change.entity, entry.change.row_id))
         .collect();
-    let (mut rows, purged) = rows::load(tx, device.tenant_id.as_uuid(), &keys).await?;
+    let (mut rows, purged) =
+        rows::load(tx, device.tenant_id.as_uuid(), &keys, purged_seq > 0).await?;
     // The applied changes, column by column: written with one statement (unnest), which is
     // what keeps a 500-entry push to a handful of round trips.
     let mut seqs = Vec::with_capacity(entries.len());
