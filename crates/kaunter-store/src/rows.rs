@@ -85,6 +85,19 @@ pub(crate) fn save_row(
     row: &LocalRow,
     server_cursor: Option<i64>,
 ) -> Result<()> {
+    let new = write_row(tx, cipher, id, row, server_cursor)?;
+    move_digest(tx, row.loaded_digest, new)
+}
+
+/// Writes the row and returns its new digest; the caller moves the desk's digest (a pulled
+/// page does it once for all its rows).
+pub(crate) fn write_row(
+    tx: &Transaction<'_>,
+    cipher: &FieldCipher,
+    id: Uuid,
+    row: &LocalRow,
+    server_cursor: Option<i64>,
+) -> Result<u64> {
     let (fields, stamps) = record_into_parts(&row.record);
     let incomplete = |detail: String| {
         StoreError::Corrupt(format!(
@@ -110,7 +123,7 @@ pub(crate) fn save_row(
             save_cash(tx, cipher, &record, row, &stamps, server_cursor)?;
         }
     }
-    move_digest(tx, row.loaded_digest, row_digest(id, &row.record))
+    Ok(row_digest(id, &row.record))
 }
 
 /// Replaces `old` by `new` in the desk's state digest.

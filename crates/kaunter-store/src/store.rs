@@ -833,6 +833,8 @@ impl Store {
         let mut clock = read_clock(&tx)?;
         let now_millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
         let mut applied = 0;
+        // The desk digest moves once per page: out go the rows' old digests, in their new ones.
+        let (mut digest_out, mut digest_in) = (0u64, 0u64);
         for pulled in &page.changes {
             let change = &pulled.change;
             let mut row = match load_row(&tx, cipher, change.entity, change.row_id)? {
@@ -841,7 +843,9 @@ impl Store {
             };
             if apply_change(&mut row.record, change) {
                 row.updated_at = row.updated_at.max(change.recorded_at);
-                save_row(&tx, cipher, change.row_id, &row, Some(pulled.cursor))?;
+                let new = rows::write_row(&tx, cipher, change.row_id, &row, Some(pulled.cursor))?;
+                digest_out = digest_out.wrapping_add(row.loaded_digest);
+                digest_in = digest_in.wrapping_add(new);
                 applied += 1;
             } else {
                 rows::touch_cursor(&tx, change.entity, change.row_id, pulled.cursor)?;
@@ -851,6 +855,7 @@ impl Store {
             let _ = clock.observe(Hlc::from_u64(change.stamp.hlc), now_millis);
         }
         write_clock(&tx, &clock)?;
+        rows::move_digest(&tx, digest_out, digest_in)?;
         tx.execute(
             "UPDATE sync_state SET pull_cursor = MAX(pull_cursor, ?1), open_conflicts = ?2",
             params![page.next_cursor, page.open_conflicts],
