@@ -66,15 +66,7 @@ impl PatientRecord {
         branch_id: Uuid,
         fields: &Fields,
     ) -> Result<PatientRecord, String> {
-        let mut object = serde_json::Map::new();
-        object.insert("id".to_owned(), json(&id));
-        object.insert("branch_id".to_owned(), json(&branch_id));
-        for name in PATIENT_FIELDS {
-            if let Some(value) = fields.get(*name) {
-                object.insert((*name).to_owned(), value.clone());
-            }
-        }
-        serde_json::from_value(serde_json::Value::Object(object)).map_err(|error| error.to_string())
+        crate::records::decode(id, branch_id, PATIENT_FIELDS, fields)
     }
 }
 

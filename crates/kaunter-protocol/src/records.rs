@@ -39,7 +39,7 @@ impl EntityRecord for PatientRecord {
 }
 
 /// Builds a record from the fields named in `names` plus its id and branch.
-fn decode<T: serde::de::DeserializeOwned>(
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     id: Uuid,
     branch_id: Uuid,
     names: &[&str],
@@ -148,6 +148,16 @@ pub const APPOINTMENT_FIELDS: &[&str] = &[
     "note",
 ];
 
+fn note_problem(note: Option<&str>) -> Option<(&'static str, String)> {
+    note.filter(|note| note.chars().count() > NOTE_MAX_CHARS)
+        .map(|_| {
+            (
+                "note",
+                format!("The note is longer than {NOTE_MAX_CHARS} characters."),
+            )
+        })
+}
+
 /// Longest booking accepted: a day.
 pub const APPOINTMENT_MAX_MINUTES: i64 = 24 * 60;
 pub const NOTE_MAX_CHARS: usize = 500;
@@ -172,16 +182,7 @@ impl AppointmentRecord {
         } else if minutes > APPOINTMENT_MAX_MINUTES {
             problems.push(("ends_at", "A booking lasts at most a day.".to_owned()));
         }
-        if self
-            .note
-            .as_ref()
-            .is_some_and(|note| note.chars().count() > NOTE_MAX_CHARS)
-        {
-            problems.push((
-                "note",
-                format!("The note is longer than {NOTE_MAX_CHARS} characters."),
-            ));
-        }
+        problems.extend(note_problem(self.note.as_deref()));
         problems
     }
 
@@ -289,16 +290,7 @@ impl CashMovementRecord {
                 "The amount must be more than RM 0.00 and at most RM 9,999,999.99.".to_owned(),
             )),
         }
-        if self
-            .note
-            .as_ref()
-            .is_some_and(|note| note.chars().count() > NOTE_MAX_CHARS)
-        {
-            problems.push((
-                "note",
-                format!("The note is longer than {NOTE_MAX_CHARS} characters."),
-            ));
-        }
+        problems.extend(note_problem(self.note.as_deref()));
         problems
     }
 }

@@ -149,6 +149,17 @@ pub(crate) fn touch_cursor(conn: &Connection, entity: Entity, id: Uuid, cursor: 
     Ok(())
 }
 
+/// A free-text note as its envelope (notes may be clinical: never stored in plain).
+fn encrypt_note(
+    cipher: &FieldCipher,
+    table: &'static str,
+    id: &str,
+    note: Option<&str>,
+) -> Result<Option<Vec<u8>>> {
+    note.map(|note| cipher.encrypt_str(table, "note", id, note))
+        .transpose()
+}
+
 // Patients.
 
 fn load_patient(conn: &Connection, cipher: &FieldCipher, id: Uuid) -> Result<Option<LocalRow>> {
@@ -330,11 +341,7 @@ fn save_appointment(
     server_cursor: Option<i64>,
 ) -> Result<()> {
     let id = record.id.to_string();
-    let note = record
-        .note
-        .as_deref()
-        .map(|note| cipher.encrypt_str("appointments", "note", &id, note))
-        .transpose()?;
+    let note = encrypt_note(cipher, "appointments", &id, record.note.as_deref())?;
     tx.prepare_cached(
         "INSERT INTO appointments (id, branch_id, patient_id, practitioner_id, starts_at, \
              ends_at, status, note, stamps, deleted, created_at, updated_at, server_cursor) \
@@ -420,11 +427,7 @@ fn save_cash(
     server_cursor: Option<i64>,
 ) -> Result<()> {
     let id = record.id.to_string();
-    let note = record
-        .note
-        .as_deref()
-        .map(|note| cipher.encrypt_str("cash_movements", "note", &id, note))
-        .transpose()?;
+    let note = encrypt_note(cipher, "cash_movements", &id, record.note.as_deref())?;
     let sen = ringgit::to_sen(record.amount)
         .ok_or_else(|| StoreError::Corrupt(format!("cash movement {id} has no sen amount")))?;
     tx.prepare_cached(

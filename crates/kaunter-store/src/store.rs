@@ -318,18 +318,7 @@ impl Store {
                 message: "A patient with this identity number is already registered: search for them instead.".into(),
             }]));
         }
-        let change = local_change(
-            &tx,
-            identity,
-            Entity::Patient,
-            record.id,
-            record.fields(),
-            now,
-        )?;
-        let mut row = LocalRow::new(Entity::Patient, record.branch_id, now);
-        apply_change(&mut row.record, &change);
-        save_row(&tx, cipher, record.id, &row, None)?;
-        append_outbox(&tx, cipher, &change, now)?;
+        insert_record(&tx, identity, cipher, record.id, &record, now)?;
         tx.commit()?;
         Ok(view(record, false, now))
     }
@@ -466,18 +455,7 @@ impl Store {
         };
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         check_booking(&tx, cipher, &record)?;
-        let change = local_change(
-            &tx,
-            identity,
-            Entity::Appointment,
-            record.id,
-            record.fields(),
-            now,
-        )?;
-        let mut row = LocalRow::new(Entity::Appointment, record.branch_id, now);
-        apply_change(&mut row.record, &change);
-        save_row(&tx, cipher, record.id, &row, None)?;
-        append_outbox(&tx, cipher, &change, now)?;
+        insert_record(&tx, identity, cipher, record.id, &record, now)?;
         tx.commit()?;
         Ok(record)
     }
@@ -553,31 +531,12 @@ impl Store {
             patient_id: movement.patient_id,
             note: movement.note.clone(),
         };
-        let errors: Vec<FieldError> = record
-            .problems()
-            .into_iter()
-            .map(|(field, message)| FieldError {
-                field: field.to_owned(),
-                code: "invalid".to_owned(),
-                message,
-            })
-            .collect();
+        let errors = invalid_fields(record.problems());
         if !errors.is_empty() {
             return Err(StoreError::InvalidRecord(errors));
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let change = local_change(
-            &tx,
-            identity,
-            Entity::CashMovement,
-            record.id,
-            record.fields(),
-            now,
-        )?;
-        let mut row = LocalRow::new(Entity::CashMovement, record.branch_id, now);
-        apply_change(&mut row.record, &change);
-        save_row(&tx, cipher, record.id, &row, None)?;
-        append_outbox(&tx, cipher, &change, now)?;
+        insert_record(&tx, identity, cipher, record.id, &record, now)?;
         tx.commit()?;
         Ok(record)
     }
@@ -1057,21 +1016,42 @@ fn purge_tombstones(tx: &Transaction<'_>, cipher: &FieldCipher, purged_seq: i64)
     Ok(())
 }
 
-/// Refuses a booking that is invalid or takes a slot this desk knows is taken.
-fn check_booking(
-    tx: &Transaction<'_>,
-    cipher: &FieldCipher,
-    booking: &AppointmentRecord,
-) -> Result<()> {
-    let mut errors: Vec<FieldError> = booking
-        .problems()
+/// A record's problems as field errors.
+fn invalid_fields(problems: Vec<(&'static str, String)>) -> Vec<FieldError> {
+    problems
         .into_iter()
         .map(|(field, message)| FieldError {
             field: field.to_owned(),
             code: "invalid".to_owned(),
             message,
         })
-        .collect();
+        .collect()
+}
+
+/// Writes a new row and its outbox entry (one change setting every field) inside `tx`.
+fn insert_record<T: EntityRecord>(
+    tx: &Transaction<'_>,
+    identity: &DeskIdentity,
+    cipher: &FieldCipher,
+    id: Uuid,
+    record: &T,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let change = local_change(tx, identity, T::ENTITY, id, record.fields(), now)?;
+    let mut row = LocalRow::new(T::ENTITY, identity.branch_id.as_uuid(), now);
+    apply_change(&mut row.record, &change);
+    save_row(tx, cipher, id, &row, None)?;
+    append_outbox(tx, cipher, &change, now)?;
+    Ok(())
+}
+
+/// Refuses a booking that is invalid or takes a slot this desk knows is taken.
+fn check_booking(
+    tx: &Transaction<'_>,
+    cipher: &FieldCipher,
+    booking: &AppointmentRecord,
+) -> Result<()> {
+    let mut errors = invalid_fields(booking.problems());
     if errors.is_empty() && booking.status.holds_slot() {
         let mut statement = tx.prepare_cached(&format!(
             "SELECT {} FROM appointments \

@@ -77,6 +77,7 @@ fn write_path() {
     conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
         .unwrap();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.pragma_update(None, "cache_size", -65_536).unwrap();
     conn.execute_batch(
         "CREATE TABLE patients (id TEXT PRIMARY KEY, branch_id TEXT, full_name TEXT, id_type TEXT,
              id_number TEXT, phone TEXT, date_of_birth TEXT, sex TEXT, created_at TEXT) WITHOUT ROWID",

@@ -194,24 +194,15 @@ pub async fn detect_duplicates(
             if !touched.contains(&first.id) && !touched.contains(&later.id) {
                 continue;
             }
-            found += tx
-                .execute(
-                    "INSERT INTO conflicts (tenant_id, conflict_id, kind, entity, branch_id,
-                         row_a, row_b, version_a, version_b, detected_by)
-                     VALUES ($1, $2, 'duplicate_id_number', 'patient', $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (tenant_id, kind, row_a, row_b) DO NOTHING",
-                    &[
-                        &device.tenant_id,
-                        &Uuid::now_v7(),
-                        &later.branch_id,
-                        &first.id,
-                        &later.id,
-                        &json(&first.fields())?,
-                        &json(&later.fields())?,
-                        &device.device_id,
-                    ],
-                )
-                .await?;
+            found += record(
+                tx,
+                device,
+                ConflictKind::DuplicateIdNumber,
+                later.branch_id,
+                (first.id, &first.fields()),
+                (later.id, &later.fields()),
+            )
+            .await?;
         }
     }
     if found > 0 {
@@ -280,30 +271,57 @@ pub async fn detect_overlaps(tx: &TenantTx<'_>, device: &Device, touched: &[Uuid
             } else {
                 ((branch_b, &other), (branch_a, &this))
             };
-            found += tx
-                .execute(
-                    "INSERT INTO conflicts (tenant_id, conflict_id, kind, entity, branch_id,
-                         row_a, row_b, version_a, version_b, detected_by)
-                     VALUES ($1, $2, 'appointment_overlap', 'appointment', $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (tenant_id, kind, row_a, row_b) DO NOTHING",
-                    &[
-                        &device.tenant_id,
-                        &Uuid::now_v7(),
-                        &branch,
-                        &first.id,
-                        &later.id,
-                        &json(&first.fields())?,
-                        &json(&later.fields())?,
-                        &device.device_id,
-                    ],
-                )
-                .await?;
+            found += record(
+                tx,
+                device,
+                ConflictKind::AppointmentOverlap,
+                branch,
+                (first.id, &first.fields()),
+                (later.id, &later.fields()),
+            )
+            .await?;
         }
     }
     if found > 0 {
         tracing::info!(tenant = %device.tenant_id, found, "overlapping bookings found");
     }
     Ok(found)
+}
+
+/// Records a conflict between rows `a` (the earlier) and `b` with the versions found, for
+/// `branch`'s desks to resolve; a pair already recorded is left alone. Returns 1 if new.
+async fn record(
+    tx: &TenantTx<'_>,
+    device: &Device,
+    kind: ConflictKind,
+    branch: Uuid,
+    (row_a, version_a): (Uuid, &Fields),
+    (row_b, version_b): (Uuid, &Fields),
+) -> Result<u64> {
+    let (kind, entity) = match kind {
+        ConflictKind::DuplicateIdNumber => ("duplicate_id_number", Entity::Patient),
+        ConflictKind::AppointmentOverlap => ("appointment_overlap", Entity::Appointment),
+    };
+    Ok(tx
+        .execute(
+            "INSERT INTO conflicts (tenant_id, conflict_id, kind, entity, branch_id,
+                 row_a, row_b, version_a, version_b, detected_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (tenant_id, kind, row_a, row_b) DO NOTHING",
+            &[
+                &device.tenant_id,
+                &Uuid::now_v7(),
+                &kind,
+                &entity.as_str(),
+                &branch,
+                &row_a,
+                &row_b,
+                &json(version_a)?,
+                &json(version_b)?,
+                &device.device_id,
+            ],
+        )
+        .await?)
 }
 
 fn json(fields: &Fields) -> Result<serde_json::Value> {
