@@ -128,13 +128,13 @@ pub(crate) fn write_row(
 
 /// Replaces `old` by `new` in the desk's state digest.
 pub(crate) fn move_digest(conn: &Connection, old: u64, new: u64) -> Result<()> {
-    let digest: i64 = conn.query_row("SELECT state_digest FROM sync_state", [], |r| r.get(0))?;
+    let digest: i64 = conn
+        .prepare_cached("SELECT state_digest FROM sync_state")?
+        .query_row([], |r| r.get(0))?;
     // The u64's bits in SQLite's signed integer.
     let digest = update_digest(digest as u64, old, new);
-    conn.execute(
-        "UPDATE sync_state SET state_digest = ?1",
-        params![digest as i64],
-    )?;
+    conn.prepare_cached("UPDATE sync_state SET state_digest = ?1")?
+        .execute(params![digest as i64])?;
     Ok(())
 }
 

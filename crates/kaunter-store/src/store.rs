@@ -169,6 +169,8 @@ impl Store {
         // B-trees, and once they outgrow the cache every insert of an initial sync reads pages
         // back from disk.
         conn.pragma_update(None, "cache_size", -65_536)?;
+        // Room for every statement the write and merge paths keep prepared (the default is 16).
+        conn.set_prepared_statement_cache_capacity(64);
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::run(&mut conn)?;
 
@@ -306,11 +308,11 @@ impl Store {
         };
         let id_bidx = cipher.blind_index("patients", "id_number", &record.id_number);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let duplicate: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM patients WHERE id_number_bidx = ?1 AND deleted = 0)",
-            params![id_bidx],
-            |r| r.get(0),
-        )?;
+        let duplicate: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM patients WHERE id_number_bidx = ?1 AND deleted = 0)",
+            )?
+            .query_row(params![id_bidx], |r| r.get(0))?;
         if duplicate {
             return Err(StoreError::Invalid(vec![RegistrationError {
                 field: PatientField::IdNumber,
@@ -1092,42 +1094,40 @@ fn append_outbox(
     change: &Change,
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    let seq: i64 = tx.query_row(
-        "UPDATE sync_state SET last_seq = last_seq + 1 RETURNING last_seq",
-        [],
-        |r| r.get(0),
-    )?;
+    let seq: i64 = tx
+        .prepare_cached("UPDATE sync_state SET last_seq = last_seq + 1 RETURNING last_seq")?
+        .query_row([], |r| r.get(0))?;
     let json =
         Zeroizing::new(serde_json::to_vec(change).map_err(|e| StoreError::Corrupt(e.to_string()))?);
     let payload = cipher.encrypt("outbox", "payload", &seq.to_string(), &json)?;
     let (entity, row_id) = (change.entity.as_str(), change.row_id.to_string());
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO outbox (seq, entity, row_id, payload, created_at, schema_version) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            seq,
-            entity,
-            row_id,
-            payload,
-            timestamp(now),
-            kaunter_protocol::SCHEMA_VERSION
-        ],
-    )?;
+    )?
+    .execute(params![
+        seq,
+        entity,
+        row_id,
+        payload,
+        timestamp(now),
+        kaunter_protocol::SCHEMA_VERSION
+    ])?;
     Ok(seq)
 }
 
 /// The desk's clock as persisted with the last write.
 fn read_clock(conn: &Connection) -> Result<HlcClock> {
-    let packed: i64 = conn.query_row("SELECT hlc FROM sync_state", [], |r| r.get(0))?;
+    let packed: i64 = conn
+        .prepare_cached("SELECT hlc FROM sync_state")?
+        .query_row([], |r| r.get(0))?;
     // Stored as the u64's bits in SQLite's signed integer.
     Ok(HlcClock::new(Hlc::from_u64(packed as u64)).with_max_drift_ms(MAX_DRIFT_MS))
 }
 
 fn write_clock(conn: &Connection, clock: &HlcClock) -> Result<()> {
-    conn.execute(
-        "UPDATE sync_state SET hlc = ?1",
-        params![clock.last().as_u64() as i64],
-    )?;
+    conn.prepare_cached("UPDATE sync_state SET hlc = ?1")?
+        .execute(params![clock.last().as_u64() as i64])?;
     Ok(())
 }
 
