@@ -44,10 +44,22 @@ pub struct Config {
     /// Most database connections the server keeps open at once.
     #[arg(long, env = "KAUNTER_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
+
+    /// Deleted records older than this many days are purged for good, once a day per business
+    /// (after one of its pushes); desks away longer download their branch again. 0: never purge
+    /// automatically (`sync-server admin purge-tombstones` still does).
+    #[arg(long, env = "KAUNTER_TOMBSTONE_HORIZON_DAYS", default_value_t = 90)]
+    pub tombstone_horizon_days: u64,
 }
 
 impl Config {
     /// Connection settings of the role requests run as.
+    /// The automatic purge's horizon, if it is on.
+    pub fn tombstone_horizon(&self) -> Option<Duration> {
+        (self.tombstone_horizon_days > 0)
+            .then(|| Duration::from_secs(self.tombstone_horizon_days.saturating_mul(24 * 60 * 60)))
+    }
+
     pub fn app_database_config(&self) -> Result<tokio_postgres::Config> {
         match &self.app_database_url {
             Some(url) => url.to_pg_config(),

@@ -49,6 +49,8 @@ pub struct AppState {
     pool: Pool,
     body_limit_bytes: usize,
     request_timeout: Duration,
+    /// The automatic tombstone purge's horizon; `None` turns it off.
+    tombstone_horizon: Option<Duration>,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
             pool,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            tombstone_horizon: Some(purge::DEFAULT_HORIZON),
         }
     }
 
@@ -68,7 +71,8 @@ impl AppState {
         db::check_app_role(&pool).await?;
         Ok(Self::new(pool)
             .with_body_limit_bytes(config.body_limit_bytes)
-            .with_request_timeout(config.request_timeout()))
+            .with_request_timeout(config.request_timeout())
+            .with_tombstone_horizon(config.tombstone_horizon()))
     }
 
     pub fn with_body_limit_bytes(mut self, bytes: usize) -> Self {
@@ -81,8 +85,17 @@ impl AppState {
         self
     }
 
+    pub fn with_tombstone_horizon(mut self, horizon: Option<Duration>) -> Self {
+        self.tombstone_horizon = horizon;
+        self
+    }
+
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    pub fn tombstone_horizon(&self) -> Option<Duration> {
+        self.tombstone_horizon
     }
 }
 
@@ -92,6 +105,7 @@ impl fmt::Debug for AppState {
             .field("pool", &self.pool.status())
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("request_timeout", &self.request_timeout)
+            .field("tombstone_horizon", &self.tombstone_horizon)
             .finish()
     }
 }

@@ -36,8 +36,17 @@ struct Desk {
 
 impl Fixture {
     async fn new() -> Fixture {
+        Fixture::with_horizon(Some(purge::DEFAULT_HORIZON)).await
+    }
+
+    /// A server whose automatic purge uses `horizon` (None: off).
+    async fn with_horizon(horizon: Option<std::time::Duration>) -> Fixture {
         let db = TestDatabase::create().await.unwrap();
-        let server = db.spawn_server().await.unwrap();
+        let state = kaunter_sync_server::AppState::new(
+            kaunter_sync_server::db::connect_pool(db.app_config().unwrap(), 8).unwrap(),
+        )
+        .with_tombstone_horizon(horizon);
+        let server = TestServer::start(state).await.unwrap();
         Fixture {
             server,
             http: reqwest::Client::new(),
@@ -651,5 +660,94 @@ async fn purged_tombstones_are_gone_cannot_come_back_and_send_stale_desks_to_res
         .await;
     assert_eq!(codes(&answer), [(1, error_code::ROW_PURGED)]);
     assert_eq!(fx.count("patients").await, 1);
+    fx.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_server_purges_each_business_once_a_day_after_a_push() {
+    // A horizon of zero: anything deleted before the purge runs is old enough.
+    let fx = Fixture::with_horizon(Some(std::time::Duration::ZERO)).await;
+    let business = fx.business("Klinik Jadual").await;
+    let mut desk = fx.desk(&business).await;
+    let gone = patient(&desk);
+    let answer = fx
+        .push(
+            &mut desk,
+            SCHEMA_VERSION,
+            vec![
+                (Entity::Patient, gone.id, gone.fields()),
+                (
+                    Entity::Patient,
+                    gone.id,
+                    [(DELETED_FIELD.to_owned(), json!(true))].into(),
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&answer), []);
+    // That push claimed the day's purge, which runs after it commits.
+    let mut waited = 0;
+    while fx.count("purged_rows").await == 0 {
+        assert!(waited < 100, "the scheduled purge did not run within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(fx.count("patients").await, 0);
+    // The next purge is a day away: a second deleted patient stays until then.
+    let next = patient(&desk);
+    fx.push(
+        &mut desk,
+        SCHEMA_VERSION,
+        vec![
+            (Entity::Patient, next.id, next.fields()),
+            (
+                Entity::Patient,
+                next.id,
+                [(DELETED_FIELD.to_owned(), json!(true))].into(),
+            ),
+        ],
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(fx.count("patients").await, 1);
+    assert_eq!(fx.count("purged_rows").await, 1);
+    let due: bool = fx
+        .db
+        .owner_client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT next_purge_at > now() + interval '23 hours' FROM tenants WHERE tenant_id = $1",
+            &[&business.tenant_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(due, "the next purge is a day on");
+    fx.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_the_automatic_purge_off_nothing_is_purged() {
+    let fx = Fixture::with_horizon(None).await;
+    let business = fx.business("Klinik Tanpa").await;
+    let mut desk = fx.desk(&business).await;
+    let gone = patient(&desk);
+    fx.push(
+        &mut desk,
+        SCHEMA_VERSION,
+        vec![
+            (Entity::Patient, gone.id, gone.fields()),
+            (
+                Entity::Patient,
+                gone.id,
+                [(DELETED_FIELD.to_owned(), json!(true))].into(),
+            ),
+        ],
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(fx.count("patients").await, 1);
+    assert_eq!(fx.count("purged_rows").await, 0);
     fx.db.drop_db().await.unwrap();
 }

@@ -44,8 +44,8 @@ pub async fn push(
         return Err(Error::UnsupportedSchemaVersion(request.schema_version));
     }
 
-    let (acked_seq, mut rejected) = match plan(&request.entries, device.high_water)? {
-        Plan::NothingNew => (device.high_water, Vec::new()),
+    let (acked_seq, mut rejected, purge_due) = match plan(&request.entries, device.high_water)? {
+        Plan::NothingNew => (device.high_water, Vec::new(), false),
         Plan::ApplyFrom(first_new) => {
             let new_entries = request
                 .entries
@@ -68,6 +68,16 @@ pub async fn push(
         rejected = earlier;
     }
     tx.commit().await?;
+    // This push claimed the business's daily purge: run it now, outside the request.
+    if let (true, Some(horizon)) = (purge_due, state.tombstone_horizon()) {
+        let pool = state.pool().clone();
+        let tenant = device.tenant_id;
+        tokio::spawn(async move {
+            if let Err(error) = crate::purge::purge_older_than(&pool, tenant, horizon).await {
+                tracing::warn!(%tenant, %error, "scheduled tombstone purge failed; next try in a day");
+            }
+        });
+    }
     Ok(Json(PushResponse {
         acked_seq,
         rejected,
@@ -115,26 +125,40 @@ fn plan(entries: &[OutboxEntry], high_water: i64) -> Result<Plan> {
 
 /// Merges `entries` (the first being high-water + 1) into their rows, logs the applied ones as
 /// numbered changes, records the refused ones, and moves the high-water mark past them all.
+/// Also says whether this push claimed the business's daily tombstone purge.
 async fn apply(
     tx: &TenantTx<'_>,
     device: &Device,
     entries: &[OutboxEntry],
     now: DateTime<Utc>,
-) -> Result<(i64, Vec<RejectedEntry>)> {
+) -> Result<(i64, Vec<RejectedEntry>, bool)> {
     let count =
         i64::try_from(entries.len()).map_err(|_| Error::Internal("batch too large".to_owned()))?;
     // Number the changes from the tenant's counter. The UPDATE holds this tenant row's lock until
     // commit, so pushes of one tenant commit one after another in the order of their numbers.
     // Pull relies on that: once a reader sees change N committed, no change below N can commit
     // later, so "seq > cursor" never skips one. A refused entry leaves its number unused.
+    // The same statement claims the daily purge when it is due: under the row's lock, so one
+    // push of the business claims it.
     let numbered = tx
         .query_one(
-            "UPDATE tenants SET change_seq = change_seq + $2 WHERE tenant_id = $1
-             RETURNING change_seq, purged_seq",
+            "WITH before AS (
+                 SELECT next_purge_at <= now() AS due FROM tenants WHERE tenant_id = $1
+                 FOR UPDATE
+             )
+             UPDATE tenants SET change_seq = change_seq + $2,
+                 next_purge_at = CASE WHEN (SELECT due FROM before)
+                                      THEN now() + interval '1 day' ELSE next_purge_at END
+             WHERE tenant_id = $1
+             RETURNING change_seq, purged_seq, (SELECT due FROM before)",
             &[&device.tenant_id, &count],
         )
         .await?;
-    let (last_tenant_seq, purged_seq): (i64, i64) = (numbered.try_get(0)?, numbered.try_get(1)?);
+    let (last_tenant_seq, purged_seq, purge_due): (i64, i64, bool) = (
+        numbered.try_get(0)?,
+        numbered.try_get(1)?,
+        numbered.try_get(2)?,
+    );
     let first_tenant_seq = last_tenant_seq - count + 1;
 
     let keys: Vec<RowKey> = entries
@@ -222,7 +246,7 @@ async fn apply(
         &[&device.tenant_id, &device.device_id, &high_water],
     )
     .await?;
-    Ok((high_water, rejected))
+    Ok((high_water, rejected, purge_due))
 }
 
 fn refusal(
