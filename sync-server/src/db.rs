@@ -78,6 +78,26 @@ impl<'a> TenantTx<'a> {
         })
     }
 
+    /// Like [`TenantTx::begin`], read-only, on one snapshot for all its statements (REPEATABLE
+    /// READ): what pull needs, so a purge or push committing between its queries cannot make
+    /// them disagree.
+    pub async fn begin_snapshot(
+        client: &'a mut tokio_postgres::Client,
+        tenant: TenantId,
+    ) -> Result<Self> {
+        let transaction = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        scope_to_tenant(&transaction, tenant).await?;
+        Ok(Self {
+            transaction,
+            tenant,
+        })
+    }
+
     pub fn tenant(&self) -> TenantId {
         self.tenant
     }

@@ -6,7 +6,8 @@
 //! below it may hold rows deleted meanwhile whose changes are gone, so pull refuses it
 //! (`resync_required`) and the desk downloads its branch again. A purged row's id is kept in
 //! `purged_rows`, and push refuses any later change to it (`row_purged`): a desk that was away
-//! cannot bring a deleted row back. Ledger entries are never deleted, so never purged.
+//! cannot bring a deleted row back. Ledger entries are never deleted, so never purged. The
+//! versions a conflict kept of a purged row, and the bodies of its refused changes, are blanked.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -125,6 +126,26 @@ pub async fn purge_through(pool: &Pool, tenant: TenantId, through: i64) -> Resul
                 &[&tenant_uuid, &ids],
             )
             .await?;
+        // What else still holds the purged rows' personal data: the versions kept by their
+        // conflicts and the bodies of their refused changes. The records stay (a replayed push
+        // still gets its refusals back); their contents go.
+        tx.execute(
+            "UPDATE conflicts SET
+                 version_a = CASE WHEN row_a = ANY($2) THEN '{}'::jsonb ELSE version_a END,
+                 version_b = CASE WHEN row_b = ANY($2) THEN '{}'::jsonb ELSE version_b END
+             WHERE tenant_id = $1 AND (row_a = ANY($2) OR row_b = ANY($2))",
+            &[&tenant_uuid, &ids],
+        )
+        .await?;
+        let id_texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        tx.execute(
+            "UPDATE rejected_changes
+             SET change = jsonb_build_object('entity', change->'entity', 'row_id', change->'row_id',
+                                             'purged', true)
+             WHERE tenant_id = $1 AND change->>'row_id' = ANY($2)",
+            &[&tenant_uuid, &id_texts],
+        )
+        .await?;
         for (branch, digest) in digests {
             rows::move_branch_digest(&tx, tenant_uuid, branch, digest, 0).await?;
         }

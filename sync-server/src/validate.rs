@@ -32,6 +32,16 @@ pub fn patient(patient: &PatientRecord, seq: i64) -> Vec<FieldError> {
         ID_NUMBER_MAX_CHARS,
         "Enter the identification number.",
     );
+    if patient
+        .date_of_birth
+        .is_some_and(|born| !(1850..=2200).contains(&chrono::Datelike::year(&born)))
+    {
+        errors.push(error(
+            field("date_of_birth"),
+            "date_of_birth_invalid",
+            "The date of birth is not a plausible one.",
+        ));
+    }
     if let Some(phone) = &patient.phone {
         let well_formed = phone
             .strip_prefix("+60")

@@ -149,10 +149,19 @@ impl Fixture {
         response.json().await.unwrap()
     }
 
+    /// The open conflicts `desk` is shown, as a desk of the current version.
     async fn conflicts(&self, desk: &Desk) -> ConflictsResponse {
+        self.conflicts_as(desk, Some(SCHEMA_VERSION)).await
+    }
+
+    async fn conflicts_as(&self, desk: &Desk, version: Option<u32>) -> ConflictsResponse {
+        let mut url = self.server.url("/v1/conflicts");
+        if let Some(version) = version {
+            url.push_str(&format!("?schema_version={version}"));
+        }
         let response = self
             .http
-            .get(self.server.url("/v1/conflicts"))
+            .get(url)
             .bearer_auth(&desk.enrolled.device_token)
             .send()
             .await
@@ -524,15 +533,27 @@ async fn a_desk_of_the_previous_version_is_served_what_it_knows() {
         codes(&answer),
         [(2, error_code::UNSUPPORTED_SCHEMA_VERSION)]
     );
-    let visit = booking(&new, siti.id, Uuid::now_v7(), (9, 0), (9, 30));
+    let doctor = Uuid::now_v7();
+    let visit = booking(&new, siti.id, doctor, (9, 0), (9, 30));
+    let clash = booking(&new, siti.id, doctor, (9, 15), (9, 45));
     let answer = fx
         .push(
             &mut new,
             SCHEMA_VERSION,
-            vec![(Entity::Appointment, visit.id, visit.fields())],
+            vec![
+                (Entity::Appointment, visit.id, visit.fields()),
+                (Entity::Appointment, clash.id, clash.fields()),
+            ],
         )
         .await;
     assert_eq!(codes(&answer), []);
+    // An overlap conflict exists; the old desk is neither shown it nor counts it (it could not
+    // read its kind), the new one is.
+    assert!(fx.conflicts_as(&old, None).await.conflicts.is_empty());
+    assert_eq!(fx.conflicts(&new).await.conflicts.len(), 1);
+    let raw = fx.pull(&old, 0, None).await.text().await.unwrap();
+    assert!(!raw.contains("purged_seq"), "{raw}");
+    assert!(raw.contains("\"open_conflicts\":0"), "{raw}");
 
     // The old desk (no schema_version on pull) gets the patient only, and no checkpoint: its
     // rows are not the whole branch, so no digest describes them.
@@ -543,8 +564,12 @@ async fn a_desk_of_the_previous_version_is_served_what_it_knows() {
     // The current desk gets both, with a checkpoint.
     let page = fx.pull_ok(&new, 0, Some(SCHEMA_VERSION)).await;
     let entities: Vec<Entity> = page.changes.iter().map(|c| c.change.entity).collect();
-    assert_eq!(entities, [Entity::Patient, Entity::Appointment]);
+    assert_eq!(
+        entities,
+        [Entity::Patient, Entity::Appointment, Entity::Appointment]
+    );
     assert!(page.checkpoint.is_some());
+    assert_eq!((page.open_conflicts, page.purged_seq), (1, Some(0)));
     // A version the server does not know is refused with its code.
     for version in [1, SCHEMA_VERSION + 1] {
         let response = fx.pull(&new, 0, Some(version)).await;
@@ -592,6 +617,19 @@ async fn purged_tombstones_are_gone_cannot_come_back_and_send_stale_desks_to_res
         )],
     )
     .await;
+    // A refused edit of the patient (its record keeps the change's values until the purge).
+    let refused = fx
+        .push(
+            &mut desk_a,
+            SCHEMA_VERSION,
+            vec![(
+                Entity::Patient,
+                gone.id,
+                [("phone".to_owned(), json!("012-345 6789"))].into(),
+            )],
+        )
+        .await;
+    assert_eq!(codes(&refused), [(5, error_code::VALIDATION_FAILED)]);
     let before = fx.pull_ok(&desk_a, 0, Some(SCHEMA_VERSION)).await;
 
     // Nothing is older than a 90-day horizon yet: the default purge removes nothing.
@@ -622,7 +660,7 @@ async fn purged_tombstones_are_gone_cannot_come_back_and_send_stale_desks_to_res
     let after = fx.pull_ok(&desk_a, 0, Some(SCHEMA_VERSION)).await;
     let rows: Vec<Uuid> = after.changes.iter().map(|c| c.change.row_id).collect();
     assert_eq!(rows, [kept.id, paid.id]);
-    assert_eq!(after.purged_seq, 4);
+    assert_eq!(after.purged_seq, Some(4));
     assert_ne!(after.checkpoint, before.checkpoint);
     let mut digest = 0u64;
     for pulled in &after.changes {
@@ -660,6 +698,29 @@ async fn purged_tombstones_are_gone_cannot_come_back_and_send_stale_desks_to_res
         .await;
     assert_eq!(codes(&answer), [(1, error_code::ROW_PURGED)]);
     assert_eq!(fx.count("patients").await, 1);
+    // No refusal kept on the server still carries the purged patient's values.
+    let kept: Vec<serde_json::Value> = fx
+        .db
+        .owner_client()
+        .await
+        .unwrap()
+        .query(
+            "SELECT change FROM rejected_changes ORDER BY received_at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(kept.len(), 2);
+    for change in &kept {
+        let text = change.to_string();
+        assert!(
+            !text.contains("345 6789") && !text.contains("Siti"),
+            "{text}"
+        );
+    }
     fx.db.drop_db().await.unwrap();
 }
 

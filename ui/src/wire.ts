@@ -120,8 +120,9 @@ checkpoint: Checkpoint | null,
  * The business's tombstone horizon: deleted rows whose last change is at or below it are
  * gone from the server for good. A desk holding such a tombstone drops it on the last page
  * of a pull; a desk whose cursor is below it must resync from 0 (`resync_required`).
+ * Sent to desks of schema 3 and later only (older desks reject fields they do not know).
  */
-purged_seq: bigint, };
+purged_seq?: bigint | null, };
 
 export type ConflictKind = "duplicate_id_number" | "appointment_overlap";
 

@@ -244,8 +244,9 @@ pub struct PullResponse {
     /// The business's tombstone horizon: deleted rows whose last change is at or below it are
     /// gone from the server for good. A desk holding such a tombstone drops it on the last page
     /// of a pull; a desk whose cursor is below it must resync from 0 (`resync_required`).
-    #[serde(default)]
-    pub purged_seq: i64,
+    /// Sent to desks of schema 3 and later only (older desks reject fields they do not know).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged_seq: Option<i64>,
 }
 
 /// The digest of a branch's rows after every change up to `cursor` (see

@@ -10,7 +10,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -158,6 +158,9 @@ fn note_problem(note: Option<&str>) -> Option<(&'static str, String)> {
         })
 }
 
+/// Years a booking may fall in.
+pub const BOOKING_YEARS: std::ops::RangeInclusive<i32> = 2000..=2200;
+
 /// Longest booking accepted: a day.
 pub const APPOINTMENT_MAX_MINUTES: i64 = 24 * 60;
 pub const NOTE_MAX_CHARS: usize = 500;
@@ -172,6 +175,14 @@ impl AppointmentRecord {
         }
         if !on_minute(self.ends_at) {
             problems.push(("ends_at", "Bookings end on a whole minute.".to_owned()));
+        }
+        for (field, at) in [("starts_at", self.starts_at), ("ends_at", self.ends_at)] {
+            if !(BOOKING_YEARS.contains(&at.year())) {
+                problems.push((
+                    field,
+                    "The booking is not in a year Kaunter accepts.".to_owned(),
+                ));
+            }
         }
         let minutes = (self.ends_at - self.starts_at).num_minutes();
         if self.ends_at <= self.starts_at {

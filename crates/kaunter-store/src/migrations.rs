@@ -117,6 +117,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX patients_tombstones ON patients (server_cursor) WHERE deleted = 1;
     CREATE INDEX appointments_tombstones ON appointments (server_cursor) WHERE deleted = 1;
     ALTER TABLE sync_state ADD COLUMN purged_seq INTEGER NOT NULL DEFAULT 0;
+    -- A desk of schema 2 was never sent appointments or cash entries, and never noted the
+    -- server cursor of its own changes pulled back: it downloads its branch again from 0.
+    UPDATE sync_state SET pull_cursor = 0;
     "#,
 ];
 

@@ -696,47 +696,10 @@ impl Store {
     /// drops every row with nothing in the outbox (the server has them, or purged them) and
     /// keeps those with local changes waiting, which the server merges or refuses as usual.
     pub fn begin_full_resync(&mut self) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for entity in Entity::ALL {
-            tx.execute(
-                &format!(
-                    "DELETE FROM {} WHERE id NOT IN (SELECT row_id FROM outbox)",
-                    rows::table(entity)
-                ),
-                [],
-            )?;
-        }
-        tx.execute(
-            "UPDATE sync_state SET pull_cursor = 0, state_digest = 0",
-            [],
-        )?;
-        tx.commit()?;
-        // The digest of what is left, row by row.
         let (conn, _, cipher) = self.enrolled_mut()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let kept: Vec<(String, String)> = tx
-            .prepare("SELECT DISTINCT entity, row_id FROM outbox")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (entity, id) in kept {
-            let entity = Entity::parse(&entity)
-                .ok_or_else(|| StoreError::Corrupt(format!("outbox entity {entity:?}")))?;
-            let id = parse_uuid(&id)?;
-            if let Some(row) = load_row(&tx, cipher, entity, id)? {
-                rows::move_digest(&tx, 0, row.loaded_digest)?;
-            }
-        }
+        full_resync(&tx, cipher)?;
         tx.commit()?;
-        Ok(())
-    }
-
-    /// Starts pulling again from the beginning: the repair for a desk whose rows turned out to
-    /// differ from the server's. Merging is idempotent, so changes it already has cost only time.
-    pub fn restart_pull(&mut self) -> Result<()> {
-        self.conn
-            .execute("UPDATE sync_state SET pull_cursor = 0", [])?;
         Ok(())
     }
 
@@ -793,8 +756,25 @@ impl Store {
     /// Each change is merged field by field into the local row, so a local edit not yet pushed
     /// keeps the fields it changed when it is the later write, and loses them when it is not.
     pub fn apply_pulled(&mut self, page: &PullResponse, now: DateTime<Utc>) -> Result<usize> {
+        let cursor = self.sync_state()?.pull_cursor;
+        Ok(self.apply_pulled_from(cursor, page, now)?.unwrap_or(0))
+    }
+
+    /// [`Store::apply_pulled`] for a page asked for from `from_cursor`. If the desk's cursor is
+    /// no longer that (a resync or a discard reset it while the page was on its way), the page
+    /// is dropped unapplied (`Ok(None)`): applying it would skip everything before it.
+    pub fn apply_pulled_from(
+        &mut self,
+        from_cursor: i64,
+        page: &PullResponse,
+        now: DateTime<Utc>,
+    ) -> Result<Option<usize>> {
         let (conn, _, cipher) = self.enrolled_mut()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: i64 = tx.query_row("SELECT pull_cursor FROM sync_state", [], |r| r.get(0))?;
+        if current != from_cursor {
+            return Ok(None);
+        }
         let mut clock = read_clock(&tx)?;
         let now_millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
         let mut applied = 0;
@@ -828,10 +808,10 @@ impl Store {
         // On the last page this desk has every change up to the server's snapshot, so a local
         // tombstone whose last change is at or below the horizon is one the server has purged.
         if page.checkpoint.is_some() {
-            purge_tombstones(&tx, cipher, page.purged_seq)?;
+            purge_tombstones(&tx, cipher, page.purged_seq.unwrap_or(0))?;
         }
         tx.commit()?;
-        Ok(applied)
+        Ok(Some(applied))
     }
 
     pub fn record_sync_success(&mut self, at: DateTime<Utc>) -> Result<()> {
@@ -852,8 +832,8 @@ impl Store {
 
     /// Gives up a change the server refused, so this desk holds the server's version of the
     /// record again: the refused entries of that record leave the outbox, this desk's copy of it
-    /// is dropped, and the next pull starts from the beginning to bring the server's copy back
-    /// (merging is idempotent; on a large branch that pull takes a while). Refused while a later
+    /// is dropped, and the branch is downloaded again at the next sync (rows with changes still
+    /// in the outbox are kept; on a large branch the download takes a while). Refused while a later
     /// change to the same record still waits to be sent: sync first.
     pub fn discard_refused(&mut self, seq: i64) -> Result<()> {
         let (conn, _, cipher) = self.enrolled_mut()?;
@@ -886,7 +866,9 @@ impl Store {
         let entity = Entity::parse(&entity)
             .ok_or_else(|| StoreError::Corrupt(format!("outbox entity {entity:?}")))?;
         drop_row(&tx, cipher, entity, parse_uuid(&row_id)?)?;
-        tx.execute("UPDATE sync_state SET pull_cursor = 0", [])?;
+        // The server's copy comes back with a download of the branch (a pull from 0 alone would
+        // not remove rows the server purged while this desk was away).
+        full_resync(&tx, cipher)?;
         tx.commit()?;
         Ok(())
     }
@@ -976,6 +958,38 @@ fn open_outbox_payload(cipher: &FieldCipher, seq: i64, payload: &[u8]) -> Result
     let json = cipher.decrypt("outbox", "payload", &seq.to_string(), payload)?;
     serde_json::from_slice(&json)
         .map_err(|e| StoreError::Corrupt(format!("outbox entry {seq}: {e}")))
+}
+
+/// Drops every row with nothing in the outbox, recomputes the digest from the rows kept and
+/// sets the pull cursor to 0, inside `tx` (one transaction: a crash half-way leaves nothing
+/// half-done).
+fn full_resync(tx: &Transaction<'_>, cipher: &FieldCipher) -> Result<()> {
+    for entity in Entity::ALL {
+        tx.execute(
+            &format!(
+                "DELETE FROM {} WHERE id NOT IN (SELECT row_id FROM outbox)",
+                rows::table(entity)
+            ),
+            [],
+        )?;
+    }
+    tx.execute(
+        "UPDATE sync_state SET pull_cursor = 0, state_digest = 0",
+        [],
+    )?;
+    let kept: Vec<(String, String)> = tx
+        .prepare("SELECT DISTINCT entity, row_id FROM outbox")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut digest = 0u64;
+    for (entity, id) in kept {
+        let entity = Entity::parse(&entity)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox entity {entity:?}")))?;
+        if let Some(row) = load_row(tx, cipher, entity, parse_uuid(&id)?)? {
+            digest = digest.wrapping_add(row.loaded_digest);
+        }
+    }
+    rows::move_digest(tx, 0, digest)
 }
 
 /// Removes a row and takes it out of the desk's digest.

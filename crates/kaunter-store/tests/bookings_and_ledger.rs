@@ -74,7 +74,7 @@ fn page(changes: Vec<(i64, Change)>, purged_seq: i64, last: bool) -> PullRespons
             cursor: next_cursor,
             digest: String::new(),
         }),
-        purged_seq,
+        purged_seq: Some(purged_seq),
     }
 }
 
@@ -413,4 +413,25 @@ fn a_refused_change_is_discarded_and_the_record_comes_back_from_the_server() {
     let day = store.appointments_between(at(0, 0), at(23, 59)).unwrap();
     assert_eq!(day[0].note.as_deref(), Some("Sakit kepala berulang"));
     assert_eq!(store.state_digest().unwrap(), synced_digest);
+}
+
+#[test]
+fn a_page_asked_for_before_the_cursor_was_reset_is_not_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(&dir);
+    store
+        .book_appointment(&booking(Uuid::now_v7(), (9, 0), (9, 30)), Utc::now())
+        .unwrap();
+    let changes = pulled_back(&store, 1);
+    store.acknowledge(1, &[]).unwrap();
+    store
+        .apply_pulled(&page(changes.clone(), 0, true), Utc::now())
+        .unwrap();
+    assert_eq!(store.sync_state().unwrap().pull_cursor, 1);
+    // A resync reset the cursor to 0 while a page asked for from 1 was on its way.
+    store.begin_full_resync().unwrap();
+    let late = page(vec![(2, changes[0].1.clone())], 0, true);
+    assert_eq!(store.apply_pulled_from(1, &late, Utc::now()).unwrap(), None);
+    assert_eq!(store.sync_state().unwrap().pull_cursor, 0);
+    assert!(store.row_states(Entity::Appointment).unwrap().is_empty());
 }

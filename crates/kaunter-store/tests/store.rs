@@ -460,7 +460,7 @@ fn page(changes: Vec<Change>, first_cursor: i64) -> PullResponse {
         open_conflicts: 0,
         remaining: None,
         checkpoint: None,
-        purged_seq: 0,
+        purged_seq: None,
     }
 }
 

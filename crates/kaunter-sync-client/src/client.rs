@@ -163,7 +163,10 @@ impl SyncClient {
         let state = if all { "all" } else { "open" };
         let response = self
             .http
-            .get(format!("{}/v1/conflicts?state={state}", self.base_url))
+            .get(format!(
+                "{}/v1/conflicts?state={state}&schema_version={SCHEMA_VERSION}",
+                self.base_url
+            ))
             .bearer_auth(&self.token)
             .send()
             .await

@@ -88,8 +88,8 @@ pub async fn sync_once_at(
     }
     let checkpoint = pull_all(store, client, &now, &mut report, on_progress).await?;
     // With nothing waiting to push, this desk's rows must now be the server's. If they are not,
-    // something skipped or misapplied a change: pull everything again (merging is idempotent),
-    // and if that does not fix it, say so.
+    // something skipped or misapplied a change: download the branch again, and if that does
+    // not fix it, say so.
     if let Some(checkpoint) = checkpoint
         && !agrees(store, &checkpoint)?
     {
@@ -98,7 +98,9 @@ pub async fn sync_once_at(
             "this desk's rows differ from the server's; pulling everything again"
         );
         report.repaired = true;
-        lock(store)?.restart_pull()?;
+        // Everything again, from nothing: a merge cannot take away a row the server no longer
+        // has (a purged tombstone), so the desk's copies go first (nothing waits to be sent).
+        lock(store)?.begin_full_resync()?;
         if let Some(checkpoint) = pull_all(store, client, &now, &mut report, on_progress).await?
             && !agrees(store, &checkpoint)?
         {
@@ -148,8 +150,12 @@ async fn pull_all(
                 page.next_cursor
             )));
         }
+        let Some(applied) = lock(store)?.apply_pulled_from(cursor, &page, now())? else {
+            // The cursor was reset meanwhile (a discard): ask again from where it is now.
+            continue;
+        };
         report.pulled += page.changes.len();
-        report.applied += lock(store)?.apply_pulled(&page, now())?;
+        report.applied += applied;
         progress.done += page.changes.len() as u64;
         progress.total = progress.total.max(progress.done);
         on_progress(progress);

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
+use kaunter_protocol::ACCEPTED_SCHEMA_VERSIONS;
 use kaunter_protocol::http::{
     ConflictKind, ConflictView, ConflictsResponse, Entity, Fields, PatientRecord, Resolution,
     ResolveConflictRequest,
@@ -32,6 +33,8 @@ pub struct ListQuery {
     /// `open` (the default) or `all`.
     #[serde(default)]
     pub state: StateFilter,
+    /// The desk's client schema version; absent means 2, which knows only duplicate patients.
+    pub schema_version: Option<u32>,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
@@ -54,15 +57,21 @@ pub async fn list(
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
     let device = auth::authenticate(&tx, &token, RowLock::None).await?;
     let open_only = matches!(query.state, StateFilter::Open);
+    let version = query.schema_version.unwrap_or(2);
+    if !ACCEPTED_SCHEMA_VERSIONS.contains(&version) {
+        return Err(Error::UnsupportedSchemaVersion(version));
+    }
+    let kinds = kinds_known_to(version);
     let rows = tx
         .query(
             &format!(
                 "SELECT {COLUMNS} FROM conflicts
                  WHERE tenant_id = $1 AND branch_id = $2 AND (NOT $3 OR resolution IS NULL)
+                   AND kind = ANY($4)
                  ORDER BY detected_at DESC, conflict_id DESC
                  LIMIT 500"
             ),
-            &[&device.tenant_id, &device.branch_id, &open_only],
+            &[&device.tenant_id, &device.branch_id, &open_only, &kinds],
         )
         .await?;
     tx.commit().await?;
@@ -123,13 +132,27 @@ pub async fn resolve(
     Ok(Json(view(&row)?))
 }
 
-/// Counts the open conflicts of the device's branch (for the status every pull reports).
-pub async fn open_count(tx: &TenantTx<'_>, device: &Device) -> Result<u32> {
+/// The conflict kinds a desk of client schema `version` can read.
+fn kinds_known_to(version: u32) -> Vec<&'static str> {
+    if version >= 3 {
+        vec!["duplicate_id_number", "appointment_overlap"]
+    } else {
+        vec!["duplicate_id_number"]
+    }
+}
+
+/// Counts the open conflicts of the device's branch that a desk of `version` can read (for the
+/// status every pull reports).
+pub async fn open_count(tx: &TenantTx<'_>, device: &Device, version: u32) -> Result<u32> {
     let count: i64 = tx
         .query_one(
             "SELECT count(*) FROM conflicts
-             WHERE tenant_id = $1 AND branch_id = $2 AND resolution IS NULL",
-            &[&device.tenant_id, &device.branch_id],
+             WHERE tenant_id = $1 AND branch_id = $2 AND resolution IS NULL AND kind = ANY($3)",
+            &[
+                &device.tenant_id,
+                &device.branch_id,
+                &kinds_known_to(version),
+            ],
         )
         .await?
         .try_get(0)?;
@@ -212,7 +235,7 @@ pub async fn detect_duplicates(
 }
 
 /// Records an `appointment_overlap` conflict for every pair of live bookings of one practitioner
-/// whose slots overlap, when one of the two is in `touched` (just written). The earlier-made
+/// at one branch whose slots overlap, when one of the two is in `touched` (just written). The earlier-made
 /// booking is `row_a`; a pair already recorded is left alone. Returns how many were new.
 pub async fn detect_overlaps(tx: &TenantTx<'_>, device: &Device, touched: &[Uuid]) -> Result<u64> {
     if touched.is_empty() {
@@ -227,13 +250,18 @@ pub async fn detect_overlaps(tx: &TenantTx<'_>, device: &Device, touched: &[Uuid
                AND status IN ('booked', 'arrived')"
         ))
         .await?;
-    // The practitioner's other live bookings that start before this one ends and end after it
-    // starts (the partial index covers the practitioner and start).
+    // The practitioner's other live bookings at the same branch that start before this one
+    // ends and end after it starts. A booking lasts at most a day, so none starting a day or
+    // more before this one can reach it: that bounds the walk of the partial index. (Bookings
+    // of one practitioner at two branches are not compared: no desk of either branch could
+    // resolve such a pair, and neither branch may see the other's bookings.)
     let others = tx
         .prepare(&format!(
             "SELECT {COLUMNS} FROM appointments
              WHERE tenant_id = $1 AND practitioner_id = $2 AND appointment_id <> $3
-               AND starts_at < $5 AND ends_at > $4
+               AND starts_at < $5 AND starts_at > $4::timestamptz - interval '1 day'
+               AND ends_at > $4
+               AND branch_id = $6
                AND NOT deleted AND status IN ('booked', 'arrived')"
         ))
         .await?;
@@ -260,6 +288,7 @@ pub async fn detect_overlaps(tx: &TenantTx<'_>, device: &Device, touched: &[Uuid
                     &this.id,
                     &this.starts_at,
                     &this.ends_at,
+                    &branch_a,
                 ],
             )
             .await?;

@@ -59,10 +59,11 @@ pub async fn pull(
     }
 
     let mut client = state.pool().get().await?;
-    let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+    // One snapshot for every query below: the digest, the horizon and the changes agree even
+    // when a push or a purge commits meanwhile.
+    let tx = TenantTx::begin_snapshot(&mut client, token.tenant_id).await?;
     let device = auth::authenticate(&tx, &token, RowLock::None).await?;
-    // The branch's digest and the tenant's change counter from one snapshot: the digest is the
-    // branch's state after exactly the changes up to `as_of` (pushes commit in seq order).
+    // The branch's digest is its state after exactly the changes up to `as_of`.
     let snapshot = tx
         .query_one(
             "SELECT b.state_digest, t.change_seq, t.purged_seq FROM branches b
@@ -99,7 +100,7 @@ pub async fn pull(
             ],
         )
         .await?;
-    let open_conflicts = crate::routes::conflicts::open_count(&tx, &device).await?;
+    let open_conflicts = crate::routes::conflicts::open_count(&tx, &device, version).await?;
     let remaining = if query.count {
         let counted: i64 = tx
             .query_one(
@@ -158,6 +159,6 @@ pub async fn pull(
         open_conflicts,
         remaining,
         checkpoint,
-        purged_seq,
+        purged_seq: (version >= 3).then_some(purged_seq),
     }))
 }

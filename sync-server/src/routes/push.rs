@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use kaunter_core::hlc::{MAX_DRIFT_MS, check_drift};
 use kaunter_protocol::http::{
     Change, DELETED_FIELD, Entity, OutboxEntry, PushRequest, PushResponse, RejectedEntry,
@@ -367,6 +367,38 @@ fn check_entry(
             )],
         ));
     }
+    // PostgreSQL text cannot hold U+0000; refused here, or the change could not even be logged.
+    if let Some(name) = change
+        .fields
+        .iter()
+        .find(|(_, value)| holds_nul(value))
+        .map(|(name, _)| name)
+    {
+        return Err(refusal(
+            entry,
+            error_code::VALIDATION_FAILED,
+            "A value holds a NUL character.",
+            vec![field_error(
+                entry,
+                name,
+                "invalid",
+                "A value holds a NUL character.",
+            )],
+        ));
+    }
+    if !RECORDED_YEARS.contains(&change.recorded_at.year()) {
+        return Err(refusal(
+            entry,
+            error_code::VALIDATION_FAILED,
+            "The desk's clock gave a time Kaunter does not accept.",
+            vec![field_error(
+                entry,
+                "recorded_at",
+                "invalid",
+                "The desk's clock gave a time Kaunter does not accept.",
+            )],
+        ));
+    }
     if change.fields.is_empty() {
         return Err(refusal(
             entry,
@@ -376,6 +408,42 @@ fn check_entry(
         ));
     }
     Ok(())
+}
+
+/// Years a desk's `recorded_at` may fall in (it is stored in a timestamp column).
+const RECORDED_YEARS: std::ops::RangeInclusive<i32> = 2000..=2200;
+
+/// The change as a refusal keeps it: a change to a purged row loses its values (the row's
+/// personal data is gone from the server for good; the record of the refusal stays).
+fn recorded_change(entry: &OutboxEntry, refusal: &RejectedEntry) -> Change {
+    let mut change = entry.change.clone();
+    if refusal.code == error_code::ROW_PURGED {
+        change.fields.clear();
+    }
+    change
+}
+
+/// `value` with every U+0000 replaced by U+FFFD, so a refused change can still be recorded.
+fn without_nul(value: Value) -> Value {
+    match value {
+        Value::String(text) => Value::String(text.replace('\0', "\u{fffd}")),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nul).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.replace('\0', "\u{fffd}"), without_nul(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }
 
 fn field_error(entry: &OutboxEntry, field: &str, code: &str, message: &str) -> FieldError {
@@ -459,9 +527,9 @@ async fn record_rejection(
             &device.device_id,
             &entry.seq,
             &refusal.code,
-            &refusal.message,
-            &to_json(&refusal.fields)?,
-            &to_json(&entry.change)?,
+            &refusal.message.replace('\0', "\u{fffd}"),
+            &without_nul(to_json(&refusal.fields)?),
+            &without_nul(to_json(&recorded_change(entry, refusal))?),
         ],
     )
     .await?;
