@@ -501,7 +501,7 @@ async fn a_desk_that_missed_a_change_notices_by_the_checkpoint_and_repairs_itsel
         checkpoint.digest
     );
 
-    // The next round compares digests, pulls everything again and agrees.
+    // The next round compares digests, downloads the branch again and agrees.
     let report = desk_b.sync().await;
     assert!(report.repaired, "{report:?}");
     assert_eq!(desk_b.names_found("").len(), 3);
