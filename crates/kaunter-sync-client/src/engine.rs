@@ -120,6 +120,12 @@ async fn pull_all(
     on_progress: &(dyn Fn(PullProgress) + Sync),
 ) -> Result<Option<Checkpoint>> {
     let mut progress = PullProgress::default();
+    // From 0 the desk is sent everything the server has. Rows it holds with nothing waiting
+    // to be sent (say its own registrations, pushed before it ever pulled) go first: if the
+    // server has since purged one, no change would tell the desk so.
+    if lock(store)?.sync_state()?.pull_cursor == 0 {
+        lock(store)?.begin_full_resync()?;
+    }
     loop {
         let cursor = lock(store)?.sync_state()?.pull_cursor;
         let first = progress.total == 0 && progress.done == 0;
