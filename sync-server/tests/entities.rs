@@ -130,6 +130,24 @@ impl Fixture {
         response.json().await.unwrap()
     }
 
+    /// Registers a new patient from `desk` and deletes it in the same push.
+    async fn register_and_delete(&self, desk: &mut Desk) -> PushResponse {
+        let gone = patient(desk);
+        self.push(
+            desk,
+            SCHEMA_VERSION,
+            vec![
+                (Entity::Patient, gone.id, gone.fields()),
+                (
+                    Entity::Patient,
+                    gone.id,
+                    [(DELETED_FIELD.to_owned(), json!(true))].into(),
+                ),
+            ],
+        )
+        .await
+    }
+
     async fn pull(&self, desk: &Desk, cursor: i64, version: Option<u32>) -> reqwest::Response {
         let mut url = format!("{}?cursor={cursor}", self.server.url("/v1/sync/pull"));
         if let Some(version) = version {
@@ -730,21 +748,7 @@ async fn the_server_purges_each_business_once_a_day_after_a_push() {
     let fx = Fixture::with_horizon(Some(std::time::Duration::ZERO)).await;
     let business = fx.business("Klinik Jadual").await;
     let mut desk = fx.desk(&business).await;
-    let gone = patient(&desk);
-    let answer = fx
-        .push(
-            &mut desk,
-            SCHEMA_VERSION,
-            vec![
-                (Entity::Patient, gone.id, gone.fields()),
-                (
-                    Entity::Patient,
-                    gone.id,
-                    [(DELETED_FIELD.to_owned(), json!(true))].into(),
-                ),
-            ],
-        )
-        .await;
+    let answer = fx.register_and_delete(&mut desk).await;
     assert_eq!(codes(&answer), []);
     // That push claimed the day's purge, which runs after it commits.
     let mut waited = 0;
@@ -755,20 +759,7 @@ async fn the_server_purges_each_business_once_a_day_after_a_push() {
     }
     assert_eq!(fx.count("patients").await, 0);
     // The next purge is a day away: a second deleted patient stays until then.
-    let next = patient(&desk);
-    fx.push(
-        &mut desk,
-        SCHEMA_VERSION,
-        vec![
-            (Entity::Patient, next.id, next.fields()),
-            (
-                Entity::Patient,
-                next.id,
-                [(DELETED_FIELD.to_owned(), json!(true))].into(),
-            ),
-        ],
-    )
-    .await;
+    fx.register_and_delete(&mut desk).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(fx.count("patients").await, 1);
     assert_eq!(fx.count("purged_rows").await, 1);
@@ -793,20 +784,7 @@ async fn with_the_automatic_purge_off_nothing_is_purged() {
     let fx = Fixture::with_horizon(None).await;
     let business = fx.business("Klinik Tanpa").await;
     let mut desk = fx.desk(&business).await;
-    let gone = patient(&desk);
-    fx.push(
-        &mut desk,
-        SCHEMA_VERSION,
-        vec![
-            (Entity::Patient, gone.id, gone.fields()),
-            (
-                Entity::Patient,
-                gone.id,
-                [(DELETED_FIELD.to_owned(), json!(true))].into(),
-            ),
-        ],
-    )
-    .await;
+    fx.register_and_delete(&mut desk).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(fx.count("patients").await, 1);
     assert_eq!(fx.count("purged_rows").await, 0);
