@@ -3,13 +3,15 @@
 //! digests moved by the rows' old and new digests. One shape for every entity; what differs
 //! (columns, validation) is matched on [`Entity`] here and nowhere else.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use kaunter_core::lww::LwwRecord;
-use kaunter_protocol::http::{DELETED_FIELD, Entity, Fields, PatientRecord, Stamps};
+use kaunter_protocol::http::{
+    Change, DELETED_FIELD, Entity, Fields, PatientRecord, Stamps, WireStamp,
+};
 use kaunter_protocol::merge::{
-    is_deleted, record_from_parts, record_into_parts, row_digest, update_digest,
+    is_deleted, record_from_parts, record_into_parts, row_digest, stamp_to_wire, update_digest,
 };
 use kaunter_protocol::records::{
     AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, EntityRecord, ringgit,
@@ -124,6 +126,60 @@ pub fn select_tombstones_sql(entity: Entity) -> String {
     let by_id = select_sql(entity);
     let (head, _) = by_id.split_once(" WHERE ").unwrap_or((by_id, ""));
     format!("{head} WHERE tenant_id = $1 AND deleted AND last_change_seq <= $2 FOR UPDATE")
+}
+
+/// The rows of a branch whose last change seq is in `($3, $4]`, in that order, at most `$5` of
+/// them, in [`decode_row`]'s column order (`$1` tenant, `$2` branch).
+pub fn select_changed_sql(entity: Entity) -> String {
+    let by_id = select_sql(entity);
+    let (head, _) = by_id.split_once(" WHERE ").unwrap_or((by_id, ""));
+    format!(
+        "{head} WHERE tenant_id = $1 AND branch_id = $2
+                  AND last_change_seq > $3 AND last_change_seq <= $4
+         ORDER BY last_change_seq LIMIT $5"
+    )
+}
+
+/// How many rows [`select_changed_sql`] would find without its limit (`$1`-`$4` alike).
+pub fn count_changed_sql(entity: Entity) -> String {
+    format!(
+        "SELECT count(*) FROM {} WHERE tenant_id = $1 AND branch_id = $2
+             AND last_change_seq > $3 AND last_change_seq <= $4",
+        table(entity)
+    )
+}
+
+/// The table that holds an entity's rows.
+pub fn table(entity: Entity) -> &'static str {
+    match entity {
+        Entity::Patient => "patients",
+        Entity::Appointment => "appointments",
+        Entity::CashMovement => "cash_movements",
+    }
+}
+
+/// A row as the changes that rebuild it: its winning field writes grouped by stamp, oldest
+/// stamp first, each recorded at the row's last update.
+pub fn as_changes(entity: Entity, id: Uuid, row: &StoredRow) -> Vec<Change> {
+    let mut writes: BTreeMap<(u64, Uuid), Fields> = BTreeMap::new();
+    for (name, register) in row.record.registers() {
+        let stamp = stamp_to_wire(register.stamp);
+        writes
+            .entry((stamp.hlc, stamp.device_id))
+            .or_default()
+            .insert(name.to_owned(), register.value.clone());
+    }
+    writes
+        .into_iter()
+        .map(|((hlc, device_id), fields)| Change {
+            entity,
+            row_id: id,
+            branch_id: row.branch_id,
+            stamp: WireStamp { hlc, device_id },
+            fields,
+            recorded_at: row.updated_at,
+        })
+        .collect()
 }
 
 fn select_sql(entity: Entity) -> &'static str {

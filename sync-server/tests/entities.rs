@@ -571,6 +571,7 @@ async fn a_desk_of_the_previous_version_is_served_what_it_knows() {
     assert_eq!(fx.conflicts(&new).await.conflicts.len(), 1);
     let raw = fx.pull(&old, 0, None).await.text().await.unwrap();
     assert!(!raw.contains("purged_seq"), "{raw}");
+    assert!(!raw.contains("created_at"), "{raw}");
     assert!(raw.contains("\"open_conflicts\":0"), "{raw}");
 
     // The old desk (no schema_version on pull) gets the patient only, and no checkpoint: its
@@ -587,6 +588,7 @@ async fn a_desk_of_the_previous_version_is_served_what_it_knows() {
         [Entity::Patient, Entity::Appointment, Entity::Appointment]
     );
     assert!(page.checkpoint.is_some());
+    assert!(page.changes.iter().all(|c| c.created_at.is_some()));
     assert_eq!((page.open_conflicts, page.purged_seq), (1, Some(0)));
     // A version the server does not know is refused with its code.
     for version in [1, SCHEMA_VERSION + 1] {

@@ -110,8 +110,12 @@ impl Fixture {
         answer.acked_seq
     }
 
+    /// A pull as a desk of the current schema version makes it.
     async fn pull(&self, token: &str, cursor: i64, limit: Option<i64>) -> reqwest::Response {
-        let mut url = format!("{}?cursor={cursor}", self.server.url("/v1/sync/pull"));
+        let mut url = format!(
+            "{}?cursor={cursor}&schema_version={SCHEMA_VERSION}",
+            self.server.url("/v1/sync/pull")
+        );
         if let Some(limit) = limit {
             url.push_str(&format!("&limit={limit}"));
         }
@@ -949,7 +953,20 @@ async fn pulled_changes_are_what_was_pushed() {
     f.push_ok(&device.device_token, &request).await;
     let pulled = f.pull_ok(&device.device_token, 0, None).await;
     assert_eq!(pulled.changes.len(), 1);
-    assert_eq!(pulled.changes[0].change, request.entries[0].change);
+    // The row as it stands: one write, so one change, the pushed one (its time to the
+    // microsecond PostgreSQL keeps), and when the row was first written.
+    let pushed = &request.entries[0].change;
+    let mut change = pulled.changes[0].change.clone();
+    let drift = (change.recorded_at - pushed.recorded_at)
+        .num_nanoseconds()
+        .unwrap();
+    assert!(drift.abs() < 1_000, "recorded_at moved by {drift} ns");
+    change.recorded_at = pushed.recorded_at;
+    assert_eq!(&change, pushed);
+    assert_eq!(
+        pulled.changes[0].created_at.map(|at| at.timestamp_micros()),
+        Some(pushed.recorded_at.timestamp_micros())
+    );
     assert_eq!(pulled.changes[0].change.stamp.device_id, device.device_id);
     let change = &pulled.changes[0].change;
     assert_eq!(
@@ -1340,8 +1357,14 @@ async fn an_older_edit_loses_to_a_newer_one_whatever_the_push_order() {
             .await,
         1
     );
+    // Pull sends the row as it stands: the losing write is not among its writes.
     let pulled = f.pull_ok(&a.device_token, 0, None).await;
-    assert_eq!(pulled.changes[2].change, older_edit.change);
+    assert!(
+        pulled
+            .changes
+            .iter()
+            .all(|p| p.change.stamp != older_edit.change.stamp)
+    );
     let changes: Vec<&Change> = pulled.changes.iter().map(|p| &p.change).collect();
     assert_eq!(
         merged_patient(&merged(&changes, record.id), record.id, a.branch_id).full_name,
@@ -1435,10 +1458,23 @@ async fn a_delete_is_not_undone_by_an_older_edit() {
     assert_eq!(stored.full_name, "Siti Aminah binti Ahmad");
     assert_eq!(f.count("changes").await, 4);
 
-    // A desk merging the log, in any order, agrees.
+    // A desk merging the row's writes, in any order, agrees: the registration (id fields),
+    // the late name edit and the delete each won a field; the undelete won none.
     let pulled = f.pull_ok(&c.device_token, 0, None).await;
     let mut changes: Vec<&Change> = pulled.changes.iter().map(|p| &p.change).collect();
-    assert_eq!(changes.len(), 4);
+    assert_eq!(changes.len(), 3);
+    assert!(
+        changes
+            .iter()
+            .all(|change| change.stamp.hlc != undelete_hlc)
+    );
+    // A page of one row holds all of that row's writes: they are never split across pages.
+    let one = f.pull_ok(&c.device_token, 0, Some(1)).await;
+    assert_eq!(
+        (one.changes.len(), one.row_count(), one.has_more),
+        (3, 1, false)
+    );
+    assert!(one.changes.iter().all(|p| p.cursor == one.next_cursor));
     assert!(is_deleted(&merged(&changes, record.id)));
     changes.reverse();
     assert!(is_deleted(&merged(&changes, record.id)));

@@ -92,10 +92,9 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
             .unwrap();
         owner
             .execute(
-                "INSERT INTO changes (tenant_id, seq, device_id, device_seq, entity, row_id,
-                     branch_id, change, recorded_at)
-                 VALUES ($1, 1, $2, 1, 'patient', $3, $4, '{}'::jsonb, now())",
-                &[&tenant, &device, &patient, &branch],
+                "INSERT INTO changes (tenant_id, seq, device_id, device_seq, entity, row_id)
+                 VALUES ($1, 1, $2, 1, 'patient', $3)",
+                &[&tenant, &device, &patient],
             )
             .await
             .unwrap();

@@ -87,9 +87,15 @@ rejected: Array<RejectedEntry>, };
 
 export type PulledChange = { 
 /**
- * The tenant-wide sequence number of this change; pull again with it as the cursor.
+ * The tenant-wide sequence number of the row's last change; pull again with it as the
+ * cursor.
  */
-cursor: bigint, change: Change, };
+cursor: bigint, change: Change, 
+/**
+ * On the first change of a row: when the row was first written, for a desk that does not
+ * have it yet. Sent to desks of schema 3 and later only.
+ */
+created_at?: string | null, };
 
 export type Checkpoint = { cursor: bigint, 
 /**
@@ -107,8 +113,8 @@ next_cursor: bigint, has_more: boolean,
  */
 open_conflicts: number, 
 /**
- * When asked for (`count=true`): how many changes of the branch there are from the cursor
- * on, this page's included, for a progress bar.
+ * When asked for (`count=true`): how many rows of the branch changed after the cursor,
+ * this page's included, for a progress bar.
  */
 remaining: bigint | null, 
 /**

@@ -215,12 +215,20 @@ pub struct PushResponse {
     pub rejected: Vec<RejectedEntry>,
 }
 
-/// One change as the server hands it out, numbered by the tenant's change sequence.
+/// A row as the server hands it out: the row's winning field writes, one change per distinct
+/// stamp (usually one), each numbered with the row's last change seq. Merging them gives the
+/// row as the server has it, whatever the desk held before. The changes of one row are never
+/// split across pages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct PulledChange {
-    /// The tenant-wide sequence number of this change; pull again with it as the cursor.
+    /// The tenant-wide sequence number of the row's last change; pull again with it as the
+    /// cursor.
     pub cursor: i64,
     pub change: Change,
+    /// On the first change of a row: when the row was first written, for a desk that does not
+    /// have it yet. Sent to desks of schema 3 and later only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /v1/sync/pull?cursor=N&limit=M[&count=true]`.
@@ -233,8 +241,8 @@ pub struct PullResponse {
     /// Conflicts of this device's branch waiting for a person (see `GET /v1/conflicts`).
     #[serde(default)]
     pub open_conflicts: u32,
-    /// When asked for (`count=true`): how many changes of the branch there are from the cursor
-    /// on, this page's included, for a progress bar.
+    /// When asked for (`count=true`): how many rows of the branch changed after the cursor,
+    /// this page's included, for a progress bar.
     #[serde(default)]
     pub remaining: Option<i64>,
     /// On the last page: the branch's state as of `next_cursor`, for the desk to compare with
@@ -247,6 +255,21 @@ pub struct PullResponse {
     /// Sent to desks of schema 3 and later only (older desks reject fields they do not know).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purged_seq: Option<i64>,
+}
+
+impl PullResponse {
+    /// How many rows the page holds (a row's changes are adjacent and share its cursor).
+    pub fn row_count(&self) -> usize {
+        let mut rows = 0;
+        let mut last = None;
+        for pulled in &self.changes {
+            if last != Some(pulled.cursor) {
+                rows += 1;
+                last = Some(pulled.cursor);
+            }
+        }
+        rows
+    }
 }
 
 /// The digest of a branch's rows after every change up to `cursor` (see

@@ -14,8 +14,8 @@ use kaunter_core::{
 use kaunter_protocol::FieldError;
 use kaunter_protocol::http::error_code;
 use kaunter_protocol::http::{
-    Change, DELETED_FIELD, Entity, Fields, OutboxEntry, PatientRecord, PullResponse, RejectedEntry,
-    Resolution, Stamps,
+    Change, DELETED_FIELD, Entity, Fields, OutboxEntry, PatientRecord, PullResponse, PulledChange,
+    RejectedEntry, Resolution, Stamps,
 };
 use kaunter_protocol::ipc::{PatientView, RefusedChangeView};
 use kaunter_protocol::merge::{apply_change, record_into_parts, stamp_to_wire};
@@ -780,24 +780,41 @@ impl Store {
         let mut applied = 0;
         // The desk digest moves once per page: out go the rows' old digests, in their new ones.
         let (mut digest_out, mut digest_in) = (0u64, 0u64);
-        for pulled in &page.changes {
-            let change = &pulled.change;
-            let mut row = match load_row(&tx, cipher, change.entity, change.row_id)? {
+        // A row comes as its winning writes, one change per stamp, adjacent: all of them are
+        // merged before the row is checked and written (one alone may not be a whole row).
+        let same_row = |a: &PulledChange, b: &PulledChange| {
+            (a.cursor, a.change.entity, a.change.row_id)
+                == (b.cursor, b.change.entity, b.change.row_id)
+        };
+        for writes in page.changes.chunk_by(same_row) {
+            let first = &writes[0];
+            let (entity, row_id) = (first.change.entity, first.change.row_id);
+            let mut row = match load_row(&tx, cipher, entity, row_id)? {
                 Some(row) => row,
-                None => LocalRow::new(change.entity, change.branch_id, change.recorded_at),
+                None => {
+                    let created = first.created_at.unwrap_or(first.change.recorded_at);
+                    LocalRow::new(entity, first.change.branch_id, created)
+                }
             };
-            if apply_change(&mut row.record, change) {
-                row.updated_at = row.updated_at.max(change.recorded_at);
-                let new = rows::write_row(&tx, cipher, change.row_id, &row, Some(pulled.cursor))?;
+            let mut won = false;
+            for pulled in writes {
+                let change = &pulled.change;
+                if apply_change(&mut row.record, change) {
+                    row.updated_at = row.updated_at.max(change.recorded_at);
+                    won = true;
+                }
+                // A stamp far ahead of this desk's clock (its clock is wrong, or the other
+                // desk's was) is merged like any other but does not drag this clock along.
+                let _ = clock.observe(Hlc::from_u64(change.stamp.hlc), now_millis);
+            }
+            if won {
+                let new = rows::write_row(&tx, cipher, row_id, &row, Some(first.cursor))?;
                 digest_out = digest_out.wrapping_add(row.loaded_digest);
                 digest_in = digest_in.wrapping_add(new);
                 applied += 1;
             } else {
-                rows::touch_cursor(&tx, change.entity, change.row_id, pulled.cursor)?;
+                rows::touch_cursor(&tx, entity, row_id, first.cursor)?;
             }
-            // A stamp far ahead of this desk's clock (its clock is wrong, or the other desk's
-            // was) is merged like any other but does not drag this clock along with it.
-            let _ = clock.observe(Hlc::from_u64(change.stamp.hlc), now_millis);
         }
         write_clock(&tx, &clock)?;
         rows::move_digest(&tx, digest_out, digest_in)?;

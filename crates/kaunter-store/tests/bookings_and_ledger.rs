@@ -64,7 +64,11 @@ fn page(changes: Vec<(i64, Change)>, purged_seq: i64, last: bool) -> PullRespons
     PullResponse {
         changes: changes
             .into_iter()
-            .map(|(cursor, change)| PulledChange { cursor, change })
+            .map(|(cursor, change)| PulledChange {
+                cursor,
+                change,
+                created_at: None,
+            })
             .collect(),
         next_cursor,
         has_more: !last,

@@ -450,7 +450,11 @@ fn page(changes: Vec<Change>, first_cursor: i64) -> PullResponse {
     let changes: Vec<PulledChange> = changes
         .into_iter()
         .zip(first_cursor..)
-        .map(|(change, cursor)| PulledChange { cursor, change })
+        .map(|(change, cursor)| PulledChange {
+            cursor,
+            change,
+            created_at: None,
+        })
         .collect();
     let next_cursor = changes.last().map_or(first_cursor - 1, |c| c.cursor);
     PullResponse {

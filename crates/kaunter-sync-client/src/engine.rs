@@ -42,7 +42,7 @@ pub async fn sync_once(store: &Mutex<Store>, client: &impl Transport) -> Result<
     sync_once_at(store, client, Utc::now, &|_| {}).await
 }
 
-/// How far a round's pull has got: changes applied and how many there are to pull.
+/// How far a round's pull has got: rows applied and how many there are to pull.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PullProgress {
     pub done: u64,
@@ -162,7 +162,7 @@ async fn pull_all(
         };
         report.pulled += page.changes.len();
         report.applied += applied;
-        progress.done += page.changes.len() as u64;
+        progress.done += page.row_count() as u64;
         progress.total = progress.total.max(progress.done);
         on_progress(progress);
         if !page.has_more || page.next_cursor == cursor {

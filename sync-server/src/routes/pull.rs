@@ -1,13 +1,19 @@
-//! `GET /v1/sync/pull?cursor=N&limit=M`: a desk fetches the changes it may see, in tenant change
-//! order, a page at a time. Resumable: the cursor is the last change seq the desk has applied.
+//! `GET /v1/sync/pull?cursor=N&limit=M`: a desk fetches the rows it may see that changed since
+//! its cursor, in tenant change order, a page at a time. Resumable: the cursor is the last
+//! change seq the desk has applied.
 //!
-//! Scope for now: changes of the device's own branch (tenant-wide catalogues come later), of the
+//! State-based: a row is sent once, as it stands (its winning field writes, grouped by stamp),
+//! however many changes it went through; the desk merges it field by field, which leaves it
+//! where replaying every change would. So the change log keeps no bodies and a large branch's
+//! first download is one pass over its rows.
+//!
+//! Scope for now: rows of the device's own branch (tenant-wide catalogues come later), of the
 //! entities the desk's schema version knows. A cursor below the business's tombstone horizon is
 //! refused with `resync_required` (410): the desk starts again from 0.
 
 use axum::Json;
 use axum::extract::State;
-use kaunter_protocol::http::{Change, Checkpoint, Entity, PullResponse, PulledChange};
+use kaunter_protocol::http::{Checkpoint, Entity, PullResponse, PulledChange};
 use kaunter_protocol::{ACCEPTED_SCHEMA_VERSIONS, SCHEMA_VERSION};
 use serde::Deserialize;
 
@@ -16,6 +22,7 @@ use crate::auth::{self, Bearer, RowLock};
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use crate::extract::QueryParams;
+use crate::rows;
 
 pub const DEFAULT_LIMIT: i64 = 500;
 pub const MAX_LIMIT: i64 = 1000;
@@ -48,10 +55,9 @@ pub async fn pull(
     if !ACCEPTED_SCHEMA_VERSIONS.contains(&version) {
         return Err(Error::UnsupportedSchemaVersion(version));
     }
-    let entities: Vec<&str> = Entity::ALL
+    let entities: Vec<Entity> = Entity::ALL
         .into_iter()
         .filter(|entity| entity.since_schema_version() <= version)
-        .map(Entity::as_str)
         .collect();
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
     if limit < 1 {
@@ -82,67 +88,70 @@ pub async fn pull(
     if query.cursor > 0 && query.cursor < purged_seq {
         return Err(Error::ResyncRequired);
     }
-    // One row more than asked tells whether there is another page.
-    let rows = tx
-        .query(
-            "SELECT seq, change FROM changes
-             WHERE tenant_id = $1 AND branch_id = $2 AND seq > $3 AND seq <= $5
-               AND entity = ANY($6)
-             ORDER BY seq
-             LIMIT $4",
-            &[
-                &device.tenant_id,
-                &device.branch_id,
-                &query.cursor,
-                &(limit + 1),
-                &as_of,
-                &entities,
-            ],
-        )
-        .await?;
-    let open_conflicts = crate::routes::conflicts::open_count(&tx, &device, version).await?;
-    let remaining = if query.count {
-        let counted: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM changes
-                 WHERE tenant_id = $1 AND branch_id = $2 AND seq > $3 AND seq <= $4
-                   AND entity = ANY($5)",
+    let page_size = usize::try_from(limit)
+        .map_err(|_| Error::Internal("pull limit out of range".to_owned()))?;
+    // Each entity's first `limit + 1` rows past the cursor; the page is the first `limit` of
+    // them all in seq order (every row left out comes after it), and one more tells whether
+    // there is another page. Seqs are unique across a business's rows.
+    let mut found = Vec::new();
+    for &entity in &entities {
+        let rows = tx
+            .query(
+                &rows::select_changed_sql(entity),
                 &[
                     &device.tenant_id,
                     &device.branch_id,
                     &query.cursor,
                     &as_of,
-                    &entities,
+                    &(limit + 1),
                 ],
             )
-            .await?
-            .try_get(0)?;
+            .await?;
+        for row in &rows {
+            let (id, stored) = rows::decode_row(entity, row)?;
+            found.push((stored.last_change_seq, entity, id, stored));
+        }
+    }
+    found.sort_unstable_by_key(|(seq, ..)| *seq);
+    let has_more = found.len() > page_size;
+    found.truncate(page_size);
+    let open_conflicts = crate::routes::conflicts::open_count(&tx, &device, version).await?;
+    let remaining = if query.count {
+        let mut counted = 0i64;
+        for &entity in &entities {
+            let in_table: i64 = tx
+                .query_one(
+                    &rows::count_changed_sql(entity),
+                    &[&device.tenant_id, &device.branch_id, &query.cursor, &as_of],
+                )
+                .await?
+                .try_get(0)?;
+            counted += in_table;
+        }
         Some(counted)
     } else {
         None
     };
     tx.commit().await?;
 
-    let page_size = usize::try_from(limit)
-        .map_err(|_| Error::Internal("pull limit out of range".to_owned()))?;
-    let has_more = rows.len() > page_size;
-    let mut changes = Vec::with_capacity(page_size.min(rows.len()));
-    for row in rows.iter().take(page_size) {
-        let change: Change = serde_json::from_value(row.try_get(1)?).map_err(|error| {
-            Error::Internal(format!("a stored change does not decode: {error}"))
-        })?;
-        changes.push(PulledChange {
-            cursor: row.try_get(0)?,
-            change,
-        });
+    let mut changes = Vec::with_capacity(found.len());
+    for (seq, entity, id, stored) in &found {
+        for (index, change) in rows::as_changes(*entity, *id, stored)
+            .into_iter()
+            .enumerate()
+        {
+            changes.push(PulledChange {
+                cursor: *seq,
+                change,
+                // A version-2 desk rejects fields it does not know.
+                created_at: (index == 0 && version >= 3).then_some(stored.created_at),
+            });
+        }
     }
     // On the last page the desk has seen every change of its branch up to `as_of`, whichever
     // branch the changes in between were for.
     let (next_cursor, checkpoint) = if has_more {
-        (
-            changes.last().map_or(query.cursor, |change| change.cursor),
-            None,
-        )
+        (found.last().map_or(query.cursor, |(seq, ..)| *seq), None)
     } else {
         let cursor = query.cursor.max(as_of);
         // An older desk holds only some of the branch's entities: no digest covers just those.

@@ -167,15 +167,12 @@ async fn apply(
         .collect();
     let (mut rows, purged) =
         rows::load(tx, device.tenant_id.as_uuid(), &keys, purged_seq > 0).await?;
-    // The applied changes, column by column: written with one statement (unnest), which is
-    // what keeps a 500-entry push to a handful of round trips.
+    // The change log: which device write became which change seq of which row (the rows carry
+    // the values), column by column in one statement (unnest).
     let mut seqs = Vec::with_capacity(entries.len());
     let mut device_seqs = Vec::with_capacity(entries.len());
     let mut kinds = Vec::with_capacity(entries.len());
     let mut row_ids = Vec::with_capacity(entries.len());
-    let mut branch_ids = Vec::with_capacity(entries.len());
-    let mut bodies = Vec::with_capacity(entries.len());
-    let mut recorded = Vec::with_capacity(entries.len());
     let mut rejected = Vec::new();
     for (entry, tenant_seq) in entries.iter().zip(first_tenant_seq..) {
         let merged = check_entry(entry, device, now)
@@ -189,19 +186,13 @@ async fn apply(
         device_seqs.push(entry.seq);
         kinds.push(entry.change.entity.as_str());
         row_ids.push(entry.change.row_id);
-        branch_ids.push(entry.change.branch_id);
-        bodies.push(to_json(&entry.change)?);
-        recorded.push(entry.change.recorded_at);
     }
     if !seqs.is_empty() {
         tx.execute(
-            "INSERT INTO changes (tenant_id, seq, device_id, device_seq, entity, row_id,
-                 branch_id, change, recorded_at)
-             SELECT $1, u.seq, $2, u.device_seq, u.entity, u.row_id, u.branch_id, u.change,
-                    u.recorded_at
-             FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::uuid[], $7::uuid[],
-                         $8::jsonb[], $9::timestamptz[])
-                  AS u(seq, device_seq, entity, row_id, branch_id, change, recorded_at)",
+            "INSERT INTO changes (tenant_id, seq, device_id, device_seq, entity, row_id)
+             SELECT $1, u.seq, $2, u.device_seq, u.entity, u.row_id
+             FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::uuid[])
+                  AS u(seq, device_seq, entity, row_id)",
             &[
                 &device.tenant_id,
                 &device.device_id,
@@ -209,9 +200,6 @@ async fn apply(
                 &device_seqs,
                 &kinds,
                 &row_ids,
-                &branch_ids,
-                &bodies,
-                &recorded,
             ],
         )
         .await?;
