@@ -85,7 +85,7 @@ pub enum AdminCommand {
         tenant: TenantId,
     },
     /// Remove deleted records whose deletion is older than the horizon, for good; prints
-    /// {"purged_seq":..,"rows":..,"changes":..}. Desks away longer than that resync.
+    /// {"purged_seq":..,"rows":..}. Desks away longer than that resync.
     PurgeTombstones {
         /// The business's tenant_id.
         #[arg(long)]

@@ -19,6 +19,7 @@ pub mod migrate;
 pub mod purge;
 mod routes;
 mod rows;
+pub mod stamps;
 pub mod test_support;
 pub mod token;
 mod validate;

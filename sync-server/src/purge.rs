@@ -1,9 +1,10 @@
 //! The tombstone horizon: deleted rows whose last change is older than the horizon are removed
-//! for good, with their change-log entries, so neither the database nor a fresh desk carries
-//! them forever (PDPA 2010's retention principle asks as much of personal data).
+//! for good, so neither the database nor a fresh desk carries them forever (PDPA 2010's
+//! retention principle asks as much of personal data). Their change-log entries stay: they
+//! hold ids and sequence numbers, no values.
 //!
 //! The business's `purged_seq` records how far the purge has gone. A desk whose pull cursor is
-//! below it may hold rows deleted meanwhile whose changes are gone, so pull refuses it
+//! below it may hold rows deleted meanwhile that pull can no longer send, so pull refuses it
 //! (`resync_required`) and the desk downloads its branch again. A purged row's id is kept in
 //! `purged_rows`, and push refuses any later change to it (`row_purged`): a desk that was away
 //! cannot bring a deleted row back. Ledger entries are never deleted, so never purged. The
@@ -29,10 +30,9 @@ pub const DEFAULT_HORIZON: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 pub struct PurgeReport {
     /// The business's horizon after the purge (a change seq).
     pub purged_seq: i64,
-    /// Deleted rows removed.
+    /// Deleted rows removed. (Their change-log entries stay: they hold ids, not values, and
+    /// tell which device wrote what.)
     pub rows: u64,
-    /// Change-log entries removed with them.
-    pub changes: u64,
 }
 
 /// Purges the tombstones of `tenant` whose last change reached the server more than `horizon`
@@ -78,7 +78,6 @@ pub async fn purge_through(pool: &Pool, tenant: TenantId, through: i64) -> Resul
     let mut report = PurgeReport {
         purged_seq,
         rows: 0,
-        changes: 0,
     };
     for entity in [Entity::Patient, Entity::Appointment] {
         let (table, id_column) = match entity {
@@ -112,14 +111,6 @@ pub async fn purge_through(pool: &Pool, tenant: TenantId, through: i64) -> Resul
             &[&tenant_uuid, &entity.as_str(), &ids, &branches],
         )
         .await?;
-        // Every change of a purged row is at or below its last one, so at or below the horizon.
-        report.changes += tx
-            .execute(
-                "DELETE FROM changes
-                 WHERE tenant_id = $1 AND seq <= $2 AND entity = $3 AND row_id = ANY($4)",
-                &[&tenant_uuid, &purged_seq, &entity.as_str(), &ids],
-            )
-            .await?;
         report.rows += tx
             .execute(
                 &format!("DELETE FROM {table} WHERE tenant_id = $1 AND {id_column} = ANY($2)"),
@@ -151,6 +142,6 @@ pub async fn purge_through(pool: &Pool, tenant: TenantId, through: i64) -> Resul
         }
     }
     tx.commit().await?;
-    tracing::info!(%tenant, purged_seq, rows = report.rows, changes = report.changes, "tombstones purged");
+    tracing::info!(%tenant, purged_seq, rows = report.rows, "tombstones purged");
     Ok(report)
 }

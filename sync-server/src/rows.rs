@@ -7,9 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use kaunter_core::lww::LwwRecord;
-use kaunter_protocol::http::{
-    Change, DELETED_FIELD, Entity, Fields, PatientRecord, Stamps, WireStamp,
-};
+use kaunter_protocol::http::{Change, DELETED_FIELD, Entity, Fields, PatientRecord, WireStamp};
 use kaunter_protocol::merge::{
     is_deleted, record_from_parts, record_into_parts, row_digest, stamp_to_wire, update_digest,
 };
@@ -78,16 +76,10 @@ pub async fn load(
         if ids.is_empty() {
             continue;
         }
-        // One primary-key lookup per row, pipelined on the connection. A single `= ANY` or join
-        // query was at the mercy of the planner: while a business grows fast (a branch's first
-        // upload) its statistics lag, and the planner scanned the whole business once per push.
-        let lookup = tx.prepare(select_sql(entity)).await?;
-        let found = futures_util::future::try_join_all(ids.iter().map(|id| {
-            let lookup = &lookup;
-            async move { tx.query_opt(lookup, &[&tenant, id]).await }
-        }))
-        .await?;
-        for row in found.into_iter().flatten() {
+        for row in tx
+            .query(&select_by_ids_sql(entity), &[&tenant, &ids])
+            .await?
+        {
             let (id, stored) = decode_row(entity, &row)?;
             rows.insert((entity, id), stored);
         }
@@ -123,20 +115,22 @@ pub async fn load(
 /// The tombstones of a business whose last change is at most `$2`, in [`decode_row`]'s column
 /// order, locked.
 pub fn select_tombstones_sql(entity: Entity) -> String {
-    let by_id = select_sql(entity);
-    let (head, _) = by_id.split_once(" WHERE ").unwrap_or((by_id, ""));
-    format!("{head} WHERE tenant_id = $1 AND deleted AND last_change_seq <= $2 FOR UPDATE")
+    format!(
+        "SELECT {} FROM {} WHERE tenant_id = $1 AND deleted AND last_change_seq <= $2 FOR UPDATE",
+        columns(entity),
+        table(entity)
+    )
 }
 
 /// The rows of a branch whose last change seq is in `($3, $4]`, in that order, at most `$5` of
 /// them, in [`decode_row`]'s column order (`$1` tenant, `$2` branch).
 pub fn select_changed_sql(entity: Entity) -> String {
-    let by_id = select_sql(entity);
-    let (head, _) = by_id.split_once(" WHERE ").unwrap_or((by_id, ""));
     format!(
-        "{head} WHERE tenant_id = $1 AND branch_id = $2
-                  AND last_change_seq > $3 AND last_change_seq <= $4
-         ORDER BY last_change_seq LIMIT $5"
+        "SELECT {} FROM {} WHERE tenant_id = $1 AND branch_id = $2
+             AND last_change_seq > $3 AND last_change_seq <= $4
+         ORDER BY last_change_seq LIMIT $5",
+        columns(entity),
+        table(entity)
     )
 }
 
@@ -182,37 +176,64 @@ pub fn as_changes(entity: Entity, id: Uuid, row: &StoredRow) -> Vec<Change> {
         .collect()
 }
 
-fn select_sql(entity: Entity) -> &'static str {
+/// An entity's columns in [`decode_row`]'s order (the first seven are common to all).
+fn columns(entity: Entity) -> &'static str {
     match entity {
         Entity::Patient => {
-            "SELECT patient_id, branch_id, stamps, created_at, updated_at, last_change_seq,
-                    deleted, full_name, id_type, id_number, phone, date_of_birth, sex
-             FROM patients WHERE tenant_id = $1 AND patient_id = $2
-             FOR UPDATE"
+            "patient_id, branch_id, stamps, created_at, updated_at, last_change_seq, deleted,
+             full_name, id_type, id_number, phone, date_of_birth, sex"
         }
         Entity::Appointment => {
-            "SELECT appointment_id, branch_id, stamps, created_at, updated_at, last_change_seq,
-                    deleted, patient_id, practitioner_id, starts_at, ends_at, status, note
-             FROM appointments WHERE tenant_id = $1 AND appointment_id = $2
-             FOR UPDATE"
+            "appointment_id, branch_id, stamps, created_at, updated_at, last_change_seq, deleted,
+             patient_id, practitioner_id, starts_at, ends_at, status, note"
         }
-        // Not locked: a ledger entry never changes (the app role may not even lock it), and two
-        // pushes of one business already take turns on the tenant row.
         Entity::CashMovement => {
-            "SELECT movement_id, branch_id, stamps, created_at, recorded_at, last_change_seq,
-                    false, kind, amount_sen, patient_id, note
-             FROM cash_movements WHERE tenant_id = $1 AND movement_id = $2"
+            "movement_id, branch_id, stamps, created_at, recorded_at, last_change_seq, false,
+             kind, amount_sen, patient_id, note"
         }
     }
 }
 
-/// A row selected with [`select_sql`]: the first seven columns are common to every entity.
+fn id_column(entity: Entity) -> &'static str {
+    match entity {
+        Entity::Patient => "patient_id",
+        Entity::Appointment => "appointment_id",
+        Entity::CashMovement => "movement_id",
+    }
+}
+
+/// The rows of a business (`$1`) with the ids in `$2`, in the array's order, locked (except
+/// ledger entries: they never change, the app role may not even lock them, and two pushes of
+/// one business already take turns on the tenant row).
+///
+/// One query, yet one primary-key probe per id whatever the statistics say: a lateral subquery
+/// that locks rows cannot be flattened into a join. (A plain `= ANY` or join was at the mercy of
+/// the planner: while a business grows fast, as on a branch's first upload, its statistics lag
+/// and the planner scanned the whole business once per push.)
+fn select_by_ids_sql(entity: Entity) -> String {
+    let lock = if entity.is_ledger() {
+        "OFFSET 0"
+    } else {
+        "FOR UPDATE"
+    };
+    format!(
+        "SELECT r.* FROM unnest($2::uuid[]) AS k(id)
+         CROSS JOIN LATERAL (
+             SELECT {} FROM {} WHERE tenant_id = $1 AND {} = k.id {lock}
+         ) AS r",
+        columns(entity),
+        table(entity),
+        id_column(entity)
+    )
+}
+
+/// A row selected with [`columns`]: the first seven columns are common to every entity.
 pub fn decode_row(entity: Entity, row: &tokio_postgres::Row) -> Result<(Uuid, StoredRow)> {
     let id: Uuid = row.try_get(0)?;
     let branch_id: Uuid = row.try_get(1)?;
     let mut fields = typed_fields(entity, id, branch_id, row, 7)?;
-    let stamps: Stamps = serde_json::from_value(row.try_get(2)?)
-        .map_err(|error| Error::Internal(format!("stored stamps do not decode: {error}")))?;
+    let stamps = crate::stamps::decode(row.try_get(2)?)
+        .map_err(|error| Error::Internal(format!("row {id}: {error}")))?;
     if stamps.contains_key(DELETED_FIELD) {
         fields.insert(DELETED_FIELD.to_owned(), Value::Bool(row.try_get(6)?));
     }
@@ -349,19 +370,29 @@ pub async fn store(
     device: Uuid,
     rows: &HashMap<RowKey, StoredRow>,
 ) -> Result<()> {
+    // New rows are plainly inserted, stored ones upserted: no other push of the business can
+    // insert a row meanwhile (they take turns on the tenant row), and a plain insert skips the
+    // speculative-insertion work ON CONFLICT costs every row.
     for entity in Entity::ALL {
-        let dirty: Vec<(Uuid, &StoredRow)> = rows
-            .iter()
-            .filter(|((e, _), row)| *e == entity && row.dirty)
-            .map(|((_, id), row)| (*id, row))
-            .collect();
-        if dirty.is_empty() {
-            continue;
-        }
-        match entity {
-            Entity::Patient => store_patients(tx, tenant, device, &dirty).await?,
-            Entity::Appointment => store_appointments(tx, tenant, device, &dirty).await?,
-            Entity::CashMovement => store_cash(tx, tenant, device, &dirty).await?,
+        for existed in [false, true] {
+            let dirty: Vec<(Uuid, &StoredRow)> = rows
+                .iter()
+                .filter(|((e, _), row)| *e == entity && row.dirty && row.existed == existed)
+                .map(|((_, id), row)| (*id, row))
+                .collect();
+            if dirty.is_empty() {
+                continue;
+            }
+            let write = Write {
+                tenant,
+                device,
+                upsert: existed,
+            };
+            match entity {
+                Entity::Patient => store_patients(tx, write, &dirty).await?,
+                Entity::Appointment => store_appointments(tx, write, &dirty).await?,
+                Entity::CashMovement => store_cash(tx, write, &dirty).await?,
+            }
         }
     }
 
@@ -404,17 +435,31 @@ pub async fn move_branch_digest(
     Ok(())
 }
 
-fn merged<T: EntityRecord>(id: Uuid, row: &StoredRow) -> Result<(T, Value)> {
+/// Who writes a statement's rows, and whether they may exist already (else a plain insert).
+#[derive(Clone, Copy)]
+struct Write {
+    tenant: Uuid,
+    device: Uuid,
+    upsert: bool,
+}
+
+/// A merged row as its typed record and its stamps as stored.
+fn merged<T: EntityRecord>(id: Uuid, row: &StoredRow) -> Result<(T, Vec<u8>)> {
     let (fields, stamps) = record_into_parts(&row.record);
     let record = T::from_fields(id, row.branch_id, &fields)
         .map_err(|detail| Error::Internal(format!("a merged row does not decode: {detail}")))?;
-    Ok((record, to_json(&stamps)?))
+    let stamps = crate::stamps::encode(&stamps)
+        .map_err(|error| Error::Internal(format!("row {id}: {error}")))?;
+    Ok((record, stamps))
 }
 
 async fn store_patients(
     tx: &TenantTx<'_>,
-    tenant: Uuid,
-    device: Uuid,
+    Write {
+        tenant,
+        device,
+        upsert,
+    }: Write,
     dirty: &[(Uuid, &StoredRow)],
 ) -> Result<()> {
     let n = dirty.len();
@@ -453,18 +498,8 @@ async fn store_patients(
         stamps.push(row_stamps);
         deleted.push(is_deleted(&row.record));
     }
-    tx.execute(
-        "INSERT INTO patients (tenant_id, patient_id, branch_id, full_name, id_type, id_number,
-             phone, date_of_birth, sex, created_at, updated_at, origin_device_id,
-             last_change_seq, stamps, deleted)
-         SELECT $1, u.id, u.branch_id, u.full_name, u.id_type, u.id_number, u.phone, u.born,
-                u.sex, u.created_at, u.updated_at, $2, u.change_seq, u.stamps, u.deleted
-         FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
-                     $9::date[], $10::text[], $11::timestamptz[], $12::timestamptz[],
-                     $13::bigint[], $14::jsonb[], $15::boolean[])
-              AS u(id, branch_id, full_name, id_type, id_number, phone, born, sex, created_at,
-                   updated_at, change_seq, stamps, deleted)
-         ON CONFLICT (tenant_id, patient_id) DO UPDATE SET
+    let on_conflict = if upsert {
+        "ON CONFLICT (tenant_id, patient_id) DO UPDATE SET
              full_name = EXCLUDED.full_name,
              id_type = EXCLUDED.id_type,
              id_number = EXCLUDED.id_number,
@@ -474,7 +509,24 @@ async fn store_patients(
              updated_at = EXCLUDED.updated_at,
              last_change_seq = EXCLUDED.last_change_seq,
              stamps = EXCLUDED.stamps,
-             deleted = EXCLUDED.deleted",
+             deleted = EXCLUDED.deleted"
+    } else {
+        ""
+    };
+    tx.execute(
+        &format!(
+            "INSERT INTO patients (tenant_id, patient_id, branch_id, full_name, id_type, id_number,
+             phone, date_of_birth, sex, created_at, updated_at, origin_device_id,
+             last_change_seq, stamps, deleted)
+         SELECT $1, u.id, u.branch_id, u.full_name, u.id_type, u.id_number, u.phone, u.born,
+                u.sex, u.created_at, u.updated_at, $2, u.change_seq, u.stamps, u.deleted
+         FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[],
+                     $9::date[], $10::text[], $11::timestamptz[], $12::timestamptz[],
+                     $13::bigint[], $14::bytea[], $15::boolean[])
+              AS u(id, branch_id, full_name, id_type, id_number, phone, born, sex, created_at,
+                   updated_at, change_seq, stamps, deleted)
+         {on_conflict}"
+        ),
         &[
             &tenant,
             &device,
@@ -499,8 +551,11 @@ async fn store_patients(
 
 async fn store_appointments(
     tx: &TenantTx<'_>,
-    tenant: Uuid,
-    device: Uuid,
+    Write {
+        tenant,
+        device,
+        upsert,
+    }: Write,
     dirty: &[(Uuid, &StoredRow)],
 ) -> Result<()> {
     let n = dirty.len();
@@ -539,19 +594,8 @@ async fn store_appointments(
         stamps.push(row_stamps);
         deleted.push(is_deleted(&row.record));
     }
-    tx.execute(
-        "INSERT INTO appointments (tenant_id, appointment_id, branch_id, patient_id,
-             practitioner_id, starts_at, ends_at, status, note, created_at, updated_at,
-             origin_device_id, last_change_seq, stamps, deleted)
-         SELECT $1, u.id, u.branch_id, u.patient_id, u.practitioner_id, u.starts_at, u.ends_at,
-                u.status, u.note, u.created_at, u.updated_at, $2, u.change_seq, u.stamps,
-                u.deleted
-         FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::timestamptz[],
-                     $8::timestamptz[], $9::text[], $10::text[], $11::timestamptz[],
-                     $12::timestamptz[], $13::bigint[], $14::jsonb[], $15::boolean[])
-              AS u(id, branch_id, patient_id, practitioner_id, starts_at, ends_at, status, note,
-                   created_at, updated_at, change_seq, stamps, deleted)
-         ON CONFLICT (tenant_id, appointment_id) DO UPDATE SET
+    let on_conflict = if upsert {
+        "ON CONFLICT (tenant_id, appointment_id) DO UPDATE SET
              patient_id = EXCLUDED.patient_id,
              practitioner_id = EXCLUDED.practitioner_id,
              starts_at = EXCLUDED.starts_at,
@@ -561,7 +605,25 @@ async fn store_appointments(
              updated_at = EXCLUDED.updated_at,
              last_change_seq = EXCLUDED.last_change_seq,
              stamps = EXCLUDED.stamps,
-             deleted = EXCLUDED.deleted",
+             deleted = EXCLUDED.deleted"
+    } else {
+        ""
+    };
+    tx.execute(
+        &format!(
+            "INSERT INTO appointments (tenant_id, appointment_id, branch_id, patient_id,
+             practitioner_id, starts_at, ends_at, status, note, created_at, updated_at,
+             origin_device_id, last_change_seq, stamps, deleted)
+         SELECT $1, u.id, u.branch_id, u.patient_id, u.practitioner_id, u.starts_at, u.ends_at,
+                u.status, u.note, u.created_at, u.updated_at, $2, u.change_seq, u.stamps,
+                u.deleted
+         FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::timestamptz[],
+                     $8::timestamptz[], $9::text[], $10::text[], $11::timestamptz[],
+                     $12::timestamptz[], $13::bigint[], $14::bytea[], $15::boolean[])
+              AS u(id, branch_id, patient_id, practitioner_id, starts_at, ends_at, status, note,
+                   created_at, updated_at, change_seq, stamps, deleted)
+         {on_conflict}"
+        ),
         &[
             &tenant,
             &device,
@@ -587,8 +649,7 @@ async fn store_appointments(
 /// Ledger entries are only ever inserted: push refuses any change to one that exists.
 async fn store_cash(
     tx: &TenantTx<'_>,
-    tenant: Uuid,
-    device: Uuid,
+    Write { tenant, device, .. }: Write,
     dirty: &[(Uuid, &StoredRow)],
 ) -> Result<()> {
     let n = dirty.len();
@@ -630,7 +691,7 @@ async fn store_cash(
          SELECT $1, u.id, u.branch_id, u.kind, u.amount_sen, u.patient_id, u.note,
                 u.recorded_at, $2, u.change_seq, u.stamps
          FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::bigint[], $7::uuid[], $8::text[],
-                     $9::timestamptz[], $10::bigint[], $11::jsonb[])
+                     $9::timestamptz[], $10::bigint[], $11::bytea[])
               AS u(id, branch_id, kind, amount_sen, patient_id, note, recorded_at, change_seq,
                    stamps)",
         &[
@@ -649,8 +710,4 @@ async fn store_cash(
     )
     .await?;
     Ok(())
-}
-
-fn to_json(value: &impl serde::Serialize) -> Result<Value> {
-    serde_json::to_value(value).map_err(|error| Error::Internal(format!("encoding JSON: {error}")))
 }

@@ -164,7 +164,7 @@ impl Fixture {
             full_name: row.get(1),
             phone: row.get(2),
             deleted: row.get(3),
-            stamps: serde_json::from_value(row.get(4)).unwrap(),
+            stamps: kaunter_sync_server::stamps::decode(row.get(4)).unwrap(),
         })
     }
 }

@@ -87,3 +87,99 @@ async fn a_migration_unknown_to_this_build_fails_loudly() {
     );
     db.drop_db().await.unwrap();
 }
+
+/// Migration 0009 turned JSON stamps into the binary layout in SQL; the server reads them with
+/// `stamps::decode`. A row stored before it must read back as the same stamps after it.
+#[tokio::test]
+async fn stamps_stored_as_json_read_back_the_same_after_compaction() {
+    use kaunter_protocol::http::{Stamps, WireStamp};
+    use uuid::Uuid;
+
+    let db = TestDatabase::create_unmigrated().await.unwrap();
+    let mut client = db.owner_client().await.unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version integer NOT NULL PRIMARY KEY,
+                 name text NOT NULL, sha256 text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .unwrap();
+    for migration in migrations().filter(|m| m.version < 9) {
+        let tx = client.transaction().await.unwrap();
+        tx.batch_execute(migration.sql).await.unwrap();
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
+            &[
+                &(migration.version as i32),
+                &migration.name,
+                &migration.checksum(),
+            ],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let (tenant, branch) = (Uuid::now_v7(), Uuid::now_v7());
+    let (desk_a, desk_b) = (Uuid::now_v7(), Uuid::now_v7());
+    let stamp = |hlc: u64, device_id: Uuid| WireStamp { hlc, device_id };
+    // Two writers, field names out of collation order, the largest hlc a real clock gives.
+    let stamps: Stamps = [
+        ("full_name", stamp(117_673_136_680_599_552, desk_b)),
+        ("id_number", stamp(117_673_136_680_599_552, desk_a)),
+        ("Zed", stamp(1, desk_a)),
+        ("deleted", stamp(i64::MAX as u64, desk_b)),
+        ("_phone", stamp(0, desk_a)),
+    ]
+    .into_iter()
+    .map(|(name, stamp)| (name.to_owned(), stamp))
+    .collect();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO tenants (tenant_id, name) VALUES ('{tenant}', 'Klinik');
+             INSERT INTO branches (tenant_id, branch_id, name) VALUES ('{tenant}', '{branch}', 'Main');
+             INSERT INTO devices (tenant_id, device_id, branch_id, name, token_hash)
+                 VALUES ('{tenant}', '{desk_a}', '{branch}', 'Desk', decode(repeat('00', 32), 'hex'));"
+        ))
+        .await
+        .unwrap();
+    let insert = |id: Uuid, stamps: serde_json::Value| {
+        let client = &client;
+        async move {
+            client
+                .execute(
+                    "INSERT INTO patients (tenant_id, patient_id, branch_id, full_name, id_type,
+                         id_number, created_at, updated_at, origin_device_id, last_change_seq,
+                         stamps)
+                     VALUES ($1, $2, $3, 'Siti', 'mykad', '900101145678', now(), now(), $4, 1, $5)",
+                    &[&tenant, &id, &branch, &desk_a, &stamps],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let (stamped, unstamped) = (Uuid::now_v7(), Uuid::now_v7());
+    insert(stamped, serde_json::to_value(&stamps).unwrap()).await;
+    insert(unstamped, serde_json::json!({})).await;
+
+    assert_eq!(
+        migrate::run(&db.owner_config().unwrap()).await.unwrap(),
+        migrations()
+            .map(|m| m.version)
+            .filter(|v| *v >= 9)
+            .collect::<Vec<_>>()
+    );
+    let read = |id: Uuid| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one("SELECT stamps FROM patients WHERE patient_id = $1", &[&id])
+                .await
+                .unwrap();
+            kaunter_sync_server::stamps::decode(row.get(0)).unwrap()
+        }
+    };
+    assert_eq!(read(stamped).await, stamps);
+    assert_eq!(read(unstamped).await, Stamps::new());
+    db.drop_db().await.unwrap();
+}

@@ -122,7 +122,7 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
                      practitioner_id, starts_at, ends_at, status, stamps, created_at, updated_at,
                      origin_device_id, last_change_seq)
                  VALUES ($1, gen_random_uuid(), $2, $3, gen_random_uuid(), now(),
-                     now() + interval '30 minutes', 'booked', '{}'::jsonb, now(), now(), $4, 1)",
+                     now() + interval '30 minutes', 'booked', '\\x010000'::bytea, now(), now(), $4, 1)",
                 &[&tenant, &branch, &patient, &device],
             )
             .await
@@ -131,7 +131,7 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
             .execute(
                 "INSERT INTO cash_movements (tenant_id, movement_id, branch_id, kind, amount_sen,
                      stamps, recorded_at, origin_device_id, last_change_seq)
-                 VALUES ($1, gen_random_uuid(), $2, 'payment', 5000, '{}'::jsonb, now(), $3, 1)",
+                 VALUES ($1, gen_random_uuid(), $2, 'payment', 5000, '\\x010000'::bytea, now(), $3, 1)",
                 &[&tenant, &branch, &device],
             )
             .await

@@ -250,7 +250,7 @@ async fn server_side(rows: usize) {
                      id_number, phone, date_of_birth, sex, created_at, updated_at,
                      origin_device_id, last_change_seq, stamps)
                  SELECT $1, u.id, $2, u.name, 'mykad', u.number, u.phone, u.born, 'male',
-                        now(), now(), $3, 1, '{}'::jsonb
+                        now(), now(), $3, 1, '\\x010000'::bytea
                  FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::date[])
                       AS u(id, name, number, phone, born)
                  ON CONFLICT (tenant_id, patient_id) DO UPDATE SET
@@ -271,16 +271,21 @@ async fn server_side(rows: usize) {
     }
     let raw = started.elapsed();
 
-    let started = Instant::now();
-    let mut wire_bytes = 0usize;
-    for chunk in entries.chunks(PUSH_BATCH) {
-        wire_bytes += serde_json::to_vec(&PushRequest {
-            schema_version: SCHEMA_VERSION,
-            entries: chunk.to_vec(),
+    let wire_bytes: usize = entries
+        .chunks(PUSH_BATCH)
+        .map(|chunk| {
+            serde_json::to_vec(&PushRequest {
+                schema_version: SCHEMA_VERSION,
+                entries: chunk.to_vec(),
+            })
+            .unwrap()
+            .len()
         })
-        .unwrap()
-        .len();
-        client.push_entries(chunk.to_vec()).await.unwrap();
+        .sum();
+    let batches: Vec<Vec<OutboxEntry>> = entries.chunks(PUSH_BATCH).map(<[_]>::to_vec).collect();
+    let started = Instant::now();
+    for batch in batches {
+        client.push_entries(batch).await.unwrap();
     }
     let ingest = started.elapsed();
     let raw_rate = rows as f64 / raw.as_secs_f64();

@@ -907,9 +907,9 @@ type Rows = BTreeMap<Key, (Fields, Stamps)>;
 async fn server_rows(world: &World, tenant: Uuid) -> Result<Rows, String> {
     let client = world.db.owner_client().await.map_err(|e| e.to_string())?;
     let mut out = Rows::new();
-    let mut put = |entity: Entity, id: Uuid, mut fields: Fields, deleted: bool, stamps: Value| {
-        let stamps: Stamps =
-            serde_json::from_value(stamps).map_err(|e| format!("stamps of {id}: {e}"))?;
+    let mut put = |entity: Entity, id: Uuid, mut fields: Fields, deleted: bool, stamps: Vec<u8>| {
+        let stamps: Stamps = kaunter_sync_server::stamps::decode(&stamps)
+            .map_err(|e| format!("stamps of {id}: {e}"))?;
         if stamps.contains_key(DELETED_FIELD) {
             fields.insert(DELETED_FIELD.to_owned(), Value::Bool(deleted));
         }

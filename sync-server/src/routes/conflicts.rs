@@ -174,23 +174,24 @@ pub async fn detect_duplicates(
     numbers.sort_unstable();
     numbers.dedup();
     let touched: Vec<Uuid> = touched.iter().map(|(id, _)| *id).collect();
-    // Every live patient sharing a document number with a touched one: one index lookup per
-    // number, pipelined (see push.rs for why not one query), oldest first per document.
-    let lookup = tx
-        .prepare(
-            "SELECT patient_id, branch_id, full_name, id_type, id_number, phone, date_of_birth,
-                    sex
-             FROM patients
-             WHERE tenant_id = $1 AND id_number = $2 AND NOT deleted
-             ORDER BY id_type, created_at, patient_id",
+    // Every live patient sharing a document number with a touched one, oldest first per
+    // document: one index probe per number, in one query (the lateral subquery with OFFSET 0
+    // is not flattened into a join, so no plan can scan the business; see rows.rs).
+    let found = tx
+        .query(
+            "SELECT p.* FROM unnest($2::text[]) AS k(number)
+             CROSS JOIN LATERAL (
+                 SELECT patient_id, branch_id, full_name, id_type, id_number, phone,
+                        date_of_birth, sex
+                 FROM patients
+                 WHERE tenant_id = $1 AND id_number = k.number AND NOT deleted
+                 ORDER BY id_type, created_at, patient_id
+                 OFFSET 0
+             ) AS p",
+            &[&device.tenant_id, &numbers],
         )
         .await?;
-    let found_rows = futures_util::future::try_join_all(numbers.iter().map(|number| {
-        let lookup = &lookup;
-        async move { tx.query(lookup, &[&device.tenant_id, number]).await }
-    }))
-    .await?;
-    let rows: Vec<&Row> = found_rows.iter().flatten().collect();
+    let rows: Vec<&Row> = found.iter().collect();
     let mut groups: BTreeMap<(String, String), Vec<PatientRecord>> = BTreeMap::new();
     for row in rows {
         let id_type: String = row.try_get(3)?;
