@@ -126,6 +126,30 @@ pub(crate) fn write_row(
     Ok(row_digest(id, &row.record))
 }
 
+/// Indexes a download of the whole branch builds once, at its end, rather than row by row
+/// (as migration 1 defines them). A blind index is a keyed hash, so each insert lands on a
+/// random leaf; past some tens of thousands of rows, keeping them up to date was most of a
+/// download's time, and it grew with every page. While one is missing, a lookup by it scans the
+/// table: slower, never wrong.
+const DEFERRED_INDEXES: &[(&str, &str)] = &[
+    ("patients_id_number_bidx", "patients (id_number_bidx)"),
+    ("patients_phone_bidx", "patients (phone_bidx)"),
+];
+
+pub(crate) fn drop_deferred_indexes(conn: &Connection) -> Result<()> {
+    for (name, _) in DEFERRED_INDEXES {
+        conn.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn create_deferred_indexes(conn: &Connection) -> Result<()> {
+    for (name, on) in DEFERRED_INDEXES {
+        conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}"))?;
+    }
+    Ok(())
+}
+
 /// Replaces `old` by `new` in the desk's state digest.
 pub(crate) fn move_digest(conn: &Connection, old: u64, new: u64) -> Result<()> {
     let digest: i64 = conn

@@ -173,6 +173,8 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(64);
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::run(&mut conn)?;
+        // A download that stopped half-way (the app closed or crashed) left them out.
+        rows::create_deferred_indexes(&conn)?;
 
         let key_check: Option<String> = meta_get(&conn, "key_check")?;
         let keys = match key_check {
@@ -775,6 +777,10 @@ impl Store {
         if current != from_cursor {
             return Ok(None);
         }
+        // A download of the whole branch builds its random-keyed indexes once, at its end.
+        if from_cursor == 0 && page.has_more {
+            rows::drop_deferred_indexes(&tx)?;
+        }
         let mut clock = read_clock(&tx)?;
         let now_millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
         let mut applied = 0;
@@ -826,6 +832,9 @@ impl Store {
         // tombstone whose last change is at or below the horizon is one the server has purged.
         if page.checkpoint.is_some() {
             purge_tombstones(&tx, cipher, page.purged_seq.unwrap_or(0))?;
+        }
+        if !page.has_more {
+            rows::create_deferred_indexes(&tx)?;
         }
         tx.commit()?;
         Ok(Some(applied))

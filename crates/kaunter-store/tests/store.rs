@@ -707,3 +707,91 @@ fn an_unenrolled_store_refuses_patient_work() {
     assert_eq!(store.device_token().unwrap().as_str(), "kt1.x");
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
+
+/// The blind indexes a download of the whole branch leaves out while it runs.
+fn blind_indexes(path: &Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index'
+             AND name IN ('patients_id_number_bidx', 'patients_phone_bidx')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_download_from_nothing_builds_its_blind_indexes_at_the_end_and_lookups_work_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("desk.db");
+    let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecretStore::new());
+    let mut store = enrolled_store(&path, secrets.clone());
+    assert_eq!(blind_indexes(&path), 2);
+    let branch = store.identity().unwrap().branch_id.as_uuid();
+    let remote = |name: &str, ic: &str, phone: &str| {
+        let record = PatientRecord {
+            id: Uuid::now_v7(),
+            branch_id: branch,
+            full_name: name.to_owned(),
+            id_type: kaunter_protocol::IdType::Mykad,
+            id_number: ic.to_owned(),
+            phone: Some(phone.to_owned()),
+            date_of_birth: NaiveDate::from_ymd_opt(1990, 1, 1),
+            sex: None,
+        };
+        remote_change(record.id, branch, now_millis(), record.fields())
+    };
+
+    // The first page of a download from 0, with more to come: the indexes go.
+    let mut first = page(
+        vec![remote("Siti binti Ahmad", "900101145678", "+60123456789")],
+        1,
+    );
+    first.has_more = true;
+    assert_eq!(store.apply_pulled(&first, Utc::now()).unwrap(), 1);
+    assert_eq!(blind_indexes(&path), 0);
+    // Lookups by IC and phone still find her (by scanning), and a second registration of her
+    // IC is still refused.
+    for typed in ["900101-14-5678", "012-345 6789"] {
+        let found = store
+            .search_patients(&SearchQuery::parse(typed), 10)
+            .unwrap();
+        assert_eq!(found.len(), 1, "{typed}");
+    }
+    let again = store.register_patient(&patient("Siti Ahmad", "900101145678", ""), Utc::now());
+    assert!(matches!(again, Err(StoreError::Invalid(_))), "{again:?}");
+
+    // The app closes half-way: opening the store again builds them.
+    drop(store);
+    let mut store = Store::open(&path, secrets).unwrap();
+    assert_eq!(blind_indexes(&path), 2);
+
+    // A download resumed past 0 keeps them; its last page makes sure they exist.
+    let mut second = page(
+        vec![remote("Tan Mei Ling", "881224146248", "+60321458899")],
+        2,
+    );
+    second.has_more = true;
+    store.apply_pulled(&second, Utc::now()).unwrap();
+    assert_eq!(blind_indexes(&path), 2);
+    // A download from 0 again (a resync) leaves them out again until its end.
+    store.begin_full_resync().unwrap();
+    let mut restart = page(
+        vec![remote("Awang bin Jali", "920715135127", "+6082456789")],
+        3,
+    );
+    restart.has_more = true;
+    store.apply_pulled(&restart, Utc::now()).unwrap();
+    assert_eq!(blind_indexes(&path), 0);
+    let last = page(vec![], 4);
+    store.apply_pulled(&last, Utc::now()).unwrap();
+    assert_eq!(blind_indexes(&path), 2);
+    assert_eq!(
+        store
+            .search_patients(&SearchQuery::parse("920715-13-5127"), 10)
+            .unwrap()
+            .len(),
+        1
+    );
+}

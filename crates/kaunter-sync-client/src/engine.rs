@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kaunter_protocol::http::{Checkpoint, DeskStatusReport, error_code};
+use kaunter_protocol::http::{Checkpoint, DeskStatusReport, PullResponse, error_code};
 use kaunter_store::{Store, StoreError};
 use tokio::sync::Notify;
 
@@ -14,7 +14,9 @@ use crate::error::{Result, SyncError};
 
 /// Entries per push: small enough that a slow link finishes a batch, large enough to be quick.
 const PUSH_BATCH: usize = 200;
-const PULL_PAGE: u32 = 500;
+/// Rows per pull page: a large branch's download is a few hundred round trips, not thousands,
+/// and a page (about 1 MB of JSON) still arrives quickly on a slow link.
+const PULL_PAGE: u32 = 2000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SyncReport {
@@ -126,10 +128,18 @@ async fn pull_all(
     if lock(store)?.sync_state()?.pull_cursor == 0 {
         lock(store)?.begin_full_resync()?;
     }
+    // The next page is asked for while this one is applied (the server reads and sends it
+    // while the desk writes): a prefetched page is used only if the cursor is still the one it
+    // was asked from, and the store drops it anyway if the cursor moved.
+    let mut prefetched: Option<(i64, Result<PullResponse>)> = None;
     loop {
         let cursor = lock(store)?.sync_state()?.pull_cursor;
         let first = progress.total == 0 && progress.done == 0;
-        let page = match client.pull(cursor, PULL_PAGE, first).await {
+        let fetched = match prefetched.take() {
+            Some((from, page)) if from == cursor => page,
+            _ => client.pull(cursor, PULL_PAGE, first).await,
+        };
+        let page = match fetched {
             Ok(page) => page,
             // Away past the tombstone horizon: rows deleted meanwhile can no longer be learnt
             // change by change. Keep what waits to be pushed, drop the rest, start again from 0.
@@ -156,7 +166,18 @@ async fn pull_all(
                 page.next_cursor
             )));
         }
-        let Some(applied) = lock(store)?.apply_pulled_from(cursor, &page, now())? else {
+        let more = page.has_more && page.next_cursor != cursor;
+        let apply =
+            async { Ok::<_, SyncError>(lock(store)?.apply_pulled_from(cursor, &page, now())?) };
+        let applied = if more {
+            let next = page.next_cursor;
+            let (next_page, applied) = tokio::join!(client.pull(next, PULL_PAGE, false), apply);
+            prefetched = Some((next, next_page));
+            applied?
+        } else {
+            apply.await?
+        };
+        let Some(applied) = applied else {
             // The cursor was reset meanwhile (a discard): ask again from where it is now.
             continue;
         };
@@ -165,7 +186,7 @@ async fn pull_all(
         progress.done += page.row_count() as u64;
         progress.total = progress.total.max(progress.done);
         on_progress(progress);
-        if !page.has_more || page.next_cursor == cursor {
+        if !more {
             return Ok(page.checkpoint);
         }
     }

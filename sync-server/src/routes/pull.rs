@@ -25,7 +25,7 @@ use crate::extract::QueryParams;
 use crate::rows;
 
 pub const DEFAULT_LIMIT: i64 = 500;
-pub const MAX_LIMIT: i64 = 1000;
+pub const MAX_LIMIT: i64 = 5000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
