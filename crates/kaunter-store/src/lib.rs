@@ -3,6 +3,7 @@
 //! envelope bound to its place), finds people by IC or phone through blind indexes, and writes
 //! each change and its outbox entry in one transaction.
 
+mod checkpoint;
 mod cipher;
 pub mod convert;
 mod error;

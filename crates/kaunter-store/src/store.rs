@@ -27,6 +27,7 @@ use serde_json::Value;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::checkpoint::Checkpointer;
 use crate::cipher::{FieldCipher, KeyMaterial};
 use crate::convert;
 use crate::error::{Result, StoreError};
@@ -116,6 +117,9 @@ pub struct Store {
     keys: KeyMaterial,
     identity: Option<DeskIdentity>,
     cipher: Option<FieldCipher>,
+    /// Declared after `conn`, so it is dropped after it: its last checkpoint then empties the
+    /// WAL with no other connection open.
+    _checkpointer: Option<Checkpointer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -169,6 +173,9 @@ impl Store {
         // B-trees, and once they outgrow the cache every insert of an initial sync reads pages
         // back from disk.
         conn.pragma_update(None, "cache_size", -65_536)?;
+        // After a download the WAL may have grown large; once checkpointed, it shrinks back to
+        // at most this much.
+        conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
         // Room for every statement the write and merge paths keep prepared (the default is 16).
         conn.set_prepared_statement_cache_capacity(64);
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -222,6 +229,17 @@ impl Store {
         let cipher = identity
             .as_ref()
             .map(|identity| FieldCipher::new(&keys, &identity.tenant_id.to_string()));
+        // Checkpoints run on a thread of their own, not inside a commit (see checkpoint.rs).
+        let checkpointer = match Checkpointer::start(&path) {
+            Ok(checkpointer) => {
+                conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+                Some(checkpointer)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "no checkpoint thread; SQLite checkpoints inside commits");
+                None
+            }
+        };
         Ok(Store {
             conn,
             path,
@@ -229,6 +247,7 @@ impl Store {
             keys,
             identity,
             cipher,
+            _checkpointer: checkpointer,
         })
     }
 

@@ -795,3 +795,31 @@ fn a_download_from_nothing_builds_its_blind_indexes_at_the_end_and_lookups_work_
         1
     );
 }
+
+#[test]
+fn closing_the_store_folds_the_wal_into_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("desk.db");
+    let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecretStore::new());
+    let mut store = enrolled_store(&path, secrets.clone());
+    for i in 0..300 {
+        let ic = format!("900101{:06}", 140_000 + i);
+        store
+            .register_patient(&patient(&format!("Pesakit {i}"), &ic, ""), Utc::now())
+            .unwrap();
+    }
+    let wal = dir.path().join("desk.db-wal");
+    let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    // The commits did not checkpoint (the thread does, off the write path): the WAL holds them.
+    assert!(wal_size() > 0);
+    drop(store);
+    assert_eq!(wal_size(), 0, "the WAL is emptied when the store closes");
+    let store = Store::open(&path, secrets).unwrap();
+    assert_eq!(
+        store
+            .search_patients(&SearchQuery::All, 1000)
+            .unwrap()
+            .len(),
+        300
+    );
+}
