@@ -11,7 +11,8 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 /// Tables in `public` allowed to have no tenant_id (and so no RLS). Adding one is a decision.
-const TABLES_WITHOUT_TENANT: &[&str] = &["schema_migrations"];
+/// `login_failures` counts failed logins by hashed key before any tenant is known.
+const TABLES_WITHOUT_TENANT: &[&str] = &["login_failures", "schema_migrations"];
 
 async fn tenant_tables(owner: &Client) -> Vec<String> {
     owner
@@ -53,8 +54,9 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
         }
         owner
             .execute(
-                "INSERT INTO tenants (tenant_id, name, change_seq) VALUES ($1, 'Klinik', 1)",
-                &[&tenant],
+                "INSERT INTO tenants (tenant_id, name, change_seq, slug)
+                 VALUES ($1, 'Klinik ' || $2, 1, 'klinik-' || $2)",
+                &[&tenant, &if tenant == tenant_a { "a" } else { "b" }],
             )
             .await
             .unwrap();
@@ -144,6 +146,23 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
             )
             .await
             .unwrap();
+        let (role, user) = (Uuid::now_v7(), Uuid::now_v7());
+        owner
+            .batch_execute(&format!(
+                "INSERT INTO business_settings (tenant_id, time_zone, currency, date_format,
+                     language) VALUES ('{tenant}', 'Asia/Kuala_Lumpur', 'MYR', 'DD/MM/YYYY', 'ms');
+                 INSERT INTO roles (tenant_id, role_id, name, built_in)
+                     VALUES ('{tenant}', '{role}', 'ADMIN', true);
+                 INSERT INTO role_permissions (tenant_id, role_id, permission)
+                     VALUES ('{tenant}', '{role}', 'users.manage');
+                 INSERT INTO users (tenant_id, user_id, email, email_key, name, status)
+                     VALUES ('{tenant}', '{user}', 'a@klinik.my', 'a@klinik.my', 'Aminah',
+                             'PENDING');
+                 INSERT INTO user_roles (tenant_id, user_id, role_id)
+                     VALUES ('{tenant}', '{user}', '{role}');"
+            ))
+            .await
+            .unwrap();
     }
     (tenant_a, tenant_b, code_a)
 }
@@ -166,6 +185,11 @@ async fn every_tenant_table_has_rls_enabled_forced_and_a_policy() {
         "appointments",
         "cash_movements",
         "purged_rows",
+        "business_settings",
+        "roles",
+        "role_permissions",
+        "users",
+        "user_roles",
     ]
     .into();
     let found: BTreeSet<&str> = tables.iter().map(String::as_str).collect();
@@ -335,6 +359,9 @@ async fn without_a_tenant_the_app_role_sees_no_rows() {
         app.execute("SELECT set_config('app.tenant_id', $1, false)", &[&value])
             .await
             .unwrap();
+        app.execute("SELECT set_config('app.login_slug', '', false)", &[])
+            .await
+            .unwrap();
         app.execute(
             "SELECT set_config('app.enrolment_code_hash', '', false)",
             &[],
@@ -467,5 +494,39 @@ async fn a_code_hash_reveals_only_its_own_enrolment_code() {
         .await;
     assert!(claimed.is_err(), "wrote a code row with no tenant set");
 
+    db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slug_reveals_only_its_own_business_row_and_nothing_else() {
+    let db = TestDatabase::create().await.unwrap();
+    let owner = db.owner_client().await.unwrap();
+    let (tenant_a, _, _) = seed(&owner).await;
+    let app = db.app_client().await.unwrap();
+    app.execute(
+        "SELECT set_config('app.login_slug', 'klinik-a', false)",
+        &[],
+    )
+    .await
+    .unwrap();
+    let visible: Vec<Uuid> = app
+        .query("SELECT tenant_id FROM tenants", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(visible, vec![tenant_a]);
+    for table in tenant_tables(&owner).await {
+        if table != "tenants" {
+            assert_eq!(count(&app, &table).await, 0, "{table} with only a slug");
+        }
+    }
+    // Reading by slug is all it allows: the row cannot be written without the tenant set.
+    let renamed = app
+        .execute("UPDATE tenants SET name = 'Taken over'", &[])
+        .await
+        .unwrap();
+    assert_eq!(renamed, 0);
     db.drop_db().await.unwrap();
 }

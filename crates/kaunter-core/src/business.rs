@@ -86,11 +86,50 @@ pub const STATES: [&str; 16] = [
 /// Slugs no business may take: names of the service's own hosts and pages, and words that
 /// would let a business pass for the service.
 pub const RESERVED_SLUGS: &[&str] = &[
-    "about", "account", "accounts", "admin", "administrator", "api", "app", "apps", "assets",
-    "auth", "billing", "blog", "cdn", "dashboard", "dev", "docs", "download", "email", "ftp",
-    "head-office", "help", "home", "imap", "kaunter", "login", "logout", "mail", "new", "pop",
-    "register", "root", "security", "settings", "signin", "signup", "sign-up", "smtp", "staging",
-    "static", "status", "support", "system", "test", "www",
+    "about",
+    "account",
+    "accounts",
+    "admin",
+    "administrator",
+    "api",
+    "app",
+    "apps",
+    "assets",
+    "auth",
+    "billing",
+    "blog",
+    "cdn",
+    "dashboard",
+    "dev",
+    "docs",
+    "download",
+    "email",
+    "ftp",
+    "head-office",
+    "help",
+    "home",
+    "imap",
+    "kaunter",
+    "login",
+    "logout",
+    "mail",
+    "new",
+    "pop",
+    "register",
+    "root",
+    "security",
+    "settings",
+    "signin",
+    "signup",
+    "sign-up",
+    "smtp",
+    "staging",
+    "static",
+    "status",
+    "support",
+    "system",
+    "test",
+    "www",
 ];
 
 /// A business's web address part: 3-63 lowercase letters, digits and hyphens, starting and
@@ -138,7 +177,10 @@ pub struct Email(String);
 impl Email {
     pub fn parse(input: &str) -> Result<Email, (&'static str, &'static str)> {
         let email = input.trim();
-        let invalid = Err(("email_invalid", "Enter an e-mail address like name@example.com."));
+        let invalid = Err((
+            "email_invalid",
+            "Enter an e-mail address like name@example.com.",
+        ));
         if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return invalid;
         }
@@ -176,10 +218,7 @@ impl Email {
 pub const PASSWORD_MIN_CHARS: usize = 12;
 pub const PASSWORD_MAX_CHARS: usize = 128;
 
-pub fn check_password(
-    password: &str,
-    avoid: &[&str],
-) -> Result<(), (&'static str, &'static str)> {
+pub fn check_password(password: &str, avoid: &[&str]) -> Result<(), (&'static str, &'static str)> {
     let chars = password.chars().count();
     if chars < PASSWORD_MIN_CHARS {
         return Err(("password_too_short", "Use at least 12 characters."));
@@ -346,7 +385,10 @@ pub fn validate_sign_up(form: &SignUpForm<'_>) -> Result<ValidSignUp, Vec<SignUp
     let admin_password = p
         .check(
             "admin_password",
-            check_password(form.admin_password, &[form.admin_email.trim(), form.slug.trim()]),
+            check_password(
+                form.admin_password,
+                &[form.admin_email.trim(), form.slug.trim()],
+            ),
         )
         .map(|()| form.admin_password.to_owned());
     let language = match form.language.trim() {
@@ -430,7 +472,10 @@ mod tests {
         let table: &[(&str, Result<&str, &str>)] = &[
             ("abc", Ok("abc")),
             ("klinik-aman-2", Ok("klinik-aman-2")),
-            (&"a".repeat(63), Ok(&"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")),
+            (
+                &"a".repeat(63),
+                Ok(&"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ),
             ("ab", Err("slug_length")),
             (&"a".repeat(64), Err("slug_length")),
             ("Klinik", Err("slug_characters")),
@@ -456,16 +501,32 @@ mod tests {
 
     #[test]
     fn emails() {
-        for ok in ["a@b.my", "Siti.Aminah+kaunter@Klinik-Aman.com.my", "x@sub.domain.org"] {
+        for ok in [
+            "a@b.my",
+            "Siti.Aminah+kaunter@Klinik-Aman.com.my",
+            "x@sub.domain.org",
+        ] {
             assert!(Email::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "plain", "@b.my", "a@", "a@b", "a@.my", "a@b..my", "a b@c.my", "a@-b.my",
-            "a@b-.my", "a\u{7}b@c.my",
+            "",
+            "plain",
+            "@b.my",
+            "a@",
+            "a@b",
+            "a@.my",
+            "a@b..my",
+            "a b@c.my",
+            "a@-b.my",
+            "a@b-.my",
+            "a\u{7}b@c.my",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(Email::parse("Siti@Klinik.MY").unwrap().key(), "siti@klinik.my");
+        assert_eq!(
+            Email::parse("Siti@Klinik.MY").unwrap().key(),
+            "siti@klinik.my"
+        );
     }
 
     #[test]
@@ -481,7 +542,11 @@ mod tests {
             ("AMINAH@KLINIKAMAN.MY!", Some("password_contains_identity")),
         ];
         for (password, want) in table {
-            assert_eq!(check_password(password, &avoid).err().map(|e| e.0), *want, "{password}");
+            assert_eq!(
+                check_password(password, &avoid).err().map(|e| e.0),
+                *want,
+                "{password}"
+            );
         }
         assert_eq!(
             check_password(&"x".repeat(129), &avoid).unwrap_err().0,

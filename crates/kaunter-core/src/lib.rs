@@ -2,6 +2,7 @@
 //! rules, and the sync semantics (hybrid logical clocks, per-field last-writer-wins, ledgers). Pure functions over plain data: no I/O, no clock reads (today's date is
 //! an argument), no serde. Everything here is table-tested.
 
+pub mod access;
 pub mod business;
 pub mod hlc;
 pub mod ids;

@@ -1,0 +1,270 @@
+//! What a person may do: permissions (stable strings the server and the desk check) and the
+//! roles a business starts with, by industry.
+//!
+//! Every business gets ADMIN, MANAGER, STAFF and VIEWER; a clinic also Doctor, Nurse,
+//! Receptionist and Accountant. Only clinical roles read clinical fields; STAFF cannot refund or
+//! void on their own; VIEWER writes nothing.
+
+use crate::business::Industry;
+
+/// One thing a role allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Permission {
+    PatientsRead,
+    PatientsWrite,
+    ClinicalRead,
+    ClinicalWrite,
+    BookingsRead,
+    BookingsWrite,
+    SalesRead,
+    SalesWrite,
+    /// Refunds and voids: STAFF need a manager's approval for these.
+    SalesRefund,
+    ReportsRead,
+    ConflictsResolve,
+    DevicesManage,
+    BranchesManage,
+    UsersManage,
+    SettingsManage,
+    /// Opening a patient record outside one's role in an emergency: allowed, logged, flagged.
+    BreakGlass,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 16] = [
+        Permission::PatientsRead,
+        Permission::PatientsWrite,
+        Permission::ClinicalRead,
+        Permission::ClinicalWrite,
+        Permission::BookingsRead,
+        Permission::BookingsWrite,
+        Permission::SalesRead,
+        Permission::SalesWrite,
+        Permission::SalesRefund,
+        Permission::ReportsRead,
+        Permission::ConflictsResolve,
+        Permission::DevicesManage,
+        Permission::BranchesManage,
+        Permission::UsersManage,
+        Permission::SettingsManage,
+        Permission::BreakGlass,
+    ];
+
+    /// The stored spelling, `area.action`. FROZEN: rows in `role_permissions` hold it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::PatientsRead => "patients.read",
+            Permission::PatientsWrite => "patients.write",
+            Permission::ClinicalRead => "clinical.read",
+            Permission::ClinicalWrite => "clinical.write",
+            Permission::BookingsRead => "bookings.read",
+            Permission::BookingsWrite => "bookings.write",
+            Permission::SalesRead => "sales.read",
+            Permission::SalesWrite => "sales.write",
+            Permission::SalesRefund => "sales.refund",
+            Permission::ReportsRead => "reports.read",
+            Permission::ConflictsResolve => "conflicts.resolve",
+            Permission::DevicesManage => "devices.manage",
+            Permission::BranchesManage => "branches.manage",
+            Permission::UsersManage => "users.manage",
+            Permission::SettingsManage => "settings.manage",
+            Permission::BreakGlass => "clinical.break_glass",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Permission> {
+        Permission::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+
+    /// Whether the permission changes anything (a VIEWER holds none of these).
+    pub fn writes(self) -> bool {
+        !matches!(
+            self,
+            Permission::PatientsRead
+                | Permission::ClinicalRead
+                | Permission::BookingsRead
+                | Permission::SalesRead
+                | Permission::ReportsRead
+        )
+    }
+}
+
+/// A role a business starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleTemplate {
+    pub name: &'static str,
+    pub permissions: Vec<Permission>,
+}
+
+/// The name of the role the person who signs a business up gets.
+pub const ADMIN: &str = "ADMIN";
+
+/// The roles a new business of `industry` gets.
+pub fn default_roles(industry: Industry) -> Vec<RoleTemplate> {
+    use Permission::*;
+    let clinic = industry == Industry::Healthcare;
+    let everything: Vec<Permission> = Permission::ALL
+        .into_iter()
+        // Outside a clinic there are no clinical records to open.
+        .filter(|p| clinic || !matches!(p, ClinicalRead | ClinicalWrite | BreakGlass))
+        .collect();
+    let daily = [
+        PatientsRead,
+        PatientsWrite,
+        BookingsRead,
+        BookingsWrite,
+        SalesRead,
+        SalesWrite,
+    ];
+    let reading = [PatientsRead, BookingsRead, SalesRead, ReportsRead];
+    let mut roles = vec![
+        RoleTemplate {
+            name: ADMIN,
+            permissions: everything.clone(),
+        },
+        RoleTemplate {
+            name: "MANAGER",
+            permissions: everything
+                .iter()
+                .copied()
+                .filter(|p| !matches!(p, UsersManage | SettingsManage))
+                .collect(),
+        },
+        RoleTemplate {
+            name: "STAFF",
+            permissions: daily.to_vec(),
+        },
+        RoleTemplate {
+            name: "VIEWER",
+            permissions: reading.to_vec(),
+        },
+    ];
+    if clinic {
+        let with = |extra: &[Permission]| {
+            let mut permissions = daily.to_vec();
+            permissions.extend_from_slice(extra);
+            permissions
+        };
+        roles.extend([
+            RoleTemplate {
+                name: "Doctor",
+                permissions: with(&[ClinicalRead, ClinicalWrite, ConflictsResolve]),
+            },
+            RoleTemplate {
+                name: "Nurse",
+                permissions: with(&[ClinicalRead, ClinicalWrite]),
+            },
+            RoleTemplate {
+                name: "Receptionist",
+                permissions: with(&[ConflictsResolve, BreakGlass]),
+            },
+            RoleTemplate {
+                name: "Accountant",
+                permissions: vec![SalesRead, SalesRefund, ReportsRead],
+            },
+        ]);
+    }
+    for role in &mut roles {
+        role.permissions.sort();
+        role.permissions.dedup();
+    }
+    roles
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use Permission::*;
+
+    fn role(industry: Industry, name: &str) -> RoleTemplate {
+        default_roles(industry)
+            .into_iter()
+            .find(|r| r.name == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn spellings_round_trip_and_match_the_column_check() {
+        for permission in Permission::ALL {
+            let text = permission.as_str();
+            assert_eq!(Permission::parse(text), Some(permission));
+            // migrations/0010: permission ~ '^[a-z_]+\.[a-z_]+$'
+            let (area, action) = text.split_once('.').unwrap();
+            for part in [area, action] {
+                assert!(
+                    !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_business_gets_the_four_roles_and_a_clinic_four_more() {
+        for industry in Industry::ALL {
+            let names: Vec<&str> = default_roles(industry).iter().map(|r| r.name).collect();
+            if industry == Industry::Healthcare {
+                assert_eq!(
+                    names,
+                    [
+                        "ADMIN",
+                        "MANAGER",
+                        "STAFF",
+                        "VIEWER",
+                        "Doctor",
+                        "Nurse",
+                        "Receptionist",
+                        "Accountant"
+                    ]
+                );
+            } else {
+                assert_eq!(names, ["ADMIN", "MANAGER", "STAFF", "VIEWER"]);
+            }
+        }
+    }
+
+    #[test]
+    fn the_rules_the_issue_names() {
+        for industry in Industry::ALL {
+            // A VIEWER cannot write.
+            assert!(
+                role(industry, "VIEWER")
+                    .permissions
+                    .iter()
+                    .all(|p| !p.writes())
+            );
+            // STAFF cannot refund or void on their own.
+            assert!(!role(industry, "STAFF").permissions.contains(&SalesRefund));
+            // Only ADMIN manages users and settings.
+            for name in ["MANAGER", "STAFF", "VIEWER"] {
+                let permissions = role(industry, name).permissions;
+                assert!(!permissions.contains(&UsersManage), "{name}");
+                assert!(!permissions.contains(&SettingsManage), "{name}");
+            }
+            assert!(role(industry, ADMIN).permissions.contains(&UsersManage));
+        }
+        // Only clinical roles read clinical fields.
+        for role in default_roles(Industry::Healthcare) {
+            let clinical = role.permissions.contains(&ClinicalRead);
+            let expected = matches!(role.name, "ADMIN" | "MANAGER" | "Doctor" | "Nurse");
+            assert_eq!(clinical, expected, "{}", role.name);
+        }
+        // No clinical permission outside a clinic.
+        for industry in Industry::ALL
+            .into_iter()
+            .filter(|i| *i != Industry::Healthcare)
+        {
+            for role in default_roles(industry) {
+                assert!(
+                    !role
+                        .permissions
+                        .iter()
+                        .any(|p| matches!(p, ClinicalRead | ClinicalWrite | BreakGlass)),
+                    "{industry:?} {}",
+                    role.name
+                );
+            }
+        }
+    }
+}
