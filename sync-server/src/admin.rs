@@ -50,11 +50,20 @@ pub async fn create_business(
 
     let mut client = pool.get().await?;
     let tx = TenantTx::begin(&mut client, tenant_id).await?;
-    tx.execute(
-        "INSERT INTO tenants (tenant_id, name) VALUES ($1, $2)",
-        &[&tenant_id, &name],
-    )
-    .await?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO tenants (tenant_id, name) VALUES ($1, $2)",
+            &[&tenant_id, &name],
+        )
+        .await;
+    match inserted {
+        Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            return Err(Error::InvalidInput(
+                "another business already has that name".to_owned(),
+            ));
+        }
+        other => other?,
+    };
     insert_branch(&tx, branch_id, branch_name, branch_code.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(%tenant_id, %branch_id, "business created");
@@ -231,7 +240,7 @@ async fn require_tenant(tx: &TenantTx<'_>) -> Result<()> {
     }
 }
 
-async fn insert_branch(
+pub(crate) async fn insert_branch(
     tx: &TenantTx<'_>,
     branch_id: BranchId,
     name: &str,

@@ -205,7 +205,10 @@ impl Error {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorBody {
                     fields: fields.clone(),
-                    ..body(error_code::VALIDATION_FAILED, "Some changes are not valid.")
+                    ..body(
+                        error_code::VALIDATION_FAILED,
+                        "Some fields are not valid; each says why.",
+                    )
                 },
             ),
             Error::Timeout => (

@@ -16,6 +16,7 @@ pub mod error;
 mod extract;
 pub mod ids;
 pub mod migrate;
+pub mod password;
 pub mod purge;
 mod routes;
 mod rows;
@@ -117,6 +118,7 @@ pub fn router(state: AppState) -> Router {
     let request_timeout = state.request_timeout;
     Router::new()
         .route("/v1/health", get(routes::health::health))
+        .route("/v1/signup", post(routes::signup::sign_up))
         .route("/v1/enrol", post(routes::enrol::enrol))
         .route("/v1/sync/push", post(routes::push::push))
         .route("/v1/sync/pull", get(routes::pull::pull))

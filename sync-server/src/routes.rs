@@ -6,6 +6,7 @@ pub mod enrol;
 pub mod health;
 pub mod pull;
 pub mod push;
+pub mod signup;
 pub mod status;
 
 use crate::error::Error;

@@ -158,6 +158,34 @@ last_error: string | null, schema_version: number,
  */
 app_version: string, };
 
+export type SignUpRequest = { business_name: string, 
+/**
+ * 3-63 lowercase letters, digits and hyphens: the business's address.
+ */
+slug: string, 
+/**
+ * RETAIL, HEALTHCARE, EDUCATION, LOGISTICS or BEAUTY.
+ */
+industry: string, email: string, 
+/**
+ * A Malaysian number, as typed.
+ */
+phone: string, address_line1: string, address_line2: string, postcode: string, city: string, 
+/**
+ * A state or federal territory, e.g. `Selangor`, `W.P. Kuala Lumpur`.
+ */
+state: string, branch_name: string, admin_name: string, admin_email: string, admin_password: string, 
+/**
+ * `ms` (the default) or `en`.
+ */
+language: string, };
+
+export type SignUpResponse = { tenant_id: string, branch_id: string, user_id: string, slug: string, 
+/**
+ * Full access until then.
+ */
+trial_ends_at: string, };
+
 export type EnrolRequest = { code: string, device_name: string, };
 
 export type EnrolResponse = { tenant_id: string, branch_id: string, device_id: string, 

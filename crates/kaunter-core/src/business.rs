@@ -474,7 +474,7 @@ mod tests {
             ("klinik-aman-2", Ok("klinik-aman-2")),
             (
                 &"a".repeat(63),
-                Ok(&"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+                Ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
             ),
             ("ab", Err("slug_length")),
             (&"a".repeat(64), Err("slug_length")),

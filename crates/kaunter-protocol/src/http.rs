@@ -359,6 +359,47 @@ pub struct DeskStatusReport {
     pub app_version: String,
 }
 
+/// `POST /v1/signup`: a new business, its first branch, default roles, settings, a 7-day trial
+/// and its first user (ADMIN), made in one transaction. Refusals name each field
+/// (`validation_failed`), including a slug or name another business has (`slug_taken`,
+/// `name_taken`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct SignUpRequest {
+    pub business_name: String,
+    /// 3-63 lowercase letters, digits and hyphens: the business's address.
+    pub slug: String,
+    /// RETAIL, HEALTHCARE, EDUCATION, LOGISTICS or BEAUTY.
+    pub industry: String,
+    pub email: String,
+    /// A Malaysian number, as typed.
+    pub phone: String,
+    pub address_line1: String,
+    #[serde(default)]
+    pub address_line2: String,
+    pub postcode: String,
+    pub city: String,
+    /// A state or federal territory, e.g. `Selangor`, `W.P. Kuala Lumpur`.
+    pub state: String,
+    pub branch_name: String,
+    pub admin_name: String,
+    pub admin_email: String,
+    pub admin_password: String,
+    /// `ms` (the default) or `en`.
+    #[serde(default)]
+    pub language: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SignUpResponse {
+    pub tenant_id: Uuid,
+    pub branch_id: Uuid,
+    pub user_id: Uuid,
+    pub slug: String,
+    /// Full access until then.
+    pub trial_ends_at: DateTime<Utc>,
+}
+
 /// `POST /v1/enrol`: exchange a single-use enrolment code for device credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]

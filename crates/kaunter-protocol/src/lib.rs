@@ -80,6 +80,8 @@ pub fn typescript_declarations() -> String {
         http::ConflictsResponse::decl(),
         http::ResolveConflictRequest::decl(),
         http::DeskStatusReport::decl(),
+        http::SignUpRequest::decl(),
+        http::SignUpResponse::decl(),
         http::EnrolRequest::decl(),
         http::EnrolResponse::decl(),
         http::ErrorBody::decl(),
