@@ -124,28 +124,41 @@ impl<'a> Deref for TenantTx<'a> {
     }
 }
 
-/// The first half of enrolment: a transaction with no tenant that sees only the enrolment code
-/// whose hash the caller knows (policy `enrolment_code_lookup` in migration 0001).
-pub struct EnrolmentTx<'a> {
+/// A transaction with no tenant that sees one row it names by a secret or public key before it
+/// knows the tenant: an enrolment code by its hash (policy `enrolment_code_lookup`, migration
+/// 0001), or a business by its slug (policy `tenant_by_slug`, migration 0010). Once that row
+/// has named its tenant, [`LookupTx::into_tenant`] continues as that tenant.
+pub struct LookupTx<'a> {
     transaction: Transaction<'a>,
 }
 
-impl<'a> EnrolmentTx<'a> {
-    pub async fn begin(
+impl<'a> LookupTx<'a> {
+    /// Enrolment: sees only the enrolment code whose hash the caller knows.
+    pub async fn for_enrolment_code(
         client: &'a mut tokio_postgres::Client,
         code_hash: &[u8; 32],
     ) -> Result<Self> {
+        Self::begin(client, "app.enrolment_code_hash", &hex::encode(code_hash)).await
+    }
+
+    /// Login: sees only the business with this slug.
+    pub async fn for_slug(client: &'a mut tokio_postgres::Client, slug: &str) -> Result<Self> {
+        Self::begin(client, "app.login_slug", slug).await
+    }
+
+    async fn begin(
+        client: &'a mut tokio_postgres::Client,
+        setting: &str,
+        value: &str,
+    ) -> Result<Self> {
         let transaction = client.transaction().await?;
         transaction
-            .execute(
-                "SELECT set_config('app.enrolment_code_hash', $1, true)",
-                &[&hex::encode(code_hash)],
-            )
+            .execute("SELECT set_config($1, $2, true)", &[&setting, &value])
             .await?;
         Ok(Self { transaction })
     }
 
-    /// Once the code has named its tenant: the same transaction, now scoped to that tenant.
+    /// Once the row has named its tenant: the same transaction, now scoped to that tenant.
     pub async fn into_tenant(self, tenant: TenantId) -> Result<TenantTx<'a>> {
         scope_to_tenant(&self.transaction, tenant).await?;
         Ok(TenantTx {
@@ -153,15 +166,20 @@ impl<'a> EnrolmentTx<'a> {
             tenant,
         })
     }
-}
 
-impl fmt::Debug for EnrolmentTx<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EnrolmentTx").finish_non_exhaustive()
+    pub async fn commit(self) -> Result<()> {
+        self.transaction.commit().await?;
+        Ok(())
     }
 }
 
-impl<'a> Deref for EnrolmentTx<'a> {
+impl fmt::Debug for LookupTx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LookupTx").finish_non_exhaustive()
+    }
+}
+
+impl<'a> Deref for LookupTx<'a> {
     type Target = Transaction<'a>;
 
     fn deref(&self) -> &Self::Target {

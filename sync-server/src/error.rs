@@ -24,6 +24,19 @@ pub enum Error {
     /// Unknown, used or expired enrolment code: one answer for all.
     #[error("enrolment code is invalid, used or expired")]
     EnrolmentCodeInvalid,
+    /// Login: unknown business, unknown e-mail, wrong password, or a user who may not log in:
+    /// one answer for all.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("too many failed logins; retry in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: i64 },
+    #[error("the business is not active")]
+    BusinessNotActive,
+    /// Missing, garbled, unknown, expired or revoked session cookie: one answer for all.
+    #[error("no live session")]
+    SessionInvalid,
+    #[error("missing or wrong CSRF token")]
+    CsrfFailed,
     #[error("no such route")]
     NotFound,
     /// A conflict id that is not one of this branch's.
@@ -136,6 +149,41 @@ impl Error {
                 body(
                     error_code::ENROLMENT_CODE_INVALID,
                     "This enrolment code is not valid, has been used, or has expired. Ask head office for a new one.",
+                ),
+            ),
+            Error::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                body(
+                    error_code::INVALID_CREDENTIALS,
+                    "The business, e-mail or password is not right.",
+                ),
+            ),
+            Error::TooManyAttempts { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                body(
+                    error_code::TOO_MANY_ATTEMPTS,
+                    "Too many failed logins. Wait a while, then try again.",
+                ),
+            ),
+            Error::BusinessNotActive => (
+                StatusCode::FORBIDDEN,
+                body(
+                    error_code::BUSINESS_NOT_ACTIVE,
+                    "This business's account is suspended. Contact Kaunter support.",
+                ),
+            ),
+            Error::SessionInvalid => (
+                StatusCode::UNAUTHORIZED,
+                body(
+                    error_code::SESSION_INVALID,
+                    "Your session has ended. Log in again.",
+                ),
+            ),
+            Error::CsrfFailed => (
+                StatusCode::FORBIDDEN,
+                body(
+                    error_code::CSRF_FAILED,
+                    "This request did not come from a Kaunter page. Reload the page and try again.",
                 ),
             ),
             Error::NotFound => (
@@ -253,10 +301,19 @@ impl IntoResponse for Error {
             tracing::error!(error = %self, "request failed");
         }
         let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self {
+            Error::Unauthorized => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::TooManyAttempts { retry_after_secs } => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs.max(1)),
+                );
+            }
+            _ => {}
         }
         response
     }

@@ -22,6 +22,7 @@ mod routes;
 mod rows;
 pub mod stamps;
 pub mod test_support;
+mod throttle;
 pub mod token;
 mod validate;
 
@@ -119,6 +120,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/health", get(routes::health::health))
         .route("/v1/signup", post(routes::signup::sign_up))
+        .route("/v1/auth/login", post(routes::auth::login))
+        .route("/v1/auth/session", get(routes::auth::session))
+        .route("/v1/auth/logout", post(routes::auth::logout))
         .route("/v1/enrol", post(routes::enrol::enrol))
         .route("/v1/sync/push", post(routes::push::push))
         .route("/v1/sync/pull", get(routes::pull::pull))
@@ -149,7 +153,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, router(state))
+    // With the peer's address: login throttles per address.
+    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

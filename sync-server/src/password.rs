@@ -56,6 +56,24 @@ pub async fn hash_off_thread(password: String) -> Result<String> {
         .map_err(|error| Error::Internal(format!("hashing task failed: {error}")))?
 }
 
+/// [`verify`] (or, with no stored hash, [`verify_nobody`], answering no) on a blocking thread,
+/// queued like [`hash_off_thread`].
+pub async fn verify_off_thread(password: String, stored: Option<String>) -> Result<Verified> {
+    let _slot = hashing_slots()
+        .acquire()
+        .await
+        .map_err(|error| Error::Internal(format!("hashing queue closed: {error}")))?;
+    tokio::task::spawn_blocking(move || match stored {
+        Some(stored) => verify(&password, &stored),
+        None => {
+            verify_nobody(&password);
+            Verified::No
+        }
+    })
+    .await
+    .map_err(|error| Error::Internal(format!("verifying task failed: {error}")))
+}
+
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verified {

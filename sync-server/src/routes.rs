@@ -1,6 +1,7 @@
 //! The HTTP handlers, one module per route. Each is thin: extract, open the tenant transaction,
 //! call the checks, answer; errors become responses in error.rs.
 
+pub mod auth;
 pub mod conflicts;
 pub mod enrol;
 pub mod health;

@@ -1,5 +1,6 @@
-//! Device tokens: `kt1.<tenant uuid>.<device uuid>.<secret>`, the secret being 32 random bytes
-//! in unpadded base64url. The server keeps only sha256(secret bytes).
+//! Device tokens (`kt1.<tenant uuid>.<device uuid>.<secret>`) and head-office session cookies
+//! (`ks1.<tenant uuid>.<session uuid>.<secret>`), the secret being 32 random bytes in unpadded
+//! base64url. The server keeps only sha256(secret bytes).
 //!
 //! The tenant and device ids are in the clear so the server can scope its lookup to the tenant
 //! (row-level security) before it has checked anything; the secret is what proves identity.
@@ -28,28 +29,11 @@ pub struct DeviceToken {
 impl DeviceToken {
     /// Parses `kt1.<tenant>.<device>.<secret>`; anything else is [`Error::Unauthorized`].
     pub fn parse(text: &str) -> Result<Self> {
-        let mut parts = text.split('.');
-        let (Some(PREFIX), Some(tenant), Some(device), Some(secret), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(Error::Unauthorized);
-        };
-        let tenant_id = tenant.parse().map_err(|_| Error::Unauthorized)?;
-        let device_id = device.parse().map_err(|_| Error::Unauthorized)?;
-        let secret = URL_SAFE_NO_PAD
-            .decode(secret)
-            .map_err(|_| Error::Unauthorized)?;
-        if secret.len() != SECRET_BYTES {
-            return Err(Error::Unauthorized);
-        }
+        let (tenant_id, device, secret_hash) = split(text, PREFIX)?;
         Ok(Self {
             tenant_id,
-            device_id,
-            secret_hash: Sha256::digest(&secret).into(),
+            device_id: DeviceId::from_uuid(device),
+            secret_hash,
         })
     }
 
@@ -57,6 +41,95 @@ impl DeviceToken {
     pub fn matches(&self, stored_hash: &[u8]) -> bool {
         self.secret_hash.as_slice().ct_eq(stored_hash).into()
     }
+}
+
+/// `<prefix>.<tenant uuid>.<id uuid>.<secret>` as (tenant, id, sha256(secret)).
+fn split(text: &str, prefix: &str) -> Result<(TenantId, uuid::Uuid, [u8; 32])> {
+    let mut parts = text.split('.');
+    let (Some(found), Some(tenant), Some(id), Some(secret), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(Error::Unauthorized);
+    };
+    if found != prefix {
+        return Err(Error::Unauthorized);
+    }
+    let tenant_id = tenant.parse().map_err(|_| Error::Unauthorized)?;
+    let id = id.parse().map_err(|_| Error::Unauthorized)?;
+    let secret = URL_SAFE_NO_PAD
+        .decode(secret)
+        .map_err(|_| Error::Unauthorized)?;
+    if secret.len() != SECRET_BYTES {
+        return Err(Error::Unauthorized);
+    }
+    Ok((tenant_id, id, Sha256::digest(&secret).into()))
+}
+
+/// A head-office session as its cookie carries it: `ks1.<tenant uuid>.<session uuid>.<secret>`.
+/// The server keeps sha256(secret); the CSRF token is derived from that hash, so it needs no
+/// storage and only a holder of the cookie (or the page it was issued to) can know it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken {
+    pub tenant_id: TenantId,
+    pub session_id: uuid::Uuid,
+    secret_hash: [u8; 32],
+}
+
+const SESSION_PREFIX: &str = "ks1";
+
+impl SessionToken {
+    pub fn parse(text: &str) -> Result<Self> {
+        let (tenant_id, session_id, secret_hash) = split(text, SESSION_PREFIX)?;
+        Ok(Self {
+            tenant_id,
+            session_id,
+            secret_hash,
+        })
+    }
+
+    pub fn matches(&self, stored_hash: &[u8]) -> bool {
+        self.secret_hash.as_slice().ct_eq(stored_hash).into()
+    }
+
+    /// The token a page must echo in `X-CSRF-Token` on every request that changes something.
+    pub fn csrf_token(&self) -> String {
+        csrf_for(&self.secret_hash)
+    }
+
+    /// Whether `presented` is this session's CSRF token, compared in constant time.
+    pub fn csrf_matches(&self, presented: &str) -> bool {
+        self.csrf_token()
+            .as_bytes()
+            .ct_eq(presented.as_bytes())
+            .into()
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionToken")
+            .field("tenant_id", &self.tenant_id)
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn csrf_for(secret_hash: &[u8; 32]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"kaunter-csrf/v1");
+    hasher.update(secret_hash);
+    URL_SAFE_NO_PAD.encode(hasher.finalize())
+}
+
+/// A new session: the cookie value, its stored hash and its CSRF token.
+pub fn issue_session(tenant_id: TenantId, session_id: uuid::Uuid) -> Result<(IssuedToken, String)> {
+    let issued = issue_with(SESSION_PREFIX, tenant_id, session_id)?;
+    let csrf = csrf_for(&issued.secret_hash);
+    Ok((issued, csrf))
 }
 
 impl fmt::Debug for DeviceToken {
@@ -81,12 +154,16 @@ impl fmt::Debug for IssuedToken {
 }
 
 pub fn issue(tenant_id: TenantId, device_id: DeviceId) -> Result<IssuedToken> {
+    issue_with(PREFIX, tenant_id, device_id.as_uuid())
+}
+
+fn issue_with(prefix: &str, tenant_id: TenantId, id: uuid::Uuid) -> Result<IssuedToken> {
     let mut secret = [0u8; SECRET_BYTES];
     getrandom::fill(&mut secret)
-        .map_err(|error| Error::Internal(format!("no randomness for a device token: {error}")))?;
+        .map_err(|error| Error::Internal(format!("no randomness for a token: {error}")))?;
     Ok(IssuedToken {
         text: format!(
-            "{PREFIX}.{tenant_id}.{device_id}.{}",
+            "{prefix}.{tenant_id}.{id}.{}",
             URL_SAFE_NO_PAD.encode(secret)
         ),
         secret_hash: Sha256::digest(secret).into(),
@@ -98,6 +175,23 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn a_session_cookie_parses_and_its_csrf_token_is_its_own() {
+        let (tenant, session) = (TenantId::new_v7(), uuid::Uuid::now_v7());
+        let (issued, csrf) = issue_session(tenant, session).unwrap();
+        let parsed = SessionToken::parse(&issued.text).unwrap();
+        assert_eq!((parsed.tenant_id, parsed.session_id), (tenant, session));
+        assert!(parsed.matches(&issued.secret_hash));
+        assert!(parsed.csrf_matches(&csrf));
+        let (other, other_csrf) = issue_session(tenant, session).unwrap();
+        assert!(!parsed.csrf_matches(&other_csrf));
+        assert!(!parsed.csrf_matches(""));
+        // A device token is not a session cookie, nor the other way round.
+        assert!(DeviceToken::parse(&other.text).is_err());
+        let device = issue(tenant, DeviceId::new_v7()).unwrap();
+        assert!(SessionToken::parse(&device.text).is_err());
+    }
 
     #[test]
     fn an_issued_token_parses_and_matches_its_hash() {
@@ -123,6 +217,7 @@ mod tests {
             text[..text.len() - 2].to_owned(),
             text.replace('.', ":"),
             format!("kt1.not-a-uuid.{}", &text[4..]),
+            text.replacen("kt1", "ks1", 1),
         ];
         for candidate in garbled {
             assert!(

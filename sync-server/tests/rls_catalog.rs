@@ -159,7 +159,10 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
                      VALUES ('{tenant}', '{user}', 'a@klinik.my', 'a@klinik.my', 'Aminah',
                              'PENDING');
                  INSERT INTO user_roles (tenant_id, user_id, role_id)
-                     VALUES ('{tenant}', '{user}', '{role}');"
+                     VALUES ('{tenant}', '{user}', '{role}');
+                 INSERT INTO sessions (tenant_id, session_id, user_id, secret_hash, expires_at)
+                     VALUES ('{tenant}', gen_random_uuid(), '{user}',
+                             decode(repeat('00', 32), 'hex'), now() + interval '1 hour');"
             ))
             .await
             .unwrap();
@@ -190,6 +193,7 @@ async fn every_tenant_table_has_rls_enabled_forced_and_a_policy() {
         "role_permissions",
         "users",
         "user_roles",
+        "sessions",
     ]
     .into();
     let found: BTreeSet<&str> = tables.iter().map(String::as_str).collect();

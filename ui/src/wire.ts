@@ -186,6 +186,26 @@ export type SignUpResponse = { tenant_id: string, branch_id: string, user_id: st
  */
 trial_ends_at: string, };
 
+export type LoginRequest = { 
+/**
+ * The business's slug.
+ */
+business: string, email: string, password: string, };
+
+export type SessionView = { tenant_id: string, business_name: string, user_id: string, name: string, email: string, 
+/**
+ * Role names, sorted.
+ */
+roles: Array<string>, 
+/**
+ * What the roles allow together (`area.action`), sorted.
+ */
+permissions: Array<string>, 
+/**
+ * To send as `X-CSRF-Token` with every request that changes something.
+ */
+csrf_token: string, expires_at: string, };
+
 export type EnrolRequest = { code: string, device_name: string, };
 
 export type EnrolResponse = { tenant_id: string, branch_id: string, device_id: string, 

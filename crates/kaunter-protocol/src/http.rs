@@ -400,6 +400,34 @@ pub struct SignUpResponse {
     pub trial_ends_at: DateTime<Utc>,
 }
 
+/// `POST /v1/auth/login`: a person logs in to head office. The answer sets the session cookie
+/// (`kaunter_session`, HttpOnly, Secure, SameSite=Strict) and carries the session's CSRF token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The business's slug.
+    pub business: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// Who a head-office session is: `POST /v1/auth/login` and `GET /v1/auth/session`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SessionView {
+    pub tenant_id: Uuid,
+    pub business_name: String,
+    pub user_id: Uuid,
+    pub name: String,
+    pub email: String,
+    /// Role names, sorted.
+    pub roles: Vec<String>,
+    /// What the roles allow together (`area.action`), sorted.
+    pub permissions: Vec<String>,
+    /// To send as `X-CSRF-Token` with every request that changes something.
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// `POST /v1/enrol`: exchange a single-use enrolment code for device credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
@@ -452,5 +480,15 @@ pub mod error_code {
     pub const RESOLUTION_NOT_ALLOWED: &str = "resolution_not_allowed";
     pub const CONFLICT_ALREADY_RESOLVED: &str = "conflict_already_resolved";
     pub const ENROLMENT_CODE_INVALID: &str = "enrolment_code_invalid";
+    /// Login: the business, e-mail or password is wrong (one answer for all three).
+    pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
+    /// Login: too many failures for this account or address; see `Retry-After`.
+    pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
+    /// Login with the right password to a business an operator suspended or terminated.
+    pub const BUSINESS_NOT_ACTIVE: &str = "business_not_active";
+    /// A head-office request without a live session cookie.
+    pub const SESSION_INVALID: &str = "session_invalid";
+    /// A head-office request that changes something without the session's CSRF token.
+    pub const CSRF_FAILED: &str = "csrf_failed";
     pub const INTERNAL: &str = "internal";
 }

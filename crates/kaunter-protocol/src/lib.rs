@@ -82,6 +82,8 @@ pub fn typescript_declarations() -> String {
         http::DeskStatusReport::decl(),
         http::SignUpRequest::decl(),
         http::SignUpResponse::decl(),
+        http::LoginRequest::decl(),
+        http::SessionView::decl(),
         http::EnrolRequest::decl(),
         http::EnrolResponse::decl(),
         http::ErrorBody::decl(),

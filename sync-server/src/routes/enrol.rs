@@ -2,14 +2,14 @@
 //!
 //! The caller is not yet anyone, so the tenant is not known when the transaction starts: it first
 //! sees only the code row whose hash it knows, learns the tenant from it, and then continues as
-//! that tenant (see [`crate::db::EnrolmentTx`]).
+//! that tenant (see [`crate::db::LookupTx`]).
 
 use axum::Json;
 use axum::extract::State;
 use kaunter_protocol::http::{EnrolRequest, EnrolResponse};
 
 use crate::AppState;
-use crate::db::EnrolmentTx;
+use crate::db::LookupTx;
 use crate::enrolment_code::EnrolmentCode;
 use crate::error::{Error, Result};
 use crate::extract::JsonBody;
@@ -29,7 +29,7 @@ pub async fn enrol(
     let code_hash = code.hash();
 
     let mut client = state.pool().get().await?;
-    let lookup = EnrolmentTx::begin(&mut client, &code_hash).await?;
+    let lookup = LookupTx::for_enrolment_code(&mut client, &code_hash).await?;
     // FOR UPDATE: of two desks racing with one code, the second waits, then finds it used.
     // Codes are 60 random bits, so two tenants sharing a hash is not a practical concern; the
     // LIMIT only keeps the query well-defined.

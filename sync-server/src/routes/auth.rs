@@ -1,0 +1,373 @@
+//! Head-office login and sessions: `POST /v1/auth/login`, `GET /v1/auth/session`,
+//! `POST /v1/auth/logout`.
+//!
+//! Login names the business by its slug, so it starts with no tenant: a [`LookupTx`] sees only
+//! that business's row, then continues as that tenant to find the user. An unknown business, an
+//! unknown e-mail, a wrong password and a user who may not log in all get the same answer
+//! (`invalid_credentials`) after the same work (one Argon2id verification; a dummy one when
+//! there is no hash to check). Failures are throttled per account and per address
+//! (throttle.rs). A successful login re-hashes a password stored with weaker parameters and
+//! starts a new session, revoking the one the browser presented, if any.
+//!
+//! The session lives in an HttpOnly, Secure, SameSite=Strict cookie; every request that changes
+//! something must also carry the session's CSRF token in `X-CSRF-Token`.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use kaunter_protocol::http::{LoginRequest, SessionView};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::db::{LookupTx, TenantTx};
+use crate::error::{Error, Result};
+use crate::extract::JsonBody;
+use crate::ids::TenantId;
+use crate::password::{self, Verified};
+use crate::throttle::{self, Key};
+use crate::token::{self, SessionToken};
+
+pub const COOKIE: &str = "kaunter_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// A session ends this long after login, however busy.
+pub const SESSION_HOURS: i64 = 12;
+/// ... or after this long without a request.
+pub const IDLE_MINUTES: i64 = 120;
+/// Longer passwords are refused before hashing (the policy allows 128 characters).
+const PASSWORD_MAX_BYTES: usize = 1024;
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    presented: Option<SessionCookie>,
+    JsonBody(request): JsonBody<LoginRequest>,
+) -> Result<Response> {
+    let slug = request.business.trim().to_lowercase();
+    let email_key = request.email.trim().to_lowercase();
+    let keys = [Key::account(&slug, &email_key), Key::address(peer.ip())];
+
+    let mut client = state.pool().get().await?;
+    if let Some(retry_after_secs) = throttle::locked_for(&**client, &keys).await? {
+        return Err(Error::TooManyAttempts { retry_after_secs });
+    }
+
+    // Who is asking to log in, if anyone: the business by its slug, then the user by e-mail.
+    let lookup = LookupTx::for_slug(&mut client, &slug).await?;
+    let business = lookup
+        .query_opt(
+            "SELECT tenant_id, name, status FROM tenants WHERE slug = $1",
+            &[&slug],
+        )
+        .await?;
+    let (candidate, business_name, business_status) = match business {
+        Some(row) => {
+            let tenant_id: TenantId = row.try_get(0)?;
+            let (name, status): (String, String) = (row.try_get(1)?, row.try_get(2)?);
+            let tx = lookup.into_tenant(tenant_id).await?;
+            let user = tx
+                .query_opt(
+                    "SELECT user_id, password_hash FROM users
+                     WHERE tenant_id = $1 AND email_key = $2 AND status = 'ACTIVE'",
+                    &[&tenant_id, &email_key],
+                )
+                .await?;
+            tx.commit().await?;
+            let user = match user {
+                Some(row) => Some((
+                    tenant_id,
+                    row.try_get::<_, Uuid>(0)?,
+                    row.try_get::<_, Option<String>>(1)?,
+                )),
+                None => None,
+            };
+            (user, name, status)
+        }
+        None => {
+            lookup.commit().await?;
+            (None, String::new(), String::new())
+        }
+    };
+    let stored = candidate.as_ref().and_then(|(_, _, hash)| hash.clone());
+    let verified = if request.password.len() > PASSWORD_MAX_BYTES {
+        Verified::No
+    } else {
+        password::verify_off_thread(request.password.clone(), stored).await?
+    };
+    let (tenant_id, user_id) = match (candidate, verified) {
+        (Some((tenant_id, user_id, _)), Verified::Yes | Verified::YesRehash) => {
+            (tenant_id, user_id)
+        }
+        _ => {
+            throttle::record_failure(&**client, &keys).await?;
+            tracing::info!(address = %peer.ip(), "login refused");
+            return Err(Error::InvalidCredentials);
+        }
+    };
+    if business_status != "active" {
+        return Err(Error::BusinessNotActive);
+    }
+    throttle::clear(&**client, keys[0]).await?;
+    // Hashed before the transaction opens, as at sign-up.
+    let rehashed = match verified {
+        Verified::YesRehash => Some(password::hash_off_thread(request.password).await?),
+        _ => None,
+    };
+
+    let tx = TenantTx::begin(&mut client, tenant_id).await?;
+    if let Some(hash) = &rehashed {
+        tx.execute(
+            "UPDATE users SET password_hash = $3, password_changed_at = now()
+             WHERE tenant_id = $1 AND user_id = $2",
+            &[&tenant_id, &user_id, hash],
+        )
+        .await?;
+        tracing::info!(%tenant_id, %user_id, "password re-hashed with current parameters");
+    }
+    tx.execute(
+        "UPDATE users SET last_login_at = now() WHERE tenant_id = $1 AND user_id = $2",
+        &[&tenant_id, &user_id],
+    )
+    .await?;
+    // A new session at every login: the one this browser had (if it is this business's and its
+    // secret matches) ends, so a session id planted before login is worth nothing after it.
+    if let Some(SessionCookie(old)) = &presented
+        && old.tenant_id == tenant_id
+    {
+        let stored: Option<Vec<u8>> = tx
+            .query_opt(
+                "SELECT secret_hash FROM sessions WHERE tenant_id = $1 AND session_id = $2",
+                &[&tenant_id, &old.session_id],
+            )
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+        if stored.is_some_and(|hash| old.matches(&hash)) {
+            tx.execute(
+                "UPDATE sessions SET revoked_at = coalesce(revoked_at, now())
+                 WHERE tenant_id = $1 AND session_id = $2",
+                &[&tenant_id, &old.session_id],
+            )
+            .await?;
+        }
+    }
+    let session_id = Uuid::now_v7();
+    let (issued, csrf_token) = token::issue_session(tenant_id, session_id)?;
+    let expires_at: DateTime<Utc> = tx
+        .query_one(
+            "INSERT INTO sessions (tenant_id, session_id, user_id, secret_hash, expires_at)
+             VALUES ($1, $2, $3, $4, now() + $5::bigint * interval '1 hour')
+             RETURNING expires_at",
+            &[
+                &tenant_id,
+                &session_id,
+                &user_id,
+                &issued.secret_hash.as_slice(),
+                &SESSION_HOURS,
+            ],
+        )
+        .await?
+        .try_get(0)?;
+    let view = session_view(
+        &tx,
+        tenant_id,
+        user_id,
+        business_name,
+        csrf_token,
+        expires_at,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%tenant_id, %user_id, "logged in");
+
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
+        issued.text,
+        SESSION_HOURS * 3600
+    );
+    let mut response = Json(view).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie)
+            .map_err(|error| Error::Internal(format!("session cookie: {error}")))?,
+    );
+    Ok(response)
+}
+
+/// `GET /v1/auth/session`: who this session is (and its CSRF token, for a reloaded page).
+pub async fn session(
+    State(state): State<AppState>,
+    SessionCookie(token): SessionCookie,
+) -> Result<Json<SessionView>> {
+    let mut client = state.pool().get().await?;
+    let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+    let (user_id, expires_at) = check_session(&tx, &token).await?;
+    let business_name: String = tx
+        .query_one(
+            "SELECT name FROM tenants WHERE tenant_id = $1",
+            &[&token.tenant_id],
+        )
+        .await?
+        .try_get(0)?;
+    let view = session_view(
+        &tx,
+        token.tenant_id,
+        user_id,
+        business_name,
+        token.csrf_token(),
+        expires_at,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+/// `POST /v1/auth/logout`: ends the session (CSRF token required) and clears the cookie.
+pub async fn logout(
+    State(state): State<AppState>,
+    SessionCookie(token): SessionCookie,
+    headers: HeaderMap,
+) -> Result<Response> {
+    require_csrf(&token, &headers)?;
+    let mut client = state.pool().get().await?;
+    let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+    check_session(&tx, &token).await?;
+    tx.execute(
+        "UPDATE sessions SET revoked_at = now() WHERE tenant_id = $1 AND session_id = $2",
+        &[&token.tenant_id, &token.session_id],
+    )
+    .await?;
+    tx.commit().await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "kaunter_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0",
+        ),
+    );
+    Ok(response)
+}
+
+/// The session cookie, parsed (no database yet). Missing or garbled → `session_invalid`.
+#[derive(Debug, Clone)]
+pub struct SessionCookie(pub SessionToken);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionCookie {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
+        parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == COOKIE)
+            .ok_or(Error::SessionInvalid)
+            .and_then(|(_, value)| {
+                SessionToken::parse(value.trim()).map_err(|_| Error::SessionInvalid)
+            })
+            .map(SessionCookie)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for SessionCookie {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Option<Self>, Self::Rejection> {
+        Ok(
+            <SessionCookie as FromRequestParts<S>>::from_request_parts(parts, state)
+                .await
+                .ok(),
+        )
+    }
+}
+
+/// The CSRF token of `token`'s session must be in `X-CSRF-Token`.
+pub fn require_csrf(token: &SessionToken, headers: &HeaderMap) -> Result<()> {
+    let presented = headers
+        .get(CSRF_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .ok_or(Error::CsrfFailed)?;
+    if token.csrf_matches(presented.trim()) {
+        Ok(())
+    } else {
+        Err(Error::CsrfFailed)
+    }
+}
+
+/// The session's user and end, if the session is live: its secret matches, it is not revoked,
+/// expired or idle too long, and its user may still log in. Notes the request (at most once a
+/// minute, to spare writes).
+async fn check_session(tx: &TenantTx<'_>, token: &SessionToken) -> Result<(Uuid, DateTime<Utc>)> {
+    let row = tx
+        .query_opt(
+            "SELECT s.user_id, s.secret_hash, s.expires_at
+             FROM sessions s JOIN users u USING (tenant_id, user_id)
+             WHERE s.tenant_id = $1 AND s.session_id = $2 AND s.revoked_at IS NULL
+               AND s.expires_at > now()
+               AND s.last_seen_at > now() - $3::bigint * interval '1 minute'
+               AND u.status = 'ACTIVE'",
+            &[&token.tenant_id, &token.session_id, &IDLE_MINUTES],
+        )
+        .await?
+        .ok_or(Error::SessionInvalid)?;
+    let stored: Vec<u8> = row.try_get(1)?;
+    if !token.matches(&stored) {
+        return Err(Error::SessionInvalid);
+    }
+    tx.execute(
+        "UPDATE sessions SET last_seen_at = now()
+         WHERE tenant_id = $1 AND session_id = $2 AND last_seen_at < now() - interval '1 minute'",
+        &[&token.tenant_id, &token.session_id],
+    )
+    .await?;
+    Ok((row.try_get(0)?, row.try_get(2)?))
+}
+
+async fn session_view(
+    tx: &TenantTx<'_>,
+    tenant_id: TenantId,
+    user_id: Uuid,
+    business_name: String,
+    csrf_token: String,
+    expires_at: DateTime<Utc>,
+) -> Result<SessionView> {
+    let user = tx
+        .query_one(
+            "SELECT name, email FROM users WHERE tenant_id = $1 AND user_id = $2",
+            &[&tenant_id, &user_id],
+        )
+        .await?;
+    let access = tx
+        .query_one(
+            "SELECT coalesce(array_agg(DISTINCT r.name ORDER BY r.name), '{}'),
+                    coalesce(array_agg(DISTINCT p.permission ORDER BY p.permission)
+                             FILTER (WHERE p.permission IS NOT NULL), '{}')
+             FROM user_roles ur
+             JOIN roles r USING (tenant_id, role_id)
+             LEFT JOIN role_permissions p USING (tenant_id, role_id)
+             WHERE ur.tenant_id = $1 AND ur.user_id = $2",
+            &[&tenant_id, &user_id],
+        )
+        .await?;
+    Ok(SessionView {
+        tenant_id: tenant_id.as_uuid(),
+        business_name,
+        user_id,
+        name: user.try_get(0)?,
+        email: user.try_get(1)?,
+        roles: access.try_get(0)?,
+        permissions: access.try_get(1)?,
+        csrf_token,
+        expires_at,
+    })
+}
