@@ -138,6 +138,59 @@ pub async fn create_enrolment_code(
     Ok(code.display())
 }
 
+/// What an operator can make of a business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BusinessStatus {
+    /// Working normally (reactivates a suspended business).
+    Active,
+    /// Nobody logs in and no desk syncs; everything is kept. Reversible.
+    Suspended,
+    /// Closed for good: as suspended, and it cannot be reactivated.
+    Terminated,
+}
+
+impl BusinessStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BusinessStatus::Active => "active",
+            BusinessStatus::Suspended => "suspended",
+            BusinessStatus::Terminated => "terminated",
+        }
+    }
+}
+
+/// Suspends, reactivates or terminates a business. Its data is never touched; a terminated
+/// business stays terminated.
+pub async fn set_business_status(
+    pool: &Pool,
+    tenant_id: TenantId,
+    status: BusinessStatus,
+) -> Result<()> {
+    let mut client = pool.get().await?;
+    let tx = TenantTx::begin(&mut client, tenant_id).await?;
+    let current: String = tx
+        .query_opt(
+            "SELECT status FROM tenants WHERE tenant_id = $1 FOR UPDATE",
+            &[&tenant_id],
+        )
+        .await?
+        .ok_or(Error::UnknownTenant(tenant_id))?
+        .try_get(0)?;
+    if current == BusinessStatus::Terminated.as_str() && status != BusinessStatus::Terminated {
+        return Err(Error::InvalidInput(
+            "a terminated business cannot be reactivated or suspended".to_owned(),
+        ));
+    }
+    tx.execute(
+        "UPDATE tenants SET status = $2 WHERE tenant_id = $1",
+        &[&tenant_id, &status.as_str()],
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::warn!(%tenant_id, from = %current, to = status.as_str(), "business status set by an operator");
+    Ok(())
+}
+
 /// Revokes a device: its token stops working at once. Its data stays.
 pub async fn revoke_device(pool: &Pool, tenant_id: TenantId, device_id: DeviceId) -> Result<()> {
     let mut client = pool.get().await?;

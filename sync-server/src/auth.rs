@@ -60,12 +60,14 @@ pub async fn authenticate(tx: &TenantTx<'_>, token: &DeviceToken, lock: RowLock)
     }
     let sql = match lock {
         RowLock::None => {
-            "SELECT branch_id, high_water, token_hash, revoked_at IS NOT NULL FROM devices
-             WHERE tenant_id = $1 AND device_id = $2"
+            "SELECT d.branch_id, d.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status
+             FROM devices d JOIN tenants t USING (tenant_id)
+             WHERE d.tenant_id = $1 AND d.device_id = $2"
         }
         RowLock::ForUpdate => {
-            "SELECT branch_id, high_water, token_hash, revoked_at IS NOT NULL FROM devices
-             WHERE tenant_id = $1 AND device_id = $2 FOR UPDATE"
+            "SELECT d.branch_id, d.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status
+             FROM devices d JOIN tenants t USING (tenant_id)
+             WHERE d.tenant_id = $1 AND d.device_id = $2 FOR UPDATE OF d"
         }
     };
     let row = tx
@@ -80,6 +82,12 @@ pub async fn authenticate(tx: &TenantTx<'_>, token: &DeviceToken, lock: RowLock)
     let revoked: bool = row.try_get(3)?;
     if !token.matches(&token_hash) || revoked {
         return Err(Error::Unauthorized);
+    }
+    // An operator suspended or terminated the business: its desks keep their data and outbox,
+    // and are told why they cannot sync.
+    let status: String = row.try_get(4)?;
+    if status != "active" {
+        return Err(Error::BusinessNotActive);
     }
     Ok(Device {
         tenant_id: token.tenant_id,

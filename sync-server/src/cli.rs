@@ -77,6 +77,14 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 168)]
         ttl_hours: u64,
     },
+    /// Suspend, reactivate or terminate a business (its data is kept; terminated is final).
+    SetStatus {
+        /// The business's tenant_id.
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long, value_enum)]
+        status: admin::BusinessStatus,
+    },
     /// Every desk of a business with its sync state (backlog, refusals, last sync, last error,
     /// open conflicts of its branch); prints a JSON array.
     SyncStatus {
@@ -161,6 +169,9 @@ async fn admin_command(pool: &db::Pool, command: AdminCommand) -> Result<()> {
             let horizon = Duration::from_secs(older_than_days.saturating_mul(24 * 60 * 60));
             let report = crate::purge::purge_older_than(pool, tenant, horizon).await?;
             print_json(&report)
+        }
+        AdminCommand::SetStatus { tenant, status } => {
+            admin::set_business_status(pool, tenant, status).await
         }
         AdminCommand::RevokeDevice { tenant, device } => {
             admin::revoke_device(pool, tenant, device).await

@@ -467,3 +467,85 @@ async fn a_suspended_business_cannot_log_in_and_a_cookie_never_crosses_businesse
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     f.db.drop_db().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_operator_suspends_reactivates_and_terminates_a_business() {
+    use kaunter_sync_server::admin::{self, BusinessStatus};
+    use kaunter_sync_server::ids::{BranchId, TenantId};
+
+    let (f, created) = fixture().await;
+    let tenant = TenantId::from_uuid(created.tenant_id);
+    let code = admin::create_enrolment_code(
+        f.server.pool(),
+        tenant,
+        BranchId::from_uuid(created.branch_id),
+        admin::DEFAULT_ENROLMENT_CODE_TTL,
+    )
+    .await
+    .unwrap();
+    let desk: kaunter_protocol::http::EnrolResponse = f
+        .http
+        .post(f.server.url("/v1/enrol"))
+        .json(&json!({"code": code, "device_name": "Kaunter 1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pull = || async {
+        let response = f
+            .http
+            .get(f.server.url("/v1/sync/pull?cursor=0&schema_version=3"))
+            .bearer_auth(&desk.device_token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        (status, body)
+    };
+    assert_eq!(pull().await.0, StatusCode::OK);
+
+    admin::set_business_status(f.server.pool(), tenant, BusinessStatus::Suspended)
+        .await
+        .unwrap();
+    let (status, body) = pull().await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], json!(error_code::BUSINESS_NOT_ACTIVE));
+    let login = f
+        .login("klinik-aman", "aminah@klinikaman.my", PASSWORD)
+        .await;
+    assert_eq!(login.status, StatusCode::FORBIDDEN);
+
+    admin::set_business_status(f.server.pool(), tenant, BusinessStatus::Active)
+        .await
+        .unwrap();
+    assert_eq!(pull().await.0, StatusCode::OK);
+    assert_eq!(
+        f.login("klinik-aman", "aminah@klinikaman.my", PASSWORD)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    admin::set_business_status(f.server.pool(), tenant, BusinessStatus::Terminated)
+        .await
+        .unwrap();
+    assert_eq!(pull().await.0, StatusCode::FORBIDDEN);
+    for status in [BusinessStatus::Active, BusinessStatus::Suspended] {
+        let refused = admin::set_business_status(f.server.pool(), tenant, status).await;
+        assert!(refused.is_err(), "{status:?} after terminated");
+    }
+    // Nothing was deleted: the business, its branch and its user are all still there.
+    let owner = f.db.owner_client().await.unwrap();
+    for table in ["tenants", "branches", "users", "devices"] {
+        let rows: i64 = owner
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 1, "{table}");
+    }
+    f.db.drop_db().await.unwrap();
+}

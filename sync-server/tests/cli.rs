@@ -114,6 +114,39 @@ async fn migrate_then_admin_commands_print_only_their_result() {
     );
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no business"));
+
+    // An operator suspends the business, then terminates it; terminated is final.
+    for status in ["suspended", "terminated"] {
+        let set = sync_server(
+            &db,
+            &[
+                "admin",
+                "set-status",
+                "--tenant",
+                &tenant,
+                "--status",
+                status,
+            ],
+        );
+        assert!(
+            set.status.success(),
+            "{}",
+            String::from_utf8_lossy(&set.stderr)
+        );
+    }
+    let reactivate = sync_server(
+        &db,
+        &[
+            "admin",
+            "set-status",
+            "--tenant",
+            &tenant,
+            "--status",
+            "active",
+        ],
+    );
+    assert!(!reactivate.status.success());
+    assert!(String::from_utf8_lossy(&reactivate.stderr).contains("cannot be reactivated"));
     db.drop_db().await.unwrap();
 }
 
