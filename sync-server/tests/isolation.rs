@@ -1,0 +1,312 @@
+//! The pool-leak test: a server whose pool holds ONE connection serves thousands of shuffled,
+//! concurrent requests for two businesses and for nobody (no token, garbled tokens, a refused
+//! push that fails inside its transaction). Every request borrows the same connection in turn,
+//! so a tenant setting that outlived its transaction would show one business another's rows.
+//! No answer may ever carry the other business's rows or names.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use kaunter_core::{Hlc, SeededRng};
+use kaunter_protocol::http::{
+    Change, EnrolResponse, Entity, OutboxEntry, PatientRecord, PushRequest, SignUpRequest,
+    SignUpResponse, WireStamp,
+};
+use kaunter_protocol::{IdType, SCHEMA_VERSION};
+use kaunter_sync_server::admin;
+use kaunter_sync_server::ids::{BranchId, TenantId};
+use kaunter_sync_server::test_support::{TestDatabase, TestServer};
+use reqwest::StatusCode;
+use reqwest::header::COOKIE;
+use serde_json::json;
+use uuid::Uuid;
+
+const REQUESTS: usize = 2_000;
+const IN_FLIGHT: usize = 16;
+
+/// One business as the test drives it.
+struct Business {
+    slug: String,
+    desk: EnrolResponse,
+    cookie: String,
+    /// Row ids and names only this business has.
+    marks: Vec<String>,
+}
+
+fn sign_up(slug: &str, name: &str) -> SignUpRequest {
+    SignUpRequest {
+        business_name: name.into(),
+        slug: slug.into(),
+        industry: "HEALTHCARE".into(),
+        email: format!("pejabat@{slug}.my"),
+        phone: "03-2145 8899".into(),
+        address_line1: "12, Jalan Tun Razak".into(),
+        address_line2: String::new(),
+        postcode: "50400".into(),
+        city: "Kuala Lumpur".into(),
+        state: "W.P. Kuala Lumpur".into(),
+        branch_name: format!("Cawangan {name}"),
+        admin_name: format!("Pentadbir {name}"),
+        admin_email: format!("admin@{slug}.my"),
+        admin_password: "kuda merah lompat tinggi".into(),
+        language: String::new(),
+    }
+}
+
+async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name: &str) -> Business {
+    let created: SignUpResponse = http
+        .post(server.url("/v1/signup"))
+        .json(&sign_up(slug, name))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = admin::create_enrolment_code(
+        server.pool(),
+        TenantId::from_uuid(created.tenant_id),
+        BranchId::from_uuid(created.branch_id),
+        admin::DEFAULT_ENROLMENT_CODE_TTL,
+    )
+    .await
+    .unwrap();
+    let desk: EnrolResponse = http
+        .post(server.url("/v1/enrol"))
+        .json(&json!({"code": code, "device_name": format!("Kaunter {name}")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Five patients whose names carry the business's name.
+    let hlc = Hlc::new(u64::try_from(Utc::now().timestamp_millis()).unwrap(), 0)
+        .unwrap()
+        .as_u64();
+    let mut marks = vec![created.tenant_id.to_string(), name.to_owned()];
+    let entries: Vec<OutboxEntry> = (1..=5)
+        .map(|seq| {
+            let record = PatientRecord {
+                id: Uuid::now_v7(),
+                branch_id: created.branch_id,
+                full_name: format!("Pesakit {name} {seq}"),
+                id_type: IdType::Passport,
+                id_number: format!("{}{seq}", name.to_uppercase()),
+                phone: None,
+                date_of_birth: None,
+                sex: None,
+            };
+            marks.push(record.id.to_string());
+            OutboxEntry {
+                seq,
+                schema_version: SCHEMA_VERSION,
+                change: Change {
+                    entity: Entity::Patient,
+                    row_id: record.id,
+                    branch_id: created.branch_id,
+                    stamp: WireStamp {
+                        hlc: hlc + seq as u64,
+                        device_id: desk.device_id,
+                    },
+                    fields: record.fields(),
+                    recorded_at: Utc::now(),
+                },
+            }
+        })
+        .collect();
+    let pushed = http
+        .post(server.url("/v1/sync/push"))
+        .bearer_auth(&desk.device_token)
+        .json(&PushRequest {
+            schema_version: SCHEMA_VERSION,
+            entries,
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), StatusCode::OK);
+    let login = http
+        .post(server.url("/v1/auth/login"))
+        .json(
+            &json!({"business": slug, "email": format!("admin@{slug}.my"),
+                      "password": "kuda merah lompat tinggi"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let cookie = login.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    Business {
+        slug: slug.to_owned(),
+        desk,
+        cookie,
+        marks,
+    }
+}
+
+/// A well-formed enrolment code no business issued: its lookup reaches the database.
+fn unknown_code() -> String {
+    kaunter_sync_server::enrolment_code::EnrolmentCode::generate()
+        .unwrap()
+        .display()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    A,
+    B,
+    Nobody,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Ask {
+    Pull,
+    Conflicts,
+    Session,
+    /// A push with a sequence gap: refused after its transaction has set the tenant.
+    GapPush,
+    /// An unknown enrolment code: looked up before any tenant is known.
+    Enrol,
+    /// A wrong password for the other business: looked up by slug before any tenant is known.
+    Login,
+}
+
+#[tokio::test]
+async fn one_pooled_connection_never_carries_a_tenant_into_another_request() {
+    let db = TestDatabase::create().await.unwrap();
+    let pool = kaunter_sync_server::db::connect_pool(db.app_config().unwrap(), 1).unwrap();
+    let server = TestServer::start(kaunter_sync_server::AppState::new(pool))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let a = business(&http, &server, "klinik-aman", "Aman").await;
+    let b = business(&http, &server, "klinik-bestari", "Bestari").await;
+    let shared = Arc::new((http, server.base_url.clone(), a, b));
+
+    let mut rng = SeededRng::new(20261125);
+    let plan: Vec<(Who, Ask)> = (0..REQUESTS)
+        .map(|_| {
+            let who = [Who::A, Who::B, Who::Nobody][rng.index(3)];
+            let ask = [
+                Ask::Pull,
+                Ask::Conflicts,
+                Ask::Session,
+                Ask::GapPush,
+                Ask::Enrol,
+                Ask::Login,
+            ][rng.index(6)];
+            (who, ask)
+        })
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut answered = [0usize; 3];
+    for (n, (who, ask)) in plan.into_iter().enumerate() {
+        if tasks.len() >= IN_FLIGHT {
+            answered[tasks.join_next().await.unwrap().unwrap()] += 1;
+        }
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let (http, base, a, b) = &*shared;
+            let (me, other) = match who {
+                Who::A => (Some(a), b),
+                Who::B => (Some(b), a),
+                Who::Nobody => (None, a),
+            };
+            let token = me.map_or(
+                // Garbled tokens of both kinds, in turn.
+                if n % 2 == 0 {
+                    "kt1.garbled".to_owned()
+                } else {
+                    String::new()
+                },
+                |me| me.desk.device_token.clone(),
+            );
+            let cookie = me.map_or("kaunter_session=ks1.nope".to_owned(), |me| {
+                me.cookie.clone()
+            });
+            let request = match ask {
+                Ask::Pull => http
+                    .get(format!(
+                        "{base}/v1/sync/pull?cursor=0&schema_version={SCHEMA_VERSION}"
+                    ))
+                    .bearer_auth(&token),
+                Ask::Conflicts => http
+                    .get(format!(
+                        "{base}/v1/conflicts?schema_version={SCHEMA_VERSION}"
+                    ))
+                    .bearer_auth(&token),
+                Ask::Session => http
+                    .get(format!("{base}/v1/auth/session"))
+                    .header(COOKIE, &cookie),
+                Ask::Enrol => http
+                    .post(format!("{base}/v1/enrol"))
+                    .json(&json!({"code": unknown_code(), "device_name": "Intruder"})),
+                Ask::Login => http.post(format!("{base}/v1/auth/login")).json(&json!({
+                    "business": other.slug, "email": format!("admin@{}.my", other.slug),
+                    "password": "not the password at all"})),
+                Ask::GapPush => http
+                    .post(format!("{base}/v1/sync/push"))
+                    .bearer_auth(&token)
+                    .json(&json!({"schema_version": SCHEMA_VERSION, "entries": [{
+                        "seq": 1000, "schema_version": SCHEMA_VERSION,
+                        "change": {"entity": "patient", "row_id": Uuid::now_v7(),
+                                   "branch_id": Uuid::now_v7(),
+                                   "stamp": {"hlc": "1", "device_id": Uuid::now_v7()},
+                                   "fields": {"full_name": "X"},
+                                   "recorded_at": Utc::now()}}]})),
+            };
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            for mark in &other.marks {
+                assert!(
+                    !body.contains(mark.as_str()),
+                    "{who:?} {ask:?} saw {mark} of {}: {body}",
+                    other.slug
+                );
+            }
+            match (me, ask) {
+                (_, Ask::Enrol) => assert_eq!(status, StatusCode::BAD_REQUEST, "{body}"),
+                (_, Ask::Login) => assert!(
+                    [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(&status),
+                    "{body}"
+                ),
+                (None, _) => assert_eq!(status, StatusCode::UNAUTHORIZED, "{ask:?}: {body}"),
+                (Some(_), Ask::GapPush) => assert_eq!(status, StatusCode::CONFLICT, "{body}"),
+                (Some(me), Ask::Pull) => {
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                    // Not vacuous: its own rows are all there.
+                    for mark in &me.marks[2..] {
+                        assert!(body.contains(mark.as_str()), "{who:?} pull lacks {mark}");
+                    }
+                }
+                (Some(me), Ask::Session) => {
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                    assert!(body.contains(&me.marks[0]), "{body}");
+                }
+                (Some(_), Ask::Conflicts) => assert_eq!(status, StatusCode::OK, "{body}"),
+            }
+            match who {
+                Who::A => 0,
+                Who::B => 1,
+                Who::Nobody => 2,
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        answered[done.unwrap()] += 1;
+    }
+    assert_eq!(answered.iter().sum::<usize>(), REQUESTS);
+    assert!(answered.iter().all(|n| *n > REQUESTS / 5), "{answered:?}");
+    drop(shared);
+    drop(server);
+    db.drop_db().await.unwrap();
+}
