@@ -113,22 +113,113 @@ impl fmt::Debug for AppState {
     }
 }
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// No credentials (health, sign-up, login, enrolment).
+    Anyone,
+    /// A desk, by its bearer device token.
+    Device,
+    /// A person at head office, by the session cookie (and the CSRF token for changes).
+    Session,
+}
+
+/// One route of the HTTP API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub caller: Caller,
+}
+
+/// Every route the API serves. [`router`] is built from this list, and the tenancy tests walk
+/// it, so a new route cannot escape them.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/v1/health",
+        caller: Caller::Anyone,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/signup",
+        caller: Caller::Anyone,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/auth/login",
+        caller: Caller::Anyone,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/auth/session",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/auth/logout",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/enrol",
+        caller: Caller::Anyone,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/sync/push",
+        caller: Caller::Device,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/sync/pull",
+        caller: Caller::Device,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/sync/status",
+        caller: Caller::Device,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/conflicts",
+        caller: Caller::Device,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/conflicts/resolve",
+        caller: Caller::Device,
+    },
+];
+
+/// The handler of a route in [`ROUTES`].
+fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
+    match (route.method, route.path) {
+        ("GET", "/v1/health") => get(routes::health::health),
+        ("POST", "/v1/signup") => post(routes::signup::sign_up),
+        ("POST", "/v1/auth/login") => post(routes::auth::login),
+        ("GET", "/v1/auth/session") => get(routes::auth::session),
+        ("POST", "/v1/auth/logout") => post(routes::auth::logout),
+        ("POST", "/v1/enrol") => post(routes::enrol::enrol),
+        ("POST", "/v1/sync/push") => post(routes::push::push),
+        ("GET", "/v1/sync/pull") => get(routes::pull::pull),
+        ("POST", "/v1/sync/status") => post(routes::status::report),
+        ("GET", "/v1/conflicts") => get(routes::conflicts::list),
+        ("POST", "/v1/conflicts/resolve") => post(routes::conflicts::resolve),
+        // Every test builds the router, so a listed route without a handler fails them all.
+        (method, path) => panic!("no handler for {method} {path}"),
+    }
+}
+
 /// The HTTP API. Every answer, errors included, is JSON.
 pub fn router(state: AppState) -> Router {
     let body_limit_bytes = state.body_limit_bytes;
     let request_timeout = state.request_timeout;
-    Router::new()
-        .route("/v1/health", get(routes::health::health))
-        .route("/v1/signup", post(routes::signup::sign_up))
-        .route("/v1/auth/login", post(routes::auth::login))
-        .route("/v1/auth/session", get(routes::auth::session))
-        .route("/v1/auth/logout", post(routes::auth::logout))
-        .route("/v1/enrol", post(routes::enrol::enrol))
-        .route("/v1/sync/push", post(routes::push::push))
-        .route("/v1/sync/pull", get(routes::pull::pull))
-        .route("/v1/sync/status", post(routes::status::report))
-        .route("/v1/conflicts", get(routes::conflicts::list))
-        .route("/v1/conflicts/resolve", post(routes::conflicts::resolve))
+    let mut router = Router::new();
+    for route in ROUTES {
+        router = router.route(route.path, handler(route));
+    }
+    router
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         // Enforced where the body is read (extract.rs), so an oversized body gets a JSON 413.

@@ -26,12 +26,29 @@ const REQUESTS: usize = 2_000;
 const IN_FLIGHT: usize = 16;
 
 /// One business as the test drives it.
+#[derive(Clone)]
 struct Business {
     slug: String,
+    tenant_id: Uuid,
+    branch_id: Uuid,
     desk: EnrolResponse,
     cookie: String,
+    csrf: String,
+    /// Its first patient, and the open conflict between it and a second registration of the
+    /// same passport.
+    patient_id: Uuid,
+    conflict_id: Uuid,
     /// Row ids and names only this business has.
     marks: Vec<String>,
+}
+
+impl Business {
+    /// Everything that must never appear in another business's answers.
+    fn secrets(&self) -> Vec<String> {
+        let mut secrets = self.marks.clone();
+        secrets.extend([self.branch_id.to_string(), self.conflict_id.to_string()]);
+        secrets
+    }
 }
 
 fn sign_up(slug: &str, name: &str) -> SignUpRequest {
@@ -86,14 +103,15 @@ async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name:
         .unwrap()
         .as_u64();
     let mut marks = vec![created.tenant_id.to_string(), name.to_owned()];
-    let entries: Vec<OutboxEntry> = (1..=5)
+    // Six patients; the sixth has the first one's passport, which makes a conflict.
+    let entries: Vec<OutboxEntry> = (1..=6)
         .map(|seq| {
             let record = PatientRecord {
                 id: Uuid::now_v7(),
                 branch_id: created.branch_id,
                 full_name: format!("Pesakit {name} {seq}"),
                 id_type: IdType::Passport,
-                id_number: format!("{}{seq}", name.to_uppercase()),
+                id_number: format!("{}{}", name.to_uppercase(), if seq == 6 { 1 } else { seq }),
                 phone: None,
                 date_of_birth: None,
                 sex: None,
@@ -137,17 +155,33 @@ async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name:
         .await
         .unwrap();
     assert_eq!(login.status(), StatusCode::OK);
-    let cookie = login.headers()[reqwest::header::SET_COOKIE]
+    let set_cookie = login.headers()[reqwest::header::SET_COOKIE]
         .to_str()
         .unwrap()
         .split(';')
         .next()
         .unwrap()
         .to_owned();
+    let view: kaunter_protocol::http::SessionView = login.json().await.unwrap();
+    let conflicts: kaunter_protocol::http::ConflictsResponse = http
+        .get(server.url("/v1/conflicts?schema_version=3"))
+        .bearer_auth(&desk.device_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(conflicts.conflicts.len(), 1);
     Business {
         slug: slug.to_owned(),
+        tenant_id: created.tenant_id,
+        branch_id: created.branch_id,
         desk,
-        cookie,
+        cookie: set_cookie,
+        csrf: view.csrf_token,
+        patient_id: Uuid::parse_str(&marks[2]).unwrap(),
+        conflict_id: conflicts.conflicts[0].conflict_id,
         marks,
     }
 }
@@ -266,7 +300,7 @@ async fn one_pooled_connection_never_carries_a_tenant_into_another_request() {
             let response = request.send().await.unwrap();
             let status = response.status();
             let body = response.text().await.unwrap();
-            for mark in &other.marks {
+            for mark in &other.secrets() {
                 assert!(
                     !body.contains(mark.as_str()),
                     "{who:?} {ask:?} saw {mark} of {}: {body}",
@@ -307,6 +341,190 @@ async fn one_pooled_connection_never_carries_a_tenant_into_another_request() {
     assert_eq!(answered.iter().sum::<usize>(), REQUESTS);
     assert!(answered.iter().all(|n| *n > REQUESTS / 5), "{answered:?}");
     drop(shared);
+    drop(server);
+    db.drop_db().await.unwrap();
+}
+
+/// A request of business A aimed at business B's ids on `route` (and, for the route's other
+/// methods, the same request with another method). A new route without a probe here fails the
+/// test: add one.
+fn probe(
+    http: &reqwest::Client,
+    base: &str,
+    route: &kaunter_sync_server::Route,
+    method: reqwest::Method,
+    a: &Business,
+    b: &Business,
+) -> reqwest::RequestBuilder {
+    let query = match route.path {
+        "/v1/sync/pull" => "?cursor=0&schema_version=3",
+        "/v1/conflicts" => "?schema_version=3",
+        _ => "",
+    };
+    let request = http.request(method, format!("{base}{}{query}", route.path));
+    // A's credentials, never B's; where a credential names its tenant, A's.
+    let request = match route.caller {
+        kaunter_sync_server::Caller::Anyone => request,
+        kaunter_sync_server::Caller::Device => request.bearer_auth(&a.desk.device_token),
+        kaunter_sync_server::Caller::Session => request
+            .header(COOKIE, &a.cookie)
+            .header("X-CSRF-Token", &a.csrf),
+    };
+    let b_patient = json!({
+        "seq": 1000, "schema_version": SCHEMA_VERSION,
+        "change": {"entity": "patient", "row_id": b.patient_id, "branch_id": b.branch_id,
+                   "stamp": {"hlc": "1", "device_id": a.desk.device_id},
+                   "fields": {"full_name": "Taken over"}, "recorded_at": Utc::now()}});
+    match route.path {
+        "/v1/health" => request,
+        // B's slug and name for a new business.
+        "/v1/signup" => request.json(&sign_up(&b.slug, "Bestari")),
+        // A's admin's credentials against B's business.
+        "/v1/auth/login" => request.json(&json!({"business": b.slug,
+            "email": format!("admin@{}.my", a.slug), "password": "kuda merah lompat tinggi"})),
+        "/v1/auth/session" | "/v1/auth/logout" => request,
+        "/v1/enrol" => request.json(&json!({"code": unknown_code(), "device_name": "X"})),
+        // B's row in B's branch, as A's next outbox entry (and as a gap, then from 1).
+        "/v1/sync/push" => request.json(&json!({"schema_version": SCHEMA_VERSION,
+            "entries": [{"seq": 6 + 1, "schema_version": SCHEMA_VERSION,
+                         "change": b_patient["change"]}]})),
+        "/v1/sync/pull" => request,
+        "/v1/sync/status" => request.json(&json!({"pending": 0, "refused": 0,
+            "oldest_pending_at": null, "last_synced_at": null, "last_error": null,
+            "schema_version": SCHEMA_VERSION, "app_version": "0.0.0"})),
+        "/v1/conflicts" => request,
+        "/v1/conflicts/resolve" => request.json(&json!({"conflict_id": b.conflict_id,
+            "resolution": "keep_both"})),
+        other => panic!("no tenancy probe for {other}: add one to tests/isolation.rs"),
+    }
+}
+
+#[tokio::test]
+async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
+    let db = TestDatabase::create().await.unwrap();
+    let server = db.spawn_server().await.unwrap();
+    let http = reqwest::Client::new();
+    let a = business(&http, &server, "klinik-aman", "Aman").await;
+    let b = business(&http, &server, "klinik-bestari", "Bestari").await;
+    let b_before = http
+        .get(server.url("/v1/sync/pull?cursor=0&schema_version=3"))
+        .bearer_auth(&b.desk.device_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let methods = [
+        reqwest::Method::GET,
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::PATCH,
+        reqwest::Method::DELETE,
+    ];
+    let mut tried = 0;
+    for route in kaunter_sync_server::ROUTES {
+        for method in &methods {
+            let response = probe(&http, &server.base_url, route, method.clone(), &a, &b)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            tried += 1;
+            let what = format!("{method} {} as A: {status} {body}", route.path);
+            for secret in b.secrets() {
+                assert!(!body.contains(&secret), "{what} shows B's {secret}");
+            }
+            if method.as_str() != route.method {
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{what}");
+                continue;
+            }
+            let expected: &[StatusCode] = match route.path {
+                // Open routes that name nobody's data.
+                "/v1/health" => &[StatusCode::OK],
+                "/v1/signup" => &[StatusCode::UNPROCESSABLE_ENTITY],
+                "/v1/auth/login" => &[StatusCode::UNAUTHORIZED],
+                "/v1/enrol" => &[StatusCode::BAD_REQUEST],
+                // A's own session and views (checked above to hold nothing of B's).
+                "/v1/auth/session" | "/v1/sync/pull" | "/v1/conflicts" => &[StatusCode::OK],
+                "/v1/sync/status" => &[StatusCode::NO_CONTENT, StatusCode::OK],
+                // A's entry on B's row in B's branch is refused on its own (checked below).
+                "/v1/sync/push" => &[StatusCode::OK],
+                "/v1/conflicts/resolve" => &[StatusCode::NOT_FOUND],
+                // Logging out ends A's own session: last, so the session routes ran first.
+                "/v1/auth/logout" => &[StatusCode::NO_CONTENT],
+                other => panic!("no expectation for {other}"),
+            };
+            assert!(expected.contains(&status), "{what}");
+            if route.path == "/v1/sync/push" {
+                let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(
+                    answer["rejected"][0]["code"],
+                    json!("validation_failed"),
+                    "{what}"
+                );
+            }
+        }
+    }
+    assert_eq!(tried, kaunter_sync_server::ROUTES.len() * methods.len());
+
+    // A's credentials with B's tenant id put in them open nothing either.
+    let forged_token = a
+        .desk
+        .device_token
+        .replace(&a.tenant_id.to_string(), &b.tenant_id.to_string());
+    let forged_cookie = a
+        .cookie
+        .replace(&a.tenant_id.to_string(), &b.tenant_id.to_string());
+    let forged = Business {
+        desk: EnrolResponse {
+            device_token: forged_token,
+            ..a.desk.clone()
+        },
+        cookie: forged_cookie,
+        ..a.clone()
+    };
+    for route in kaunter_sync_server::ROUTES {
+        if route.caller == kaunter_sync_server::Caller::Anyone {
+            continue;
+        }
+        let method = route.method.parse().unwrap();
+        let response = probe(&http, &server.base_url, route, method, &forged, &b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{} {} with a forged credential",
+            route.method,
+            route.path
+        );
+    }
+
+    // B is exactly as it was: its rows, and its conflict still open.
+    let b_after = http
+        .get(server.url("/v1/sync/pull?cursor=0&schema_version=3"))
+        .bearer_auth(&b.desk.device_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(b_before, b_after);
+    let open: kaunter_protocol::http::ConflictsResponse = http
+        .get(server.url("/v1/conflicts?schema_version=3"))
+        .bearer_auth(&b.desk.device_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(open.conflicts.len(), 1);
     drop(server);
     db.drop_db().await.unwrap();
 }
