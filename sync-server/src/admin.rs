@@ -238,6 +238,14 @@ pub async fn sync_status(pool: &Pool, tenant_id: TenantId) -> Result<Vec<DeviceS
     let mut client = pool.get().await?;
     let tx = TenantTx::begin(&mut client, tenant_id).await?;
     require_tenant(&tx).await?;
+    let devices = sync_status_in(&tx).await?;
+    tx.commit().await?;
+    Ok(devices)
+}
+
+/// [`sync_status`] of the transaction's business.
+pub async fn sync_status_in(tx: &TenantTx<'_>) -> Result<Vec<DeviceSyncStatus>> {
+    let tenant_id = tx.tenant();
     let rows = tx
         .query(
             "SELECT d.device_id, d.name, d.branch_id, b.name, d.revoked_at IS NOT NULL,
@@ -254,7 +262,6 @@ pub async fn sync_status(pool: &Pool, tenant_id: TenantId) -> Result<Vec<DeviceS
             &[&tenant_id],
         )
         .await?;
-    tx.commit().await?;
     rows.iter()
         .map(|row| {
             Ok(DeviceSyncStatus {

@@ -37,6 +37,12 @@ pub enum Error {
     SessionInvalid,
     #[error("missing or wrong CSRF token")]
     CsrfFailed,
+    /// A live session whose roles do not allow the request.
+    #[error("the role does not allow this")]
+    Forbidden,
+    /// An id that is not one of the caller's business's (or does not exist): one answer.
+    #[error("no such record")]
+    UnknownRecord,
     #[error("no such route")]
     NotFound,
     /// A conflict id that is not one of this branch's.
@@ -185,6 +191,17 @@ impl Error {
                     error_code::CSRF_FAILED,
                     "This request did not come from a Kaunter page. Reload the page and try again.",
                 ),
+            ),
+            Error::Forbidden => (
+                StatusCode::FORBIDDEN,
+                body(
+                    error_code::FORBIDDEN,
+                    "Your role does not allow this. Ask your business's administrator.",
+                ),
+            ),
+            Error::UnknownRecord => (
+                StatusCode::NOT_FOUND,
+                body(error_code::NOT_FOUND, "There is no such record."),
             ),
             Error::NotFound => (
                 StatusCode::NOT_FOUND,

@@ -161,6 +161,16 @@ pub const ROUTES: &[Route] = &[
         caller: Caller::Session,
     },
     Route {
+        method: "GET",
+        path: "/v1/devices",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/devices/revoke",
+        caller: Caller::Session,
+    },
+    Route {
         method: "POST",
         path: "/v1/enrol",
         caller: Caller::Anyone,
@@ -200,6 +210,8 @@ fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
         ("POST", "/v1/auth/login") => post(routes::auth::login),
         ("GET", "/v1/auth/session") => get(routes::auth::session),
         ("POST", "/v1/auth/logout") => post(routes::auth::logout),
+        ("GET", "/v1/devices") => get(routes::devices::list),
+        ("POST", "/v1/devices/revoke") => post(routes::devices::revoke),
         ("POST", "/v1/enrol") => post(routes::enrol::enrol),
         ("POST", "/v1/sync/push") => post(routes::push::push),
         ("GET", "/v1/sync/pull") => get(routes::pull::pull),

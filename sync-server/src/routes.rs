@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod conflicts;
+pub mod devices;
 pub mod enrol;
 pub mod health;
 pub mod pull;

@@ -549,3 +549,120 @@ async fn an_operator_suspends_reactivates_and_terminates_a_business() {
     }
     f.db.drop_db().await.unwrap();
 }
+
+#[tokio::test]
+async fn head_office_lists_and_revokes_desks_when_its_role_allows() {
+    use kaunter_sync_server::admin;
+    use kaunter_sync_server::ids::{BranchId, TenantId};
+
+    let (f, created) = fixture().await;
+    let code = admin::create_enrolment_code(
+        f.server.pool(),
+        TenantId::from_uuid(created.tenant_id),
+        BranchId::from_uuid(created.branch_id),
+        admin::DEFAULT_ENROLMENT_CODE_TTL,
+    )
+    .await
+    .unwrap();
+    let desk: kaunter_protocol::http::EnrolResponse = f
+        .http
+        .post(f.server.url("/v1/enrol"))
+        .json(&json!({"code": code, "device_name": "Kaunter 1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // A VIEWER of the same business, with the admin's password.
+    f.owner_exec(
+        "INSERT INTO users (tenant_id, user_id, email, email_key, name, status, password_hash)
+         SELECT tenant_id, gen_random_uuid(), 'lihat@klinikaman.my', 'lihat@klinikaman.my',
+                'Pemerhati', 'ACTIVE', password_hash FROM users;
+         INSERT INTO user_roles (tenant_id, user_id, role_id)
+         SELECT u.tenant_id, u.user_id, r.role_id FROM users u JOIN roles r USING (tenant_id)
+         WHERE u.email_key = 'lihat@klinikaman.my' AND r.name = 'VIEWER'",
+    )
+    .await;
+    let list = |cookie: String| {
+        let f = &f;
+        async move {
+            Fixture::answer(
+                f.http
+                    .get(f.server.url("/v1/devices"))
+                    .header(COOKIE, cookie)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let revoke = |cookie: String, csrf: Option<String>, device: uuid::Uuid| {
+        let f = &f;
+        async move {
+            let mut request = f
+                .http
+                .post(f.server.url("/v1/devices/revoke"))
+                .header(COOKIE, cookie)
+                .json(&json!({ "device_id": device }));
+            if let Some(csrf) = csrf {
+                request = request.header("X-CSRF-Token", csrf);
+            }
+            Fixture::answer(request.send().await.unwrap()).await
+        }
+    };
+
+    let viewer = f
+        .login("klinik-aman", "lihat@klinikaman.my", PASSWORD)
+        .await;
+    assert_eq!(viewer.session().roles, ["VIEWER"]);
+    let refused = list(viewer.cookie()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.error().code, error_code::FORBIDDEN);
+    let refused = revoke(
+        viewer.cookie(),
+        Some(viewer.session().csrf_token),
+        desk.device_id,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    let admin = f
+        .login("klinik-aman", "aminah@klinikaman.my", PASSWORD)
+        .await;
+    let listed = list(admin.cookie()).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(
+        listed.body["devices"][0]["device_id"],
+        json!(desk.device_id)
+    );
+    assert_eq!(listed.body["devices"][0]["revoked"], json!(false));
+    let csrf = admin.session().csrf_token;
+    assert_eq!(
+        revoke(admin.cookie(), None, desk.device_id).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let unknown = revoke(admin.cookie(), Some(csrf.clone()), uuid::Uuid::now_v7()).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        revoke(admin.cookie(), Some(csrf.clone()), desk.device_id)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    // The desk is turned away at once; head office sees it revoked.
+    let pulled = f
+        .http
+        .get(f.server.url("/v1/sync/pull?cursor=0&schema_version=3"))
+        .bearer_auth(&desk.device_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pulled.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        list(admin.cookie()).await.body["devices"][0]["revoked"],
+        json!(true)
+    );
+    f.db.drop_db().await.unwrap();
+}

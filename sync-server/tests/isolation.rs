@@ -46,7 +46,11 @@ impl Business {
     /// Everything that must never appear in another business's answers.
     fn secrets(&self) -> Vec<String> {
         let mut secrets = self.marks.clone();
-        secrets.extend([self.branch_id.to_string(), self.conflict_id.to_string()]);
+        secrets.extend([
+            self.branch_id.to_string(),
+            self.conflict_id.to_string(),
+            self.desk.device_id.to_string(),
+        ]);
         secrets
     }
 }
@@ -395,6 +399,8 @@ fn probe(
         "/v1/conflicts" => request,
         "/v1/conflicts/resolve" => request.json(&json!({"conflict_id": b.conflict_id,
             "resolution": "keep_both"})),
+        "/v1/devices" => request,
+        "/v1/devices/revoke" => request.json(&json!({"device_id": b.desk.device_id})),
         other => panic!("no tenancy probe for {other}: add one to tests/isolation.rs"),
     }
 }
@@ -424,7 +430,10 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
         reqwest::Method::DELETE,
     ];
     let mut tried = 0;
-    for route in kaunter_sync_server::ROUTES {
+    // Logging out ends A's session: it goes last, whatever the list's order.
+    let mut routes: Vec<&kaunter_sync_server::Route> = kaunter_sync_server::ROUTES.iter().collect();
+    routes.sort_by_key(|route| route.path == "/v1/auth/logout");
+    for route in routes {
         for method in &methods {
             let response = probe(&http, &server.base_url, route, method.clone(), &a, &b)
                 .send()
@@ -452,8 +461,8 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
                 "/v1/sync/status" => &[StatusCode::NO_CONTENT, StatusCode::OK],
                 // A's entry on B's row in B's branch is refused on its own (checked below).
                 "/v1/sync/push" => &[StatusCode::OK],
-                "/v1/conflicts/resolve" => &[StatusCode::NOT_FOUND],
-                // Logging out ends A's own session: last, so the session routes ran first.
+                "/v1/conflicts/resolve" | "/v1/devices/revoke" => &[StatusCode::NOT_FOUND],
+                "/v1/devices" => &[StatusCode::OK],
                 "/v1/auth/logout" => &[StatusCode::NO_CONTENT],
                 other => panic!("no expectation for {other}"),
             };

@@ -206,6 +206,8 @@ permissions: Array<string>,
  */
 csrf_token: string, expires_at: string, };
 
+export type RevokeDeviceRequest = { device_id: string, };
+
 export type EnrolRequest = { code: string, device_name: string, };
 
 export type EnrolResponse = { tenant_id: string, branch_id: string, device_id: string, 

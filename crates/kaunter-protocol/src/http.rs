@@ -428,6 +428,14 @@ pub struct SessionView {
     pub expires_at: DateTime<Utc>,
 }
 
+/// `POST /v1/devices/revoke` (head office, `devices.manage`): the desk's token stops working
+/// at once; the desk keeps its data and outbox and asks to be enrolled again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeDeviceRequest {
+    pub device_id: Uuid,
+}
+
 /// `POST /v1/enrol`: exchange a single-use enrolment code for device credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
@@ -490,5 +498,7 @@ pub mod error_code {
     pub const SESSION_INVALID: &str = "session_invalid";
     /// A head-office request that changes something without the session's CSRF token.
     pub const CSRF_FAILED: &str = "csrf_failed";
+    /// A head-office request the person's roles do not allow.
+    pub const FORBIDDEN: &str = "forbidden";
     pub const INTERNAL: &str = "internal";
 }

@@ -84,6 +84,7 @@ pub fn typescript_declarations() -> String {
         http::SignUpResponse::decl(),
         http::LoginRequest::decl(),
         http::SessionView::decl(),
+        http::RevokeDeviceRequest::decl(),
         http::EnrolRequest::decl(),
         http::EnrolResponse::decl(),
         http::ErrorBody::decl(),

@@ -291,6 +291,48 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for SessionCooki
     }
 }
 
+/// The person behind a live session, with what their roles allow.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub tenant_id: TenantId,
+    pub user_id: Uuid,
+    permissions: Vec<String>,
+}
+
+impl Person {
+    /// Forbidden unless one of the person's roles allows `permission`.
+    pub fn require(&self, permission: kaunter_core::access::Permission) -> Result<()> {
+        if self
+            .permissions
+            .iter()
+            .any(|held| held == permission.as_str())
+        {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+}
+
+/// Checks the session inside `tx` (which must be scoped to its tenant) and says who it is.
+pub async fn person(tx: &TenantTx<'_>, token: &SessionToken) -> Result<Person> {
+    let (user_id, _) = check_session(tx, token).await?;
+    let permissions: Vec<String> = tx
+        .query_one(
+            "SELECT coalesce(array_agg(DISTINCT p.permission), '{}')
+             FROM user_roles ur JOIN role_permissions p USING (tenant_id, role_id)
+             WHERE ur.tenant_id = $1 AND ur.user_id = $2",
+            &[&token.tenant_id, &user_id],
+        )
+        .await?
+        .try_get(0)?;
+    Ok(Person {
+        tenant_id: token.tenant_id,
+        user_id,
+        permissions,
+    })
+}
+
 /// The CSRF token of `token`'s session must be in `X-CSRF-Token`.
 pub fn require_csrf(token: &SessionToken, headers: &HeaderMap) -> Result<()> {
     let presented = headers
