@@ -276,3 +276,32 @@ fn percent_encode(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// The password [`sign_up_form`]'s admin gets.
+pub const ADMIN_PASSWORD: &str = "kuda merah lompat tinggi";
+
+/// A valid sign-up of a clinic in Kuala Lumpur with this slug, name and admin e-mail (password
+/// [`ADMIN_PASSWORD`]); tests change the fields they are about.
+pub fn sign_up_form(
+    slug: &str,
+    business_name: &str,
+    admin_email: &str,
+) -> kaunter_protocol::http::SignUpRequest {
+    kaunter_protocol::http::SignUpRequest {
+        business_name: business_name.into(),
+        slug: slug.into(),
+        industry: "HEALTHCARE".into(),
+        email: format!("pejabat@{slug}.my"),
+        phone: "03-2145 8899".into(),
+        address_line1: "12, Jalan Tun Razak".into(),
+        address_line2: String::new(),
+        postcode: "50400".into(),
+        city: "Kuala Lumpur".into(),
+        state: "W.P. Kuala Lumpur".into(),
+        branch_name: format!("Cawangan {business_name}"),
+        admin_name: format!("Pentadbir {business_name}"),
+        admin_email: admin_email.into(),
+        admin_password: ADMIN_PASSWORD.into(),
+        language: String::new(),
+    }
+}

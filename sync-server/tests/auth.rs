@@ -8,12 +8,12 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use kaunter_protocol::http::{
     ErrorBody, LoginRequest, SessionView, SignUpRequest, SignUpResponse, error_code,
 };
-use kaunter_sync_server::test_support::{TestDatabase, TestServer};
+use kaunter_sync_server::test_support::{ADMIN_PASSWORD, TestDatabase, TestServer, sign_up_form};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use serde_json::json;
 
-const PASSWORD: &str = "kuda merah lompat tinggi";
+const PASSWORD: &str = ADMIN_PASSWORD;
 
 struct Fixture {
     http: reqwest::Client,
@@ -22,23 +22,7 @@ struct Fixture {
 }
 
 fn business(slug: &str, name: &str, admin_email: &str) -> SignUpRequest {
-    SignUpRequest {
-        business_name: name.into(),
-        slug: slug.into(),
-        industry: "HEALTHCARE".into(),
-        email: "pejabat@klinikaman.my".into(),
-        phone: "03-2145 8899".into(),
-        address_line1: "12, Jalan Tun Razak".into(),
-        address_line2: String::new(),
-        postcode: "50400".into(),
-        city: "Kuala Lumpur".into(),
-        state: "W.P. Kuala Lumpur".into(),
-        branch_name: "Cawangan Utama".into(),
-        admin_name: "Dr. Aminah binti Yusof".into(),
-        admin_email: admin_email.into(),
-        admin_password: PASSWORD.into(),
-        language: String::new(),
-    }
+    sign_up_form(slug, name, admin_email)
 }
 
 /// A server with one signed-up clinic, `klinik-aman`, whose admin is aminah@klinikaman.my.

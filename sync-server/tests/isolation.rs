@@ -16,7 +16,7 @@ use kaunter_protocol::http::{
 use kaunter_protocol::{IdType, SCHEMA_VERSION};
 use kaunter_sync_server::admin;
 use kaunter_sync_server::ids::{BranchId, TenantId};
-use kaunter_sync_server::test_support::{TestDatabase, TestServer};
+use kaunter_sync_server::test_support::{ADMIN_PASSWORD, TestDatabase, TestServer, sign_up_form};
 use reqwest::StatusCode;
 use reqwest::header::COOKIE;
 use serde_json::json;
@@ -56,23 +56,7 @@ impl Business {
 }
 
 fn sign_up(slug: &str, name: &str) -> SignUpRequest {
-    SignUpRequest {
-        business_name: name.into(),
-        slug: slug.into(),
-        industry: "HEALTHCARE".into(),
-        email: format!("pejabat@{slug}.my"),
-        phone: "03-2145 8899".into(),
-        address_line1: "12, Jalan Tun Razak".into(),
-        address_line2: String::new(),
-        postcode: "50400".into(),
-        city: "Kuala Lumpur".into(),
-        state: "W.P. Kuala Lumpur".into(),
-        branch_name: format!("Cawangan {name}"),
-        admin_name: format!("Pentadbir {name}"),
-        admin_email: format!("admin@{slug}.my"),
-        admin_password: "kuda merah lompat tinggi".into(),
-        language: String::new(),
-    }
+    sign_up_form(slug, name, &format!("admin@{slug}.my"))
 }
 
 async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name: &str) -> Business {
@@ -153,7 +137,7 @@ async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name:
         .post(server.url("/v1/auth/login"))
         .json(
             &json!({"business": slug, "email": format!("admin@{slug}.my"),
-                      "password": "kuda merah lompat tinggi"}),
+                      "password": ADMIN_PASSWORD}),
         )
         .send()
         .await
@@ -385,7 +369,7 @@ fn probe(
         "/v1/signup" => request.json(&sign_up(&b.slug, "Bestari")),
         // A's admin's credentials against B's business.
         "/v1/auth/login" => request.json(&json!({"business": b.slug,
-            "email": format!("admin@{}.my", a.slug), "password": "kuda merah lompat tinggi"})),
+            "email": format!("admin@{}.my", a.slug), "password": ADMIN_PASSWORD})),
         "/v1/auth/session" | "/v1/auth/logout" => request,
         "/v1/enrol" => request.json(&json!({"code": unknown_code(), "device_name": "X"})),
         // B's row in B's branch, as A's next outbox entry (and as a gap, then from 1).

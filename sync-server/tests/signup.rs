@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use kaunter_protocol::http::{ErrorBody, SignUpRequest, SignUpResponse, error_code};
 use kaunter_sync_server::password::{self, Verified};
-use kaunter_sync_server::test_support::{TestDatabase, TestServer};
+use kaunter_sync_server::test_support::{TestDatabase, TestServer, sign_up_form};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -31,20 +31,14 @@ async fn fixture() -> Fixture {
 fn clinic() -> SignUpRequest {
     SignUpRequest {
         business_name: "Klinik Kesihatan Aman".into(),
-        slug: "klinik-aman".into(),
-        industry: "HEALTHCARE".into(),
         email: "pejabat@klinikaman.my".into(),
-        phone: "03-2145 8899".into(),
-        address_line1: "12, Jalan Tun Razak".into(),
-        address_line2: String::new(),
-        postcode: "50400".into(),
-        city: "Kuala Lumpur".into(),
-        state: "W.P. Kuala Lumpur".into(),
         branch_name: "Cawangan Utama".into(),
         admin_name: "Dr. Aminah binti Yusof".into(),
-        admin_email: "Aminah@KlinikAman.my".into(),
-        admin_password: "kuda merah lompat tinggi".into(),
-        language: String::new(),
+        ..sign_up_form(
+            "klinik-aman",
+            "Klinik Kesihatan Aman",
+            "Aminah@KlinikAman.my",
+        )
     }
 }
 
