@@ -65,6 +65,7 @@ pub async fn create_business(
         other => other?,
     };
     insert_branch(&tx, branch_id, branch_name, branch_code.as_deref()).await?;
+    insert_settings(&tx, kaunter_core::business::Language::Malay).await?;
     tx.commit().await?;
     tracing::info!(%tenant_id, %branch_id, "business created");
     Ok(CreatedBusiness {
@@ -112,30 +113,46 @@ pub async fn create_enrolment_code(
                 "an enrolment code must live between 1 second and 1 year".to_owned(),
             )
         })?;
-    let code = EnrolmentCode::generate()?;
-
     let mut client = pool.get().await?;
     let tx = TenantTx::begin(&mut client, tenant_id).await?;
     require_tenant(&tx).await?;
-    let branch_exists = tx
+    let (code, _) = create_enrolment_code_in(&tx, branch_id, ttl_secs).await?;
+    tx.commit().await?;
+    Ok(code)
+}
+
+/// [`create_enrolment_code`] inside the caller's transaction: the code and when it expires.
+/// An unknown branch is [`Error::UnknownBranch`], a closed one [`Error::BranchClosed`].
+pub(crate) async fn create_enrolment_code_in(
+    tx: &TenantTx<'_>,
+    branch_id: BranchId,
+    ttl_secs: i64,
+) -> Result<(String, chrono::DateTime<chrono::Utc>)> {
+    let tenant_id = tx.tenant();
+    let open: bool = tx
         .query_opt(
-            "SELECT 1 FROM branches WHERE tenant_id = $1 AND branch_id = $2",
+            "SELECT closed_at IS NULL FROM branches WHERE tenant_id = $1 AND branch_id = $2
+             FOR SHARE",
             &[&tenant_id, &branch_id],
         )
         .await?
-        .is_some();
-    if !branch_exists {
-        return Err(Error::UnknownBranch(branch_id));
+        .ok_or(Error::UnknownBranch(branch_id))?
+        .try_get(0)?;
+    if !open {
+        return Err(Error::BranchClosed);
     }
-    tx.execute(
-        "INSERT INTO enrolment_codes (tenant_id, code_hash, branch_id, expires_at)
-         VALUES ($1, $2, $3, now() + $4::bigint * interval '1 second')",
-        &[&tenant_id, &code.hash().as_slice(), &branch_id, &ttl_secs],
-    )
-    .await?;
-    tx.commit().await?;
+    let code = EnrolmentCode::generate()?;
+    let expires_at = tx
+        .query_one(
+            "INSERT INTO enrolment_codes (tenant_id, code_hash, branch_id, expires_at)
+             VALUES ($1, $2, $3, now() + $4::bigint * interval '1 second')
+             RETURNING expires_at",
+            &[&tenant_id, &code.hash().as_slice(), &branch_id, &ttl_secs],
+        )
+        .await?
+        .try_get(0)?;
     tracing::info!(%tenant_id, %branch_id, "enrolment code issued");
-    Ok(code.display())
+    Ok((code.display(), expires_at))
 }
 
 /// What an operator can make of a business.
@@ -300,6 +317,27 @@ async fn require_tenant(tx: &TenantTx<'_>) -> Result<()> {
     }
 }
 
+/// A new business's settings: Malaysian defaults, in `language`.
+pub(crate) async fn insert_settings(
+    tx: &TenantTx<'_>,
+    language: kaunter_core::business::Language,
+) -> Result<()> {
+    use kaunter_core::business::{DEFAULT_CURRENCY, DEFAULT_DATE_FORMAT, DEFAULT_TIME_ZONE};
+    tx.execute(
+        "INSERT INTO business_settings (tenant_id, time_zone, currency, date_format, language)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &tx.tenant(),
+            &DEFAULT_TIME_ZONE,
+            &DEFAULT_CURRENCY,
+            &DEFAULT_DATE_FORMAT,
+            &language.as_str(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 pub(crate) async fn insert_branch(
     tx: &TenantTx<'_>,
     branch_id: BranchId,
@@ -314,9 +352,13 @@ pub(crate) async fn insert_branch(
         .await;
     match inserted {
         Ok(_) => Ok(()),
-        Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(
-            Error::InvalidInput("another branch of this business already has that code".to_owned()),
-        ),
+        Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            Err(Error::ValidationFailed(vec![crate::validate::field_error(
+                "code",
+                "branch_code_taken",
+                "Another branch of this business already has that code.",
+            )]))
+        }
         Err(error) => Err(error.into()),
     }
 }

@@ -40,6 +40,25 @@ pub enum Error {
     /// A live session whose roles do not allow the request.
     #[error("the role does not allow this")]
     Forbidden,
+    /// Login with the right password by a person with a second factor, but no code.
+    #[error("a second-factor code is required")]
+    TotpRequired,
+    /// A wrong, stale or already used second-factor code.
+    #[error("the second-factor code is not right")]
+    TotpInvalid,
+    /// An ADMIN whose business requires a second factor and who has none yet.
+    #[error("a second factor must be set up first")]
+    TotpSetupRequired,
+    /// Setting up a second factor that is already on, confirming or disabling one that is not.
+    #[error("{0}")]
+    TotpState(&'static str),
+    /// Unknown, used or expired invitation: one answer for all.
+    #[error("invitation is invalid, used or expired")]
+    InvitationInvalid,
+    #[error("the change would leave the business without an active ADMIN")]
+    LastAdmin,
+    #[error("the branch is closed")]
+    BranchClosed,
     /// An id that is not one of the caller's business's (or does not exist): one answer.
     #[error("no such record")]
     UnknownRecord,
@@ -64,7 +83,7 @@ pub enum Error {
     UnsupportedSchemaVersion(u32),
     #[error("sequence gap: the server expects seq {expected} next")]
     SequenceGap { expected: i64 },
-    #[error("validation failed")]
+    #[error("validation failed: {}", describe_fields(.0))]
     ValidationFailed(Vec<FieldError>),
     #[error("the request took too long")]
     Timeout,
@@ -112,6 +131,15 @@ pub enum Error {
     /// Something that cannot happen unless stored data or a dependency misbehaves.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// `field: message; field: message`, for logs and the command line.
+fn describe_fields(fields: &[FieldError]) -> String {
+    fields
+        .iter()
+        .map(|error| format!("{}: {}", error.field, error.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// An error and its sources on one line: tokio-postgres keeps the server's message (which
@@ -197,6 +225,51 @@ impl Error {
                 body(
                     error_code::FORBIDDEN,
                     "Your role does not allow this. Ask your business's administrator.",
+                ),
+            ),
+            Error::TotpRequired => (
+                StatusCode::UNAUTHORIZED,
+                body(
+                    error_code::TOTP_REQUIRED,
+                    "Enter the six-digit code from your authenticator app.",
+                ),
+            ),
+            Error::TotpInvalid => (
+                StatusCode::UNAUTHORIZED,
+                body(
+                    error_code::TOTP_INVALID,
+                    "That code is not right or was already used. Enter the code your authenticator app shows now.",
+                ),
+            ),
+            Error::TotpSetupRequired => (
+                StatusCode::FORBIDDEN,
+                body(
+                    error_code::TOTP_SETUP_REQUIRED,
+                    "Your business requires administrators to use an authenticator app. Set one up to continue.",
+                ),
+            ),
+            Error::TotpState(message) => {
+                (StatusCode::CONFLICT, body(error_code::TOTP_STATE, message))
+            }
+            Error::InvitationInvalid => (
+                StatusCode::BAD_REQUEST,
+                body(
+                    error_code::INVITATION_INVALID,
+                    "This invitation is not valid, has been used, or has expired. Ask your administrator for a new one.",
+                ),
+            ),
+            Error::LastAdmin => (
+                StatusCode::CONFLICT,
+                body(
+                    error_code::LAST_ADMIN,
+                    "The business must keep at least one active ADMIN. Make someone else ADMIN first.",
+                ),
+            ),
+            Error::BranchClosed => (
+                StatusCode::CONFLICT,
+                body(
+                    error_code::BRANCH_CLOSED,
+                    "This branch is closed: it keeps its records but gets no new desks.",
                 ),
             ),
             Error::UnknownRecord => (

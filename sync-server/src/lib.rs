@@ -24,6 +24,7 @@ pub mod stamps;
 pub mod test_support;
 mod throttle;
 pub mod token;
+pub mod totp;
 mod validate;
 
 use std::fmt;
@@ -172,6 +173,91 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "POST",
+        path: "/v1/auth/totp/setup",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/auth/totp/confirm",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/auth/totp/disable",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/invitations/accept",
+        caller: Caller::Anyone,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/users",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/users/invite",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/users/reinvite",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/users/status",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/users/roles",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/users/totp-reset",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/roles",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/branches",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/branches/add",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/branches/rename",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/branches/close",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/devices/enrolment-codes",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/settings/security",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
         path: "/v1/enrol",
         caller: Caller::Anyone,
     },
@@ -212,6 +298,23 @@ fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
         ("POST", "/v1/auth/logout") => post(routes::auth::logout),
         ("GET", "/v1/devices") => get(routes::devices::list),
         ("POST", "/v1/devices/revoke") => post(routes::devices::revoke),
+        ("POST", "/v1/auth/totp/setup") => post(routes::totp::setup),
+        ("POST", "/v1/auth/totp/confirm") => post(routes::totp::confirm),
+        ("POST", "/v1/auth/totp/disable") => post(routes::totp::disable),
+        ("POST", "/v1/invitations/accept") => post(routes::users::accept),
+        ("GET", "/v1/users") => get(routes::users::list),
+        ("POST", "/v1/users/invite") => post(routes::users::invite),
+        ("POST", "/v1/users/reinvite") => post(routes::users::reinvite),
+        ("POST", "/v1/users/status") => post(routes::users::set_status),
+        ("POST", "/v1/users/roles") => post(routes::users::set_user_roles),
+        ("POST", "/v1/users/totp-reset") => post(routes::users::reset_totp),
+        ("GET", "/v1/roles") => get(routes::users::roles),
+        ("GET", "/v1/branches") => get(routes::branches::list),
+        ("POST", "/v1/branches/add") => post(routes::branches::add),
+        ("POST", "/v1/branches/rename") => post(routes::branches::rename),
+        ("POST", "/v1/branches/close") => post(routes::branches::close),
+        ("POST", "/v1/devices/enrolment-codes") => post(routes::branches::enrolment_code),
+        ("POST", "/v1/settings/security") => post(routes::totp::security_settings),
         ("POST", "/v1/enrol") => post(routes::enrol::enrol),
         ("POST", "/v1/sync/push") => post(routes::push::push),
         ("GET", "/v1/sync/pull") => get(routes::pull::pull),

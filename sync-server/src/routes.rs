@@ -2,6 +2,7 @@
 //! call the checks, answer; errors become responses in error.rs.
 
 pub mod auth;
+pub mod branches;
 pub mod conflicts;
 pub mod devices;
 pub mod enrol;
@@ -10,6 +11,8 @@ pub mod pull;
 pub mod push;
 pub mod signup;
 pub mod status;
+pub mod totp;
+pub mod users;
 
 use crate::error::Error;
 

@@ -132,6 +132,46 @@ pub fn issue_session(tenant_id: TenantId, session_id: uuid::Uuid) -> Result<(Iss
     Ok((issued, csrf))
 }
 
+/// An invitation to join a business: `ki1.<tenant uuid>.<user uuid>.<secret>`. The invited
+/// person's row keeps sha256(secret) until they accept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InvitationToken {
+    pub tenant_id: TenantId,
+    pub user_id: uuid::Uuid,
+    secret_hash: [u8; 32],
+}
+
+const INVITATION_PREFIX: &str = "ki1";
+
+impl InvitationToken {
+    pub fn parse(text: &str) -> Result<Self> {
+        let (tenant_id, user_id, secret_hash) = split(text.trim(), INVITATION_PREFIX)?;
+        Ok(Self {
+            tenant_id,
+            user_id,
+            secret_hash,
+        })
+    }
+
+    pub fn secret_hash(&self) -> &[u8; 32] {
+        &self.secret_hash
+    }
+}
+
+impl fmt::Debug for InvitationToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvitationToken")
+            .field("tenant_id", &self.tenant_id)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new invitation for `user_id`.
+pub fn issue_invitation(tenant_id: TenantId, user_id: uuid::Uuid) -> Result<IssuedToken> {
+    issue_with(INVITATION_PREFIX, tenant_id, user_id)
+}
+
 impl fmt::Debug for DeviceToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeviceToken")

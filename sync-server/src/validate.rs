@@ -71,6 +71,54 @@ pub fn device_name(name: &str) -> Vec<FieldError> {
     errors
 }
 
+/// A name typed at head office (a branch's, a person's): required, at most `max_chars`, and no
+/// control characters (PostgreSQL text cannot hold U+0000; the others are never meant).
+/// Returns it trimmed when it is fine.
+pub fn head_office_name(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    value: &str,
+    max_chars: usize,
+    when_empty: &str,
+) -> Option<String> {
+    let before = errors.len();
+    check_text(errors, field.to_owned(), value, max_chars, when_empty);
+    if errors.len() == before && value.chars().any(char::is_control) {
+        errors.push(error(
+            field.to_owned(),
+            "invalid_characters",
+            "Remove the control characters (tabs, line breaks) from it.",
+        ));
+    }
+    (errors.len() == before).then(|| value.trim().to_owned())
+}
+
+pub const BRANCH_CODE_MAX_CHARS: usize = 16;
+
+/// A branch's short code: 1-16 letters or digits, stored upper-case.
+pub fn branch_code(errors: &mut Vec<FieldError>, field: &str, value: &str) -> Option<String> {
+    let code = value.trim().to_ascii_uppercase();
+    let well_formed = !code.is_empty()
+        && code.len() <= BRANCH_CODE_MAX_CHARS
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if well_formed {
+        Some(code)
+    } else {
+        errors.push(error(
+            field.to_owned(),
+            "branch_code_invalid",
+            "A branch code is 1 to 16 letters or digits, e.g. KL01.",
+        ));
+        None
+    }
+}
+
+pub fn field_error(field: &str, code: &str, message: &str) -> FieldError {
+    error(field.to_owned(), code, message)
+}
+
 fn check_text(
     errors: &mut Vec<FieldError>,
     field: String,

@@ -118,6 +118,7 @@ impl Fixture {
                 business: slug.into(),
                 email: email.into(),
                 password: password.into(),
+                totp_code: None,
             });
         if let Some(cookie) = cookie {
             request = request.header(COOKIE, cookie);

@@ -38,6 +38,9 @@ struct Business {
     /// same passport.
     patient_id: Uuid,
     conflict_id: Uuid,
+    /// Its admin, and the id of its STAFF role.
+    user_id: Uuid,
+    staff_role: Uuid,
     /// Row ids and names only this business has.
     marks: Vec<String>,
 }
@@ -50,6 +53,8 @@ impl Business {
             self.branch_id.to_string(),
             self.conflict_id.to_string(),
             self.desk.device_id.to_string(),
+            self.user_id.to_string(),
+            self.staff_role.to_string(),
         ]);
         secrets
     }
@@ -161,6 +166,21 @@ async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name:
         .await
         .unwrap();
     assert_eq!(conflicts.conflicts.len(), 1);
+    let roles: kaunter_protocol::http::RolesResponse = http
+        .get(server.url("/v1/roles"))
+        .header(COOKIE, &set_cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let staff_role = roles
+        .roles
+        .iter()
+        .find(|role| role.name == "STAFF")
+        .unwrap()
+        .role_id;
     Business {
         slug: slug.to_owned(),
         tenant_id: created.tenant_id,
@@ -170,6 +190,8 @@ async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name:
         csrf: view.csrf_token,
         patient_id: Uuid::parse_str(&marks[2]).unwrap(),
         conflict_id: conflicts.conflicts[0].conflict_id,
+        user_id: created.user_id,
+        staff_role,
         marks,
     }
 }
@@ -199,6 +221,9 @@ enum Ask {
     Enrol,
     /// A wrong password for the other business: looked up by slug before any tenant is known.
     Login,
+    /// Head office's list of people, and of branches.
+    Users,
+    Branches,
 }
 
 #[tokio::test]
@@ -224,7 +249,9 @@ async fn one_pooled_connection_never_carries_a_tenant_into_another_request() {
                 Ask::GapPush,
                 Ask::Enrol,
                 Ask::Login,
-            ][rng.index(6)];
+                Ask::Users,
+                Ask::Branches,
+            ][rng.index(8)];
             (who, ask)
         })
         .collect();
@@ -267,6 +294,10 @@ async fn one_pooled_connection_never_carries_a_tenant_into_another_request() {
                     .bearer_auth(&token),
                 Ask::Session => http
                     .get(format!("{base}/v1/auth/session"))
+                    .header(COOKIE, &cookie),
+                Ask::Users => http.get(format!("{base}/v1/users")).header(COOKIE, &cookie),
+                Ask::Branches => http
+                    .get(format!("{base}/v1/branches"))
                     .header(COOKIE, &cookie),
                 Ask::Enrol => http
                     .post(format!("{base}/v1/enrol"))
@@ -315,6 +346,14 @@ async fn one_pooled_connection_never_carries_a_tenant_into_another_request() {
                     assert!(body.contains(&me.marks[0]), "{body}");
                 }
                 (Some(_), Ask::Conflicts) => assert_eq!(status, StatusCode::OK, "{body}"),
+                (Some(me), Ask::Users) => {
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                    assert!(body.contains(&me.user_id.to_string()), "{body}");
+                }
+                (Some(me), Ask::Branches) => {
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                    assert!(body.contains(&me.branch_id.to_string()), "{body}");
+                }
             }
             match who {
                 Who::A => 0,
@@ -385,6 +424,35 @@ fn probe(
             "resolution": "keep_both"})),
         "/v1/devices" => request,
         "/v1/devices/revoke" => request.json(&json!({"device_id": b.desk.device_id})),
+        // A's own second factor (a code that is never right, so A's session stays).
+        "/v1/auth/totp/setup" => request,
+        "/v1/auth/totp/confirm" | "/v1/auth/totp/disable" => {
+            request.json(&json!({"code": "abcdef"}))
+        }
+        // An invitation naming B's business and B's admin, with a secret nobody issued.
+        "/v1/invitations/accept" => request.json(&json!({
+            "token": format!("ki1.{}.{}.{}", b.tenant_id, b.user_id,
+                             "A".repeat(43)),
+            "password": "kata laluan yang panjang"})),
+        "/v1/users" | "/v1/roles" | "/v1/branches" => request,
+        // B's admin's e-mail with B's role, into A.
+        "/v1/users/invite" => request.json(&json!({"name": "Orang Baru",
+            "email": format!("admin@{}.my", b.slug), "role_ids": [b.staff_role]})),
+        "/v1/users/reinvite" | "/v1/users/totp-reset" => {
+            request.json(&json!({"user_id": b.user_id}))
+        }
+        "/v1/users/status" => request.json(&json!({"user_id": b.user_id, "status": "DISABLED"})),
+        "/v1/users/roles" => {
+            request.json(&json!({"user_id": b.user_id, "role_ids": [b.staff_role]}))
+        }
+        "/v1/branches/add" => request.json(&json!({"name": "Cawangan Baru"})),
+        "/v1/branches/rename" => {
+            request.json(&json!({"branch_id": b.branch_id, "name": "Diambil"}))
+        }
+        "/v1/branches/close" | "/v1/devices/enrolment-codes" => {
+            request.json(&json!({"branch_id": b.branch_id}))
+        }
+        "/v1/settings/security" => request.json(&json!({"require_admin_totp": false})),
         other => panic!("no tenancy probe for {other}: add one to tests/isolation.rs"),
     }
 }
@@ -405,6 +473,21 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
         .text()
         .await
         .unwrap();
+    let b_office = |path: &'static str| {
+        let (http, b, base) = (&http, &b, server.base_url.clone());
+        async move {
+            let answer = http
+                .get(format!("{base}{path}"))
+                .header(COOKIE, &b.cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), StatusCode::OK, "{path}");
+            answer.text().await.unwrap()
+        }
+    };
+    let b_people_before = b_office("/v1/users").await;
+    let b_branches_before = b_office("/v1/branches").await;
 
     let methods = [
         reqwest::Method::GET,
@@ -447,6 +530,23 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
                 "/v1/sync/push" => &[StatusCode::OK],
                 "/v1/conflicts/resolve" | "/v1/devices/revoke" => &[StatusCode::NOT_FOUND],
                 "/v1/devices" => &[StatusCode::OK],
+                "/v1/auth/totp/setup"
+                | "/v1/users"
+                | "/v1/roles"
+                | "/v1/branches"
+                | "/v1/settings/security" => &[StatusCode::OK],
+                "/v1/auth/totp/confirm" => &[StatusCode::UNAUTHORIZED],
+                "/v1/auth/totp/disable" => &[StatusCode::CONFLICT],
+                "/v1/invitations/accept" => &[StatusCode::BAD_REQUEST],
+                "/v1/branches/add" => &[StatusCode::CREATED],
+                "/v1/users/invite"
+                | "/v1/users/reinvite"
+                | "/v1/users/status"
+                | "/v1/users/roles"
+                | "/v1/users/totp-reset"
+                | "/v1/branches/rename"
+                | "/v1/branches/close"
+                | "/v1/devices/enrolment-codes" => &[StatusCode::NOT_FOUND],
                 "/v1/auth/logout" => &[StatusCode::NO_CONTENT],
                 other => panic!("no expectation for {other}"),
             };
@@ -508,6 +608,9 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
         .await
         .unwrap();
     assert_eq!(b_before, b_after);
+    // Its people (statuses, roles) and branches (names, open) too.
+    assert_eq!(b_people_before, b_office("/v1/users").await);
+    assert_eq!(b_branches_before, b_office("/v1/branches").await);
     let open: kaunter_protocol::http::ConflictsResponse = http
         .get(server.url("/v1/conflicts?schema_version=3"))
         .bearer_auth(&b.desk.device_token)

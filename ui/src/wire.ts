@@ -190,7 +190,12 @@ export type LoginRequest = {
 /**
  * The business's slug.
  */
-business: string, email: string, password: string, };
+business: string, email: string, password: string, 
+/**
+ * The six digits of the person's authenticator app, for a person who has set one up
+ * (without it such a login is answered `totp_required`).
+ */
+totp_code: string | null, };
 
 export type SessionView = { tenant_id: string, business_name: string, user_id: string, name: string, email: string, 
 /**
@@ -204,7 +209,17 @@ permissions: Array<string>,
 /**
  * To send as `X-CSRF-Token` with every request that changes something.
  */
-csrf_token: string, expires_at: string, };
+csrf_token: string, expires_at: string, 
+/**
+ * Whether this person logs in with a second factor (TOTP).
+ */
+totp_enabled: boolean, 
+/**
+ * The business requires its ADMINs to use a second factor and this one has none yet: until
+ * they set it up (`/v1/auth/totp/setup`, then `/confirm`), every other request is refused
+ * with `totp_setup_required`.
+ */
+totp_setup_required: boolean, };
 
 export type RevokeDeviceRequest = { device_id: string, };
 

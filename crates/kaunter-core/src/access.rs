@@ -171,6 +171,103 @@ pub fn default_roles(industry: Industry) -> Vec<RoleTemplate> {
     roles
 }
 
+/// Where a person stands in their business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserStatus {
+    /// Invited, has not chosen a password yet.
+    Pending,
+    /// May log in.
+    Active,
+    /// Away for a while (leave, a season's staff): cannot log in; set back to ACTIVE on return.
+    Inactive,
+    /// Blocked (left the business, or a withdrawn invitation): cannot log in.
+    Disabled,
+}
+
+impl UserStatus {
+    pub const ALL: [UserStatus; 4] = [
+        UserStatus::Pending,
+        UserStatus::Active,
+        UserStatus::Inactive,
+        UserStatus::Disabled,
+    ];
+
+    /// The stored spelling. FROZEN: the `users.status` column check holds it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Pending => "PENDING",
+            UserStatus::Active => "ACTIVE",
+            UserStatus::Inactive => "INACTIVE",
+            UserStatus::Disabled => "DISABLED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<UserStatus> {
+        UserStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// Why head office may not move a person from one status to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChangeRefused {
+    /// Nobody is set PENDING by hand: it is what an invitation makes.
+    PendingIsForInvitations,
+    /// An invited person becomes ACTIVE by accepting the invitation (choosing a password).
+    NotYetAccepted,
+    /// An invited person is either waited for or withdrawn (DISABLED), not set away.
+    PendingCannotBeInactive,
+    /// A person does not change their own status (they could lock themselves out).
+    OwnStatus,
+}
+
+impl StatusChangeRefused {
+    pub fn code(self) -> &'static str {
+        match self {
+            StatusChangeRefused::PendingIsForInvitations => "status_not_settable",
+            StatusChangeRefused::NotYetAccepted => "invitation_not_accepted",
+            StatusChangeRefused::PendingCannotBeInactive => "status_not_settable",
+            StatusChangeRefused::OwnStatus => "own_status",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            StatusChangeRefused::PendingIsForInvitations => {
+                "A person is PENDING only while an invitation waits; choose ACTIVE, INACTIVE or DISABLED."
+            }
+            StatusChangeRefused::NotYetAccepted => {
+                "This person has not accepted the invitation yet; they become ACTIVE when they choose a password."
+            }
+            StatusChangeRefused::PendingCannotBeInactive => {
+                "An invitation is either waited for or withdrawn (DISABLED)."
+            }
+            StatusChangeRefused::OwnStatus => {
+                "You cannot change your own status; ask another administrator."
+            }
+        }
+    }
+}
+
+/// Whether head office may set a person from `from` to `to` (`own`: the person is the one
+/// asking). Setting the status a person already has is allowed and changes nothing. Whether
+/// the business keeps an active ADMIN is checked against the stored rows, not here.
+pub fn check_status_change(
+    from: UserStatus,
+    to: UserStatus,
+    own: bool,
+) -> Result<(), StatusChangeRefused> {
+    use UserStatus::*;
+    if own {
+        return Err(StatusChangeRefused::OwnStatus);
+    }
+    match (from, to) {
+        (_, Pending) if from != Pending => Err(StatusChangeRefused::PendingIsForInvitations),
+        (Pending, Active) => Err(StatusChangeRefused::NotYetAccepted),
+        (Pending, Inactive) => Err(StatusChangeRefused::PendingCannotBeInactive),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -266,5 +363,62 @@ mod tests {
                 );
             }
         }
+    }
+    #[test]
+    fn status_changes_head_office_may_make() {
+        use UserStatus::*;
+        // (from, to, own, outcome)
+        let table: &[(
+            UserStatus,
+            UserStatus,
+            bool,
+            Result<(), StatusChangeRefused>,
+        )] = &[
+            (Active, Inactive, false, Ok(())),
+            (Active, Disabled, false, Ok(())),
+            (Inactive, Active, false, Ok(())),
+            (Disabled, Active, false, Ok(())),
+            (Disabled, Inactive, false, Ok(())),
+            (Active, Active, false, Ok(())),
+            (Pending, Disabled, false, Ok(())),
+            (Pending, Pending, false, Ok(())),
+            (
+                Pending,
+                Active,
+                false,
+                Err(StatusChangeRefused::NotYetAccepted),
+            ),
+            (
+                Pending,
+                Inactive,
+                false,
+                Err(StatusChangeRefused::PendingCannotBeInactive),
+            ),
+            (
+                Active,
+                Pending,
+                false,
+                Err(StatusChangeRefused::PendingIsForInvitations),
+            ),
+            (
+                Disabled,
+                Pending,
+                false,
+                Err(StatusChangeRefused::PendingIsForInvitations),
+            ),
+            (Active, Disabled, true, Err(StatusChangeRefused::OwnStatus)),
+            (Active, Active, true, Err(StatusChangeRefused::OwnStatus)),
+        ];
+        for (from, to, own, want) in table {
+            assert_eq!(
+                check_status_change(*from, *to, *own),
+                *want,
+                "{from:?} -> {to:?} own {own}"
+            );
+        }
+        for status in UserStatus::ALL {
+            assert_eq!(UserStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(UserStatus::parse("active"), None);
     }
 }

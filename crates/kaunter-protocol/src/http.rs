@@ -409,6 +409,10 @@ pub struct LoginRequest {
     pub business: String,
     pub email: String,
     pub password: String,
+    /// The six digits of the person's authenticator app, for a person who has set one up
+    /// (without it such a login is answered `totp_required`).
+    #[serde(default)]
+    pub totp_code: Option<String>,
 }
 
 /// Who a head-office session is: `POST /v1/auth/login` and `GET /v1/auth/session`.
@@ -426,6 +430,12 @@ pub struct SessionView {
     /// To send as `X-CSRF-Token` with every request that changes something.
     pub csrf_token: String,
     pub expires_at: DateTime<Utc>,
+    /// Whether this person logs in with a second factor (TOTP).
+    pub totp_enabled: bool,
+    /// The business requires its ADMINs to use a second factor and this one has none yet: until
+    /// they set it up (`/v1/auth/totp/setup`, then `/confirm`), every other request is refused
+    /// with `totp_setup_required`.
+    pub totp_setup_required: bool,
 }
 
 /// `POST /v1/devices/revoke` (head office, `devices.manage`): the desk's token stops working
@@ -434,6 +444,217 @@ pub struct SessionView {
 #[serde(deny_unknown_fields)]
 pub struct RevokeDeviceRequest {
     pub device_id: Uuid,
+}
+
+/// A branch as head office sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct BranchView {
+    pub branch_id: Uuid,
+    pub name: String,
+    /// Short code printed in document numbers, e.g. `KL01`.
+    pub code: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// A closed branch keeps its data; it gets no new desks.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Desks enrolled there and not revoked.
+    pub active_devices: u32,
+}
+
+/// `GET /v1/branches`: every branch of the business, open ones first, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct BranchesResponse {
+    pub branches: Vec<BranchView>,
+}
+
+/// `POST /v1/branches/add` (`branches.manage`): a new branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct NewBranchRequest {
+    pub name: String,
+    /// 1-16 letters or digits, stored upper-case; unique within the business.
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// `POST /v1/branches/rename` (`branches.manage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct RenameBranchRequest {
+    pub branch_id: Uuid,
+    pub name: String,
+}
+
+/// `POST /v1/branches/close` (`branches.manage`): the branch keeps all its data; no new desk
+/// can be enrolled there and its unused enrolment codes stop working. Its desks keep syncing
+/// (nothing waiting on them is stranded) until head office revokes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct CloseBranchRequest {
+    pub branch_id: Uuid,
+}
+
+/// `POST /v1/devices/enrolment-codes` (`devices.manage`): a single-use code a new desk of the
+/// branch trades for its credentials (`POST /v1/enrol`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentCodeRequest {
+    pub branch_id: Uuid,
+    /// How long the code works: 1 hour to 30 days; 7 days when absent.
+    #[serde(default)]
+    pub valid_hours: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct EnrolmentCodeResponse {
+    /// `XXXX-XXXX-XXXX`: shown once, only its hash is kept.
+    pub code: String,
+    pub branch_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Where a person stands in their business (kaunter-core's `UserStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UserStatus {
+    Pending,
+    Active,
+    Inactive,
+    Disabled,
+}
+
+/// A role as a person holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RoleRef {
+    pub role_id: Uuid,
+    pub name: String,
+}
+
+/// A person of the business as head office sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct UserView {
+    pub user_id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub status: UserStatus,
+    /// By name.
+    pub roles: Vec<RoleRef>,
+    pub totp_enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    /// While an invitation waits (PENDING): when it stops working.
+    pub invitation_expires_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /v1/users` (`users.manage`): every person of the business, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct UsersResponse {
+    pub users: Vec<UserView>,
+}
+
+/// A role of the business with what it allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RoleView {
+    pub role_id: Uuid,
+    pub name: String,
+    /// Made at sign-up.
+    pub built_in: bool,
+    /// `area.action`, sorted.
+    pub permissions: Vec<String>,
+}
+
+/// `GET /v1/roles` (`users.manage`): the roles a person can be given, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RolesResponse {
+    pub roles: Vec<RoleView>,
+}
+
+/// `POST /v1/users/invite` (`users.manage`): a new person, PENDING until they accept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct InviteUserRequest {
+    pub name: String,
+    /// Unique within the business (without regard to case).
+    pub email: String,
+    /// At least one role of this business.
+    pub role_ids: Vec<Uuid>,
+}
+
+/// An invitation: the token is shown once (only its hash is kept) and goes to the invited
+/// person, who sends it back with their chosen password (`POST /v1/invitations/accept`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct InvitationResponse {
+    pub user: UserView,
+    pub invitation_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `POST /v1/users/reinvite` (`users.manage`): a new invitation for a PENDING person; the
+/// earlier one stops working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ReinviteUserRequest {
+    pub user_id: Uuid,
+}
+
+/// `POST /v1/invitations/accept`: the invited person chooses a password and becomes ACTIVE.
+/// An unknown, used or expired token gets one answer (`invitation_invalid`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitationRequest {
+    pub token: String,
+    pub password: String,
+}
+
+/// `POST /v1/users/status` (`users.manage`). Not one's own; never the last active ADMIN. A
+/// person who is no longer ACTIVE loses every session at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct SetUserStatusRequest {
+    pub user_id: Uuid,
+    pub status: UserStatus,
+}
+
+/// `POST /v1/users/roles` (`users.manage`): replaces the person's roles (at least one). The
+/// business always keeps an active ADMIN. The person's sessions end (their privileges
+/// changed); when it is the caller, the answer carries a new session cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct SetUserRolesRequest {
+    pub user_id: Uuid,
+    pub role_ids: Vec<Uuid>,
+}
+
+/// `POST /v1/users/totp-reset` (`users.manage`): removes another person's second factor (a
+/// lost phone); their sessions end and they set one up again at their next login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ResetUserTotpRequest {
+    pub user_id: Uuid,
+}
+
+/// `POST /v1/auth/totp/setup`: a new TOTP secret for the session's person, live once a code
+/// from it is confirmed. Shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct TotpSetupResponse {
+    /// Base32 (RFC 4648, no padding), for typing into an authenticator app.
+    pub secret: String,
+    /// `otpauth://totp/...`, for a QR code.
+    pub otpauth_uri: String,
+}
+
+/// `POST /v1/auth/totp/confirm` and `/v1/auth/totp/disable`: six digits from the app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCodeRequest {
+    pub code: String,
+}
+
+/// `POST /v1/settings/security` (`settings.manage`), and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// Whether everyone with the ADMIN role must log in with a second factor.
+    pub require_admin_totp: bool,
 }
 
 /// `POST /v1/enrol`: exchange a single-use enrolment code for device credentials.
@@ -500,5 +721,19 @@ pub mod error_code {
     pub const CSRF_FAILED: &str = "csrf_failed";
     /// A head-office request the person's roles do not allow.
     pub const FORBIDDEN: &str = "forbidden";
+    /// Login with the right password by a person with a second factor, without its code.
+    pub const TOTP_REQUIRED: &str = "totp_required";
+    /// A TOTP code that is wrong, expired or already used.
+    pub const TOTP_INVALID: &str = "totp_invalid";
+    /// The business requires a second factor of this ADMIN, who has none yet.
+    pub const TOTP_SETUP_REQUIRED: &str = "totp_setup_required";
+    /// Setting up a second factor where one is already on, or confirming one never set up.
+    pub const TOTP_STATE: &str = "totp_state";
+    /// An invitation token that is unknown, used or expired (one answer for all).
+    pub const INVITATION_INVALID: &str = "invitation_invalid";
+    /// The change would leave the business without an active ADMIN.
+    pub const LAST_ADMIN: &str = "last_admin";
+    /// A branch that is closed gets no new desks.
+    pub const BRANCH_CLOSED: &str = "branch_closed";
     pub const INTERNAL: &str = "internal";
 }

@@ -111,7 +111,6 @@ pub async fn login(
     if business_status != "active" {
         return Err(Error::BusinessNotActive);
     }
-    throttle::clear(&**client, keys[0]).await?;
     // Hashed before the transaction opens, as at sign-up.
     let rehashed = match verified {
         Verified::YesRehash => Some(password::hash_off_thread(request.password).await?),
@@ -119,6 +118,41 @@ pub async fn login(
     };
 
     let tx = TenantTx::begin(&mut client, tenant_id).await?;
+    // The second factor, for a person who has one: asked for only once the password is right
+    // (so its absence tells nothing to someone guessing passwords), and a wrong code counts as
+    // a failed login.
+    let totp = tx
+        .query_opt(
+            "SELECT totp_secret, totp_last_step FROM users
+             WHERE tenant_id = $1 AND user_id = $2 AND totp_enabled_at IS NOT NULL
+             FOR UPDATE",
+            &[&tenant_id, &user_id],
+        )
+        .await?
+        .map(|row| {
+            Ok::<_, Error>((
+                row.try_get::<_, Vec<u8>>(0)?,
+                row.try_get::<_, Option<i64>>(1)?,
+            ))
+        })
+        .transpose()?;
+    if let Some((secret, last_step)) = totp {
+        let Some(code) = request.totp_code.as_deref() else {
+            return Err(Error::TotpRequired);
+        };
+        let Some(step) = crate::totp::verify(&secret, code, Utc::now().timestamp(), last_step)
+        else {
+            drop(tx);
+            throttle::record_failure(&**client, &keys).await?;
+            tracing::info!(address = %peer.ip(), "login refused: second factor");
+            return Err(Error::TotpInvalid);
+        };
+        tx.execute(
+            "UPDATE users SET totp_last_step = $3 WHERE tenant_id = $1 AND user_id = $2",
+            &[&tenant_id, &user_id, &step],
+        )
+        .await?;
+    }
     if let Some(hash) = &rehashed {
         tx.execute(
             "UPDATE users SET password_hash = $3, password_changed_at = now()
@@ -155,6 +189,46 @@ pub async fn login(
             .await?;
         }
     }
+    let started = start_session(&tx, tenant_id, user_id, business_name).await?;
+    tx.commit().await?;
+    throttle::clear(&**client, keys[0]).await?;
+    tracing::info!(%tenant_id, %user_id, "logged in");
+    started.into_response()
+}
+
+/// A session just made: its view (with the CSRF token) and the cookie that carries it.
+#[derive(Debug)]
+pub struct StartedSession {
+    pub view: SessionView,
+    cookie: String,
+}
+
+impl StartedSession {
+    /// The `Set-Cookie` value.
+    pub fn cookie(&self) -> &str {
+        &self.cookie
+    }
+
+    /// The view as JSON, setting the new cookie.
+    pub fn into_response(self) -> Result<Response> {
+        let mut response = Json(self.view).into_response();
+        response.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&self.cookie)
+                .map_err(|error| Error::Internal(format!("session cookie: {error}")))?,
+        );
+        Ok(response)
+    }
+}
+
+/// Starts a new session for `user_id` inside `tx`: at login, and when a person's own
+/// privileges change (the old session is revoked first, so the new one is the only one).
+pub async fn start_session(
+    tx: &TenantTx<'_>,
+    tenant_id: TenantId,
+    user_id: Uuid,
+    business_name: String,
+) -> Result<StartedSession> {
     let session_id = Uuid::now_v7();
     let (issued, csrf_token) = token::issue_session(tenant_id, session_id)?;
     let expires_at: DateTime<Utc> = tx
@@ -173,7 +247,7 @@ pub async fn login(
         .await?
         .try_get(0)?;
     let view = session_view(
-        &tx,
+        tx,
         tenant_id,
         user_id,
         business_name,
@@ -181,21 +255,36 @@ pub async fn login(
         expires_at,
     )
     .await?;
-    tx.commit().await?;
-    tracing::info!(%tenant_id, %user_id, "logged in");
-
     let cookie = format!(
         "{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         issued.text,
         SESSION_HOURS * 3600
     );
-    let mut response = Json(view).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie)
-            .map_err(|error| Error::Internal(format!("session cookie: {error}")))?,
-    );
-    Ok(response)
+    Ok(StartedSession { view, cookie })
+}
+
+/// Ends every live session of `user_id` (their privileges or status changed, or their second
+/// factor did): they log in again, or get a fresh session at once when it is their own
+/// change ([`start_session`]).
+pub async fn revoke_sessions_of(tx: &TenantTx<'_>, user_id: Uuid) -> Result<u64> {
+    Ok(tx
+        .execute(
+            "UPDATE sessions SET revoked_at = now()
+             WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            &[&tx.tenant(), &user_id],
+        )
+        .await?)
+}
+
+/// The business's name, for a session's view.
+pub async fn business_name(tx: &TenantTx<'_>) -> Result<String> {
+    Ok(tx
+        .query_one(
+            "SELECT name FROM tenants WHERE tenant_id = $1",
+            &[&tx.tenant()],
+        )
+        .await?
+        .try_get(0)?)
 }
 
 /// `GET /v1/auth/session`: who this session is (and its CSRF token, for a reloaded page).
@@ -206,13 +295,7 @@ pub async fn session(
     let mut client = state.pool().get().await?;
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
     let (user_id, expires_at) = check_session(&tx, &token).await?;
-    let business_name: String = tx
-        .query_one(
-            "SELECT name FROM tenants WHERE tenant_id = $1",
-            &[&token.tenant_id],
-        )
-        .await?
-        .try_get(0)?;
+    let business_name = business_name(&tx).await?;
     let view = session_view(
         &tx,
         token.tenant_id,
@@ -297,11 +380,24 @@ pub struct Person {
     pub tenant_id: TenantId,
     pub user_id: Uuid,
     permissions: Vec<String>,
+    /// The business requires this ADMIN to have a second factor, and they have none yet.
+    totp_setup_required: bool,
 }
 
 impl Person {
-    /// Forbidden unless one of the person's roles allows `permission`.
+    /// What any live session may do, except one that must first set up its second factor.
+    pub fn require_ready(&self) -> Result<()> {
+        if self.totp_setup_required {
+            Err(Error::TotpSetupRequired)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Forbidden unless one of the person's roles allows `permission` (and the session is
+    /// [ready](Person::require_ready)).
     pub fn require(&self, permission: kaunter_core::access::Permission) -> Result<()> {
+        self.require_ready()?;
         if self
             .permissions
             .iter()
@@ -326,11 +422,32 @@ pub async fn person(tx: &TenantTx<'_>, token: &SessionToken) -> Result<Person> {
         )
         .await?
         .try_get(0)?;
+    let (_, totp_setup_required) = second_factor(tx, user_id).await?;
     Ok(Person {
         tenant_id: token.tenant_id,
         user_id,
         permissions,
+        totp_setup_required,
     })
+}
+
+/// Whether `user_id` has a second factor, and whether they must set one up first (their
+/// business requires one of its ADMINs and they have none).
+async fn second_factor(tx: &TenantTx<'_>, user_id: Uuid) -> Result<(bool, bool)> {
+    let row = tx
+        .query_one(
+            "SELECT u.totp_enabled_at IS NOT NULL,
+                    coalesce(s.require_admin_totp, false) AND EXISTS (
+                        SELECT 1 FROM user_roles ur JOIN roles r USING (tenant_id, role_id)
+                        WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.user_id
+                          AND r.built_in AND r.name = $3)
+             FROM users u LEFT JOIN business_settings s USING (tenant_id)
+             WHERE u.tenant_id = $1 AND u.user_id = $2",
+            &[&tx.tenant(), &user_id, &kaunter_core::access::ADMIN],
+        )
+        .await?;
+    let (enabled, required): (bool, bool) = (row.try_get(0)?, row.try_get(1)?);
+    Ok((enabled, required && !enabled))
 }
 
 /// The CSRF token of `token`'s session must be in `X-CSRF-Token`.
@@ -349,7 +466,10 @@ pub fn require_csrf(token: &SessionToken, headers: &HeaderMap) -> Result<()> {
 /// The session's user and end, if the session is live: its secret matches, it is not revoked,
 /// expired or idle too long, and its user may still log in. Notes the request (at most once a
 /// minute, to spare writes).
-async fn check_session(tx: &TenantTx<'_>, token: &SessionToken) -> Result<(Uuid, DateTime<Utc>)> {
+pub(crate) async fn check_session(
+    tx: &TenantTx<'_>,
+    token: &SessionToken,
+) -> Result<(Uuid, DateTime<Utc>)> {
     let row = tx
         .query_opt(
             "SELECT s.user_id, s.secret_hash, s.expires_at
@@ -401,6 +521,7 @@ async fn session_view(
             &[&tenant_id, &user_id],
         )
         .await?;
+    let (totp_enabled, totp_setup_required) = second_factor(tx, user_id).await?;
     Ok(SessionView {
         tenant_id: tenant_id.as_uuid(),
         business_name,
@@ -411,5 +532,7 @@ async fn session_view(
         permissions: access.try_get(1)?,
         csrf_token,
         expires_at,
+        totp_enabled,
+        totp_setup_required,
     })
 }

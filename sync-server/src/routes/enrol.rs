@@ -47,6 +47,17 @@ pub async fn enrol(
     let branch_id: BranchId = row.try_get(1)?;
 
     let tx = lookup.into_tenant(tenant_id).await?;
+    // A code issued before its branch closed stops working with the closing.
+    let branch_open: bool = tx
+        .query_one(
+            "SELECT closed_at IS NULL FROM branches WHERE tenant_id = $1 AND branch_id = $2",
+            &[&tenant_id, &branch_id],
+        )
+        .await?
+        .try_get(0)?;
+    if !branch_open {
+        return Err(Error::EnrolmentCodeInvalid);
+    }
     let device_id = DeviceId::new_v7();
     let issued = token::issue(tenant_id, device_id)?;
     tx.execute(

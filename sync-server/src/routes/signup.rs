@@ -12,10 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kaunter_core::access::{ADMIN, default_roles};
-use kaunter_core::business::{
-    DEFAULT_CURRENCY, DEFAULT_DATE_FORMAT, DEFAULT_TIME_ZONE, SignUpForm, TRIAL_DAYS,
-    validate_sign_up,
-};
+use kaunter_core::business::{SignUpForm, TRIAL_DAYS, validate_sign_up};
 use kaunter_protocol::FieldError;
 use kaunter_protocol::http::{SignUpRequest, SignUpResponse};
 use tokio_postgres::error::SqlState;
@@ -108,18 +105,7 @@ pub async fn sign_up(
         Err(error) => return Err(error.into()),
     };
     admin::insert_branch(&tx, branch_id, &valid.branch_name, None).await?;
-    tx.execute(
-        "INSERT INTO business_settings (tenant_id, time_zone, currency, date_format, language)
-         VALUES ($1, $2, $3, $4, $5)",
-        &[
-            &tenant_id,
-            &DEFAULT_TIME_ZONE,
-            &DEFAULT_CURRENCY,
-            &DEFAULT_DATE_FORMAT,
-            &valid.language.as_str(),
-        ],
-    )
-    .await?;
+    admin::insert_settings(&tx, valid.language).await?;
     let mut admin_role = None;
     for role in default_roles(valid.industry) {
         let role_id = Uuid::now_v7();
