@@ -29,10 +29,16 @@ ALTER TABLE users
         FOREIGN KEY (tenant_id, invited_by) REFERENCES users (tenant_id, user_id);
 
 -- Businesses made before sign-up existed (`admin create-business`) have no settings row; they
--- get one with the defaults sign-up uses, so every business has exactly one.
+-- get one with the defaults sign-up uses, so every business has exactly one. Row-level
+-- security is forced on both tables, so even their owner (who runs migrations) would see no
+-- rows: it is lifted for this statement only, inside the migration's transaction.
+ALTER TABLE tenants NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE business_settings NO FORCE ROW LEVEL SECURITY;
 INSERT INTO business_settings (tenant_id, time_zone, currency, date_format, language)
 SELECT tenant_id, 'Asia/Kuala_Lumpur', 'MYR', 'DD/MM/YYYY', 'ms' FROM tenants
 ON CONFLICT (tenant_id) DO NOTHING;
+ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
+ALTER TABLE business_settings FORCE ROW LEVEL SECURITY;
 
 -- When true, a person with the ADMIN role must use a second factor: until they have set one
 -- up, their session may do nothing but set it up.

@@ -231,7 +231,7 @@ pub async fn revoke_device(pool: &Pool, tenant_id: TenantId, device_id: DeviceId
 
 /// One desk's sync state as head office sees it: what the desk last reported, when the server
 /// last heard from it, and its branch's open conflicts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct DeviceSyncStatus {
     pub device_id: DeviceId,
     pub device_name: String,

@@ -66,6 +66,20 @@ macro_rules! id_type {
             }
         }
 
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                "Uuid".into()
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                <Uuid as schemars::JsonSchema>::json_schema(generator)
+            }
+        }
+
         impl ToSql for $name {
             fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> SqlResult<IsNull> {
                 self.0.to_sql(ty, out)

@@ -16,6 +16,7 @@ pub mod error;
 mod extract;
 pub mod ids;
 pub mod migrate;
+pub mod openapi;
 pub mod password;
 pub mod purge;
 mod routes;
@@ -139,6 +140,11 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "GET",
         path: "/v1/health",
+        caller: Caller::Anyone,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/openapi.json",
         caller: Caller::Anyone,
     },
     Route {
@@ -292,6 +298,7 @@ pub const ROUTES: &[Route] = &[
 fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
     match (route.method, route.path) {
         ("GET", "/v1/health") => get(routes::health::health),
+        ("GET", "/v1/openapi.json") => get(openapi::serve),
         ("POST", "/v1/signup") => post(routes::signup::sign_up),
         ("POST", "/v1/auth/login") => post(routes::auth::login),
         ("GET", "/v1/auth/session") => get(routes::auth::session),

@@ -35,6 +35,15 @@ impl Key {
         }
     }
 
+    /// Wrong second-factor codes of one person, from their own session (confirming or turning
+    /// off TOTP). A key of its own kind, so no login attempt can name it.
+    pub fn second_factor(tenant: crate::ids::TenantId, user_id: uuid::Uuid) -> Key {
+        Key {
+            hash: digest(&["second_factor", &tenant.to_string(), &user_id.to_string()]),
+            limit: ACCOUNT_LIMIT,
+        }
+    }
+
     pub fn address(address: std::net::IpAddr) -> Key {
         Key {
             hash: digest(&["address", &address.to_string()]),

@@ -403,7 +403,7 @@ fn probe(
                    "stamp": {"hlc": "1", "device_id": a.desk.device_id},
                    "fields": {"full_name": "Taken over"}, "recorded_at": Utc::now()}});
     match route.path {
-        "/v1/health" => request,
+        "/v1/health" | "/v1/openapi.json" => request,
         // B's slug and name for a new business.
         "/v1/signup" => request.json(&sign_up(&b.slug, "Bestari")),
         // A's admin's credentials against B's business.
@@ -452,7 +452,8 @@ fn probe(
         "/v1/branches/close" | "/v1/devices/enrolment-codes" => {
             request.json(&json!({"branch_id": b.branch_id}))
         }
-        "/v1/settings/security" => request.json(&json!({"require_admin_totp": false})),
+        // A's own setting, turned on (B's must stay off; checked at the end).
+        "/v1/settings/security" => request.json(&json!({"require_admin_totp": true})),
         other => panic!("no tenancy probe for {other}: add one to tests/isolation.rs"),
     }
 }
@@ -519,7 +520,7 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
             }
             let expected: &[StatusCode] = match route.path {
                 // Open routes that name nobody's data.
-                "/v1/health" => &[StatusCode::OK],
+                "/v1/health" | "/v1/openapi.json" => &[StatusCode::OK],
                 "/v1/signup" => &[StatusCode::UNPROCESSABLE_ENTITY],
                 "/v1/auth/login" => &[StatusCode::UNAUTHORIZED],
                 "/v1/enrol" => &[StatusCode::BAD_REQUEST],
@@ -611,6 +612,20 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
     // Its people (statuses, roles) and branches (names, open) too.
     assert_eq!(b_people_before, b_office("/v1/users").await);
     assert_eq!(b_branches_before, b_office("/v1/branches").await);
+    let settings = db
+        .owner_client()
+        .await
+        .unwrap()
+        .query(
+            "SELECT tenant_id, require_admin_totp FROM business_settings ORDER BY tenant_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    for row in settings {
+        let (tenant, required): (Uuid, bool) = (row.get(0), row.get(1));
+        assert_eq!(required, tenant == a.tenant_id, "business {tenant}");
+    }
     let open: kaunter_protocol::http::ConflictsResponse = http
         .get(server.url("/v1/conflicts?schema_version=3"))
         .bearer_auth(&b.desk.device_token)

@@ -30,6 +30,8 @@ const NEW_PASSWORD: &str = "bunga raya kembang pagi";
 struct Answer {
     status: StatusCode,
     set_cookie: Option<String>,
+    /// A renewed session's CSRF token (`X-CSRF-Token` on the answer).
+    csrf: Option<String>,
     body: Value,
 }
 
@@ -105,6 +107,10 @@ impl Office {
             .headers()
             .get(SET_COOKIE)
             .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+        let csrf = response
+            .headers()
+            .get("x-csrf-token")
+            .map(|v| v.to_str().unwrap().to_owned());
         let text = response.text().await.unwrap();
         let body = if text.is_empty() {
             Value::Null
@@ -114,6 +120,7 @@ impl Office {
         Answer {
             status,
             set_cookie,
+            csrf,
             body,
         }
     }
@@ -655,10 +662,19 @@ async fn people_are_invited_accept_and_are_managed_and_the_last_admin_stays() {
     );
     let renewed = Session {
         cookie: renewed_cookie,
+        csrf: stepped_down
+            .csrf
+            .clone()
+            .expect("the new session's CSRF token"),
         ..admin.clone()
     };
     let view: SessionView = o.get(&renewed, "/v1/auth/session").await.json();
     assert_eq!(view.roles, ["STAFF"]);
+    assert_eq!(Some(view.csrf_token), stepped_down.csrf);
+    // The token that came back works for the next change (logging out, here).
+    let out = o.post(&renewed, "/v1/auth/logout", json!({})).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    let renewed = o.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(
         o.get(&renewed, "/v1/users").await.code(),
         error_code::FORBIDDEN
@@ -738,6 +754,31 @@ async fn people_are_invited_accept_and_are_managed_and_the_last_admin_stays() {
             .code(),
         error_code::INVITATION_INVALID
     );
+    // Nobody can make a never-accepted account ACTIVE (it would have no password, yet count as
+    // whatever it was invited as); it is invited again instead.
+    let reactivated = o
+        .post(
+            &siti_admin,
+            "/v1/users/status",
+            json!({"user_id": withdrawn.user.user_id, "status": "ACTIVE"}),
+        )
+        .await;
+    assert_eq!(reactivated.field_codes()[0].1, "invitation_not_accepted");
+    let renewed_invitation: InvitationResponse = o
+        .post(
+            &siti_admin,
+            "/v1/users/reinvite",
+            json!({"user_id": withdrawn.user.user_id}),
+        )
+        .await
+        .json();
+    assert_eq!(renewed_invitation.user.status, UserStatus::Pending);
+    assert_eq!(
+        o.accept(&renewed_invitation.invitation_token, NEW_PASSWORD)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
 
     let users: UsersResponse = o.get(&siti_admin, "/v1/users").await.json();
     let statuses: Vec<(String, UserStatus)> = users
@@ -747,7 +788,76 @@ async fn people_are_invited_accept_and_are_managed_and_the_last_admin_stays() {
         .collect();
     assert!(statuses.contains(&(ADMIN_EMAIL.to_owned(), UserStatus::Disabled)));
     assert!(statuses.contains(&("lambat@klinikaman.my".to_owned(), UserStatus::Active)));
-    assert!(statuses.contains(&("batal@klinikaman.my".to_owned(), UserStatus::Disabled)));
+    assert!(statuses.contains(&("batal@klinikaman.my".to_owned(), UserStatus::Active)));
+    drop(o.server);
+    o.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_invitation_does_not_outlive_its_inviters_authority() {
+    let o = office().await;
+    let admin = o.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let leaving = o.add_person(&admin, "pergi@klinikaman.my", "ADMIN").await;
+    let leaving_session = o.login("pergi@klinikaman.my", NEW_PASSWORD).await;
+    let admin_role = o.role(&leaving_session, "ADMIN").await;
+    // Before being blocked, the leaving ADMIN invites a second account of theirs as ADMIN.
+    let planted: InvitationResponse = o
+        .post(
+            &leaving_session,
+            "/v1/users/invite",
+            json!({"name": "Pintu Belakang", "email": "belakang@contoh.my",
+                   "role_ids": [admin_role]}),
+        )
+        .await
+        .json();
+    // A person invited by someone who stays keeps their invitation.
+    let kept: InvitationResponse = o
+        .post(
+            &admin,
+            "/v1/users/invite",
+            json!({"name": "Baru", "email": "baru@klinikaman.my", "role_ids": [admin_role]}),
+        )
+        .await
+        .json();
+    let blocked = o
+        .post(
+            &admin,
+            "/v1/users/status",
+            json!({"user_id": leaving, "status": "DISABLED"}),
+        )
+        .await;
+    assert_eq!(blocked.status, StatusCode::OK, "{}", blocked.body);
+    assert_eq!(
+        o.accept(&planted.invitation_token, NEW_PASSWORD)
+            .await
+            .code(),
+        error_code::INVITATION_INVALID
+    );
+    let users: UsersResponse = o.get(&admin, "/v1/users").await.json();
+    let status = |email: &str| {
+        users
+            .users
+            .iter()
+            .find(|user| user.email == email)
+            .unwrap()
+            .status
+    };
+    assert_eq!(status("belakang@contoh.my"), UserStatus::Disabled);
+    assert_eq!(status("baru@klinikaman.my"), UserStatus::Pending);
+    assert_eq!(
+        o.accept(&kept.invitation_token, NEW_PASSWORD).await.status,
+        StatusCode::NO_CONTENT
+    );
+    // A login with a NUL in it is a wrong guess, not a server error.
+    let nul = o
+        .login_answer("a\u{0}b@klinikaman.my", ADMIN_PASSWORD, None)
+        .await;
+    assert_eq!(nul.code(), error_code::INVALID_CREDENTIALS, "{}", nul.body);
+    let nul = Office::send(o.http.post(o.server.url("/v1/auth/login")).json(
+        &json!({"business": "klinik\u{0}aman", "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+    ))
+    .await;
+    assert_eq!(nul.code(), error_code::INVALID_CREDENTIALS, "{}", nul.body);
     drop(o.server);
     o.db.drop_db().await.unwrap();
 }
@@ -815,6 +925,32 @@ async fn a_second_factor_is_set_up_required_at_login_and_never_accepted_twice() 
     );
     let secret = o.totp_secret(ADMIN_EMAIL).await;
     assert_eq!(setup.body["secret"], json!(totp::base32(&secret)));
+    // Wrong codes from one's own session are throttled like wrong passwords.
+    let throttled_session = o.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    for _ in 0..5 {
+        let wrong = o
+            .post(
+                &throttled_session,
+                "/v1/auth/totp/confirm",
+                json!({"code": "abcdef"}),
+            )
+            .await;
+        assert_eq!(wrong.code(), error_code::TOTP_INVALID);
+    }
+    let locked = o
+        .post(
+            &throttled_session,
+            "/v1/auth/totp/confirm",
+            json!({"code": totp::code_at(&secret, now_step())}),
+        )
+        .await;
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        locked.body
+    );
+    o.owner_exec("DELETE FROM login_failures").await;
     // Not live until confirmed: login still needs only the password.
     assert_eq!(
         o.login_answer(ADMIN_EMAIL, ADMIN_PASSWORD, None)

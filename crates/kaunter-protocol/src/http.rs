@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use uuid::Uuid;
@@ -12,7 +13,7 @@ use crate::{IdType, Sex};
 /// A patient's replicated fields as one typed value: what the desk registers and shows and what
 /// the server validates. On the wire a patient travels as [`Change`]s of some of these fields
 /// (see [`PatientRecord::fields`]); each side merges them per field (kaunter-core's LWW record).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientRecord {
     pub id: Uuid,
@@ -82,7 +83,9 @@ pub type Fields = BTreeMap<String, serde_json::Value>;
 pub type Stamps = BTreeMap<String, WireStamp>;
 
 /// Which kind of row a change is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Entity {
     Patient,
@@ -135,10 +138,13 @@ impl Entity {
 
 /// When and where a write happened: a hybrid logical timestamp (kaunter-core's `Hlc`, packed)
 /// and the device that made it. Unique per write; the greater stamp wins a field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS, JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct WireStamp {
     #[ts(type = "string")]
+    #[schemars(with = "String")]
     #[serde(with = "u64_as_string")]
     pub hlc: u64,
     pub device_id: Uuid,
@@ -160,7 +166,7 @@ mod u64_as_string {
 
 /// One write made on one desk: some fields of one row, all at one stamp. `{"deleted": true}`
 /// deletes the row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Change {
     pub entity: Entity,
@@ -176,7 +182,7 @@ pub struct Change {
 
 /// One outbox entry: numbered per device, 1, 2, 3, ... without gaps, and marked with the client
 /// schema version it was written under (an outbox can outlive an upgrade of the desk).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxEntry {
     pub seq: i64,
@@ -185,7 +191,7 @@ pub struct OutboxEntry {
 }
 
 /// `POST /v1/sync/push`. The device is named by its token, never by the body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushRequest {
     pub schema_version: u32,
@@ -196,7 +202,7 @@ pub struct PushRequest {
 
 /// An entry the server processed but did not apply, and why. It still counts as handled: it is
 /// covered by `acked_seq`, so it never blocks the entries after it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct RejectedEntry {
     pub seq: i64,
     /// Stable code, e.g. `validation_failed`, `row_in_other_branch`, `clock_ahead`.
@@ -206,7 +212,7 @@ pub struct RejectedEntry {
     pub fields: Vec<crate::FieldError>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct PushResponse {
     /// The device's high-water mark after this push, committed: every entry up to it is handled.
     pub acked_seq: i64,
@@ -219,7 +225,7 @@ pub struct PushResponse {
 /// stamp (usually one), each numbered with the row's last change seq. Merging them gives the
 /// row as the server has it, whatever the desk held before. The changes of one row are never
 /// split across pages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct PulledChange {
     /// The tenant-wide sequence number of the row's last change; pull again with it as the
     /// cursor.
@@ -232,7 +238,7 @@ pub struct PulledChange {
 }
 
 /// `GET /v1/sync/pull?cursor=N&limit=M[&count=true]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct PullResponse {
     pub changes: Vec<PulledChange>,
     /// The cursor to send next time: the last change's cursor, or the request's when empty.
@@ -274,7 +280,7 @@ impl PullResponse {
 
 /// The digest of a branch's rows after every change up to `cursor` (see
 /// `kaunter_protocol::merge::row_digest`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct Checkpoint {
     pub cursor: i64,
     /// 16 hex digits.
@@ -282,7 +288,7 @@ pub struct Checkpoint {
 }
 
 /// Which domain rule a conflict breaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConflictKind {
     /// Two live patients with the same identity document (e.g. registered offline on two
@@ -294,7 +300,7 @@ pub enum ConflictKind {
 }
 
 /// How a person settled a conflict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Resolution {
     /// Both rows are right (two people, or deliberately two records): leave them.
@@ -308,7 +314,7 @@ pub enum Resolution {
 }
 
 /// A conflict as the server keeps it: both versions as they were when it was found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct ConflictView {
     pub conflict_id: Uuid,
     pub kind: ConflictKind,
@@ -327,14 +333,14 @@ pub struct ConflictView {
 }
 
 /// `GET /v1/conflicts?state=open|all`: the conflicts of the device's branch, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct ConflictsResponse {
     pub conflicts: Vec<ConflictView>,
 }
 
 /// `POST /v1/conflicts/resolve`. Resolving again with the same resolution is a no-op with the
 /// same answer; with another one it is refused (`conflict_already_resolved`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveConflictRequest {
     pub conflict_id: Uuid,
@@ -343,7 +349,7 @@ pub struct ResolveConflictRequest {
 
 /// `POST /v1/sync/status`: what a desk says of its own sync state after a round, so head office
 /// sees every branch's backlog and trouble. Times are the desk's clock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeskStatusReport {
     /// Outbox entries not yet acknowledged.
@@ -363,7 +369,7 @@ pub struct DeskStatusReport {
 /// and its first user (ADMIN), made in one transaction. Refusals name each field
 /// (`validation_failed`), including a slug or name another business has (`slug_taken`,
 /// `name_taken`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUpRequest {
     pub business_name: String,
@@ -390,7 +396,7 @@ pub struct SignUpRequest {
     pub language: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct SignUpResponse {
     pub tenant_id: Uuid,
     pub branch_id: Uuid,
@@ -402,7 +408,7 @@ pub struct SignUpResponse {
 
 /// `POST /v1/auth/login`: a person logs in to head office. The answer sets the session cookie
 /// (`kaunter_session`, HttpOnly, Secure, SameSite=Strict) and carries the session's CSRF token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The business's slug.
@@ -416,7 +422,7 @@ pub struct LoginRequest {
 }
 
 /// Who a head-office session is: `POST /v1/auth/login` and `GET /v1/auth/session`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct SessionView {
     pub tenant_id: Uuid,
     pub business_name: String,
@@ -440,14 +446,14 @@ pub struct SessionView {
 
 /// `POST /v1/devices/revoke` (head office, `devices.manage`): the desk's token stops working
 /// at once; the desk keeps its data and outbox and asks to be enrolled again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeDeviceRequest {
     pub device_id: Uuid,
 }
 
 /// A branch as head office sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct BranchView {
     pub branch_id: Uuid,
     pub name: String,
@@ -461,13 +467,13 @@ pub struct BranchView {
 }
 
 /// `GET /v1/branches`: every branch of the business, open ones first, by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct BranchesResponse {
     pub branches: Vec<BranchView>,
 }
 
 /// `POST /v1/branches/add` (`branches.manage`): a new branch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBranchRequest {
     pub name: String,
@@ -477,7 +483,7 @@ pub struct NewBranchRequest {
 }
 
 /// `POST /v1/branches/rename` (`branches.manage`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameBranchRequest {
     pub branch_id: Uuid,
@@ -487,7 +493,7 @@ pub struct RenameBranchRequest {
 /// `POST /v1/branches/close` (`branches.manage`): the branch keeps all its data; no new desk
 /// can be enrolled there and its unused enrolment codes stop working. Its desks keep syncing
 /// (nothing waiting on them is stranded) until head office revokes them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseBranchRequest {
     pub branch_id: Uuid,
@@ -495,7 +501,7 @@ pub struct CloseBranchRequest {
 
 /// `POST /v1/devices/enrolment-codes` (`devices.manage`): a single-use code a new desk of the
 /// branch trades for its credentials (`POST /v1/enrol`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolmentCodeRequest {
     pub branch_id: Uuid,
@@ -504,7 +510,7 @@ pub struct EnrolmentCodeRequest {
     pub valid_hours: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct EnrolmentCodeResponse {
     /// `XXXX-XXXX-XXXX`: shown once, only its hash is kept.
     pub code: String,
@@ -513,7 +519,7 @@ pub struct EnrolmentCodeResponse {
 }
 
 /// Where a person stands in their business (kaunter-core's `UserStatus`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UserStatus {
     Pending,
@@ -523,14 +529,14 @@ pub enum UserStatus {
 }
 
 /// A role as a person holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct RoleRef {
     pub role_id: Uuid,
     pub name: String,
 }
 
 /// A person of the business as head office sees them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct UserView {
     pub user_id: Uuid,
     pub name: String,
@@ -546,13 +552,13 @@ pub struct UserView {
 }
 
 /// `GET /v1/users` (`users.manage`): every person of the business, by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct UsersResponse {
     pub users: Vec<UserView>,
 }
 
 /// A role of the business with what it allows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct RoleView {
     pub role_id: Uuid,
     pub name: String,
@@ -563,13 +569,13 @@ pub struct RoleView {
 }
 
 /// `GET /v1/roles` (`users.manage`): the roles a person can be given, by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct RolesResponse {
     pub roles: Vec<RoleView>,
 }
 
 /// `POST /v1/users/invite` (`users.manage`): a new person, PENDING until they accept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteUserRequest {
     pub name: String,
@@ -581,7 +587,7 @@ pub struct InviteUserRequest {
 
 /// An invitation: the token is shown once (only its hash is kept) and goes to the invited
 /// person, who sends it back with their chosen password (`POST /v1/invitations/accept`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct InvitationResponse {
     pub user: UserView,
     pub invitation_token: String,
@@ -590,7 +596,7 @@ pub struct InvitationResponse {
 
 /// `POST /v1/users/reinvite` (`users.manage`): a new invitation for a PENDING person; the
 /// earlier one stops working.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReinviteUserRequest {
     pub user_id: Uuid,
@@ -598,7 +604,7 @@ pub struct ReinviteUserRequest {
 
 /// `POST /v1/invitations/accept`: the invited person chooses a password and becomes ACTIVE.
 /// An unknown, used or expired token gets one answer (`invitation_invalid`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptInvitationRequest {
     pub token: String,
@@ -607,7 +613,7 @@ pub struct AcceptInvitationRequest {
 
 /// `POST /v1/users/status` (`users.manage`). Not one's own; never the last active ADMIN. A
 /// person who is no longer ACTIVE loses every session at once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetUserStatusRequest {
     pub user_id: Uuid,
@@ -617,7 +623,7 @@ pub struct SetUserStatusRequest {
 /// `POST /v1/users/roles` (`users.manage`): replaces the person's roles (at least one). The
 /// business always keeps an active ADMIN. The person's sessions end (their privileges
 /// changed); when it is the caller, the answer carries a new session cookie.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetUserRolesRequest {
     pub user_id: Uuid,
@@ -626,7 +632,7 @@ pub struct SetUserRolesRequest {
 
 /// `POST /v1/users/totp-reset` (`users.manage`): removes another person's second factor (a
 /// lost phone); their sessions end and they set one up again at their next login.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetUserTotpRequest {
     pub user_id: Uuid,
@@ -634,7 +640,7 @@ pub struct ResetUserTotpRequest {
 
 /// `POST /v1/auth/totp/setup`: a new TOTP secret for the session's person, live once a code
 /// from it is confirmed. Shown once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct TotpSetupResponse {
     /// Base32 (RFC 4648, no padding), for typing into an authenticator app.
     pub secret: String,
@@ -643,14 +649,14 @@ pub struct TotpSetupResponse {
 }
 
 /// `POST /v1/auth/totp/confirm` and `/v1/auth/totp/disable`: six digits from the app.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpCodeRequest {
     pub code: String,
 }
 
 /// `POST /v1/settings/security` (`settings.manage`), and its answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
     /// Whether everyone with the ADMIN role must log in with a second factor.
@@ -658,14 +664,14 @@ pub struct SecuritySettings {
 }
 
 /// `POST /v1/enrol`: exchange a single-use enrolment code for device credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolRequest {
     pub code: String,
     pub device_name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct EnrolResponse {
     pub tenant_id: Uuid,
     pub branch_id: Uuid,
@@ -677,7 +683,7 @@ pub struct EnrolResponse {
 }
 
 /// Every error response of the HTTP API has this body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct ErrorBody {
     /// Stable machine code, e.g. `sequence_gap`, `unauthorized`, `validation_failed`.
     pub code: String,

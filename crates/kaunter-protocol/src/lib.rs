@@ -21,11 +21,12 @@ pub const SCHEMA_VERSION: u32 = 3;
 /// never released to a business.
 pub const ACCEPTED_SCHEMA_VERSIONS: &[u32] = &[SCHEMA_VERSION, 2];
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 /// How a person is identified. MyKad numbers are validated; the others are free-form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IdType {
     Mykad,
@@ -34,7 +35,7 @@ pub enum IdType {
     OldIc,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
     Male,
@@ -42,7 +43,7 @@ pub enum Sex {
 }
 
 /// One field-level validation failure, in a form the UI can place next to the field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct FieldError {
     /// The form field's name, e.g. `id_number`.
     pub field: String,

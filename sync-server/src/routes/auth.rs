@@ -47,8 +47,17 @@ pub async fn login(
     presented: Option<SessionCookie>,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Response> {
-    let slug = request.business.trim().to_lowercase();
-    let email_key = request.email.trim().to_lowercase();
+    // PostgreSQL text cannot hold U+0000, and no slug or address holds a control character:
+    // such input is looked up as "" (which names nobody), so it is one more wrong guess.
+    let typed = |text: &str| {
+        if text.chars().any(char::is_control) {
+            String::new()
+        } else {
+            text.trim().to_lowercase()
+        }
+    };
+    let slug = typed(&request.business);
+    let email_key = typed(&request.email);
     let keys = [Key::account(&slug, &email_key), Key::address(peer.ip())];
 
     let mut client = state.pool().get().await?;
@@ -111,12 +120,6 @@ pub async fn login(
     if business_status != "active" {
         return Err(Error::BusinessNotActive);
     }
-    // Hashed before the transaction opens, as at sign-up.
-    let rehashed = match verified {
-        Verified::YesRehash => Some(password::hash_off_thread(request.password).await?),
-        _ => None,
-    };
-
     let tx = TenantTx::begin(&mut client, tenant_id).await?;
     // The second factor, for a person who has one: asked for only once the password is right
     // (so its absence tells nothing to someone guessing passwords), and a wrong code counts as
@@ -138,6 +141,9 @@ pub async fn login(
         .transpose()?;
     if let Some((secret, last_step)) = totp {
         let Some(code) = request.totp_code.as_deref() else {
+            // Not a wrong guess, but Argon2 work for the asking: counted against the address.
+            drop(tx);
+            throttle::record_failure(&**client, &keys[1..]).await?;
             return Err(Error::TotpRequired);
         };
         let Some(step) = crate::totp::verify(&secret, code, Utc::now().timestamp(), last_step)
@@ -152,15 +158,6 @@ pub async fn login(
             &[&tenant_id, &user_id, &step],
         )
         .await?;
-    }
-    if let Some(hash) = &rehashed {
-        tx.execute(
-            "UPDATE users SET password_hash = $3, password_changed_at = now()
-             WHERE tenant_id = $1 AND user_id = $2",
-            &[&tenant_id, &user_id, hash],
-        )
-        .await?;
-        tracing::info!(%tenant_id, %user_id, "password re-hashed with current parameters");
     }
     tx.execute(
         "UPDATE users SET last_login_at = now() WHERE tenant_id = $1 AND user_id = $2",
@@ -193,6 +190,20 @@ pub async fn login(
     tx.commit().await?;
     throttle::clear(&**client, keys[0]).await?;
     tracing::info!(%tenant_id, %user_id, "logged in");
+    // A hash weaker than today's parameters is replaced once the whole login has passed
+    // (second factor included), hashed with no transaction open.
+    if verified == Verified::YesRehash {
+        let hash = password::hash_off_thread(request.password).await?;
+        let tx = TenantTx::begin(&mut client, tenant_id).await?;
+        tx.execute(
+            "UPDATE users SET password_hash = $3, password_changed_at = now()
+             WHERE tenant_id = $1 AND user_id = $2",
+            &[&tenant_id, &user_id, &hash],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(%tenant_id, %user_id, "password re-hashed with current parameters");
+    }
     started.into_response()
 }
 

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::extract::JsonBody;
 use crate::routes::auth::{self, SessionCookie};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct DevicesResponse {
     pub devices: Vec<DeviceSyncStatus>,
 }

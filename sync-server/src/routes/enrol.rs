@@ -50,7 +50,8 @@ pub async fn enrol(
     // A code issued before its branch closed stops working with the closing.
     let branch_open: bool = tx
         .query_one(
-            "SELECT closed_at IS NULL FROM branches WHERE tenant_id = $1 AND branch_id = $2",
+            "SELECT closed_at IS NULL FROM branches WHERE tenant_id = $1 AND branch_id = $2
+             FOR SHARE",
             &[&tenant_id, &branch_id],
         )
         .await?

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::AppState;
 use crate::error::Result;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Health {
     pub status: &'static str,
 }

@@ -15,7 +15,7 @@ use crate::extract::JsonBody;
 pub const LAST_ERROR_MAX_CHARS: usize = 500;
 const APP_VERSION_MAX_CHARS: usize = 40;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Recorded {
     pub recorded: bool,
 }

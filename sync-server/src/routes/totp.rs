@@ -34,6 +34,7 @@ pub async fn setup(
     auth::require_csrf(&token, &headers)?;
     let mut client = state.pool().get().await?;
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+    crate::routes::users::lock_people(&tx).await?;
     let (user_id, _) = auth::check_session(&tx, &token).await?;
     let user = tx
         .query_one(
@@ -126,8 +127,11 @@ async fn change_second_factor(
         return Err(Error::TooManyAttempts { retry_after_secs });
     }
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+    // People's security changes take turns (users.rs): an administrator removing this
+    // person's factor or disabling them at the same moment cannot deadlock with this.
+    crate::routes::users::lock_people(&tx).await?;
     let (user_id, _) = auth::check_session(&tx, token).await?;
-    let keys = [second_factor_key(token.tenant_id, user_id), address];
+    let keys = [Key::second_factor(token.tenant_id, user_id), address];
     if let Some(retry_after_secs) = throttle::locked_for(&*tx, &keys).await? {
         return Err(Error::TooManyAttempts { retry_after_secs });
     }
@@ -192,11 +196,6 @@ async fn change_second_factor(
     throttle::clear(&**client, keys[0]).await?;
     tracing::info!(tenant = %token.tenant_id, user = %user_id, ?change, "second factor changed");
     started.into_response()
-}
-
-/// Failed second-factor codes of one person, counted like an account's failed logins.
-fn second_factor_key(tenant: crate::ids::TenantId, user_id: Uuid) -> Key {
-    Key::account(&format!("totp:{tenant}"), &user_id.to_string())
 }
 
 /// Whether the business requires `user_id` (an ADMIN) to keep a second factor.

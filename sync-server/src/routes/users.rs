@@ -117,6 +117,7 @@ pub async fn invite(
 
     let mut client = state.pool().get().await?;
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+    lock_people(&tx).await?;
     let person = auth::person(&tx, &token).await?;
     person.require(Permission::UsersManage)?;
     let user_id = Uuid::now_v7();
@@ -176,20 +177,24 @@ pub async fn reinvite(
     auth::require_csrf(&token, &headers)?;
     let mut client = state.pool().get().await?;
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+    lock_people(&tx).await?;
     let person = auth::person(&tx, &token).await?;
     person.require(Permission::UsersManage)?;
-    let status = status_of(&tx, request.user_id).await?;
-    if status != access::UserStatus::Pending {
+    let (status, has_password) = status_of(&tx, request.user_id).await?;
+    // A person still waiting, or one whose invitation was withdrawn before they accepted it.
+    let invitable = status == access::UserStatus::Pending
+        || (status == access::UserStatus::Disabled && !has_password);
+    if !invitable {
         return Err(Error::ValidationFailed(vec![validate::field_error(
             "user_id",
             "not_pending",
-            "This person has already accepted an invitation (or it was withdrawn).",
+            "This person has already accepted an invitation.",
         )]));
     }
     let issued = token::issue_invitation(person.tenant_id, request.user_id)?;
     let expires_at = tx
         .query_one(
-            "UPDATE users SET invitation_hash = $3,
+            "UPDATE users SET status = 'PENDING', invited_by = $5, invitation_hash = $3,
                  invitation_expires_at = now() + $4::bigint * interval '1 day'
              WHERE tenant_id = $1 AND user_id = $2
              RETURNING invitation_expires_at",
@@ -198,6 +203,7 @@ pub async fn reinvite(
                 &request.user_id,
                 &issued.secret_hash.as_slice(),
                 &INVITATION_DAYS,
+                &person.user_id,
             ],
         )
         .await?
@@ -286,8 +292,17 @@ pub async fn set_status(
     lock_people(&tx).await?;
     let person = auth::person(&tx, &token).await?;
     person.require(Permission::UsersManage)?;
-    let from = status_of(&tx, request.user_id).await?;
+    let (from, has_password) = status_of(&tx, request.user_id).await?;
     let to = core_status(request.status);
+    if to == access::UserStatus::Active && !has_password {
+        // A withdrawn invitation: the person never chose a password, so ACTIVE would be an
+        // account nobody can log in to (and would count as an ADMIN). Invite them again.
+        return Err(Error::ValidationFailed(vec![validate::field_error(
+            "status",
+            "invitation_not_accepted",
+            "This person never accepted their invitation; send a new one instead.",
+        )]));
+    }
     access::check_status_change(from, to, request.user_id == person.user_id).map_err(
         |refused| {
             Error::ValidationFailed(vec![validate::field_error(
@@ -310,6 +325,7 @@ pub async fn set_status(
             auth::revoke_sessions_of(&tx, request.user_id).await?;
         }
         require_an_admin(&tx).await?;
+        withdraw_orphaned_invitations(&tx).await?;
     }
     let user = one_user(&tx, request.user_id).await?;
     tx.commit().await?;
@@ -342,12 +358,28 @@ pub async fn set_user_roles(
     .await?;
     set_roles(&tx, request.user_id, &request.role_ids).await?;
     require_an_admin(&tx).await?;
+    withdraw_orphaned_invitations(&tx).await?;
     let renewed = privileges_changed(&tx, &person, request.user_id).await?;
     let user = one_user(&tx, request.user_id).await?;
     tx.commit().await?;
     tracing::info!(tenant = %person.tenant_id, by = %person.user_id, user = %request.user_id,
                    "roles changed");
-    with_cookie(Json(user).into_response(), renewed)
+    let mut response = Json(user).into_response();
+    if let Some(renewed) = renewed {
+        // The caller's new session: its cookie, and its CSRF token for the next change.
+        let headers = response.headers_mut();
+        headers.insert(
+            header::SET_COOKIE,
+            HeaderValue::from_str(renewed.cookie())
+                .map_err(|error| Error::Internal(format!("session cookie: {error}")))?,
+        );
+        headers.insert(
+            auth::CSRF_HEADER,
+            HeaderValue::from_str(&renewed.view.csrf_token)
+                .map_err(|error| Error::Internal(format!("CSRF token: {error}")))?,
+        );
+    }
+    Ok(response)
 }
 
 /// Removes another person's second factor (a lost phone). One's own is turned off with a
@@ -361,6 +393,7 @@ pub async fn reset_totp(
     auth::require_csrf(&token, &headers)?;
     let mut client = state.pool().get().await?;
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+    lock_people(&tx).await?;
     let person = auth::person(&tx, &token).await?;
     person.require(Permission::UsersManage)?;
     status_of(&tx, request.user_id).await?;
@@ -391,25 +424,39 @@ async fn privileges_changed(
     tx: &TenantTx<'_>,
     caller: &Person,
     user_id: Uuid,
-) -> Result<Option<String>> {
+) -> Result<Option<auth::StartedSession>> {
     auth::revoke_sessions_of(tx, user_id).await?;
     if user_id != caller.user_id {
         return Ok(None);
     }
     let business_name = auth::business_name(tx).await?;
     let started = auth::start_session(tx, caller.tenant_id, user_id, business_name).await?;
-    Ok(Some(started.cookie().to_owned()))
+    Ok(Some(started))
 }
 
-fn with_cookie(mut response: Response, cookie: Option<String>) -> Result<Response> {
-    if let Some(cookie) = cookie {
-        response.headers_mut().insert(
-            header::SET_COOKIE,
-            HeaderValue::from_str(&cookie)
-                .map_err(|error| Error::Internal(format!("session cookie: {error}")))?,
-        );
+/// Withdraws (DISABLED, token void) every waiting invitation whose inviter may no longer
+/// manage people (set away, blocked, or without the permission now): an invitation carries
+/// its inviter's authority, which must not outlive it.
+async fn withdraw_orphaned_invitations(tx: &TenantTx<'_>) -> Result<()> {
+    let withdrawn = tx
+        .execute(
+            "UPDATE users p SET status = 'DISABLED', invitation_hash = NULL,
+                 invitation_expires_at = NULL, status_changed_at = now()
+             WHERE p.tenant_id = $1 AND p.status = 'PENDING' AND p.invited_by IS NOT NULL
+               AND NOT EXISTS (
+                   SELECT 1 FROM users i
+                   JOIN user_roles ur ON ur.tenant_id = i.tenant_id AND ur.user_id = i.user_id
+                   JOIN role_permissions rp
+                        ON rp.tenant_id = ur.tenant_id AND rp.role_id = ur.role_id
+                   WHERE i.tenant_id = p.tenant_id AND i.user_id = p.invited_by
+                     AND i.status = 'ACTIVE' AND rp.permission = $2)",
+            &[&tx.tenant(), &Permission::UsersManage.as_str()],
+        )
+        .await?;
+    if withdrawn > 0 {
+        tracing::info!(tenant = %tx.tenant(), withdrawn, "invitations of a former administrator withdrawn");
     }
-    Ok(response)
+    Ok(())
 }
 
 fn no_role_error() -> kaunter_protocol::FieldError {
@@ -436,7 +483,7 @@ fn wire_status(status: access::UserStatus) -> UserStatus {
 
 /// Changes to people of one business take turns, so two administrators demoting each other at
 /// once cannot both pass the last-ADMIN check.
-async fn lock_people(tx: &TenantTx<'_>) -> Result<()> {
+pub(crate) async fn lock_people(tx: &TenantTx<'_>) -> Result<()> {
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('kaunter-people:' || $1::text, 0))",
         &[&tx.tenant().to_string()],
@@ -445,12 +492,13 @@ async fn lock_people(tx: &TenantTx<'_>) -> Result<()> {
     Ok(())
 }
 
-/// [`Error::LastAdmin`] unless someone ACTIVE holds the built-in ADMIN role.
+/// [`Error::LastAdmin`] unless someone ACTIVE, who can log in, holds the built-in ADMIN role.
 async fn require_an_admin(tx: &TenantTx<'_>) -> Result<()> {
     let admins: i64 = tx
         .query_one(
             "SELECT count(*) FROM users u
-             WHERE u.tenant_id = $1 AND u.status = 'ACTIVE' AND EXISTS (
+             WHERE u.tenant_id = $1 AND u.status = 'ACTIVE' AND u.password_hash IS NOT NULL
+               AND EXISTS (
                  SELECT 1 FROM user_roles ur JOIN roles r USING (tenant_id, role_id)
                  WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.user_id
                    AND r.built_in AND r.name = $2)",
@@ -465,19 +513,21 @@ async fn require_an_admin(tx: &TenantTx<'_>) -> Result<()> {
     }
 }
 
-/// The person's status, locked for this transaction; another business's or an unknown id is
-/// [`Error::UnknownRecord`].
-async fn status_of(tx: &TenantTx<'_>, user_id: Uuid) -> Result<access::UserStatus> {
-    let text: String = tx
+/// The person's status and whether they have a password, locked for this transaction;
+/// another business's or an unknown id is [`Error::UnknownRecord`].
+async fn status_of(tx: &TenantTx<'_>, user_id: Uuid) -> Result<(access::UserStatus, bool)> {
+    let row = tx
         .query_opt(
-            "SELECT status FROM users WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE",
+            "SELECT status, password_hash IS NOT NULL FROM users
+             WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE",
             &[&tx.tenant(), &user_id],
         )
         .await?
-        .ok_or(Error::UnknownRecord)?
-        .try_get(0)?;
-    access::UserStatus::parse(&text)
-        .ok_or_else(|| Error::Internal(format!("stored user status {text:?} is unknown")))
+        .ok_or(Error::UnknownRecord)?;
+    let text: String = row.try_get(0)?;
+    let status = access::UserStatus::parse(&text)
+        .ok_or_else(|| Error::Internal(format!("stored user status {text:?} is unknown")))?;
+    Ok((status, row.try_get(1)?))
 }
 
 /// Gives `user_id` the roles `role_ids` (added to what they hold). A role that is not this
