@@ -20,6 +20,7 @@ KAUNTER_APT_PACKAGES=(
     libdbus-1-dev gnome-keyring libsecret-tools dbus-x11
     xvfb xauth webkit2gtk-driver
     postgresql postgresql-client
+    python3-venv
 )
 
 ensure_packages() {
@@ -106,6 +107,30 @@ ensure_tauri_driver() {
     command -v tauri-driver >/dev/null && return
     log "Installing tauri-driver"
     cargo install tauri-driver --locked --quiet
+}
+
+# Schemathesis (PyPI), pinned: the API fuzzing step (scripts/api-fuzz.sh) runs it.
+KAUNTER_SCHEMATHESIS_VERSION=4.32.5
+
+# The schemathesis command, in a virtual environment of the project's own (.run/venv), so
+# neither the system's Python nor the developer's packages are touched.
+schemathesis_command() {
+    echo "$KAUNTER_RUN_DIR/venv/bin/st"
+}
+
+ensure_schemathesis() {
+    local st
+    st=$(schemathesis_command)
+    if [ -x "$st" ] && "$st" --version 2>/dev/null | grep -qF "$KAUNTER_SCHEMATHESIS_VERSION"; then
+        return
+    fi
+    log "Installing schemathesis $KAUNTER_SCHEMATHESIS_VERSION into .run/venv"
+    mkdir -p "$KAUNTER_RUN_DIR"
+    python3 -m venv "$KAUNTER_RUN_DIR/venv" \
+        || die "could not make a Python virtual environment (apt-get install python3-venv)"
+    "$KAUNTER_RUN_DIR/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "schemathesis==$KAUNTER_SCHEMATHESIS_VERSION" \
+        || die "could not install schemathesis $KAUNTER_SCHEMATHESIS_VERSION from PyPI"
 }
 
 ensure_nextest() {

@@ -6,7 +6,8 @@
 #   3. every Rust test with nextest (real PostgreSQL, real HTTP, real SQLite files);
 #   4. the real OS keyring backend inside a private Secret Service session;
 #   5. the built desktop app in a real window (Xvfb) driven by tauri-driver + WebKitWebDriver
-#      against the real sync server.
+#      against the real sync server;
+#   6. schemathesis against the running sync server and its OpenAPI document.
 # Any failure stops the run with a non-zero exit. Extra arguments go to `cargo nextest run`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,29 +19,33 @@ ensure_tauri_driver
 ensure_postgres
 export KAUNTER_TEST_PG_URL="$KAUNTER_PG_URL"
 ensure_ui_packages
+ensure_schemathesis
 
 # The desktop app serves ui/dist from inside its binary, as a release does; every cargo step
 # below uses the same feature set so nothing is compiled twice.
 CARGO_FEATURES=(--workspace --locked --features kaunter-desktop/custom-protocol)
 
-log "1/5 Formatting and the front-end"
+log "1/6 Formatting and the front-end"
 cargo fmt --all -- --check
 npm --prefix ui run --silent build
 npm --prefix ui test --silent
 
-log "2/5 clippy -D warnings"
+log "2/6 clippy -D warnings"
 cargo clippy "${CARGO_FEATURES[@]}" --all-targets -- -D warnings
 
-log "3/5 Rust tests (nextest)"
+log "3/6 Rust tests (nextest)"
 cargo build "${CARGO_FEATURES[@]}" --all-targets
 cargo nextest run "${CARGO_FEATURES[@]}" --no-fail-fast "$@"
 
-log "4/5 The OS keyring backend (private Secret Service session)"
+log "4/6 The OS keyring backend (private Secret Service session)"
 in_private_keyring cargo nextest run "${CARGO_FEATURES[@]}" \
     --ignore-default-filter -E 'binary(os_keyring)'
 
-log "5/5 The desktop app in a real window"
+log "5/6 The desktop app in a real window"
 "$KAUNTER_ROOT/scripts/e2e-desktop.sh" "$KAUNTER_ROOT/target/debug/kaunter-desktop" \
     "$KAUNTER_ROOT/target/debug/sync-server"
+
+log "6/6 The HTTP API against its OpenAPI document (schemathesis)"
+"$KAUNTER_ROOT/scripts/api-fuzz.sh" "$KAUNTER_ROOT/target/debug/sync-server"
 
 log "All tests passed"
