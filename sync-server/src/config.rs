@@ -41,6 +41,10 @@ pub struct Config {
     #[arg(long, env = "KAUNTER_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
 
+    /// Seconds a client has to send a request's headers before the connection is closed.
+    #[arg(long, env = "KAUNTER_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
     /// Most database connections the server keeps open at once.
     #[arg(long, env = "KAUNTER_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
@@ -72,6 +76,10 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs.max(1))
     }
 }
 

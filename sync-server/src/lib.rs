@@ -47,6 +47,9 @@ pub use crate::error::{Error, Result};
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// Default time a request may take.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time a client has to send a request's headers (slow-header attacks hold a
+/// connection open by trickling them; the request time-out covers the body).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every handler shares: the app-role connection pool and the request limits.
 #[derive(Clone)]
@@ -54,6 +57,7 @@ pub struct AppState {
     pool: Pool,
     body_limit_bytes: usize,
     request_timeout: Duration,
+    header_read_timeout: Duration,
     /// The automatic tombstone purge's horizon; `None` turns it off.
     tombstone_horizon: Option<Duration>,
 }
@@ -65,6 +69,7 @@ impl AppState {
             pool,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             tombstone_horizon: Some(purge::DEFAULT_HORIZON),
         }
     }
@@ -77,6 +82,7 @@ impl AppState {
         Ok(Self::new(pool)
             .with_body_limit_bytes(config.body_limit_bytes)
             .with_request_timeout(config.request_timeout())
+            .with_header_read_timeout(config.header_read_timeout())
             .with_tombstone_horizon(config.tombstone_horizon()))
     }
 
@@ -87,6 +93,11 @@ impl AppState {
 
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
         self
     }
 
@@ -110,6 +121,7 @@ impl fmt::Debug for AppState {
             .field("pool", &self.pool.status())
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("request_timeout", &self.request_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
             .field("tombstone_horizon", &self.tombstone_horizon)
             .finish()
     }
@@ -361,15 +373,65 @@ async fn time_limit(State(limit): State<Duration>, request: Request, next: Next)
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes, then finishes open requests.
+///
+/// Each connection gets the header time-out (a client trickling its headers is cut off; the
+/// request time-out then bounds the body and the handler) and the peer's address (login
+/// throttles per address). HTTP/1.1 and HTTP/2 are both served.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    // With the peer's address: login throttles per address.
-    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let header_read_timeout = state.header_read_timeout;
+    let app = router(state);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(60)));
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a moment instead of spinning.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = app.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        );
+        let connection = builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            )
+            .into_owned();
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
     Ok(())
 }
