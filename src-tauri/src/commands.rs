@@ -101,7 +101,7 @@ pub async fn enrol(state: State<'_, DeskState>, form: EnrolForm) -> CommandResul
             "This desk is already enrolled.",
         ));
     }
-    let enrolled = SyncClient::enrol(server_url, code, &device_name)
+    let enrolled = SyncClient::enrol_rotating(server_url, code, &device_name)
         .await
         .map_err(error::from_enrol)?;
     {
@@ -112,6 +112,12 @@ pub async fn enrol(state: State<'_, DeskState>, form: EnrolForm) -> CommandResul
                 &enrolled.device_token,
             )
             .map_err(error::from_store)?;
+        if let Some(refresh_token) = &enrolled.refresh_token {
+            store
+                .credentials()
+                .save(&enrolled.device_token, refresh_token)
+                .map_err(error::from_store)?;
+        }
     }
     state.start_sync_if_enrolled();
     info(&state)

@@ -66,14 +66,7 @@ impl DeskState {
             let Some(identity) = guard.identity() else {
                 return;
             };
-            let token = match guard.device_token() {
-                Ok(token) => token,
-                Err(error) => {
-                    tracing::warn!(%error, "not syncing");
-                    return;
-                }
-            };
-            match SyncClient::new(&identity.server_url, &token) {
+            match SyncClient::with_credentials(&identity.server_url, guard.credentials()) {
                 Ok(client) => client,
                 Err(error) => {
                     tracing::warn!(%error, "not syncing");

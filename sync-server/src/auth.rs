@@ -60,12 +60,14 @@ pub async fn authenticate(tx: &TenantTx<'_>, token: &DeviceToken, lock: RowLock)
     }
     let sql = match lock {
         RowLock::None => {
-            "SELECT d.branch_id, d.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status
+            "SELECT d.branch_id, d.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status,
+                    d.token_expires_at <= now()
              FROM devices d JOIN tenants t USING (tenant_id)
              WHERE d.tenant_id = $1 AND d.device_id = $2"
         }
         RowLock::ForUpdate => {
-            "SELECT d.branch_id, d.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status
+            "SELECT d.branch_id, d.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status,
+                    d.token_expires_at <= now()
              FROM devices d JOIN tenants t USING (tenant_id)
              WHERE d.tenant_id = $1 AND d.device_id = $2 FOR UPDATE OF d"
         }
@@ -82,6 +84,11 @@ pub async fn authenticate(tx: &TenantTx<'_>, token: &DeviceToken, lock: RowLock)
     let revoked: bool = row.try_get(3)?;
     if !token.matches(&token_hash) || revoked {
         return Err(Error::Unauthorized);
+    }
+    // Rotating credentials: the access token is short-lived (NULL: a long-lived token).
+    let expired: Option<bool> = row.try_get(5)?;
+    if expired == Some(true) {
+        return Err(Error::TokenExpired);
     }
     // An operator suspended or terminated the business: its desks keep their data and outbox,
     // and are told why they cannot sync.

@@ -45,6 +45,11 @@ pub struct Config {
     #[arg(long, env = "KAUNTER_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
 
+    /// Minutes a desk's access token lives under rotating credentials (it renews it with its
+    /// refresh token).
+    #[arg(long, env = "KAUNTER_ACCESS_TOKEN_MINUTES", default_value_t = 15)]
+    pub access_token_minutes: u64,
+
     /// Most database connections the server keeps open at once.
     #[arg(long, env = "KAUNTER_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
@@ -76,6 +81,10 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_minutes.clamp(1, 24 * 60) * 60)
     }
 
     pub fn header_read_timeout(&self) -> Duration {

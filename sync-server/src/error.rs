@@ -52,6 +52,12 @@ pub enum Error {
     /// Setting up a second factor that is already on, confirming or disabling one that is not.
     #[error("{0}")]
     TotpState(&'static str),
+    /// A desk's access token ended (rotating credentials): it renews itself.
+    #[error("the access token has expired")]
+    TokenExpired,
+    /// A refresh token used twice: the desk has been revoked.
+    #[error("a refresh token was used twice; the device is revoked")]
+    RefreshTokenReused,
     /// Unknown, used or expired invitation: one answer for all.
     #[error("invitation is invalid, used or expired")]
     InvitationInvalid,
@@ -251,6 +257,20 @@ impl Error {
             Error::TotpState(message) => {
                 (StatusCode::CONFLICT, body(error_code::TOTP_STATE, message))
             }
+            Error::TokenExpired => (
+                StatusCode::UNAUTHORIZED,
+                body(
+                    error_code::TOKEN_EXPIRED,
+                    "This desk's access has expired; it renews it with its refresh token.",
+                ),
+            ),
+            Error::RefreshTokenReused => (
+                StatusCode::UNAUTHORIZED,
+                body(
+                    error_code::REFRESH_TOKEN_REUSED,
+                    "This desk's credentials were used from two places, so it was signed out for safety. Its data is kept; enrol it again with a new code from head office.",
+                ),
+            ),
             Error::InvitationInvalid => (
                 StatusCode::BAD_REQUEST,
                 body(
@@ -392,7 +412,7 @@ impl IntoResponse for Error {
         }
         let mut response = (status, axum::Json(body)).into_response();
         match self {
-            Error::Unauthorized => {
+            Error::Unauthorized | Error::TokenExpired | Error::RefreshTokenReused => {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -50,6 +50,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time a client has to send a request's headers (slow-header attacks hold a
 /// connection open by trickling them; the request time-out covers the body).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default life of a desk's access token under rotating credentials.
+pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// What every handler shares: the app-role connection pool and the request limits.
 #[derive(Clone)]
@@ -58,6 +60,7 @@ pub struct AppState {
     body_limit_bytes: usize,
     request_timeout: Duration,
     header_read_timeout: Duration,
+    access_token_ttl: Duration,
     /// The automatic tombstone purge's horizon; `None` turns it off.
     tombstone_horizon: Option<Duration>,
 }
@@ -70,6 +73,7 @@ impl AppState {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             tombstone_horizon: Some(purge::DEFAULT_HORIZON),
         }
     }
@@ -83,6 +87,7 @@ impl AppState {
             .with_body_limit_bytes(config.body_limit_bytes)
             .with_request_timeout(config.request_timeout())
             .with_header_read_timeout(config.header_read_timeout())
+            .with_access_token_ttl(config.access_token_ttl())
             .with_tombstone_horizon(config.tombstone_horizon()))
     }
 
@@ -99,6 +104,15 @@ impl AppState {
     pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
+    }
+
+    pub fn with_access_token_ttl(mut self, ttl: Duration) -> Self {
+        self.access_token_ttl = ttl;
+        self
+    }
+
+    pub fn access_token_ttl(&self) -> Duration {
+        self.access_token_ttl
     }
 
     pub fn with_tombstone_horizon(mut self, horizon: Option<Duration>) -> Self {
@@ -122,6 +136,7 @@ impl fmt::Debug for AppState {
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("request_timeout", &self.request_timeout)
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("access_token_ttl", &self.access_token_ttl)
             .field("tombstone_horizon", &self.tombstone_horizon)
             .finish()
     }
@@ -266,6 +281,11 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "POST",
+        path: "/v1/devices/refresh",
+        caller: Caller::Anyone,
+    },
+    Route {
+        method: "POST",
         path: "/v1/devices/enrolment-codes",
         caller: Caller::Session,
     },
@@ -332,6 +352,7 @@ fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
         ("POST", "/v1/branches/add") => post(routes::branches::add),
         ("POST", "/v1/branches/rename") => post(routes::branches::rename),
         ("POST", "/v1/branches/close") => post(routes::branches::close),
+        ("POST", "/v1/devices/refresh") => post(routes::device_tokens::refresh),
         ("POST", "/v1/devices/enrolment-codes") => post(routes::branches::enrolment_code),
         ("POST", "/v1/settings/security") => post(routes::totp::security_settings),
         ("POST", "/v1/enrol") => post(routes::enrol::enrol),

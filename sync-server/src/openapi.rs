@@ -193,6 +193,12 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
             (204, None),
             &[404],
         ),
+        ("POST", "/v1/devices/refresh") => op(
+            "A desk trades its refresh token for a new access token and refresh token; a token used twice revokes the desk.",
+            schema::<wire::RefreshRequest>(g),
+            (200, schema::<wire::RefreshResponse>(g)),
+            &[],
+        ),
         ("POST", "/v1/devices/enrolment-codes") => op(
             "A single-use enrolment code for a new desk of a branch (devices.manage).",
             schema::<wire::EnrolmentCodeRequest>(g),

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod branches;
 pub mod conflicts;
+pub mod device_tokens;
 pub mod devices;
 pub mod enrol;
 pub mod health;

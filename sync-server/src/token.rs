@@ -167,6 +167,45 @@ impl fmt::Debug for InvitationToken {
     }
 }
 
+/// A desk's refresh token: `kr1.<tenant uuid>.<token uuid>.<secret>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub tenant_id: TenantId,
+    pub token_id: uuid::Uuid,
+    secret_hash: [u8; 32],
+}
+
+const REFRESH_PREFIX: &str = "kr1";
+
+impl RefreshToken {
+    pub fn parse(text: &str) -> Result<Self> {
+        let (tenant_id, token_id, secret_hash) = split(text.trim(), REFRESH_PREFIX)?;
+        Ok(Self {
+            tenant_id,
+            token_id,
+            secret_hash,
+        })
+    }
+
+    pub fn matches(&self, stored_hash: &[u8]) -> bool {
+        self.secret_hash.as_slice().ct_eq(stored_hash).into()
+    }
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshToken")
+            .field("tenant_id", &self.tenant_id)
+            .field("token_id", &self.token_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new refresh token `token_id`.
+pub fn issue_refresh(tenant_id: TenantId, token_id: uuid::Uuid) -> Result<IssuedToken> {
+    issue_with(REFRESH_PREFIX, tenant_id, token_id)
+}
+
 /// A new invitation for `user_id`.
 pub fn issue_invitation(tenant_id: TenantId, user_id: uuid::Uuid) -> Result<IssuedToken> {
     issue_with(INVITATION_PREFIX, tenant_id, user_id)

@@ -75,6 +75,7 @@ impl Fixture {
             .json(&EnrolRequest {
                 code,
                 device_name: "Desk".to_owned(),
+                rotating_credentials: false,
             })
             .send()
             .await

@@ -72,6 +72,7 @@ impl Fixture {
             .json(&EnrolRequest {
                 code: code.to_owned(),
                 device_name: "Front desk".to_owned(),
+                rotating_credentials: false,
             })
             .send()
             .await

@@ -454,6 +454,9 @@ fn probe(
         }
         // A's own setting, turned on (B's must stay off; checked at the end).
         "/v1/settings/security" => request.json(&json!({"require_admin_totp": true})),
+        // A refresh token naming B's business, with a secret nobody issued.
+        "/v1/devices/refresh" => request.json(&json!({"refresh_token":
+            format!("kr1.{}.{}.{}", b.tenant_id, Uuid::now_v7(), "A".repeat(43))})),
         other => panic!("no tenancy probe for {other}: add one to tests/isolation.rs"),
     }
 }
@@ -539,6 +542,7 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
                 "/v1/auth/totp/confirm" => &[StatusCode::UNAUTHORIZED],
                 "/v1/auth/totp/disable" => &[StatusCode::CONFLICT],
                 "/v1/invitations/accept" => &[StatusCode::BAD_REQUEST],
+                "/v1/devices/refresh" => &[StatusCode::UNAUTHORIZED],
                 "/v1/branches/add" => &[StatusCode::CREATED],
                 "/v1/users/invite"
                 | "/v1/users/reinvite"

@@ -162,7 +162,11 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
                      VALUES ('{tenant}', '{user}', '{role}');
                  INSERT INTO sessions (tenant_id, session_id, user_id, secret_hash, expires_at)
                      VALUES ('{tenant}', gen_random_uuid(), '{user}',
-                             decode(repeat('00', 32), 'hex'), now() + interval '1 hour');"
+                             decode(repeat('00', 32), 'hex'), now() + interval '1 hour');
+                 INSERT INTO device_refresh_tokens (tenant_id, token_id, device_id, secret_hash,
+                     expires_at)
+                     VALUES ('{tenant}', gen_random_uuid(), '{device}',
+                             decode(repeat('00', 32), 'hex'), now() + interval '1 day');"
             ))
             .await
             .unwrap();
@@ -194,6 +198,7 @@ async fn every_tenant_table_has_rls_enabled_forced_and_a_policy() {
         "users",
         "user_roles",
         "sessions",
+        "device_refresh_tokens",
     ]
     .into();
     let found: BTreeSet<&str> = tables.iter().map(String::as_str).collect();

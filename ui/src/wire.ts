@@ -223,13 +223,29 @@ totp_setup_required: boolean, };
 
 export type RevokeDeviceRequest = { device_id: string, };
 
-export type EnrolRequest = { code: string, device_name: string, };
+export type EnrolRequest = { code: string, device_name: string, 
+/**
+ * Ask for rotating credentials: a short-lived access token and a refresh token
+ * (`POST /v1/devices/refresh`). Without it (desks before schema 4) the token lives until
+ * the desk is revoked.
+ */
+rotating_credentials: boolean, };
 
 export type EnrolResponse = { tenant_id: string, branch_id: string, device_id: string, 
 /**
  * Bearer token for every later call. Shown once; the desk keeps it in the OS keyring.
+ * With rotating credentials it is an access token that ends at `access_expires_at`.
  */
-device_token: string, business_name: string, branch_name: string, };
+device_token: string, business_name: string, branch_name: string, 
+/**
+ * With rotating credentials: when `device_token` stops working (`token_expired`).
+ */
+access_expires_at?: string | null, 
+/**
+ * With rotating credentials: exchanged for a new access token and a new refresh token
+ * (`POST /v1/devices/refresh`); each works once. Kept in the OS keyring.
+ */
+refresh_token?: string | null, };
 
 export type ErrorBody = { 
 /**

@@ -669,6 +669,11 @@ pub struct SecuritySettings {
 pub struct EnrolRequest {
     pub code: String,
     pub device_name: String,
+    /// Ask for rotating credentials: a short-lived access token and a refresh token
+    /// (`POST /v1/devices/refresh`). Without it (desks before schema 4) the token lives until
+    /// the desk is revoked.
+    #[serde(default)]
+    pub rotating_credentials: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
@@ -677,9 +682,35 @@ pub struct EnrolResponse {
     pub branch_id: Uuid,
     pub device_id: Uuid,
     /// Bearer token for every later call. Shown once; the desk keeps it in the OS keyring.
+    /// With rotating credentials it is an access token that ends at `access_expires_at`.
     pub device_token: String,
     pub business_name: String,
     pub branch_name: String,
+    /// With rotating credentials: when `device_token` stops working (`token_expired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_expires_at: Option<DateTime<Utc>>,
+    /// With rotating credentials: exchanged for a new access token and a new refresh token
+    /// (`POST /v1/devices/refresh`); each works once. Kept in the OS keyring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// `POST /v1/devices/refresh`: a desk's refresh token for a new pair. Using one refresh token
+/// twice revokes the desk (`refresh_token_reused`), unless the second use is a retry within a
+/// short grace whose first answer never arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct RefreshResponse {
+    /// The new bearer token.
+    pub device_token: String,
+    pub access_expires_at: DateTime<Utc>,
+    /// The next refresh token; the one sent is used up.
+    pub refresh_token: String,
 }
 
 /// Every error response of the HTTP API has this body.
@@ -735,6 +766,10 @@ pub mod error_code {
     pub const TOTP_SETUP_REQUIRED: &str = "totp_setup_required";
     /// Setting up a second factor where one is already on, or confirming one never set up.
     pub const TOTP_STATE: &str = "totp_state";
+    /// A desk's access token has ended: renew it with the refresh token.
+    pub const TOKEN_EXPIRED: &str = "token_expired";
+    /// A refresh token used twice: the desk was revoked; enrol it again.
+    pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
     /// An invitation token that is unknown, used or expired (one answer for all).
     pub const INVITATION_INVALID: &str = "invitation_invalid";
     /// The change would leave the business without an active ADMIN.

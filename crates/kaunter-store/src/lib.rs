@@ -15,4 +15,4 @@ mod store;
 pub use cipher::{BlindIndex, FieldCipher, KeyMaterial};
 pub use error::{Result, StoreError};
 pub use secrets::{MemorySecretStore, OsKeyring, SecretStore};
-pub use store::{DeskIdentity, NewBooking, NewCashMovement, Store, SyncState};
+pub use store::{DeskCredentials, DeskIdentity, NewBooking, NewCashMovement, Store, SyncState};

@@ -56,6 +56,36 @@ use crate::secrets::SecretStore;
 
 const SECRET_DATA_KEYS: &str = "data-keys";
 const SECRET_DEVICE_TOKEN: &str = "device-token";
+/// With rotating credentials: the refresh token that renews the device token.
+const SECRET_REFRESH_TOKEN: &str = "refresh-token";
+
+/// The desk's server credentials in the secret store (OS keyring). Under rotating credentials
+/// they change while the desk runs, so the sync client reads and replaces them itself.
+#[derive(Debug, Clone)]
+pub struct DeskCredentials {
+    secrets: Arc<dyn SecretStore>,
+}
+
+impl DeskCredentials {
+    /// The bearer token the desk sends.
+    pub fn device_token(&self) -> Result<Zeroizing<String>> {
+        self.secrets
+            .get(SECRET_DEVICE_TOKEN)?
+            .ok_or(StoreError::DeviceTokenMissing)
+    }
+
+    /// The refresh token, for a desk enrolled with rotating credentials.
+    pub fn refresh_token(&self) -> Result<Option<Zeroizing<String>>> {
+        self.secrets.get(SECRET_REFRESH_TOKEN)
+    }
+
+    /// Keeps a new pair: the refresh token first (the one it replaces is spent on the server),
+    /// then the device token.
+    pub fn save(&self, device_token: &str, refresh_token: &str) -> Result<()> {
+        self.secrets.set(SECRET_REFRESH_TOKEN, refresh_token)?;
+        self.secrets.set(SECRET_DEVICE_TOKEN, device_token)
+    }
+}
 const KEY_CHECK_PLAINTEXT: &str = "kaunter key check";
 
 /// Who this desk is: set once at enrolment.
@@ -289,9 +319,14 @@ impl Store {
     }
 
     pub fn device_token(&self) -> Result<Zeroizing<String>> {
-        self.secrets
-            .get(SECRET_DEVICE_TOKEN)?
-            .ok_or(StoreError::DeviceTokenMissing)
+        self.credentials().device_token()
+    }
+
+    /// The desk's credentials, for the sync client.
+    pub fn credentials(&self) -> DeskCredentials {
+        DeskCredentials {
+            secrets: self.secrets.clone(),
+        }
     }
 
     fn enrolled(&self) -> Result<(&DeskIdentity, &FieldCipher)> {

@@ -1,13 +1,22 @@
 //! HTTP calls to the sync server, one function per route, with the server's error body
 //! translated once.
+//!
+//! A desk enrolled with rotating credentials sends a short-lived device token; when the server
+//! answers 401, the client trades its refresh token for a new pair once (saving it to the OS
+//! keyring before using it) and repeats the request. A refused refresh means the desk was
+//! revoked: it keeps everything and asks to be enrolled again.
 
+use std::sync::Mutex;
 use std::time::Duration;
+
+use kaunter_store::DeskCredentials;
+use zeroize::Zeroizing;
 
 use kaunter_protocol::SCHEMA_VERSION;
 use kaunter_protocol::http::{
     ConflictView, ConflictsResponse, DeskStatusReport, EnrolRequest, EnrolResponse, ErrorBody,
-    OutboxEntry, PullResponse, PushRequest, PushResponse, Resolution, ResolveConflictRequest,
-    error_code,
+    OutboxEntry, PullResponse, PushRequest, PushResponse, RefreshRequest, RefreshResponse,
+    Resolution, ResolveConflictRequest, error_code,
 };
 use reqwest::StatusCode;
 
@@ -16,7 +25,12 @@ use crate::error::{Result, SyncError};
 pub struct SyncClient {
     http: reqwest::Client,
     base_url: String,
-    token: String,
+    /// The device token now in use.
+    token: Mutex<Zeroizing<String>>,
+    /// Where the credentials live, when they can be renewed (rotating credentials).
+    stored: Option<DeskCredentials>,
+    /// One refresh at a time: requests that all find the token expired share one exchange.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for SyncClient {
@@ -79,26 +93,122 @@ async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Re
 }
 
 impl SyncClient {
+    /// A client with a fixed device token (a long-lived one, or a test's).
     pub fn new(base_url: &str, token: &str) -> Result<SyncClient> {
         Ok(SyncClient {
             http: http_client()?,
             base_url: normalise_base_url(base_url)?,
-            token: token.to_owned(),
+            token: Mutex::new(Zeroizing::new(token.to_owned())),
+            stored: None,
+            refreshing: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// A client over the desk's stored credentials: it renews them when the server says the
+    /// device token is no longer good and a refresh token is kept.
+    pub fn with_credentials(base_url: &str, credentials: DeskCredentials) -> Result<SyncClient> {
+        let token = credentials.device_token()?;
+        Ok(SyncClient {
+            stored: Some(credentials),
+            ..SyncClient::new(base_url, &token)?
+        })
+    }
+
+    fn current_token(&self) -> Zeroizing<String> {
+        match self.token.lock() {
+            Ok(token) => token.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Sends the request `build` makes with the current device token; on a 401, renews the
+    /// credentials once (when they can be) and sends it again.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<T> {
+        let token = self.current_token();
+        let response = build(&self.http, &token)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        if response.status() != StatusCode::UNAUTHORIZED || !self.renew(&token).await? {
+            return read(response).await;
+        }
+        let token = self.current_token();
+        let response = build(&self.http, &token)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        read(response).await
+    }
+
+    /// Trades the refresh token for a new pair, unless another request already did since
+    /// `stale` was sent. `Ok(false)`: nothing to renew with (a fixed or long-lived token).
+    /// The new pair is saved before it is used; if the answer is lost, the next try presents
+    /// the same refresh token again, which the server accepts within a short grace.
+    async fn renew(&self, stale: &str) -> Result<bool> {
+        let Some(stored) = &self.stored else {
+            return Ok(false);
+        };
+        let _one_at_a_time = self.refreshing.lock().await;
+        if self.current_token().as_str() != stale {
+            return Ok(true);
+        }
+        let Some(refresh_token) = stored.refresh_token()? else {
+            return Ok(false);
+        };
+        let response = self
+            .http
+            .post(format!("{}/v1/devices/refresh", self.base_url))
+            .json(&RefreshRequest {
+                refresh_token: refresh_token.to_string(),
+            })
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let renewed: RefreshResponse = read(response).await?;
+        stored.save(&renewed.device_token, &renewed.refresh_token)?;
+        match self.token.lock() {
+            Ok(mut token) => *token = Zeroizing::new(renewed.device_token),
+            Err(poisoned) => *poisoned.into_inner() = Zeroizing::new(renewed.device_token),
+        }
+        tracing::info!(until = %renewed.access_expires_at, "device credentials renewed");
+        Ok(true)
     }
 
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
 
-    /// Exchanges an enrolment code for device credentials.
+    /// Exchanges an enrolment code for a long-lived device token.
     pub async fn enrol(base_url: &str, code: &str, device_name: &str) -> Result<EnrolResponse> {
+        Self::enrol_with(base_url, code, device_name, false).await
+    }
+
+    /// Exchanges an enrolment code for rotating credentials: a short-lived device token and a
+    /// refresh token (keep both with [`DeskCredentials::save`]).
+    pub async fn enrol_rotating(
+        base_url: &str,
+        code: &str,
+        device_name: &str,
+    ) -> Result<EnrolResponse> {
+        Self::enrol_with(base_url, code, device_name, true).await
+    }
+
+    async fn enrol_with(
+        base_url: &str,
+        code: &str,
+        device_name: &str,
+        rotating_credentials: bool,
+    ) -> Result<EnrolResponse> {
         let base_url = normalise_base_url(base_url)?;
         let response = http_client()?
             .post(format!("{base_url}/v1/enrol"))
             .json(&EnrolRequest {
                 code: code.to_owned(),
                 device_name: device_name.to_owned(),
+                rotating_credentials,
             })
             .send()
             .await
@@ -116,62 +226,48 @@ impl SyncClient {
     }
 
     pub async fn push_entries(&self, entries: Vec<OutboxEntry>) -> Result<PushResponse> {
-        let response = self
-            .http
-            .post(format!("{}/v1/sync/push", self.base_url))
-            .bearer_auth(&self.token)
-            .json(&PushRequest {
-                schema_version: SCHEMA_VERSION,
-                entries,
-            })
-            .send()
-            .await
-            .map_err(transport_error)?;
-        read(response).await
+        let body = PushRequest {
+            schema_version: SCHEMA_VERSION,
+            entries,
+        };
+        self.call(|http, token| {
+            http.post(format!("{}/v1/sync/push", self.base_url))
+                .bearer_auth(token)
+                .json(&body)
+        })
+        .await
     }
 
     /// Tells the server this desk's sync state, for head office.
     pub async fn report_status(&self, report: &DeskStatusReport) -> Result<()> {
-        let response = self
-            .http
-            .post(format!("{}/v1/sync/status", self.base_url))
-            .bearer_auth(&self.token)
-            .json(report)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        read::<serde_json::Value>(response).await.map(|_| ())
+        self.call::<serde_json::Value>(|http, token| {
+            http.post(format!("{}/v1/sync/status", self.base_url))
+                .bearer_auth(token)
+                .json(report)
+        })
+        .await
+        .map(|_| ())
     }
 
     pub async fn pull_page(&self, cursor: i64, limit: u32, count: bool) -> Result<PullResponse> {
-        let response = self
-            .http
-            .get(format!(
-                "{}/v1/sync/pull?cursor={cursor}&limit={limit}&count={count}&schema_version={}",
-                self.base_url,
-                kaunter_protocol::SCHEMA_VERSION
-            ))
-            .bearer_auth(&self.token)
-            .send()
+        let url = format!(
+            "{}/v1/sync/pull?cursor={cursor}&limit={limit}&count={count}&schema_version={}",
+            self.base_url,
+            kaunter_protocol::SCHEMA_VERSION
+        );
+        self.call(|http, token| http.get(&url).bearer_auth(token))
             .await
-            .map_err(transport_error)?;
-        read(response).await
     }
 
     /// The conflicts of this desk's branch: only the open ones unless `all`.
     pub async fn conflicts(&self, all: bool) -> Result<ConflictsResponse> {
         let state = if all { "all" } else { "open" };
-        let response = self
-            .http
-            .get(format!(
-                "{}/v1/conflicts?state={state}&schema_version={SCHEMA_VERSION}",
-                self.base_url
-            ))
-            .bearer_auth(&self.token)
-            .send()
+        let url = format!(
+            "{}/v1/conflicts?state={state}&schema_version={SCHEMA_VERSION}",
+            self.base_url
+        );
+        self.call(|http, token| http.get(&url).bearer_auth(token))
             .await
-            .map_err(transport_error)?;
-        read(response).await
     }
 
     /// Records a person's decision on a conflict (the data side travels as ordinary changes).
@@ -180,18 +276,16 @@ impl SyncClient {
         conflict_id: uuid::Uuid,
         resolution: Resolution,
     ) -> Result<ConflictView> {
-        let response = self
-            .http
-            .post(format!("{}/v1/conflicts/resolve", self.base_url))
-            .bearer_auth(&self.token)
-            .json(&ResolveConflictRequest {
-                conflict_id,
-                resolution,
-            })
-            .send()
-            .await
-            .map_err(transport_error)?;
-        read(response).await
+        let body = ResolveConflictRequest {
+            conflict_id,
+            resolution,
+        };
+        self.call(|http, token| {
+            http.post(format!("{}/v1/conflicts/resolve", self.base_url))
+                .bearer_auth(token)
+                .json(&body)
+        })
+        .await
     }
 }
 

@@ -79,6 +79,20 @@ pub async fn enrol(
         &[&tenant_id, &code_hash.as_slice(), &device_id],
     )
     .await?;
+    // Rotating credentials replace the long-lived token just stored with a short-lived one and
+    // add a refresh token.
+    let rotating = if request.rotating_credentials {
+        Some(
+            crate::routes::device_tokens::issue_credentials(
+                &tx,
+                device_id,
+                state.access_token_ttl(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let names = tx
         .query_one(
             "SELECT t.name, b.name FROM tenants t
@@ -96,7 +110,12 @@ pub async fn enrol(
         tenant_id: tenant_id.as_uuid(),
         branch_id: branch_id.as_uuid(),
         device_id: device_id.as_uuid(),
-        device_token: issued.text,
+        access_expires_at: rotating.as_ref().map(|c| c.access_expires_at),
+        device_token: match &rotating {
+            Some(credentials) => credentials.access_token.clone(),
+            None => issued.text,
+        },
+        refresh_token: rotating.map(|c| c.refresh_token),
         business_name,
         branch_name,
     }))
