@@ -33,17 +33,32 @@ KAUNTER_DATABASE_URL=$(pg_url_with_db "$KAUNTER_PG_URL" "$database")
 port=$(free_port)
 export KAUNTER_LISTEN="127.0.0.1:$port"
 
-"$server_binary" migrate
-business=$("$server_binary" admin create-business --name "Klinik E2E" --branch "Main" --branch-code KL01)
+"$server_binary" serve >"$out/server.log" 2>&1 &
+server_pid=$!
+wait_for_port "$port" 30 || die "the sync server did not start (see $out/server.log)"
+
+# The business signs itself up (its ADMIN is who sets a desk PIN later in the test).
+export KAUNTER_ADMIN_SLUG=klinik-e2e KAUNTER_ADMIN_EMAIL=admin@klinik-e2e.my
+export KAUNTER_ADMIN_PASSWORD="kuda merah lompat tinggi"
+business=$(python3 - "http://127.0.0.1:$port" <<'PY'
+import json, os, sys, urllib.request
+body = {"business_name": "Klinik E2E", "slug": os.environ["KAUNTER_ADMIN_SLUG"],
+        "industry": "HEALTHCARE", "email": "pejabat@klinik-e2e.my", "phone": "03-2145 8899",
+        "address_line1": "12, Jalan Tun Razak", "postcode": "50400", "city": "Kuala Lumpur",
+        "state": "W.P. Kuala Lumpur", "branch_name": "Main", "admin_name": "Pentadbir E2E",
+        "admin_email": os.environ["KAUNTER_ADMIN_EMAIL"],
+        "admin_password": os.environ["KAUNTER_ADMIN_PASSWORD"]}
+request = urllib.request.Request(sys.argv[1] + "/v1/signup", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+with urllib.request.urlopen(request) as response:
+    print(response.read().decode())
+PY
+)
 tenant=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tenant_id"])' "$business")
 branch=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["branch_id"])' "$business")
 code=$("$server_binary" admin enrolment-code --tenant "$tenant" --branch "$branch" --ttl-hours 1)
 # A second desk of the same branch, played by the test itself over HTTP.
 code_2=$("$server_binary" admin enrolment-code --tenant "$tenant" --branch "$branch" --ttl-hours 1)
-
-"$server_binary" serve >"$out/server.log" 2>&1 &
-server_pid=$!
-wait_for_port "$port" 30 || die "the sync server did not start (see $out/server.log)"
 
 driver_port=$(free_port)
 native_port=$(free_port)

@@ -2,11 +2,12 @@
 //! library, convert the answer. Async so that store and network work never block the window.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use kaunter_core::access::Permission;
 use kaunter_core::{NewPatient, PatientId, RegistrationForm, SearchQuery};
 use kaunter_protocol::http::{ConflictKind, ConflictView, Resolution};
 use kaunter_protocol::ipc::{
-    AppInfo, CommandError, EnrolForm, PatientView, RefusedChangeView, RegisterPatientForm,
-    SyncStatusView,
+    AppInfo, CommandError, DeskPeopleView, EnrolForm, PatientView, RefusedChangeView,
+    RegisterPatientForm, SignInForm, StaffEntry, SyncStatusView,
 };
 use kaunter_store::{DeskIdentity, convert};
 use kaunter_sync_client::SyncClient;
@@ -107,17 +108,12 @@ pub async fn enrol(state: State<'_, DeskState>, form: EnrolForm) -> CommandResul
     {
         let mut store = lock(&state)?;
         store
-            .enrol(
+            .enrol_with_refresh(
                 DeskIdentity::from_enrolment(&enrolled, &device_name, server_url),
                 &enrolled.device_token,
+                enrolled.refresh_token.as_deref(),
             )
             .map_err(error::from_store)?;
-        if let Some(refresh_token) = &enrolled.refresh_token {
-            store
-                .credentials()
-                .save(&enrolled.device_token, refresh_token)
-                .map_err(error::from_store)?;
-        }
     }
     state.start_sync_if_enrolled();
     info(&state)
@@ -145,9 +141,15 @@ pub async fn register_patient(
                 .collect(),
         )
     })?;
-    let view = lock(&state)?
-        .register_patient(&patient, now)
-        .map_err(error::from_store)?;
+    let view = {
+        let mut store = lock(&state)?;
+        store
+            .require(Permission::PatientsWrite)
+            .map_err(error::from_store)?;
+        store
+            .register_patient(&patient, now)
+            .map_err(error::from_store)?
+    };
     if let Some(engine) = state.engine() {
         engine.wake();
     }
@@ -159,7 +161,11 @@ pub async fn search_patients(
     state: State<'_, DeskState>,
     query: String,
 ) -> CommandResult<Vec<PatientView>> {
-    lock(&state)?
+    let store = lock(&state)?;
+    store
+        .require(Permission::PatientsRead)
+        .map_err(error::from_store)?;
+    store
         .search_patients(&SearchQuery::parse(&query), SEARCH_LIMIT)
         .map_err(error::from_store)
 }
@@ -206,9 +212,13 @@ pub async fn discard_refused_change(
     state: State<'_, DeskState>,
     seq: i64,
 ) -> CommandResult<Vec<RefusedChangeView>> {
-    lock(&state)?
-        .discard_refused(seq)
-        .map_err(error::from_store)?;
+    {
+        let mut store = lock(&state)?;
+        store
+            .require(Permission::PatientsWrite)
+            .map_err(error::from_store)?;
+        store.discard_refused(seq).map_err(error::from_store)?;
+    }
     if let Some(engine) = state.engine() {
         engine.wake();
     }
@@ -218,7 +228,11 @@ pub async fn discard_refused_change(
 /// The changes the server refused, with its reasons (they stay on this desk).
 #[tauri::command]
 pub async fn refused_changes(state: State<'_, DeskState>) -> CommandResult<Vec<RefusedChangeView>> {
-    lock(&state)?.refused_changes().map_err(error::from_store)
+    let store = lock(&state)?;
+    store
+        .require(Permission::PatientsRead)
+        .map_err(error::from_store)?;
+    store.refused_changes().map_err(error::from_store)
 }
 
 fn engine(state: &DeskState) -> CommandResult<std::sync::Arc<kaunter_sync_client::SyncEngine>> {
@@ -230,6 +244,9 @@ fn engine(state: &DeskState) -> CommandResult<std::sync::Arc<kaunter_sync_client
 /// The open conflicts of this branch, from the server (needs the network).
 #[tauri::command]
 pub async fn list_conflicts(state: State<'_, DeskState>) -> CommandResult<Vec<ConflictView>> {
+    lock(&state)?
+        .require(Permission::PatientsRead)
+        .map_err(error::from_store)?;
     let engine = engine(&state)?;
     let answer = engine
         .client()
@@ -247,6 +264,9 @@ pub async fn resolve_conflict(
     conflict_id: uuid::Uuid,
     resolution: Resolution,
 ) -> CommandResult<SyncStatusView> {
+    lock(&state)?
+        .require(Permission::ConflictsResolve)
+        .map_err(error::from_store)?;
     let engine = engine(&state)?;
     let conflict = engine
         .client()
@@ -270,6 +290,60 @@ pub async fn resolve_conflict(
     }
     let _ = engine.sync_now(Utc::now).await;
     status(&state)
+}
+
+/// Who may sign in here and who is signed in.
+#[tauri::command]
+pub async fn desk_people(state: State<'_, DeskState>) -> CommandResult<DeskPeopleView> {
+    let store = lock(&state)?;
+    people(&store)
+}
+
+fn people(store: &kaunter_store::Store) -> CommandResult<DeskPeopleView> {
+    let entry = |user_id, name: &str, roles: &[String]| StaffEntry {
+        user_id,
+        name: name.to_owned(),
+        roles: roles.to_vec(),
+    };
+    Ok(DeskPeopleView {
+        sign_in_required: store.requires_sign_in().map_err(error::from_store)?,
+        staff: store
+            .staff()
+            .map_err(error::from_store)?
+            .iter()
+            .map(|s| entry(s.user_id, &s.name, &s.roles))
+            .collect(),
+        signed_in: store
+            .signed_in()
+            .map(|s| entry(s.user_id, &s.name, &s.roles)),
+    })
+}
+
+/// Checks the person's PIN on this desk (no network needed) and signs them in, replacing
+/// whoever was: what they do from now on carries their name.
+#[tauri::command]
+pub async fn sign_in(
+    state: State<'_, DeskState>,
+    form: SignInForm,
+) -> CommandResult<DeskPeopleView> {
+    let mut store = lock(&state)?;
+    store
+        .sign_in(form.user_id, &form.pin)
+        .map_err(|error| match error {
+            kaunter_store::StoreError::WrongPin => {
+                error::invalid(vec![field("pin", "wrong_pin", "That PIN is not right.")])
+            }
+            other => error::from_store(other),
+        })?;
+    people(&store)
+}
+
+/// Signs the person out (switching user at a shared till, or leaving the desk).
+#[tauri::command]
+pub async fn sign_out(state: State<'_, DeskState>) -> CommandResult<DeskPeopleView> {
+    let mut store = lock(&state)?;
+    store.sign_out().map_err(error::from_store)?;
+    people(&store)
 }
 
 #[cfg(test)]

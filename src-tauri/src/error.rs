@@ -58,6 +58,10 @@ pub fn from_store(error: StoreError) -> CommandError {
         }
         StoreError::LedgerImmutable => "ledger_entry_immutable",
         StoreError::NotFound(_) => "not_found",
+        StoreError::SignInRequired => "sign_in_required",
+        StoreError::WrongPin => "wrong_pin",
+        StoreError::PinLocked(_) => "pin_locked",
+        StoreError::NotAllowed(_) => "forbidden",
         StoreError::UnknownField(_) => "unknown_field",
         StoreError::Sqlite(_) | StoreError::Corrupt(_) => "store_failed",
         StoreError::MigrationChanged { .. } | StoreError::TooNew { .. } => "store_incompatible",

@@ -35,6 +35,9 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::resolve_conflict,
             commands::refused_changes,
             commands::discard_refused_change,
+            commands::desk_people,
+            commands::sign_in,
+            commands::sign_out,
         ])
         .run(tauri::generate_context!())
 }

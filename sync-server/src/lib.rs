@@ -221,6 +221,16 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "POST",
+        path: "/v1/auth/pin",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/staff",
+        caller: Caller::Device,
+    },
+    Route {
+        method: "POST",
         path: "/v1/invitations/accept",
         caller: Caller::Anyone,
     },
@@ -340,6 +350,8 @@ fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
         ("POST", "/v1/auth/totp/setup") => post(routes::totp::setup),
         ("POST", "/v1/auth/totp/confirm") => post(routes::totp::confirm),
         ("POST", "/v1/auth/totp/disable") => post(routes::totp::disable),
+        ("POST", "/v1/auth/pin") => post(routes::staff::set_pin),
+        ("GET", "/v1/staff") => get(routes::staff::roster),
         ("POST", "/v1/invitations/accept") => post(routes::users::accept),
         ("GET", "/v1/users") => get(routes::users::list),
         ("POST", "/v1/users/invite") => post(routes::users::invite),
@@ -393,11 +405,19 @@ async fn time_limit(State(limit): State<Duration>, request: Request, next: Next)
     }
 }
 
-/// Serves [`router`] on `listener` until `shutdown` completes, then finishes open requests.
+/// Most connections served at once; more wait in the listen queue until one closes.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// How long shutdown waits for open connections to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then finishes open requests
+/// (for at most [`SHUTDOWN_GRACE`]).
 ///
-/// Each connection gets the header time-out (a client trickling its headers is cut off; the
-/// request time-out then bounds the body and the handler) and the peer's address (login
-/// throttles per address). HTTP/1.1 and HTTP/2 are both served.
+/// HTTP/1.1 only (desks and browsers behind the TLS proxy speak it; HTTP/2 without TLS has no
+/// header time-out). Each connection gets the header time-out, which also ends a connection
+/// that sends nothing and an idle keep-alive one (the request time-out then bounds the body
+/// and the handler), and the peer's address (login throttles per address). At most
+/// [`MAX_CONNECTIONS`] are open at once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -409,18 +429,23 @@ pub async fn serve(
 
     let header_read_timeout = state.header_read_timeout;
     let app = router(state);
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(60)));
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -439,20 +464,34 @@ pub async fn serve(
                 request
             },
         );
-        let connection = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                hyper_util::service::TowerToHyperService::new(service),
-            )
-            .into_owned();
-        let connection = connections.watch(connection);
+        let builder = builder.clone();
+        let watcher = connections.watcher();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            // hyper's header time-out starts with the first byte: a connection that sends none
+            // gets the same time to start.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(header_read_timeout, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    hyper_util::service::TowerToHyperService::new(service),
+                )
+                .into_owned();
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
-    connections.shutdown().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the shutdown grace; closing them");
+    }
     Ok(())
 }

@@ -106,6 +106,18 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
                 &[409, 429],
             )
         },
+        ("POST", "/v1/auth/pin") => op(
+            "The session's person chooses their six-digit desk PIN.",
+            schema::<wire::SetPinRequest>(g),
+            (204, None),
+            &[422],
+        ),
+        ("GET", "/v1/staff") => op(
+            "Every ACTIVE person of the business with a desk PIN: names, permissions, PIN hashes.",
+            None,
+            (200, schema::<wire::StaffResponse>(g)),
+            &[],
+        ),
         ("POST", "/v1/invitations/accept") => op(
             "An invited person chooses a password and becomes ACTIVE.",
             schema::<wire::AcceptInvitationRequest>(g),

@@ -11,6 +11,7 @@ pub mod health;
 pub mod pull;
 pub mod push;
 pub mod signup;
+pub mod staff;
 pub mod status;
 pub mod totp;
 pub mod users;

@@ -128,7 +128,7 @@ async fn a_refresh_token_works_once_and_a_copy_used_later_revokes_the_desk() {
         .await
         .unwrap()
         .batch_execute(
-            "UPDATE device_refresh_tokens SET used_at = used_at - interval '2 minutes'
+            "UPDATE device_refresh_tokens SET used_at = used_at - interval '2 days'
              WHERE used_at IS NOT NULL",
         )
         .await
@@ -178,6 +178,33 @@ async fn a_refresh_token_works_once_and_a_copy_used_later_revokes_the_desk() {
             "{token}"
         );
     }
+    drop(o);
+    db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_refreshes_of_one_token_at_once_leave_the_desk_enrolled() {
+    let db = TestDatabase::create().await.unwrap();
+    let o = office(&db, Duration::from_secs(15 * 60)).await;
+    for _ in 0..5 {
+        let desk = o.enrol(true).await;
+        let token = desk.refresh_token.unwrap();
+        let (a, b) = tokio::join!(o.refresh(&token), o.refresh(&token));
+        // Both are the desk asking (its first answer "lost"): both succeed, one pair is the
+        // live one, and the desk is not revoked.
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let a_works = o.pull(&a.device_token).await.0 == StatusCode::OK;
+        let b_works = o.pull(&b.device_token).await.0 == StatusCode::OK;
+        assert!(
+            a_works != b_works,
+            "exactly one pair is live: {a_works} {b_works}"
+        );
+    }
+    let status = admin::sync_status(o.server.pool(), o.business.tenant_id)
+        .await
+        .unwrap();
+    assert_eq!(status.len(), 5);
+    assert!(status.iter().all(|desk| !desk.revoked));
     drop(o);
     db.drop_db().await.unwrap();
 }

@@ -100,6 +100,7 @@ impl Fixture {
                 let seq = desk.next_seq;
                 desk.next_seq += 1;
                 OutboxEntry {
+                    actor: None,
                     seq,
                     schema_version: version,
                     change: Change {

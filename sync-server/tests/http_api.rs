@@ -254,6 +254,7 @@ fn entry_in(
     fields: Fields,
 ) -> OutboxEntry {
     OutboxEntry {
+        actor: None,
         seq,
         schema_version: SCHEMA_VERSION,
         change: Change {

@@ -111,6 +111,7 @@ async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name:
             };
             marks.push(record.id.to_string());
             OutboxEntry {
+                actor: None,
                 seq,
                 schema_version: SCHEMA_VERSION,
                 change: Change {
@@ -454,6 +455,9 @@ fn probe(
         }
         // A's own setting, turned on (B's must stay off; checked at the end).
         "/v1/settings/security" => request.json(&json!({"require_admin_totp": true})),
+        // A's own PIN; A's roster (checked above to hold nothing of B's).
+        "/v1/auth/pin" => request.json(&json!({"pin": "472913"})),
+        "/v1/staff" => request,
         // A refresh token naming B's business, with a secret nobody issued.
         "/v1/devices/refresh" => request.json(&json!({"refresh_token":
             format!("kr1.{}.{}.{}", b.tenant_id, Uuid::now_v7(), "A".repeat(43))})),
@@ -543,6 +547,8 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
                 "/v1/auth/totp/disable" => &[StatusCode::CONFLICT],
                 "/v1/invitations/accept" => &[StatusCode::BAD_REQUEST],
                 "/v1/devices/refresh" => &[StatusCode::UNAUTHORIZED],
+                "/v1/auth/pin" => &[StatusCode::NO_CONTENT],
+                "/v1/staff" => &[StatusCode::OK],
                 "/v1/branches/add" => &[StatusCode::CREATED],
                 "/v1/users/invite"
                 | "/v1/users/reinvite"

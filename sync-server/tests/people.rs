@@ -391,6 +391,7 @@ async fn branches_are_added_renamed_and_closed_without_losing_anything() {
         .json(&PushRequest {
             schema_version: SCHEMA_VERSION,
             entries: vec![OutboxEntry {
+                actor: None,
                 seq: 1,
                 schema_version: SCHEMA_VERSION,
                 change: Change {

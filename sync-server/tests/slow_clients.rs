@@ -48,6 +48,21 @@ async fn trickled_headers_and_stalled_bodies_are_cut_off() {
         "{waited:?}"
     );
 
+    // A connection that never sends a byte is closed too.
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(&address).await.unwrap();
+    let (answer, closed) = read_all(&mut silent, Duration::from_secs(10)).await;
+    assert!(closed, "a silent connection stayed open");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+
     // A body that stops half-way: the request time-out answers with the JSON error.
     let mut stalled = TcpStream::connect(&address).await.unwrap();
     stalled

@@ -539,6 +539,61 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
     );
     assert.equal(await statusOf(earlierBooking), "booked", "the first booking stays");
 
+    // 6c. The ADMIN sets a desk PIN at head office: at its next sync the desk asks whoever is
+    //     at it to sign in; a wrong PIN is refused, the right one signs in (checked on the
+    //     desk), a registration then works, and "Switch user" asks again.
+    const login = await fetch(`${serverUrl}/v1/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        business: requiredEnv("KAUNTER_ADMIN_SLUG"),
+        email: requiredEnv("KAUNTER_ADMIN_EMAIL"),
+        password: requiredEnv("KAUNTER_ADMIN_PASSWORD"),
+      }),
+    });
+    assert.equal(login.status, 200, "the ADMIN logs in to head office");
+    const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0];
+    const { csrf_token: csrf, name: adminName } = await login.json();
+    const pinSet = await fetch(`${serverUrl}/v1/auth/pin`, {
+      method: "POST",
+      headers: { "content-type": "application/json", cookie, "x-csrf-token": csrf },
+      body: JSON.stringify({ pin: "472913" }),
+    });
+    assert.equal(pinSet.status, 204, "the ADMIN sets a desk PIN");
+    await session.click(await session.get("#sync-now"));
+    await waitFor("the desk to ask who is at it", () =>
+      session.script("const p = document.querySelector('[data-testid=\"sign-in-panel\"]'); return !!p && !p.hidden;"),
+    );
+    const [person] = await session.findAll('[data-testid="sign-in-person"]');
+    assert.ok(person, "the roster lists the ADMIN");
+    assert.equal((await session.text(person)).trim(), adminName);
+    await session.click(person);
+    await session.fill('[data-testid="sign-in-pin"]', "111111");
+    await session.click(await session.get('[data-testid="sign-in-submit"]'));
+    await waitFor("a wrong PIN to be refused", async () => {
+      const text = (await session.text(await session.get('[data-testid="sign-in-message"]'))).trim();
+      return text === "That PIN is not right." ? text : null;
+    });
+    await session.fill('[data-testid="sign-in-pin"]', "472913");
+    await session.click(await session.get('[data-testid="sign-in-submit"]'));
+    await waitFor("the sign-in to close", () =>
+      session.script("return document.querySelector('[data-testid=\"sign-in-panel\"]').hidden;"),
+    );
+    const signedInAs = (await session.text(await session.get('[data-testid="signed-in-name"]'))).trim();
+    assert.equal(signedInAs, `Signed in: ${adminName}`);
+    await session.fill("#patient-full-name", "Tan Mei Ling");
+    await session.fill("#patient-id-number", "881224-14-6248");
+    await session.click(await session.get("#patient-submit"));
+    const signedRegistration = await waitFor("the registration made while signed in", async () => {
+      const message = await formMessage(session);
+      return message.text.includes("Tan Mei Ling") || message.kind === "error" ? message : null;
+    });
+    assert.equal(signedRegistration.kind, "success", `registration while signed in: ${signedRegistration.text}`);
+    await session.click(await session.get('[data-testid="switch-user"]'));
+    await waitFor("the desk to ask again after Switch user", () =>
+      session.script("const p = document.querySelector('[data-testid=\"sign-in-panel\"]'); return !p.hidden;"),
+    );
+
     // 7. Evidence.
     if (screenshotPath) {
       const bytes = await session.screenshot(screenshotPath);

@@ -7,11 +7,13 @@ import type {
   AppInfo,
   CommandError,
   ConflictView,
+  DeskPeopleView,
   EnrolForm,
   PatientView,
   RefusedChangeView,
   RegisterPatientForm,
   Resolution,
+  SignInForm,
   SyncStatusView,
 } from "./wire";
 import { toCommandError } from "./errors";
@@ -67,4 +69,8 @@ export const api = {
   listConflicts: (): Promise<ConflictView[]> => call("list_conflicts"),
   resolveConflict: (conflictId: string, resolution: Resolution): Promise<SyncStatusView> =>
     call("resolve_conflict", { conflictId, resolution }),
+  /** Whether the desk asks for a sign-in, who may, and who is signed in. */
+  deskPeople: (): Promise<DeskPeopleView> => call("desk_people"),
+  signIn: (form: SignInForm): Promise<DeskPeopleView> => call("sign_in", { form }),
+  signOut: (): Promise<DeskPeopleView> => call("sign_out"),
 };

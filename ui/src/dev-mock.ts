@@ -164,6 +164,8 @@ export function installDevMock(options: { enrolled: boolean }): void {
       for (const p of patients) p.synced = true;
       return { ...status };
     },
+    // One shared desk: nobody in the mock business has a desk PIN.
+    desk_people: () => ({ sign_in_required: false, staff: [], signed_in: null }),
   };
 
   setInvoker(async (command, args = {}) => {

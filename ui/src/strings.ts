@@ -22,6 +22,15 @@ export const en = {
   setupSubmit: "Connect",
   setupSubmitting: "Connecting…",
 
+  // Who is at the desk.
+  signInTitle: "Who is at the desk?",
+  signInChoose: "Choose your name.",
+  signInAs: (name: string) => `Signing in as ${name}`,
+  signInPin: "Your six-digit desk PIN",
+  signInSubmit: "Sign in",
+  signedInAs: (name: string) => `Signed in: ${name}`,
+  switchUser: "Switch user",
+
   // Patients screen.
   deskLabel: (deviceName: string) => `Desk: ${deviceName}`,
   registerTitle: "Register a patient",

@@ -60,7 +60,12 @@ export type Change = { entity: Entity, row_id: string, branch_id: string, stamp:
  */
 recorded_at: string, };
 
-export type OutboxEntry = { seq: bigint, schema_version: number, change: Change, };
+export type OutboxEntry = { seq: bigint, schema_version: number, change: Change, 
+/**
+ * The person signed in at the desk when it was written (a user of the business), if the
+ * desk asks its staff to sign in.
+ */
+actor?: string | null, };
 
 export type PushRequest = { schema_version: number, 
 /**
@@ -335,3 +340,9 @@ oldest_pending_at: string | null,
 pull_done: number, pull_total: number, last_synced_at: string | null, last_error: string | null, };
 
 export type CommandError = { code: string, message: string, fields: Array<FieldError>, };
+
+export type StaffEntry = { user_id: string, name: string, roles: Array<string>, };
+
+export type DeskPeopleView = { sign_in_required: boolean, staff: Array<StaffEntry>, signed_in: StaffEntry | null, };
+
+export type SignInForm = { user_id: string, pin: string, };

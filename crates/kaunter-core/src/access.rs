@@ -268,6 +268,29 @@ pub fn check_status_change(
     }
 }
 
+/// A desk PIN: exactly six digits, not one digit repeated and not a run up or down (123456,
+/// 987654): those are the first a person at someone else's till would try.
+pub const PIN_DIGITS: usize = 6;
+
+pub fn check_pin(pin: &str) -> Result<(), (&'static str, &'static str)> {
+    let digits: Vec<u8> = pin.bytes().collect();
+    if digits.len() != PIN_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(("pin_invalid", "A desk PIN is exactly six digits."));
+    }
+    let steps: Vec<i16> = digits
+        .windows(2)
+        .map(|pair| i16::from(pair[1]) - i16::from(pair[0]))
+        .collect();
+    let constant_step = steps.iter().all(|step| *step == steps[0]);
+    if constant_step && matches!(steps[0], -1..=1) {
+        return Err((
+            "pin_too_simple",
+            "Choose a PIN that is not one digit repeated or a run like 123456.",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -420,5 +443,24 @@ mod tests {
             assert_eq!(UserStatus::parse(status.as_str()), Some(status));
         }
         assert_eq!(UserStatus::parse("active"), None);
+    }
+    #[test]
+    fn desk_pins() {
+        for good in ["472913", "000100", "135790", "246802"] {
+            assert_eq!(check_pin(good), Ok(()), "{good}");
+        }
+        for (bad, code) in [
+            ("12345", "pin_invalid"),
+            ("1234567", "pin_invalid"),
+            ("12345a", "pin_invalid"),
+            ("", "pin_invalid"),
+            ("١٢٣٤٥٦", "pin_invalid"),
+            ("000000", "pin_too_simple"),
+            ("123456", "pin_too_simple"),
+            ("987654", "pin_too_simple"),
+            ("777777", "pin_too_simple"),
+        ] {
+            assert_eq!(check_pin(bad).map_err(|(c, _)| c), Err(code), "{bad}");
+        }
     }
 }

@@ -188,6 +188,10 @@ pub struct OutboxEntry {
     pub seq: i64,
     pub schema_version: u32,
     pub change: Change,
+    /// The person signed in at the desk when it was written (a user of the business), if the
+    /// desk asks its staff to sign in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Uuid>,
 }
 
 /// `POST /v1/sync/push`. The device is named by its token, never by the body.
@@ -695,6 +699,33 @@ pub struct EnrolResponse {
     pub refresh_token: Option<String>,
 }
 
+/// `POST /v1/auth/pin`: the session's person chooses their desk PIN (six digits, not a run or
+/// one digit repeated). Their business's desks get its Argon2id hash at their next sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPinRequest {
+    pub pin: String,
+}
+
+/// A person who may sign in at the business's desks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct StaffMember {
+    pub user_id: Uuid,
+    pub name: String,
+    /// Role names, sorted.
+    pub roles: Vec<String>,
+    /// What the roles allow together (`area.action`), sorted.
+    pub permissions: Vec<String>,
+    /// The desk PIN's Argon2id hash (PHC string), which the desk checks offline.
+    pub pin_verifier: String,
+}
+
+/// `GET /v1/staff` (a desk): every ACTIVE person of the business with a desk PIN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct StaffResponse {
+    pub staff: Vec<StaffMember>,
+}
+
 /// `POST /v1/devices/refresh`: a desk's refresh token for a new pair. Using one refresh token
 /// twice revokes the desk (`refresh_token_reused`), unless the second use is a retry within a
 /// short grace whose first answer never arrived.
@@ -766,6 +797,8 @@ pub mod error_code {
     pub const TOTP_SETUP_REQUIRED: &str = "totp_setup_required";
     /// Setting up a second factor where one is already on, or confirming one never set up.
     pub const TOTP_STATE: &str = "totp_state";
+    /// An outbox entry naming a person who is not one of the business's.
+    pub const UNKNOWN_ACTOR: &str = "unknown_actor";
     /// A desk's access token has ended: renew it with the refresh token.
     pub const TOKEN_EXPIRED: &str = "token_expired";
     /// A refresh token used twice: the desk was revoked; enrol it again.

@@ -17,6 +17,30 @@ pub struct AppInfo {
     pub server_url: Option<String>,
 }
 
+/// A person who may sign in at this desk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct StaffEntry {
+    pub user_id: uuid::Uuid,
+    pub name: String,
+    pub roles: Vec<String>,
+}
+
+/// `desk_people`: whether this desk asks its people to sign in (once anyone of the business
+/// has a desk PIN), who may, and who is signed in now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct DeskPeopleView {
+    pub sign_in_required: bool,
+    pub staff: Vec<StaffEntry>,
+    pub signed_in: Option<StaffEntry>,
+}
+
+/// `sign_in`: a person and their six-digit desk PIN, checked on this desk (offline too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SignInForm {
+    pub user_id: uuid::Uuid,
+    pub pin: String,
+}
+
 /// `enrol`: first-run set-up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct EnrolForm {

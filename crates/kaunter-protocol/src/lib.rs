@@ -96,6 +96,9 @@ pub fn typescript_declarations() -> String {
         ipc::RefusedChangeView::decl(),
         ipc::SyncStatusView::decl(),
         ipc::CommandError::decl(),
+        ipc::StaffEntry::decl(),
+        ipc::DeskPeopleView::decl(),
+        ipc::SignInForm::decl(),
     ];
     let mut out = String::from(
         "// Generated from crates/kaunter-protocol by `KAUNTER_BLESS=1 cargo test -p kaunter-protocol`.\n// Do not edit by hand: the test fails when this file and the Rust types disagree.\n\n",

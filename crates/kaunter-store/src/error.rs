@@ -18,6 +18,14 @@ pub enum StoreError {
     Keyring(String),
     #[error("The device credentials are not in the system keyring. Enrol this desk again.")]
     DeviceTokenMissing,
+    #[error("Sign in at this desk first (choose your name and enter your PIN).")]
+    SignInRequired,
+    #[error("That PIN is not right.")]
+    WrongPin,
+    #[error("Too many wrong PINs for this person; wait {0} seconds and try again.")]
+    PinLocked(u64),
+    #[error("Your role does not allow this ({0}). Ask someone whose role does.")]
+    NotAllowed(&'static str),
     #[error("This desk is not enrolled with a business yet.")]
     NotEnrolled,
     #[error("This desk is already enrolled with a business.")]

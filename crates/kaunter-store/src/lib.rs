@@ -15,4 +15,7 @@ mod store;
 pub use cipher::{BlindIndex, FieldCipher, KeyMaterial};
 pub use error::{Result, StoreError};
 pub use secrets::{MemorySecretStore, OsKeyring, SecretStore};
-pub use store::{DeskCredentials, DeskIdentity, NewBooking, NewCashMovement, Store, SyncState};
+pub use store::{
+    DeskCredentials, DeskIdentity, NewBooking, NewCashMovement, PIN_ATTEMPTS, PIN_LOCK, SignedIn,
+    StaffView, Store, SyncState,
+};

@@ -121,6 +121,18 @@ const MIGRATIONS: &[&str] = &[
     -- server cursor of its own changes pulled back: it downloads its branch again from 0.
     UPDATE sync_state SET pull_cursor = 0;
     "#,
+    // 7: the people who may sign in at this desk (from the server's roster: names and PIN
+    // hashes as envelopes), and who was signed in when each outbox entry was written.
+    r#"
+    CREATE TABLE staff (
+        user_id TEXT PRIMARY KEY,
+        name BLOB NOT NULL,
+        roles TEXT NOT NULL,
+        permissions TEXT NOT NULL,
+        pin_verifier BLOB NOT NULL
+    ) WITHOUT ROWID;
+    ALTER TABLE outbox ADD COLUMN actor TEXT;
+    "#,
 ];
 
 fn checksum(sql: &str) -> String {

@@ -15,7 +15,7 @@ use kaunter_protocol::FieldError;
 use kaunter_protocol::http::error_code;
 use kaunter_protocol::http::{
     Change, DELETED_FIELD, Entity, Fields, OutboxEntry, PatientRecord, PullResponse, PulledChange,
-    RejectedEntry, Resolution, Stamps,
+    RejectedEntry, Resolution, StaffMember, Stamps,
 };
 use kaunter_protocol::ipc::{PatientView, RefusedChangeView};
 use kaunter_protocol::merge::{apply_change, record_into_parts, stamp_to_wire};
@@ -150,7 +150,40 @@ pub struct Store {
     /// Declared after `conn`, so it is dropped after it: its last checkpoint then empties the
     /// WAL with no other connection open.
     _checkpointer: Option<Checkpointer>,
+    /// The person signed in at this desk, if anyone.
+    signed_in: Option<SignedIn>,
+    /// Wrong PINs per person on this desk since their last success: (count, locked until).
+    pin_failures: std::collections::HashMap<Uuid, (u32, Option<std::time::Instant>)>,
 }
+
+/// A person who may sign in at this desk, as the picker shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffView {
+    pub user_id: Uuid,
+    pub name: String,
+    pub roles: Vec<String>,
+}
+
+/// The person signed in at this desk, with what their roles allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub user_id: Uuid,
+    pub name: String,
+    pub roles: Vec<String>,
+    permissions: Vec<String>,
+}
+
+impl SignedIn {
+    pub fn may(&self, permission: kaunter_core::access::Permission) -> bool {
+        self.permissions
+            .iter()
+            .any(|held| held == permission.as_str())
+    }
+}
+
+/// Wrong PINs in a row before a person is locked out of this desk for a while.
+pub const PIN_ATTEMPTS: u32 = 5;
+pub const PIN_LOCK: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -173,6 +206,16 @@ pub(crate) fn parse_timestamp(text: &str) -> Result<DateTime<Utc>> {
 
 fn parse_optional_timestamp(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
     text.as_deref().map(parse_timestamp).transpose()
+}
+
+/// Whether `pin` matches an Argon2id PHC string. A verifier that does not parse matches nothing.
+fn pin_matches(pin: &str, verifier: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(verifier).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(pin.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 pub(crate) fn parse_uuid(text: &str) -> Result<Uuid> {
@@ -210,6 +253,9 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(64);
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::run(&mut conn)?;
+        // Who is signed in at this desk: kept by this connection only, so a restart signs
+        // everyone out; each outbox entry written records it.
+        conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS desk_session (actor TEXT NOT NULL)")?;
         // A download that stopped half-way (the app closed or crashed) left them out.
         rows::create_deferred_indexes(&conn)?;
 
@@ -278,6 +324,8 @@ impl Store {
             identity,
             cipher,
             _checkpointer: checkpointer,
+            signed_in: None,
+            pin_failures: std::collections::HashMap::new(),
         })
     }
 
@@ -291,8 +339,23 @@ impl Store {
 
     /// Records who this desk is and keeps its token in the secret store.
     pub fn enrol(&mut self, identity: DeskIdentity, device_token: &str) -> Result<()> {
+        self.enrol_with_refresh(identity, device_token, None)
+    }
+
+    /// [`Store::enrol`] with rotating credentials: both tokens reach the secret store (the
+    /// refresh token first) before the desk counts as enrolled, so a crash half-way leaves a
+    /// desk that simply enrols again, never one enrolled without its refresh token.
+    pub fn enrol_with_refresh(
+        &mut self,
+        identity: DeskIdentity,
+        device_token: &str,
+        refresh_token: Option<&str>,
+    ) -> Result<()> {
         if self.identity.is_some() {
             return Err(StoreError::AlreadyEnrolled);
+        }
+        if let Some(refresh_token) = refresh_token {
+            self.secrets.set(SECRET_REFRESH_TOKEN, refresh_token)?;
         }
         self.secrets.set(SECRET_DEVICE_TOKEN, device_token)?;
         let tx = self
@@ -326,6 +389,146 @@ impl Store {
     pub fn credentials(&self) -> DeskCredentials {
         DeskCredentials {
             secrets: self.secrets.clone(),
+        }
+    }
+
+    /// Replaces the people who may sign in here with the server's roster (names and PIN hashes
+    /// stored as envelopes). Someone signed in who is no longer on it is signed out.
+    pub fn replace_staff(&mut self, staff: &[StaffMember]) -> Result<()> {
+        let (conn, _, cipher) = self.enrolled_mut()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM staff", [])?;
+        for member in staff {
+            let id = member.user_id.to_string();
+            let json = |values: &[String]| {
+                serde_json::to_string(values).map_err(|e| StoreError::Corrupt(e.to_string()))
+            };
+            tx.prepare_cached(
+                "INSERT INTO staff (user_id, name, roles, permissions, pin_verifier)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                id,
+                cipher.encrypt_str("staff", "name", &id, &member.name)?,
+                json(&member.roles)?,
+                json(&member.permissions)?,
+                cipher.encrypt_str("staff", "pin_verifier", &id, &member.pin_verifier)?,
+            ])?;
+        }
+        tx.commit()?;
+        let still_here = |signed: &SignedIn| staff.iter().any(|m| m.user_id == signed.user_id);
+        if self
+            .signed_in
+            .as_ref()
+            .is_some_and(|signed| !still_here(signed))
+        {
+            self.sign_out()?;
+        }
+        Ok(())
+    }
+
+    /// The people who may sign in at this desk, by name.
+    pub fn staff(&self) -> Result<Vec<StaffView>> {
+        let (_, cipher) = self.enrolled()?;
+        let mut statement = self
+            .conn
+            .prepare("SELECT user_id, name, roles FROM staff")?;
+        let mut rows = statement.query([])?;
+        let mut staff = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            let name: Vec<u8> = row.get(1)?;
+            let roles: String = row.get(2)?;
+            staff.push(StaffView {
+                user_id: parse_uuid(&id)?,
+                name: cipher.decrypt_string("staff", "name", &id, &name)?,
+                roles: serde_json::from_str(&roles)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            });
+        }
+        staff.sort_by(|a, b| a.name.cmp(&b.name).then(a.user_id.cmp(&b.user_id)));
+        Ok(staff)
+    }
+
+    /// Whether this desk asks its people to sign in: once anyone of the business has a desk
+    /// PIN. Until then it works as one shared desk and its entries name nobody.
+    pub fn requires_sign_in(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM staff)", [], |r| r.get(0))?)
+    }
+
+    /// Checks `pin` against the person's PIN hash (offline) and signs them in, replacing
+    /// whoever was. After [`PIN_ATTEMPTS`] wrong PINs in a row the person is locked out of
+    /// this desk for [`PIN_LOCK`].
+    pub fn sign_in(&mut self, user_id: Uuid, pin: &str) -> Result<SignedIn> {
+        let now = std::time::Instant::now();
+        if let Some((_, Some(until))) = self.pin_failures.get(&user_id)
+            && *until > now
+        {
+            return Err(StoreError::PinLocked((*until - now).as_secs().max(1)));
+        }
+        let (_, cipher) = self.enrolled()?;
+        let id = user_id.to_string();
+        let row: Option<(Vec<u8>, String, String, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT name, roles, permissions, pin_verifier FROM staff WHERE user_id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((name, roles, permissions, verifier)) = row else {
+            return Err(StoreError::NotFound("That person".to_owned()));
+        };
+        let verifier =
+            Zeroizing::new(cipher.decrypt_string("staff", "pin_verifier", &id, &verifier)?);
+        let parse = |text: &str| -> Result<Vec<String>> {
+            serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+        };
+        let signed = SignedIn {
+            user_id,
+            name: cipher.decrypt_string("staff", "name", &id, &name)?,
+            roles: parse(&roles)?,
+            permissions: parse(&permissions)?,
+        };
+        if !pin_matches(pin, &verifier) {
+            let entry = self.pin_failures.entry(user_id).or_insert((0, None));
+            entry.0 += 1;
+            if entry.0 >= PIN_ATTEMPTS {
+                *entry = (0, Some(now + PIN_LOCK));
+            }
+            return Err(StoreError::WrongPin);
+        }
+        self.pin_failures.remove(&user_id);
+        self.conn.execute("DELETE FROM temp.desk_session", [])?;
+        self.conn.execute(
+            "INSERT INTO temp.desk_session (actor) VALUES (?1)",
+            params![id],
+        )?;
+        self.signed_in = Some(signed.clone());
+        Ok(signed)
+    }
+
+    /// Nobody is signed in any more (the next person signs in, or the desk locks).
+    pub fn sign_out(&mut self) -> Result<()> {
+        self.conn.execute("DELETE FROM temp.desk_session", [])?;
+        self.signed_in = None;
+        Ok(())
+    }
+
+    pub fn signed_in(&self) -> Option<&SignedIn> {
+        self.signed_in.as_ref()
+    }
+
+    /// Whether the person at the desk may do what `permission` covers: anyone at a desk that
+    /// asks nobody to sign in; otherwise only someone signed in whose roles allow it.
+    pub fn require(&self, permission: kaunter_core::access::Permission) -> Result<()> {
+        match &self.signed_in {
+            Some(signed) if signed.may(permission) => Ok(()),
+            Some(_) => Err(StoreError::NotAllowed(permission.as_str())),
+            None if self.requires_sign_in()? => Err(StoreError::SignInRequired),
+            None => Ok(()),
         }
     }
 
@@ -698,7 +901,7 @@ impl Store {
     pub fn pending_batch(&self, max: usize) -> Result<Vec<OutboxEntry>> {
         let (_, cipher) = self.enrolled()?;
         let mut statement = self.conn.prepare(
-            "SELECT seq, payload, schema_version FROM outbox WHERE rejected_code IS NULL \
+            "SELECT seq, payload, schema_version, actor FROM outbox WHERE rejected_code IS NULL \
              ORDER BY seq LIMIT ?1",
         )?;
         let mut rows = statement.query(params![i64::try_from(max).unwrap_or(i64::MAX)])?;
@@ -707,7 +910,9 @@ impl Store {
             let seq: i64 = row.get(0)?;
             let payload: Vec<u8> = row.get(1)?;
             let change = open_outbox_payload(cipher, seq, &payload)?;
+            let actor: Option<String> = row.get(3)?;
             entries.push(OutboxEntry {
+                actor: actor.as_deref().map(parse_uuid).transpose()?,
                 seq,
                 schema_version: row.get(2)?,
                 change,
@@ -719,18 +924,19 @@ impl Store {
     /// One outbox entry by its seq, whether pending or refused; `None` once acknowledged.
     pub fn outbox_entry(&self, seq: i64) -> Result<Option<OutboxEntry>> {
         let (_, cipher) = self.enrolled()?;
-        let payload: Option<(Vec<u8>, u32)> = self
+        let payload: Option<(Vec<u8>, u32, Option<String>)> = self
             .conn
             .query_row(
-                "SELECT payload, schema_version FROM outbox WHERE seq = ?1",
+                "SELECT payload, schema_version, actor FROM outbox WHERE seq = ?1",
                 params![seq],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
         payload
-            .map(|(payload, schema_version)| {
+            .map(|(payload, schema_version, actor)| {
                 let change = open_outbox_payload(cipher, seq, &payload)?;
                 Ok(OutboxEntry {
+                    actor: actor.as_deref().map(parse_uuid).transpose()?,
                     seq,
                     schema_version,
                     change,
@@ -1195,9 +1401,10 @@ fn append_outbox(
         Zeroizing::new(serde_json::to_vec(change).map_err(|e| StoreError::Corrupt(e.to_string()))?);
     let payload = cipher.encrypt("outbox", "payload", &seq.to_string(), &json)?;
     let (entity, row_id) = (change.entity.as_str(), change.row_id.to_string());
+    // The person signed in at the desk, if anyone (the connection's desk_session).
     tx.prepare_cached(
-        "INSERT INTO outbox (seq, entity, row_id, payload, created_at, schema_version) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO outbox (seq, entity, row_id, payload, created_at, schema_version, actor) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT actor FROM temp.desk_session LIMIT 1))",
     )?
     .execute(params![
         seq,

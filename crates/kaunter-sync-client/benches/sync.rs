@@ -203,6 +203,7 @@ async fn server_side(rows: usize) {
         .iter()
         .enumerate()
         .map(|(i, r)| OutboxEntry {
+            actor: None,
             seq: i as i64 + 1,
             schema_version: SCHEMA_VERSION,
             change: Change {

@@ -16,7 +16,7 @@ use kaunter_protocol::SCHEMA_VERSION;
 use kaunter_protocol::http::{
     ConflictView, ConflictsResponse, DeskStatusReport, EnrolRequest, EnrolResponse, ErrorBody,
     OutboxEntry, PullResponse, PushRequest, PushResponse, RefreshRequest, RefreshResponse,
-    Resolution, ResolveConflictRequest, error_code,
+    Resolution, ResolveConflictRequest, StaffResponse, error_code,
 };
 use reqwest::StatusCode;
 
@@ -255,6 +255,13 @@ impl SyncClient {
             self.base_url,
             kaunter_protocol::SCHEMA_VERSION
         );
+        self.call(|http, token| http.get(&url).bearer_auth(token))
+            .await
+    }
+
+    /// The people who may sign in at this desk, with their PIN hashes.
+    pub async fn staff(&self) -> Result<StaffResponse> {
+        let url = format!("{}/v1/staff", self.base_url);
         self.call(|http, token| http.get(&url).bearer_auth(token))
             .await
     }

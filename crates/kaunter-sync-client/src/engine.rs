@@ -299,6 +299,14 @@ impl SyncEngine {
             }
             status_report(&store.sync_state()?)
         };
+        // Who may sign in here, refreshed whenever the server answered: a person given a PIN,
+        // new roles or set away reaches the desk within a round.
+        if reached {
+            match self.client.staff().await {
+                Ok(roster) => lock(&self.store)?.replace_staff(&roster.staff)?,
+                Err(error) => tracing::debug!(%error, "staff roster not fetched"),
+            }
+        }
         // Head office sees each desk's backlog and trouble; a report that does not arrive is
         // sent again after the next round.
         if reached && let Err(error) = self.client.report_status(&report).await {

@@ -64,16 +64,10 @@ async fn sync_goes_on_across_expiring_device_tokens() {
     )
     .unwrap();
     store
-        .enrol(
+        .enrol_with_refresh(
             DeskIdentity::from_enrolment(&enrolled, "Kaunter 1", &server.base_url),
             &enrolled.device_token,
-        )
-        .unwrap();
-    store
-        .credentials()
-        .save(
-            &enrolled.device_token,
-            enrolled.refresh_token.as_ref().unwrap(),
+            enrolled.refresh_token.as_deref(),
         )
         .unwrap();
     let credentials = store.credentials();

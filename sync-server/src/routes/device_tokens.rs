@@ -2,11 +2,12 @@
 //! access token and a new refresh token. Each refresh token works once; the bearer token a
 //! desk sends everywhere else then lives only [`AppState::access_token_ttl`].
 //!
-//! A refresh token presented again after it was exchanged is a copy in someone else's hands
-//! (or the desk's own retry): when the token that replaced it has not been used and the first
-//! exchange is less than [`RETRY_GRACE_SECS`] old, the retry gets a fresh pair and the unused
-//! one is withdrawn; otherwise the desk is revoked at once (its data and outbox stay on it, and
-//! it asks to be enrolled again), so a stolen token is worth at most one exchange.
+//! A refresh token presented again after it was exchanged is either the desk's own retry (the
+//! answer was lost) or a copy in someone else's hands: when the token that replaced it has
+//! never been used and the exchange is less than [`RETRY_GRACE_SECS`] old, the asker gets a
+//! fresh pair and the unused one is withdrawn; otherwise the desk is revoked at once (its data
+//! and outbox stay on it). A copy used while the desk's own successor waits therefore costs the
+//! desk its credentials at its next refresh: theft ends in revocation, not in silent sharing.
 
 use axum::Json;
 use axum::extract::State;
@@ -21,8 +22,12 @@ use crate::extract::JsonBody;
 use crate::ids::DeviceId;
 use crate::token::{self, RefreshToken};
 
-/// A retry within this many seconds of an exchange whose answer was lost still succeeds.
-pub const RETRY_GRACE_SECS: i64 = 60;
+/// A token presented again within this long of its exchange, while the token it was exchanged
+/// for has never been used, is the desk asking again after a lost answer (the network dropped,
+/// the laptop slept, the keyring write failed): it gets a fresh pair. A day covers a desk
+/// offline overnight mid-exchange; a copy used by someone else within it is caught when the
+/// desk's own next refresh finds its token withdrawn.
+pub const RETRY_GRACE_SECS: i64 = 24 * 60 * 60;
 /// A refresh token unused this long stops working: a desk away longer is enrolled again.
 pub const REFRESH_TOKEN_DAYS: i64 = 180;
 
@@ -90,53 +95,71 @@ pub async fn refresh(
     let presented = RefreshToken::parse(&request.refresh_token)?;
     let mut client = state.pool().get().await?;
     let tx = TenantTx::begin(&mut client, presented.tenant_id).await?;
-    let row = tx
+    // Rows are locked one statement at a time in one order (the device, then the token, then
+    // the token that replaced it), so two refreshes of one desk queue instead of deadlocking,
+    // and each reads the other's committed outcome.
+    let device_id: Option<DeviceId> = tx
         .query_opt(
-            "SELECT r.device_id, r.secret_hash, r.expires_at > now(), r.used_at,
-                    r.used_at > now() - $3::bigint * interval '1 second',
-                    n.used_at IS NULL AND n.token_id IS NOT NULL,
-                    d.revoked_at IS NOT NULL, t.status
-             FROM device_refresh_tokens r
-             JOIN devices d ON d.tenant_id = r.tenant_id AND d.device_id = r.device_id
-             JOIN tenants t ON t.tenant_id = r.tenant_id
-             LEFT JOIN device_refresh_tokens n
-                  ON n.tenant_id = r.tenant_id AND n.token_id = r.replaced_by
-             WHERE r.tenant_id = $1 AND r.token_id = $2
-             FOR UPDATE OF r, d",
-            &[&presented.tenant_id, &presented.token_id, &RETRY_GRACE_SECS],
+            "SELECT device_id FROM device_refresh_tokens WHERE tenant_id = $1 AND token_id = $2",
+            &[&presented.tenant_id, &presented.token_id],
         )
-        .await?;
-    let Some(row) = row else {
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+    let Some(device_id) = device_id else {
         let _ = presented.matches(&[0u8; 32]);
         return Err(Error::Unauthorized);
     };
-    let device_id: DeviceId = row.try_get(0)?;
-    let stored: Vec<u8> = row.try_get(1)?;
-    let live: bool = row.try_get(2)?;
-    let used_at: Option<DateTime<Utc>> = row.try_get(3)?;
-    let within_grace: Option<bool> = row.try_get(4)?;
-    let successor_unused: Option<bool> = row.try_get(5)?;
-    let revoked: bool = row.try_get(6)?;
-    let status: String = row.try_get(7)?;
+    let device = tx
+        .query_one(
+            "SELECT d.revoked_at IS NOT NULL, t.status FROM devices d JOIN tenants t USING (tenant_id)
+             WHERE d.tenant_id = $1 AND d.device_id = $2 FOR UPDATE OF d",
+            &[&presented.tenant_id, &device_id],
+        )
+        .await?;
+    let (revoked, status): (bool, String) = (device.try_get(0)?, device.try_get(1)?);
+    let token = tx
+        .query_one(
+            "SELECT secret_hash, expires_at > now(), used_at IS NOT NULL,
+                    used_at > now() - $3::bigint * interval '1 second', replaced_by
+             FROM device_refresh_tokens WHERE tenant_id = $1 AND token_id = $2 FOR UPDATE",
+            &[&presented.tenant_id, &presented.token_id, &RETRY_GRACE_SECS],
+        )
+        .await?;
+    let stored: Vec<u8> = token.try_get(0)?;
+    let live: bool = token.try_get(1)?;
+    let used: bool = token.try_get(2)?;
+    let within_grace: Option<bool> = token.try_get(3)?;
+    let replaced_by: Option<Uuid> = token.try_get(4)?;
     if !presented.matches(&stored) || revoked || !live {
         return Err(Error::Unauthorized);
     }
     if status != "active" {
         return Err(Error::BusinessNotActive);
     }
-    if used_at.is_some() {
-        if within_grace == Some(true) && successor_unused == Some(true) {
-            // The desk's own retry: the pair it never received is withdrawn below.
+    if used {
+        // The token that replaced it, if it has never been used itself: then nobody has the
+        // pair this token was exchanged for, and this is the desk asking again.
+        let successor_unused = match replaced_by {
+            Some(successor) => tx
+                .query_opt(
+                    "SELECT 1 FROM device_refresh_tokens
+                     WHERE tenant_id = $1 AND token_id = $2 AND used_at IS NULL FOR UPDATE",
+                    &[&presented.tenant_id, &successor],
+                )
+                .await?
+                .is_some(),
+            None => false,
+        };
+        if within_grace == Some(true) && successor_unused {
             tx.execute(
-                "UPDATE device_refresh_tokens n SET used_at = now()
-                 FROM device_refresh_tokens r
-                 WHERE r.tenant_id = $1 AND r.token_id = $2
-                   AND n.tenant_id = r.tenant_id AND n.token_id = r.replaced_by",
-                &[&presented.tenant_id, &presented.token_id],
+                "UPDATE device_refresh_tokens SET used_at = now()
+                 WHERE tenant_id = $1 AND token_id = $2",
+                &[&presented.tenant_id, &replaced_by],
             )
             .await?;
             tracing::info!(tenant = %presented.tenant_id, device = %device_id,
-                           "refresh retried within the grace");
+                           "refresh asked again before its answer was used");
         } else {
             tx.execute(
                 "UPDATE devices SET revoked_at = coalesce(revoked_at, now())

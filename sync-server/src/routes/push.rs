@@ -169,13 +169,32 @@ async fn apply(
         rows::load(tx, device.tenant_id.as_uuid(), &keys, purged_seq > 0).await?;
     // The change log: which device write became which change seq of which row (the rows carry
     // the values), column by column in one statement (unnest).
+    // The people the entries name must be this business's (the desk signed them in offline,
+    // with the roster it had; who they are now does not undo what they did then).
+    let mut named: Vec<Uuid> = entries.iter().filter_map(|entry| entry.actor).collect();
+    named.sort_unstable();
+    named.dedup();
+    let people: HashSet<Uuid> = if named.is_empty() {
+        HashSet::new()
+    } else {
+        tx.query(
+            "SELECT user_id FROM users WHERE tenant_id = $1 AND user_id = ANY($2)",
+            &[&device.tenant_id, &named],
+        )
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?
+    };
     let mut seqs = Vec::with_capacity(entries.len());
+    let mut actors = Vec::with_capacity(entries.len());
     let mut device_seqs = Vec::with_capacity(entries.len());
     let mut kinds = Vec::with_capacity(entries.len());
     let mut row_ids = Vec::with_capacity(entries.len());
     let mut rejected = Vec::new();
     for (entry, tenant_seq) in entries.iter().zip(first_tenant_seq..) {
         let merged = check_entry(entry, device, now)
+            .and_then(|()| check_actor(entry, &people))
             .and_then(|()| merge_entry(&mut rows, &purged, entry, tenant_seq));
         if let Err(refusal) = merged {
             record_rejection(tx, device, entry, &refusal).await?;
@@ -186,13 +205,14 @@ async fn apply(
         device_seqs.push(entry.seq);
         kinds.push(entry.change.entity.as_str());
         row_ids.push(entry.change.row_id);
+        actors.push(entry.actor);
     }
     if !seqs.is_empty() {
         tx.execute(
-            "INSERT INTO changes (tenant_id, seq, device_id, device_seq, entity, row_id)
-             SELECT $1, u.seq, $2, u.device_seq, u.entity, u.row_id
-             FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::uuid[])
-                  AS u(seq, device_seq, entity, row_id)",
+            "INSERT INTO changes (tenant_id, seq, device_id, device_seq, entity, row_id, actor_id)
+             SELECT $1, u.seq, $2, u.device_seq, u.entity, u.row_id, u.actor_id
+             FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::uuid[], $7::uuid[])
+                  AS u(seq, device_seq, entity, row_id, actor_id)",
             &[
                 &device.tenant_id,
                 &device.device_id,
@@ -200,6 +220,7 @@ async fn apply(
                 &device_seqs,
                 &kinds,
                 &row_ids,
+                &actors,
             ],
         )
         .await?;
@@ -398,6 +419,19 @@ fn check_entry(
     Ok(())
 }
 
+/// An entry that names a person must name one of the business's people.
+fn check_actor(entry: &OutboxEntry, people: &HashSet<Uuid>) -> Result<(), RejectedEntry> {
+    match entry.actor {
+        Some(actor) if !people.contains(&actor) => Err(refusal(
+            entry,
+            error_code::UNKNOWN_ACTOR,
+            "The change names a person who is not one of this business's.",
+            Vec::new(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Years a desk's `recorded_at` may fall in (it is stored in a timestamp column).
 const RECORDED_YEARS: std::ops::RangeInclusive<i32> = 2000..=2200;
 
@@ -568,6 +602,7 @@ mod tests {
         let now = Utc::now();
         seqs.iter()
             .map(|&seq| OutboxEntry {
+                actor: None,
                 seq,
                 schema_version: kaunter_protocol::SCHEMA_VERSION,
                 change: Change {

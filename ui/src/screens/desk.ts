@@ -8,6 +8,7 @@ import { conflictsPanel } from "./conflicts";
 import { patientList } from "./patient-list";
 import { refusedPanel } from "./refused";
 import { registerForm } from "./register-form";
+import { signIn } from "./sign-in";
 import { statusBar } from "./status-bar";
 
 export function deskScreen(info: AppInfo): HTMLElement {
@@ -17,6 +18,13 @@ export function deskScreen(info: AppInfo): HTMLElement {
     status.pollNow();
   });
   const refused = refusedPanel();
+  const people = signIn();
+  // The roster arrives with sync rounds: look again now and then.
+  void people.refresh();
+  const watch = window.setInterval(() => {
+    if (!people.element.isConnected) window.clearInterval(watch);
+    else void people.refresh();
+  }, 3000);
   const status = statusBar(
     () => void list.refresh(),
     () => conflicts.open(),
@@ -41,6 +49,7 @@ export function deskScreen(info: AppInfo): HTMLElement {
         [info.branch_name, info.device_name ? t.deskLabel(info.device_name) : null].filter(Boolean).join(" · "),
       ),
     ),
+    people.badge,
   );
 
   queueMicrotask(() => form.querySelector<HTMLInputElement>("#patient-full-name")?.focus());
@@ -48,7 +57,15 @@ export function deskScreen(info: AppInfo): HTMLElement {
     "div",
     { class: "desk", id: "patients-screen", "data-testid": "patients-screen" },
     header,
-    h("main", { class: "desk-main" }, form, list.element, conflicts.element, refused.element),
+    h(
+      "main",
+      { class: "desk-main" },
+      form,
+      list.element,
+      conflicts.element,
+      refused.element,
+      people.element,
+    ),
     status.element,
   );
 }

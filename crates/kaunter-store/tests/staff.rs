@@ -1,0 +1,178 @@
+//! People at the desk: the roster from the server (names and PIN hashes kept as envelopes),
+//! sign-in checked offline, lock-out after wrong PINs, permission checks, and every outbox
+//! entry naming who was signed in.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use chrono::{NaiveDate, Utc};
+use kaunter_core::access::Permission;
+use kaunter_core::{BranchId, DeviceId, IdType, NewPatient, RegistrationForm, TenantId};
+use kaunter_protocol::http::StaffMember;
+use kaunter_store::{DeskIdentity, MemorySecretStore, PIN_ATTEMPTS, Store, StoreError};
+use uuid::Uuid;
+
+fn pin_hash(pin: &str) -> String {
+    let salt = SaltString::encode_b64(b"a salt of sixteen").unwrap();
+    argon2::Argon2::default()
+        .hash_password(pin.as_bytes(), &salt)
+        .unwrap()
+        .to_string()
+}
+
+fn member(name: &str, pin: &str, permissions: &[Permission]) -> StaffMember {
+    StaffMember {
+        user_id: Uuid::now_v7(),
+        name: name.into(),
+        roles: vec!["STAFF".into()],
+        permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+        pin_verifier: pin_hash(pin),
+    }
+}
+
+fn register(store: &mut Store, name: &str, mykad: &str) -> Result<(), StoreError> {
+    let patient = NewPatient::validate(
+        &RegistrationForm {
+            full_name: name,
+            id_type: IdType::MyKad,
+            id_number: mykad,
+            phone: "",
+            date_of_birth: None,
+            sex: None,
+        },
+        NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+    )
+    .unwrap();
+    store.require(Permission::PatientsWrite)?;
+    store.register_patient(&patient, Utc::now()).map(|_| ())
+}
+
+#[test]
+fn people_sign_in_offline_and_every_entry_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("desk.db");
+    let secrets = Arc::new(MemorySecretStore::new());
+    let mut store = Store::open(&path, secrets.clone()).unwrap();
+    store
+        .enrol(
+            DeskIdentity {
+                tenant_id: TenantId::generate(),
+                branch_id: BranchId::generate(),
+                device_id: DeviceId::generate(),
+                device_name: "Kaunter 1".into(),
+                server_url: "http://127.0.0.1:1".into(),
+                business_name: "Klinik Ujian".into(),
+                branch_name: "Utama".into(),
+            },
+            "kt1.token",
+        )
+        .unwrap();
+
+    // Nobody has a PIN yet: one shared desk, entries name nobody.
+    assert!(!store.requires_sign_in().unwrap());
+    register(&mut store, "Aminah binti Ali", "900101-14-5678").unwrap();
+    let siti = member(
+        "Siti Pendaftar Zulaikha",
+        "472913",
+        &[Permission::PatientsRead, Permission::PatientsWrite],
+    );
+    let viewer = member("Lim Pemerhati", "135790", &[Permission::PatientsRead]);
+    store
+        .replace_staff(&[siti.clone(), viewer.clone()])
+        .unwrap();
+    assert!(store.requires_sign_in().unwrap());
+    let names: Vec<String> = store.staff().unwrap().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["Lim Pemerhati", "Siti Pendaftar Zulaikha"]);
+
+    // From now on, nothing is written without someone signed in.
+    assert!(matches!(
+        register(&mut store, "Tan Mei Ling", "881224-14-6248"),
+        Err(StoreError::SignInRequired)
+    ));
+    // Wrong PINs, then the lock, which even the right PIN does not open.
+    for _ in 1..PIN_ATTEMPTS {
+        assert!(matches!(
+            store.sign_in(siti.user_id, "999999"),
+            Err(StoreError::WrongPin)
+        ));
+    }
+    assert!(matches!(
+        store.sign_in(siti.user_id, "999998"),
+        Err(StoreError::WrongPin)
+    ));
+    assert!(matches!(
+        store.sign_in(siti.user_id, "472913"),
+        Err(StoreError::PinLocked(_))
+    ));
+    // The viewer signs in: reads, but may not register.
+    let signed = store.sign_in(viewer.user_id, "135790").unwrap();
+    assert_eq!(signed.name, "Lim Pemerhati");
+    assert!(store.require(Permission::PatientsRead).is_ok());
+    assert!(matches!(
+        register(&mut store, "Tan Mei Ling", "881224-14-6248"),
+        Err(StoreError::NotAllowed("patients.write"))
+    ));
+    assert!(matches!(
+        store.sign_in(Uuid::now_v7(), "135790"),
+        Err(StoreError::NotFound(_))
+    ));
+
+    // A person who may register does; the entry names them. Signing out, the next is refused.
+    let other = member(
+        "Rajesh Penyambut",
+        "246802",
+        &[Permission::PatientsRead, Permission::PatientsWrite],
+    );
+    store
+        .replace_staff(&[siti.clone(), viewer.clone(), other.clone()])
+        .unwrap();
+    store.sign_in(other.user_id, "246802").unwrap();
+    register(&mut store, "Tan Mei Ling", "881224-14-6248").unwrap();
+    store.sign_out().unwrap();
+    assert!(matches!(
+        register(&mut store, "Muthu a/l Sami", "650302-08-5011"),
+        Err(StoreError::SignInRequired)
+    ));
+    let actors: Vec<Option<Uuid>> = store
+        .pending_batch(10)
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.actor)
+        .collect();
+    assert_eq!(actors, [None, Some(other.user_id)]);
+
+    // Someone taken off the roster (set away, PIN removed) is signed out by the next roster.
+    store.sign_in(other.user_id, "246802").unwrap();
+    store.replace_staff(std::slice::from_ref(&viewer)).unwrap();
+    assert!(store.signed_in().is_none());
+
+    // A restart signs everyone out; the roster stays.
+    store.sign_in(viewer.user_id, "135790").unwrap();
+    drop(store);
+    let mut store = Store::open(&path, secrets).unwrap();
+    assert!(store.signed_in().is_none());
+    assert!(matches!(
+        register(&mut store, "Muthu a/l Sami", "650302-08-5011"),
+        Err(StoreError::SignInRequired)
+    ));
+    assert_eq!(store.staff().unwrap().len(), 1);
+    drop(store);
+
+    // Names and PIN hashes are envelopes, never plaintext, in the file and its WAL.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend(std::fs::read(dir.path().join("desk.db-wal")).unwrap_or_default());
+    for secret in [
+        "Siti Pendaftar Zulaikha",
+        "Lim Pemerhati",
+        viewer.pin_verifier.as_str(),
+        "$argon2id$",
+    ] {
+        assert!(
+            !bytes
+                .windows(secret.len())
+                .any(|window| window == secret.as_bytes()),
+            "{secret} is in the file"
+        );
+    }
+}
