@@ -131,6 +131,13 @@ const MIGRATIONS: &[&str] = &[
         permissions TEXT NOT NULL,
         pin_verifier BLOB NOT NULL
     ) WITHOUT ROWID;
+    -- Wrong PINs per person since their last success, kept across restarts so closing the app
+    -- does not reset the count; locked_until is an RFC 3339 time.
+    CREATE TABLE pin_failures (
+        user_id TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        locked_until TEXT
+    ) WITHOUT ROWID;
     ALTER TABLE outbox ADD COLUMN actor TEXT;
     "#,
 ];

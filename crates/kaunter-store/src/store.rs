@@ -152,8 +152,6 @@ pub struct Store {
     _checkpointer: Option<Checkpointer>,
     /// The person signed in at this desk, if anyone.
     signed_in: Option<SignedIn>,
-    /// Wrong PINs per person on this desk since their last success: (count, locked until).
-    pin_failures: std::collections::HashMap<Uuid, (u32, Option<std::time::Instant>)>,
 }
 
 /// A person who may sign in at this desk, as the picker shows them.
@@ -325,7 +323,6 @@ impl Store {
             cipher,
             _checkpointer: checkpointer,
             signed_in: None,
-            pin_failures: std::collections::HashMap::new(),
         })
     }
 
@@ -462,14 +459,28 @@ impl Store {
     /// whoever was. After [`PIN_ATTEMPTS`] wrong PINs in a row the person is locked out of
     /// this desk for [`PIN_LOCK`].
     pub fn sign_in(&mut self, user_id: Uuid, pin: &str) -> Result<SignedIn> {
-        let now = std::time::Instant::now();
-        if let Some((_, Some(until))) = self.pin_failures.get(&user_id)
-            && *until > now
+        self.sign_in_at(user_id, pin, Utc::now())
+    }
+
+    /// [`Store::sign_in`] at `now` (the lock-out's clock).
+    pub fn sign_in_at(&mut self, user_id: Uuid, pin: &str, now: DateTime<Utc>) -> Result<SignedIn> {
+        let id = user_id.to_string();
+        let locked_until: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT locked_until FROM pin_failures WHERE user_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        if let Some(until) = locked_until.as_deref().map(parse_timestamp).transpose()?
+            && until > now
         {
-            return Err(StoreError::PinLocked((*until - now).as_secs().max(1)));
+            let left = (until - now).num_seconds().max(1);
+            return Err(StoreError::PinLocked(u64::try_from(left).unwrap_or(1)));
         }
         let (_, cipher) = self.enrolled()?;
-        let id = user_id.to_string();
         let row: Option<(Vec<u8>, String, String, Vec<u8>)> = self
             .conn
             .query_row(
@@ -493,14 +504,24 @@ impl Store {
             permissions: parse(&permissions)?,
         };
         if !pin_matches(pin, &verifier) {
-            let entry = self.pin_failures.entry(user_id).or_insert((0, None));
-            entry.0 += 1;
-            if entry.0 >= PIN_ATTEMPTS {
-                *entry = (0, Some(now + PIN_LOCK));
-            }
+            // Counted on disk: closing the app does not reset it. The fifth in a row locks the
+            // person out and starts the count again.
+            let lock_until =
+                timestamp(now + chrono::Duration::from_std(PIN_LOCK).unwrap_or_default());
+            self.conn.execute(
+                "INSERT INTO pin_failures (user_id, failures, locked_until) VALUES (?1, 1, NULL)
+                 ON CONFLICT (user_id) DO UPDATE SET failures = failures + 1",
+                params![id],
+            )?;
+            self.conn.execute(
+                "UPDATE pin_failures SET failures = 0, locked_until = ?2
+                 WHERE user_id = ?1 AND failures >= ?3",
+                params![id, lock_until, PIN_ATTEMPTS],
+            )?;
             return Err(StoreError::WrongPin);
         }
-        self.pin_failures.remove(&user_id);
+        self.conn
+            .execute("DELETE FROM pin_failures WHERE user_id = ?1", params![id])?;
         self.conn.execute("DELETE FROM temp.desk_session", [])?;
         self.conn.execute(
             "INSERT INTO temp.desk_session (actor) VALUES (?1)",

@@ -176,3 +176,61 @@ fn people_sign_in_offline_and_every_entry_names_them() {
         );
     }
 }
+
+#[test]
+fn a_pin_lock_survives_a_restart_and_ends_after_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("desk.db");
+    let secrets = Arc::new(MemorySecretStore::new());
+    let mut store = Store::open(&path, secrets.clone()).unwrap();
+    store
+        .enrol(
+            DeskIdentity {
+                tenant_id: TenantId::generate(),
+                branch_id: BranchId::generate(),
+                device_id: DeviceId::generate(),
+                device_name: "Kaunter 1".into(),
+                server_url: "http://127.0.0.1:1".into(),
+                business_name: "Klinik Ujian".into(),
+                branch_name: "Utama".into(),
+            },
+            "kt1.token",
+        )
+        .unwrap();
+    let siti = member("Siti", "472913", &[Permission::PatientsWrite]);
+    store.replace_staff(std::slice::from_ref(&siti)).unwrap();
+    let now = Utc::now();
+    // Four wrong PINs, a restart, one more: the count was kept, so the fifth locks.
+    for _ in 1..PIN_ATTEMPTS {
+        assert!(matches!(
+            store.sign_in_at(siti.user_id, "999999", now),
+            Err(StoreError::WrongPin)
+        ));
+    }
+    drop(store);
+    let mut store = Store::open(&path, secrets.clone()).unwrap();
+    assert!(matches!(
+        store.sign_in_at(siti.user_id, "999999", now),
+        Err(StoreError::WrongPin)
+    ));
+    assert!(matches!(
+        store.sign_in_at(siti.user_id, "472913", now),
+        Err(StoreError::PinLocked(_))
+    ));
+    drop(store);
+    let mut store = Store::open(&path, secrets).unwrap();
+    assert!(matches!(
+        store.sign_in_at(siti.user_id, "472913", now + chrono::Duration::minutes(4)),
+        Err(StoreError::PinLocked(_))
+    ));
+    // Past the lock, the right PIN signs in and the count starts again from nothing.
+    let later = now + chrono::Duration::minutes(6);
+    store.sign_in_at(siti.user_id, "472913", later).unwrap();
+    for _ in 1..PIN_ATTEMPTS {
+        assert!(matches!(
+            store.sign_in_at(siti.user_id, "999999", later),
+            Err(StoreError::WrongPin)
+        ));
+    }
+    store.sign_in_at(siti.user_id, "472913", later).unwrap();
+}
