@@ -275,6 +275,10 @@ pub async fn resolve_conflict(
         .map_err(error::from_sync)?;
     {
         let mut store = lock(&state)?;
+        // Checked again under the lock that writes: someone else may have signed in meanwhile.
+        store
+            .require(Permission::ConflictsResolve)
+            .map_err(error::from_store)?;
         match conflict.kind {
             ConflictKind::DuplicateIdNumber => store.resolve_duplicate(
                 PatientId::from_uuid(conflict.row_a),

@@ -564,10 +564,14 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
     await waitFor("the desk to ask who is at it", () =>
       session.script("const p = document.querySelector('[data-testid=\"sign-in-panel\"]'); return !!p && !p.hidden;"),
     );
-    const [person] = await session.findAll('[data-testid="sign-in-person"]');
-    assert.ok(person, "the roster lists the ADMIN");
-    assert.equal((await session.text(person)).trim(), adminName);
-    await session.click(person);
+    const chosenName = await waitFor("the roster to list the ADMIN, and a click on the name", async () => {
+      const [person] = await session.findAll('[data-testid="sign-in-person"]');
+      if (!person) return null;
+      const name = (await session.text(person)).trim();
+      await session.click(person);
+      return name;
+    });
+    assert.equal(chosenName, adminName);
     await session.fill('[data-testid="sign-in-pin"]', "111111");
     await session.click(await session.get('[data-testid="sign-in-submit"]'));
     await waitFor("a wrong PIN to be refused", async () => {
@@ -592,6 +596,18 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
     await session.click(await session.get('[data-testid="switch-user"]'));
     await waitFor("the desk to ask again after Switch user", () =>
       session.script("const p = document.querySelector('[data-testid=\"sign-in-panel\"]'); return !p.hidden;"),
+    );
+    // ... and keeps asking through the next polls (a late answer must not sign anyone back in).
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    assert.equal(
+      await session.script("return document.querySelector('[data-testid=\"sign-in-panel\"]').hidden;"),
+      false,
+      "the sign-in stays asked for after Switch user",
+    );
+    assert.equal(
+      await session.script("return document.querySelector('.desk-main').inert;"),
+      true,
+      "the desk behind the sign-in cannot be used",
     );
 
     // 7. Evidence.

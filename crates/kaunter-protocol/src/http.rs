@@ -724,6 +724,9 @@ pub struct StaffMember {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 pub struct StaffResponse {
     pub staff: Vec<StaffMember>,
+    /// Whether anyone of the business has a desk PIN (ACTIVE or not): then the desk asks for
+    /// a sign-in, even when nobody on `staff` can sign in right now.
+    pub sign_in_required: bool,
 }
 
 /// `POST /v1/devices/refresh`: a desk's refresh token for a new pair. Using one refresh token

@@ -15,7 +15,7 @@ use kaunter_protocol::FieldError;
 use kaunter_protocol::http::error_code;
 use kaunter_protocol::http::{
     Change, DELETED_FIELD, Entity, Fields, OutboxEntry, PatientRecord, PullResponse, PulledChange,
-    RejectedEntry, Resolution, StaffMember, Stamps,
+    RejectedEntry, Resolution, StaffMember, StaffResponse, Stamps,
 };
 use kaunter_protocol::ipc::{PatientView, RefusedChangeView};
 use kaunter_protocol::merge::{apply_change, record_into_parts, stamp_to_wire};
@@ -169,6 +169,8 @@ pub struct SignedIn {
     pub name: String,
     pub roles: Vec<String>,
     permissions: Vec<String>,
+    /// sha256 of the PIN hash they signed in with: a new PIN signs them out.
+    verifier_digest: [u8; 32],
 }
 
 impl SignedIn {
@@ -204,6 +206,28 @@ pub(crate) fn parse_timestamp(text: &str) -> Result<DateTime<Utc>> {
 
 fn parse_optional_timestamp(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
     text.as_deref().map(parse_timestamp).transpose()
+}
+
+/// sha256 of a PIN hash, to notice a changed PIN without keeping the hash in memory.
+fn verifier_digest(verifier: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(verifier.as_bytes()).into()
+}
+
+/// Whether a PIN hash from the server is an Argon2id PHC string whose costs a desk can afford
+/// (at most 64 MiB, 10 passes, 4 lanes): a hash asking for more would freeze the desk.
+fn pin_verifier_bounded(verifier: &str) -> bool {
+    use argon2::password_hash::PasswordHash;
+    let Ok(parsed) = PasswordHash::new(verifier) else {
+        return false;
+    };
+    let Ok(params) = argon2::Params::try_from(&parsed) else {
+        return false;
+    };
+    parsed.algorithm.as_str() == "argon2id"
+        && params.m_cost() <= 64 * 1024
+        && params.t_cost() <= 10
+        && params.p_cost() <= 4
 }
 
 /// Whether `pin` matches an Argon2id PHC string. A verifier that does not parse matches nothing.
@@ -390,12 +414,27 @@ impl Store {
     }
 
     /// Replaces the people who may sign in here with the server's roster (names and PIN hashes
-    /// stored as envelopes). Someone signed in who is no longer on it is signed out.
-    pub fn replace_staff(&mut self, staff: &[StaffMember]) -> Result<()> {
+    /// stored as envelopes) and notes whether the business asks for a sign-in. The person
+    /// signed in gets their new roles and permissions at once; one who is no longer on the
+    /// roster, or whose PIN changed, is signed out.
+    pub fn replace_staff(&mut self, roster: &StaffResponse) -> Result<()> {
         let (conn, _, cipher) = self.enrolled_mut()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM staff", [])?;
-        for member in staff {
+        let staff: Vec<&StaffMember> = roster
+            .staff
+            .iter()
+            .filter(|member| {
+                let bounded = pin_verifier_bounded(&member.pin_verifier);
+                if !bounded {
+                    tracing::warn!(user = %member.user_id, "a PIN hash with costs out of bounds was ignored");
+                }
+                bounded
+            })
+            .collect();
+        let required = roster.sign_in_required || !staff.is_empty();
+        meta_set(&tx, "sign_in_required", if required { "1" } else { "0" })?;
+        for member in &staff {
             let id = member.user_id.to_string();
             let json = |values: &[String]| {
                 serde_json::to_string(values).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -413,13 +452,20 @@ impl Store {
             ])?;
         }
         tx.commit()?;
-        let still_here = |signed: &SignedIn| staff.iter().any(|m| m.user_id == signed.user_id);
-        if self
-            .signed_in
-            .as_ref()
-            .is_some_and(|signed| !still_here(signed))
-        {
-            self.sign_out()?;
+        if let Some(signed) = &self.signed_in {
+            let now = staff.iter().find(|m| m.user_id == signed.user_id);
+            match now {
+                Some(member) if verifier_digest(&member.pin_verifier) == signed.verifier_digest => {
+                    let refreshed = SignedIn {
+                        name: member.name.clone(),
+                        roles: member.roles.clone(),
+                        permissions: member.permissions.clone(),
+                        ..signed.clone()
+                    };
+                    self.signed_in = Some(refreshed);
+                }
+                _ => self.sign_out()?,
+            }
         }
         Ok(())
     }
@@ -450,9 +496,7 @@ impl Store {
     /// Whether this desk asks its people to sign in: once anyone of the business has a desk
     /// PIN. Until then it works as one shared desk and its entries name nobody.
     pub fn requires_sign_in(&self) -> Result<bool> {
-        Ok(self
-            .conn
-            .query_row("SELECT EXISTS (SELECT 1 FROM staff)", [], |r| r.get(0))?)
+        Ok(meta_get(&self.conn, "sign_in_required")?.as_deref() == Some("1"))
     }
 
     /// Checks `pin` against the person's PIN hash (offline) and signs them in, replacing
@@ -474,9 +518,21 @@ impl Store {
             )
             .optional()?
             .flatten();
+        let lock = chrono::Duration::from_std(PIN_LOCK).unwrap_or_default();
         if let Some(until) = locked_until.as_deref().map(parse_timestamp).transpose()?
             && until > now
         {
+            // A clock turned back would stretch the lock: it never lasts longer than PIN_LOCK
+            // from now.
+            let until = if until - now > lock {
+                self.conn.execute(
+                    "UPDATE pin_failures SET locked_until = ?2 WHERE user_id = ?1",
+                    params![id, timestamp(now + lock)],
+                )?;
+                now + lock
+            } else {
+                until
+            };
             let left = (until - now).num_seconds().max(1);
             return Err(StoreError::PinLocked(u64::try_from(left).unwrap_or(1)));
         }
@@ -502,12 +558,12 @@ impl Store {
             name: cipher.decrypt_string("staff", "name", &id, &name)?,
             roles: parse(&roles)?,
             permissions: parse(&permissions)?,
+            verifier_digest: verifier_digest(&verifier),
         };
         if !pin_matches(pin, &verifier) {
             // Counted on disk: closing the app does not reset it. The fifth in a row locks the
             // person out and starts the count again.
-            let lock_until =
-                timestamp(now + chrono::Duration::from_std(PIN_LOCK).unwrap_or_default());
+            let lock_until = timestamp(now + lock);
             self.conn.execute(
                 "INSERT INTO pin_failures (user_id, failures, locked_until) VALUES (?1, 1, NULL)
                  ON CONFLICT (user_id) DO UPDATE SET failures = failures + 1",
@@ -522,11 +578,15 @@ impl Store {
         }
         self.conn
             .execute("DELETE FROM pin_failures WHERE user_id = ?1", params![id])?;
-        self.conn.execute("DELETE FROM temp.desk_session", [])?;
-        self.conn.execute(
+        // Whoever was signed in is gone before the new person is in, in one transaction.
+        self.signed_in = None;
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM temp.desk_session", [])?;
+        tx.execute(
             "INSERT INTO temp.desk_session (actor) VALUES (?1)",
             params![id],
         )?;
+        tx.commit()?;
         self.signed_in = Some(signed.clone());
         Ok(signed)
     }
@@ -1422,6 +1482,17 @@ fn append_outbox(
         Zeroizing::new(serde_json::to_vec(change).map_err(|e| StoreError::Corrupt(e.to_string()))?);
     let payload = cipher.encrypt("outbox", "payload", &seq.to_string(), &json)?;
     let (entity, row_id) = (change.entity.as_str(), change.row_id.to_string());
+    // No write of a person's goes out unsigned from a desk that asks for a sign-in, whichever
+    // command made it (the commands check the permission first; this is the floor).
+    let unsigned: bool = tx
+        .prepare_cached(
+            "SELECT coalesce((SELECT value = '1' FROM meta WHERE key = 'sign_in_required'), 0)
+                    AND NOT EXISTS (SELECT 1 FROM temp.desk_session)",
+        )?
+        .query_row([], |r| r.get(0))?;
+    if unsigned {
+        return Err(StoreError::SignInRequired);
+    }
     // The person signed in at the desk, if anyone (the connection's desk_session).
     tx.prepare_cached(
         "INSERT INTO outbox (seq, entity, row_id, payload, created_at, schema_version, actor) \

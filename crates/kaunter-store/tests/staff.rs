@@ -9,7 +9,7 @@ use argon2::password_hash::{PasswordHasher, SaltString};
 use chrono::{NaiveDate, Utc};
 use kaunter_core::access::Permission;
 use kaunter_core::{BranchId, DeviceId, IdType, NewPatient, RegistrationForm, TenantId};
-use kaunter_protocol::http::StaffMember;
+use kaunter_protocol::http::{StaffMember, StaffResponse};
 use kaunter_store::{DeskIdentity, MemorySecretStore, PIN_ATTEMPTS, Store, StoreError};
 use uuid::Uuid;
 
@@ -28,6 +28,13 @@ fn member(name: &str, pin: &str, permissions: &[Permission]) -> StaffMember {
         roles: vec!["STAFF".into()],
         permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
         pin_verifier: pin_hash(pin),
+    }
+}
+
+fn roster(staff: &[&StaffMember]) -> StaffResponse {
+    StaffResponse {
+        staff: staff.iter().map(|member| (*member).clone()).collect(),
+        sign_in_required: true,
     }
 }
 
@@ -78,9 +85,7 @@ fn people_sign_in_offline_and_every_entry_names_them() {
         &[Permission::PatientsRead, Permission::PatientsWrite],
     );
     let viewer = member("Lim Pemerhati", "135790", &[Permission::PatientsRead]);
-    store
-        .replace_staff(&[siti.clone(), viewer.clone()])
-        .unwrap();
+    store.replace_staff(&roster(&[&siti, &viewer])).unwrap();
     assert!(store.requires_sign_in().unwrap());
     let names: Vec<String> = store.staff().unwrap().into_iter().map(|s| s.name).collect();
     assert_eq!(names, ["Lim Pemerhati", "Siti Pendaftar Zulaikha"]);
@@ -125,7 +130,7 @@ fn people_sign_in_offline_and_every_entry_names_them() {
         &[Permission::PatientsRead, Permission::PatientsWrite],
     );
     store
-        .replace_staff(&[siti.clone(), viewer.clone(), other.clone()])
+        .replace_staff(&roster(&[&siti, &viewer, &other]))
         .unwrap();
     store.sign_in(other.user_id, "246802").unwrap();
     register(&mut store, "Tan Mei Ling", "881224-14-6248").unwrap();
@@ -144,7 +149,7 @@ fn people_sign_in_offline_and_every_entry_names_them() {
 
     // Someone taken off the roster (set away, PIN removed) is signed out by the next roster.
     store.sign_in(other.user_id, "246802").unwrap();
-    store.replace_staff(std::slice::from_ref(&viewer)).unwrap();
+    store.replace_staff(&roster(&[&viewer])).unwrap();
     assert!(store.signed_in().is_none());
 
     // A restart signs everyone out; the roster stays.
@@ -198,7 +203,7 @@ fn a_pin_lock_survives_a_restart_and_ends_after_its_time() {
         )
         .unwrap();
     let siti = member("Siti", "472913", &[Permission::PatientsWrite]);
-    store.replace_staff(std::slice::from_ref(&siti)).unwrap();
+    store.replace_staff(&roster(&[&siti])).unwrap();
     let now = Utc::now();
     // Four wrong PINs, a restart, one more: the count was kept, so the fifth locks.
     for _ in 1..PIN_ATTEMPTS {
@@ -233,4 +238,96 @@ fn a_pin_lock_survives_a_restart_and_ends_after_its_time() {
         ));
     }
     store.sign_in_at(siti.user_id, "472913", later).unwrap();
+}
+
+#[test]
+fn the_roster_keeps_the_desk_guarded_and_the_signed_in_person_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(
+        dir.path().join("desk.db"),
+        Arc::new(MemorySecretStore::new()),
+    )
+    .unwrap();
+    store
+        .enrol(
+            DeskIdentity {
+                tenant_id: TenantId::generate(),
+                branch_id: BranchId::generate(),
+                device_id: DeviceId::generate(),
+                device_name: "Kaunter 1".into(),
+                server_url: "http://127.0.0.1:1".into(),
+                business_name: "Klinik Ujian".into(),
+                branch_name: "Utama".into(),
+            },
+            "kt1.token",
+        )
+        .unwrap();
+    let patient = |name: &str, mykad: &str| {
+        NewPatient::validate(
+            &RegistrationForm {
+                full_name: name,
+                id_type: IdType::MyKad,
+                id_number: mykad,
+                phone: "",
+                date_of_birth: None,
+                sex: None,
+            },
+            NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        )
+        .unwrap()
+    };
+    let siti = member(
+        "Siti",
+        "472913",
+        &[Permission::PatientsRead, Permission::PatientsWrite],
+    );
+    store.replace_staff(&roster(&[&siti])).unwrap();
+    // The store itself refuses a write nobody signed in for, whichever command calls it.
+    assert!(matches!(
+        store.register_patient(&patient("Aminah", "900101-14-5678"), Utc::now()),
+        Err(StoreError::SignInRequired)
+    ));
+
+    // Her role loses patients.write at head office: the next roster takes it away at once.
+    store.sign_in(siti.user_id, "472913").unwrap();
+    let demoted = StaffMember {
+        permissions: vec![Permission::PatientsRead.as_str().to_owned()],
+        ..siti.clone()
+    };
+    store.replace_staff(&roster(&[&demoted])).unwrap();
+    assert_eq!(store.signed_in().unwrap().user_id, siti.user_id);
+    assert!(matches!(
+        store.require(Permission::PatientsWrite),
+        Err(StoreError::NotAllowed("patients.write"))
+    ));
+    // A new PIN signs her out.
+    let new_pin = StaffMember {
+        pin_verifier: pin_hash("246802"),
+        ..demoted.clone()
+    };
+    store.replace_staff(&roster(&[&new_pin])).unwrap();
+    assert!(store.signed_in().is_none());
+
+    // Her only PIN holder set away: an empty roster still asks for a sign-in (nobody can give
+    // one), it does not open the desk.
+    store
+        .replace_staff(&StaffResponse {
+            staff: Vec::new(),
+            sign_in_required: true,
+        })
+        .unwrap();
+    assert!(store.requires_sign_in().unwrap());
+    assert!(matches!(
+        store.require(Permission::PatientsRead),
+        Err(StoreError::SignInRequired)
+    ));
+
+    // A PIN hash demanding more than a desk can afford is ignored, not run.
+    let costly = StaffMember {
+        pin_verifier: "$argon2id$v=19$m=4194304,t=4,p=1$YSBzYWx0IG9mIHNpeHRlZW4$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        ..member("Mahal", "135790", &[Permission::PatientsRead])
+    };
+    store.replace_staff(&roster(&[&costly, &siti])).unwrap();
+    let names: Vec<String> = store.staff().unwrap().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["Siti"]);
 }

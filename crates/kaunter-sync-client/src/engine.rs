@@ -277,6 +277,13 @@ impl SyncEngine {
     pub async fn sync_now(&self, now: fn() -> DateTime<Utc>) -> Result<SyncReport> {
         let _round = self.round.lock().await;
         self.set_live(|live| live.syncing = true);
+        // Who may sign in here, first thing in every round (a new desk learns before its first
+        // download that it must ask): a person given a PIN, new roles or set away reaches the
+        // desk within a round. A failed fetch leaves the roster as it was.
+        match self.client.staff().await {
+            Ok(roster) => lock(&self.store)?.replace_staff(&roster)?,
+            Err(error) => tracing::debug!(%error, "staff roster not fetched"),
+        }
         let on_progress = |progress: PullProgress| self.set_live(|live| live.progress = progress);
         let outcome = sync_once_at(&self.store, &self.client, Utc::now, &on_progress).await;
         let reached = !matches!(&outcome, Err(error) if error.is_offline());
@@ -299,14 +306,6 @@ impl SyncEngine {
             }
             status_report(&store.sync_state()?)
         };
-        // Who may sign in here, refreshed whenever the server answered: a person given a PIN,
-        // new roles or set away reaches the desk within a round.
-        if reached {
-            match self.client.staff().await {
-                Ok(roster) => lock(&self.store)?.replace_staff(&roster.staff)?,
-                Err(error) => tracing::debug!(%error, "staff roster not fetched"),
-            }
-        }
         // Head office sees each desk's backlog and trouble; a report that does not arrive is
         // sent again after the next round.
         if reached && let Err(error) = self.client.report_status(&report).await {

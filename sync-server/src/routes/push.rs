@@ -169,8 +169,9 @@ async fn apply(
         rows::load(tx, device.tenant_id.as_uuid(), &keys, purged_seq > 0).await?;
     // The change log: which device write became which change seq of which row (the rows carry
     // the values), column by column in one statement (unnest).
-    // The people the entries name must be this business's (the desk signed them in offline,
-    // with the roster it had; who they are now does not undo what they did then).
+    // The people the entries name must be this business's, with a desk PIN (the desk signed
+    // them in offline, with the roster it had; their status now does not undo what they did
+    // then).
     let mut named: Vec<Uuid> = entries.iter().filter_map(|entry| entry.actor).collect();
     named.sort_unstable();
     named.dedup();
@@ -178,7 +179,8 @@ async fn apply(
         HashSet::new()
     } else {
         tx.query(
-            "SELECT user_id FROM users WHERE tenant_id = $1 AND user_id = ANY($2)",
+            "SELECT user_id FROM users
+             WHERE tenant_id = $1 AND user_id = ANY($2) AND pin_hash IS NOT NULL",
             &[&device.tenant_id, &named],
         )
         .await?

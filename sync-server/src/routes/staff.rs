@@ -77,6 +77,13 @@ pub async fn roster(
             &[&token.tenant_id],
         )
         .await?;
+    let sign_in_required: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND pin_hash IS NOT NULL)",
+            &[&token.tenant_id],
+        )
+        .await?
+        .try_get(0)?;
     tx.commit().await?;
     let staff = rows
         .iter()
@@ -90,5 +97,8 @@ pub async fn roster(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Json(StaffResponse { staff }))
+    Ok(Json(StaffResponse {
+        staff,
+        sign_in_required,
+    }))
 }

@@ -18,7 +18,19 @@ export function deskScreen(info: AppInfo): HTMLElement {
     status.pollNow();
   });
   const refused = refusedPanel();
-  const people = signIn();
+  let person: string | null = null;
+  const people = signIn((view) => {
+    // While someone must sign in, the desk behind the panel cannot be used or read.
+    const mustSignIn = view.sign_in_required && view.signed_in === null;
+    main.inert = mustSignIn;
+    header.inert = mustSignIn;
+    const now = view.signed_in?.user_id ?? null;
+    if (now !== person) {
+      person = now;
+      // What the desk shows belongs to whoever is at it: look again for the new person.
+      if (now !== null) void list.refresh();
+    }
+  });
   // The roster arrives with sync rounds: look again now and then.
   void people.refresh();
   const watch = window.setInterval(() => {
@@ -52,20 +64,14 @@ export function deskScreen(info: AppInfo): HTMLElement {
     people.badge,
   );
 
+  const main = h("main", { class: "desk-main" }, form, list.element, conflicts.element, refused.element);
   queueMicrotask(() => form.querySelector<HTMLInputElement>("#patient-full-name")?.focus());
   return h(
     "div",
     { class: "desk", id: "patients-screen", "data-testid": "patients-screen" },
     header,
-    h(
-      "main",
-      { class: "desk-main" },
-      form,
-      list.element,
-      conflicts.element,
-      refused.element,
-      people.element,
-    ),
+    main,
+    people.element,
     status.element,
   );
 }

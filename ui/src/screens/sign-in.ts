@@ -18,7 +18,9 @@ export interface SignIn {
   refresh(): Promise<void>;
 }
 
-export function signIn(): SignIn {
+/** `onChange` hears every new view (to make the desk inert while someone must sign in, and to
+ *  refresh what it shows when the person changes). */
+export function signIn(onChange: (view: DeskPeopleView) => void = () => {}): SignIn {
   const people = h("div", { ...testId("sign-in-people"), class: "sign-in-people", role: "list" });
   const pin = h("input", {
     ...testId("sign-in-pin"),
@@ -41,25 +43,34 @@ export function signIn(): SignIn {
     message,
     h("div", { class: "actions" }, submit),
   );
+  // A full-window overlay: nothing of the desk behind it can be reached until someone signs in.
   const element = h(
-    "section",
-    {
-      ...testId("sign-in-panel"),
-      class: "card conflicts-panel sign-in-panel",
-      hidden: true,
-      role: "dialog",
-      "aria-modal": "true",
-      "aria-labelledby": "sign-in-title",
-    },
-    h("h2", { id: "sign-in-title" }, t.signInTitle),
-    people,
-    form,
+    "div",
+    { ...testId("sign-in-panel"), class: "sign-in-overlay", hidden: true },
+    h(
+      "section",
+      {
+        class: "card sign-in-panel",
+        role: "dialog",
+        "aria-modal": "true",
+        "aria-labelledby": "sign-in-title",
+      },
+      h("h2", { id: "sign-in-title" }, t.signInTitle),
+      people,
+      form,
+    ),
   );
   const who = h("span", { ...testId("signed-in-name"), class: "signed-in-name" });
   const switchUser = h("button", { ...testId("switch-user"), type: "button", class: "secondary" }, t.switchUser);
   const badge = h("div", { class: "signed-in", hidden: true }, who, switchUser);
 
   let chosen: StaffEntry | null = null;
+  // The roster the buttons were built from: rebuilt only when it changes, so a poll never
+  // swaps a button out from under a click.
+  let shown = "";
+  // Bumped before and after every sign-in and sign-out: a poll sent before one finished may
+  // have been answered from before it, and is dropped.
+  let epoch = 0;
   const choose = (person: StaffEntry): void => {
     chosen = person;
     chosenLabel.textContent = t.signInAs(person.name);
@@ -82,6 +93,10 @@ export function signIn(): SignIn {
       message.textContent = "";
     }
     element.hidden = !mustSignIn;
+    onChange(view);
+    const roster = view.staff.map((person) => `${person.user_id}:${person.name}`).join("|");
+    if (roster === shown) return;
+    shown = roster;
     mount(
       people,
       ...view.staff.map((person) => {
@@ -104,8 +119,10 @@ export function signIn(): SignIn {
   };
 
   const refresh = async (): Promise<void> => {
+    const asked = epoch;
     try {
-      render(await api.deskPeople());
+      const view = await api.deskPeople();
+      if (asked === epoch) render(view);
     } catch (reason) {
       message.textContent = toCommandError(reason).message;
     }
@@ -118,8 +135,13 @@ export function signIn(): SignIn {
       return;
     }
     submit.disabled = true;
+    epoch += 1;
     try {
-      render(await api.signIn({ user_id: chosen.user_id, pin: pin.value }));
+      const view = await api.signIn({ user_id: chosen.user_id, pin: pin.value });
+      // Again after the answer: a poll sent while the shell was signing in may have been
+      // answered from before it.
+      epoch += 1;
+      render(view);
     } catch (reason) {
       const error = toCommandError(reason);
       message.textContent = error.fields[0]?.message ?? error.message;
@@ -130,8 +152,11 @@ export function signIn(): SignIn {
     }
   });
   switchUser.addEventListener("click", async () => {
+    epoch += 1;
     try {
-      render(await api.signOut());
+      const view = await api.signOut();
+      epoch += 1;
+      render(view);
     } catch (reason) {
       message.textContent = toCommandError(reason).message;
     }
