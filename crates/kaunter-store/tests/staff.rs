@@ -31,6 +31,26 @@ fn member(name: &str, pin: &str, permissions: &[Permission]) -> StaffMember {
     }
 }
 
+/// An enrolled desk's store in `dir`, over `secrets`.
+fn desk(path: &std::path::Path, secrets: Arc<MemorySecretStore>) -> Store {
+    let mut store = Store::open(path, secrets).unwrap();
+    store
+        .enrol(
+            DeskIdentity {
+                tenant_id: TenantId::generate(),
+                branch_id: BranchId::generate(),
+                device_id: DeviceId::generate(),
+                device_name: "Kaunter 1".into(),
+                server_url: "http://127.0.0.1:1".into(),
+                business_name: "Klinik Ujian".into(),
+                branch_name: "Utama".into(),
+            },
+            "kt1.token",
+        )
+        .unwrap();
+    store
+}
+
 fn roster(staff: &[&StaffMember]) -> StaffResponse {
     StaffResponse {
         staff: staff.iter().map(|member| (*member).clone()).collect(),
@@ -60,21 +80,7 @@ fn people_sign_in_offline_and_every_entry_names_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("desk.db");
     let secrets = Arc::new(MemorySecretStore::new());
-    let mut store = Store::open(&path, secrets.clone()).unwrap();
-    store
-        .enrol(
-            DeskIdentity {
-                tenant_id: TenantId::generate(),
-                branch_id: BranchId::generate(),
-                device_id: DeviceId::generate(),
-                device_name: "Kaunter 1".into(),
-                server_url: "http://127.0.0.1:1".into(),
-                business_name: "Klinik Ujian".into(),
-                branch_name: "Utama".into(),
-            },
-            "kt1.token",
-        )
-        .unwrap();
+    let mut store = desk(&path, secrets.clone());
 
     // Nobody has a PIN yet: one shared desk, entries name nobody.
     assert!(!store.requires_sign_in().unwrap());
@@ -187,21 +193,7 @@ fn a_pin_lock_survives_a_restart_and_ends_after_its_time() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("desk.db");
     let secrets = Arc::new(MemorySecretStore::new());
-    let mut store = Store::open(&path, secrets.clone()).unwrap();
-    store
-        .enrol(
-            DeskIdentity {
-                tenant_id: TenantId::generate(),
-                branch_id: BranchId::generate(),
-                device_id: DeviceId::generate(),
-                device_name: "Kaunter 1".into(),
-                server_url: "http://127.0.0.1:1".into(),
-                business_name: "Klinik Ujian".into(),
-                branch_name: "Utama".into(),
-            },
-            "kt1.token",
-        )
-        .unwrap();
+    let mut store = desk(&path, secrets.clone());
     let siti = member("Siti", "472913", &[Permission::PatientsWrite]);
     store.replace_staff(&roster(&[&siti])).unwrap();
     let now = Utc::now();
@@ -243,25 +235,10 @@ fn a_pin_lock_survives_a_restart_and_ends_after_its_time() {
 #[test]
 fn the_roster_keeps_the_desk_guarded_and_the_signed_in_person_current() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(
-        dir.path().join("desk.db"),
+    let mut store = desk(
+        &dir.path().join("desk.db"),
         Arc::new(MemorySecretStore::new()),
-    )
-    .unwrap();
-    store
-        .enrol(
-            DeskIdentity {
-                tenant_id: TenantId::generate(),
-                branch_id: BranchId::generate(),
-                device_id: DeviceId::generate(),
-                device_name: "Kaunter 1".into(),
-                server_url: "http://127.0.0.1:1".into(),
-                business_name: "Klinik Ujian".into(),
-                branch_name: "Utama".into(),
-            },
-            "kt1.token",
-        )
-        .unwrap();
+    );
     let patient = |name: &str, mykad: &str| {
         NewPatient::validate(
             &RegistrationForm {
