@@ -57,6 +57,7 @@ pub fn from_store(error: StoreError) -> CommandError {
             );
         }
         StoreError::LedgerImmutable => "ledger_entry_immutable",
+        StoreError::OtherBranch => "row_in_other_branch",
         StoreError::NotFound(_) => "not_found",
         StoreError::SignInRequired => "sign_in_required",
         StoreError::WrongPin => "wrong_pin",

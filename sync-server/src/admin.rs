@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use kaunter_protocol::http::PullScope;
 use serde::Serialize;
 use tokio_postgres::error::SqlState;
 
@@ -105,6 +106,17 @@ pub async fn create_enrolment_code(
     branch_id: BranchId,
     ttl: Duration,
 ) -> Result<String> {
+    create_enrolment_code_with_scope(pool, tenant_id, branch_id, ttl, PullScope::Branch).await
+}
+
+/// [`create_enrolment_code`] for a desk that pulls `scope`.
+pub async fn create_enrolment_code_with_scope(
+    pool: &Pool,
+    tenant_id: TenantId,
+    branch_id: BranchId,
+    ttl: Duration,
+    scope: PullScope,
+) -> Result<String> {
     let ttl_secs = i64::try_from(ttl.as_secs())
         .ok()
         .filter(|secs| *secs > 0 && *secs <= 365 * 24 * 60 * 60)
@@ -116,7 +128,7 @@ pub async fn create_enrolment_code(
     let mut client = pool.get().await?;
     let tx = TenantTx::begin(&mut client, tenant_id).await?;
     require_tenant(&tx).await?;
-    let (code, _) = create_enrolment_code_in(&tx, branch_id, ttl_secs).await?;
+    let (code, _) = create_enrolment_code_in(&tx, branch_id, ttl_secs, scope).await?;
     tx.commit().await?;
     Ok(code)
 }
@@ -127,6 +139,7 @@ pub(crate) async fn create_enrolment_code_in(
     tx: &TenantTx<'_>,
     branch_id: BranchId,
     ttl_secs: i64,
+    scope: PullScope,
 ) -> Result<(String, chrono::DateTime<chrono::Utc>)> {
     let tenant_id = tx.tenant();
     let open: bool = tx
@@ -144,14 +157,20 @@ pub(crate) async fn create_enrolment_code_in(
     let code = EnrolmentCode::generate()?;
     let expires_at = tx
         .query_one(
-            "INSERT INTO enrolment_codes (tenant_id, code_hash, branch_id, expires_at)
-             VALUES ($1, $2, $3, now() + $4::bigint * interval '1 second')
+            "INSERT INTO enrolment_codes (tenant_id, code_hash, branch_id, expires_at, scope)
+             VALUES ($1, $2, $3, now() + $4::bigint * interval '1 second', $5)
              RETURNING expires_at",
-            &[&tenant_id, &code.hash().as_slice(), &branch_id, &ttl_secs],
+            &[
+                &tenant_id,
+                &code.hash().as_slice(),
+                &branch_id,
+                &ttl_secs,
+                &scope.as_str(),
+            ],
         )
         .await?
         .try_get(0)?;
-    tracing::info!(%tenant_id, %branch_id, "enrolment code issued");
+    tracing::info!(%tenant_id, %branch_id, scope = scope.as_str(), "enrolment code issued");
     Ok((code.display(), expires_at))
 }
 

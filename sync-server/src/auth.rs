@@ -40,7 +40,12 @@ pub struct Device {
     pub branch_id: BranchId,
     /// The last outbox seq of this device the server has applied.
     pub high_water: i64,
+    /// Which branches' rows it is sent.
+    pub scope: PullScope,
 }
+
+pub use kaunter_protocol::http::PullScope;
+
 
 /// Whether to lock the device row until the transaction ends (push does, so two pushes of one
 /// device cannot interleave).
@@ -61,13 +66,13 @@ pub async fn authenticate(tx: &TenantTx<'_>, token: &DeviceToken, lock: RowLock)
     let sql = match lock {
         RowLock::None => {
             "SELECT d.branch_id, d.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status,
-                    d.token_expires_at <= now()
+                    d.token_expires_at <= now(), d.scope
              FROM devices d JOIN tenants t USING (tenant_id)
              WHERE d.tenant_id = $1 AND d.device_id = $2"
         }
         RowLock::ForUpdate => {
             "SELECT d.branch_id, d.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status,
-                    d.token_expires_at <= now()
+                    d.token_expires_at <= now(), d.scope
              FROM devices d JOIN tenants t USING (tenant_id)
              WHERE d.tenant_id = $1 AND d.device_id = $2 FOR UPDATE OF d"
         }
@@ -101,5 +106,10 @@ pub async fn authenticate(tx: &TenantTx<'_>, token: &DeviceToken, lock: RowLock)
         device_id: token.device_id,
         branch_id: row.try_get(0)?,
         high_water: row.try_get(1)?,
+        scope: {
+            let scope: String = row.try_get(6)?;
+            PullScope::parse(&scope)
+                .ok_or_else(|| Error::Internal(format!("stored device scope {scope:?} is unknown")))?
+        },
     })
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use kaunter_protocol::http::PullScope;
+
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ids::{BranchId, DeviceId, TenantId};
@@ -76,6 +78,9 @@ pub enum AdminCommand {
         /// How long the code stays valid, in hours.
         #[arg(long, default_value_t = 168)]
         ttl_hours: u64,
+        /// Send the desk every branch's records, not only its own.
+        #[arg(long)]
+        all_branches: bool,
     },
     /// Suspend, reactivate or terminate a business (its data is kept; terminated is final).
     SetStatus {
@@ -155,9 +160,16 @@ async fn admin_command(pool: &db::Pool, command: AdminCommand) -> Result<()> {
             tenant,
             branch,
             ttl_hours,
+            all_branches,
         } => {
             let ttl = Duration::from_secs(ttl_hours.saturating_mul(60 * 60));
-            let code = admin::create_enrolment_code(pool, tenant, branch, ttl).await?;
+            let scope = if all_branches {
+                PullScope::Business
+            } else {
+                PullScope::Branch
+            };
+            let code =
+                admin::create_enrolment_code_with_scope(pool, tenant, branch, ttl, scope).await?;
             println!("{code}");
             Ok(())
         }

@@ -79,10 +79,11 @@ pub async fn purge_through(pool: &Pool, tenant: TenantId, through: i64) -> Resul
         purged_seq,
         rows: 0,
     };
-    for entity in [Entity::Patient, Entity::Appointment] {
+    for entity in [Entity::Patient, Entity::Appointment, Entity::CatalogueItem] {
         let (table, id_column) = match entity {
             Entity::Patient => ("patients", "patient_id"),
             Entity::Appointment => ("appointments", "appointment_id"),
+            Entity::CatalogueItem => ("catalogue_items", "item_id"),
             Entity::CashMovement => continue,
         };
         let found = tx
@@ -96,10 +97,12 @@ pub async fn purge_through(pool: &Pool, tenant: TenantId, through: i64) -> Resul
         }
         let mut ids = Vec::with_capacity(found.len());
         let mut branches = Vec::with_capacity(found.len());
-        let mut digests: HashMap<Uuid, u64> = HashMap::new();
+        let mut digests: HashMap<rows::DigestOf, u64> = HashMap::new();
         for row in &found {
             let (id, stored) = rows::decode_row(entity, row)?;
-            let digest = digests.entry(stored.branch_id).or_default();
+            let digest = digests
+                .entry(rows::DigestOf::row(entity, stored.branch_id))
+                .or_default();
             *digest = digest.wrapping_add(row_digest(id, &stored.record));
             ids.push(id);
             branches.push(stored.branch_id);
@@ -137,8 +140,8 @@ pub async fn purge_through(pool: &Pool, tenant: TenantId, through: i64) -> Resul
             &[&tenant_uuid, &id_texts],
         )
         .await?;
-        for (branch, digest) in digests {
-            rows::move_branch_digest(&tx, tenant_uuid, branch, digest, 0).await?;
+        for (of, digest) in digests {
+            rows::move_digest(&tx, tenant_uuid, of, digest, 0).await?;
         }
     }
     tx.commit().await?;

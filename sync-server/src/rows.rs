@@ -12,7 +12,8 @@ use kaunter_protocol::merge::{
     is_deleted, record_from_parts, record_into_parts, row_digest, stamp_to_wire, update_digest,
 };
 use kaunter_protocol::records::{
-    AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, EntityRecord, ringgit,
+    AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, CatalogueItemRecord,
+    CatalogueKind, EntityRecord, TaxCode, ringgit,
 };
 use kaunter_protocol::{FieldError, records};
 use serde_json::Value;
@@ -88,7 +89,7 @@ pub async fn load(
     // purged_rows grows only by purges (slowly), so one `= ANY` query per entity is safe here.
     let mut purged = HashSet::new();
     if any_purged {
-        for entity in [Entity::Patient, Entity::Appointment] {
+        for entity in Entity::ALL.into_iter().filter(|entity| !entity.is_ledger()) {
             let missing: Vec<Uuid> = keys
                 .iter()
                 .filter(|key| key.0 == entity && !rows.contains_key(*key))
@@ -122,24 +123,38 @@ pub fn select_tombstones_sql(entity: Entity) -> String {
     )
 }
 
-/// The rows of a branch whose last change seq is in `($3, $4]`, in that order, at most `$5` of
-/// them, in [`decode_row`]'s column order (`$1` tenant, `$2` branch).
-pub fn select_changed_sql(entity: Entity) -> String {
+/// Which of a business's rows a pull looks at: one branch's, or every branch's (tenant-wide
+/// rows are always every branch's).
+fn branch_filter(entity: Entity, one_branch: bool) -> &'static str {
+    if one_branch && !entity.is_tenant_wide() {
+        "branch_id = $2"
+    } else {
+        // $2 stays in the statement so every variant takes the same parameters.
+        "$2::uuid IS NOT NULL"
+    }
+}
+
+/// The rows whose last change seq is in `($3, $4]`, in that order, at most `$5` of them, in
+/// [`decode_row`]'s column order (`$1` tenant, `$2` the device's branch: the only branch looked
+/// at when `one_branch`).
+pub fn select_changed_sql(entity: Entity, one_branch: bool) -> String {
     format!(
-        "SELECT {} FROM {} WHERE tenant_id = $1 AND branch_id = $2
+        "SELECT {} FROM {} WHERE tenant_id = $1 AND {}
              AND last_change_seq > $3 AND last_change_seq <= $4
          ORDER BY last_change_seq LIMIT $5",
         columns(entity),
-        table(entity)
+        table(entity),
+        branch_filter(entity, one_branch)
     )
 }
 
 /// How many rows [`select_changed_sql`] would find without its limit (`$1`-`$4` alike).
-pub fn count_changed_sql(entity: Entity) -> String {
+pub fn count_changed_sql(entity: Entity, one_branch: bool) -> String {
     format!(
-        "SELECT count(*) FROM {} WHERE tenant_id = $1 AND branch_id = $2
+        "SELECT count(*) FROM {} WHERE tenant_id = $1 AND {}
              AND last_change_seq > $3 AND last_change_seq <= $4",
-        table(entity)
+        table(entity),
+        branch_filter(entity, one_branch)
     )
 }
 
@@ -149,6 +164,7 @@ pub fn table(entity: Entity) -> &'static str {
         Entity::Patient => "patients",
         Entity::Appointment => "appointments",
         Entity::CashMovement => "cash_movements",
+        Entity::CatalogueItem => "catalogue_items",
     }
 }
 
@@ -191,6 +207,10 @@ fn columns(entity: Entity) -> &'static str {
             "movement_id, branch_id, stamps, created_at, recorded_at, last_change_seq, false,
              kind, amount_sen, patient_id, note"
         }
+        Entity::CatalogueItem => {
+            "item_id, branch_id, stamps, created_at, updated_at, last_change_seq, deleted,
+             kind, code, name, price_sen, tax_code, duration_minutes, active"
+        }
     }
 }
 
@@ -199,6 +219,7 @@ fn id_column(entity: Entity) -> &'static str {
         Entity::Patient => "patient_id",
         Entity::Appointment => "appointment_id",
         Entity::CashMovement => "movement_id",
+        Entity::CatalogueItem => "item_id",
     }
 }
 
@@ -307,6 +328,27 @@ pub fn typed_fields(
             }
             .fields()
         }
+        Entity::CatalogueItem => {
+            let kind: String = row.try_get(at)?;
+            let tax: String = row.try_get(at + 4)?;
+            let duration: Option<i32> = row.try_get(at + 5)?;
+            CatalogueItemRecord {
+                id,
+                branch_id,
+                kind: CatalogueKind::parse(&kind).ok_or_else(|| {
+                    Error::Internal(format!("stored catalogue kind {kind:?} is unknown"))
+                })?,
+                code: row.try_get(at + 1)?,
+                name: row.try_get(at + 2)?,
+                price: ringgit::from_sen(row.try_get(at + 3)?),
+                tax: TaxCode::parse(&tax).ok_or_else(|| {
+                    Error::Internal(format!("stored tax code {tax:?} is unknown"))
+                })?,
+                duration_minutes: duration.and_then(|minutes| u32::try_from(minutes).ok()),
+                active: row.try_get(at + 6)?,
+            }
+            .fields()
+        }
     })
 }
 
@@ -346,6 +388,11 @@ pub fn check_merged(
         Entity::CashMovement => {
             let record =
                 CashMovementRecord::from_fields(id, branch_id, fields).map_err(incomplete)?;
+            (problems(record.problems()), record.fields())
+        }
+        Entity::CatalogueItem => {
+            let record =
+                CatalogueItemRecord::from_fields(id, branch_id, fields).map_err(incomplete)?;
             (problems(record.problems()), record.fields())
         }
     };
@@ -392,22 +439,72 @@ pub async fn store(
                 Entity::Patient => store_patients(tx, write, &dirty).await?,
                 Entity::Appointment => store_appointments(tx, write, &dirty).await?,
                 Entity::CashMovement => store_cash(tx, write, &dirty).await?,
+                Entity::CatalogueItem => store_catalogue(tx, write, &dirty).await?,
             }
         }
     }
 
-    // Each branch's digest moves by its rows' old and new digests. Pushes of one business take
-    // turns on the tenant row's lock, so this read-then-write cannot race another push.
-    let mut moves: HashMap<Uuid, (u64, u64)> = HashMap::new();
-    for ((_, id), row) in rows.iter().filter(|(_, row)| row.dirty) {
-        let entry = moves.entry(row.branch_id).or_default();
+    // Each digest moves by its rows' old and new digests. Pushes of one business take turns on
+    // the tenant row's lock, so this read-then-write cannot race another push.
+    let mut moves: HashMap<DigestOf, (u64, u64)> = HashMap::new();
+    for ((entity, id), row) in rows.iter().filter(|(_, row)| row.dirty) {
+        let entry = moves
+            .entry(DigestOf::row(*entity, row.branch_id))
+            .or_default();
         entry.0 = entry.0.wrapping_add(row.loaded_digest);
         entry.1 = entry.1.wrapping_add(row_digest(*id, &row.record));
     }
-    for (branch_id, (old, new)) in moves {
-        move_branch_digest(tx, tenant, branch_id, old, new).await?;
+    for (of, (old, new)) in moves {
+        move_digest(tx, tenant, of, old, new).await?;
     }
     Ok(())
+}
+
+/// Which digest a row counts in: its branch's, or (a tenant-wide row) the business's catalogue
+/// digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DigestOf {
+    Branch(Uuid),
+    TenantWide,
+}
+
+impl DigestOf {
+    pub fn row(entity: Entity, branch_id: Uuid) -> DigestOf {
+        if entity.is_tenant_wide() {
+            DigestOf::TenantWide
+        } else {
+            DigestOf::Branch(branch_id)
+        }
+    }
+}
+
+/// Replaces `old` by `new` in a branch's or the catalogue's digest.
+pub async fn move_digest(
+    tx: &TenantTx<'_>,
+    tenant: Uuid,
+    of: DigestOf,
+    old: u64,
+    new: u64,
+) -> Result<()> {
+    match of {
+        DigestOf::Branch(branch_id) => move_branch_digest(tx, tenant, branch_id, old, new).await,
+        DigestOf::TenantWide => {
+            let current: i64 = tx
+                .query_one(
+                    "SELECT catalogue_digest FROM tenants WHERE tenant_id = $1",
+                    &[&tenant],
+                )
+                .await?
+                .try_get(0)?;
+            let next = update_digest(current as u64, old, new) as i64;
+            tx.execute(
+                "UPDATE tenants SET catalogue_digest = $2 WHERE tenant_id = $1",
+                &[&tenant, &next],
+            )
+            .await?;
+            Ok(())
+        }
+    }
 }
 
 /// Replaces `old` by `new` in a branch's digest.
@@ -706,6 +803,93 @@ async fn store_cash(
             &recorded,
             &change_seqs,
             &stamps,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn store_catalogue(
+    tx: &TenantTx<'_>,
+    Write {
+        tenant,
+        device,
+        upsert,
+    }: Write,
+    dirty: &[(Uuid, &StoredRow)],
+) -> Result<()> {
+    let items = dirty
+        .iter()
+        .map(|(id, row)| merged::<CatalogueItemRecord>(*id, row).map(|merged| (*id, *row, merged)))
+        .collect::<Result<Vec<_>>>()?;
+    let ids: Vec<Uuid> = items.iter().map(|(id, ..)| *id).collect();
+    let branch_ids: Vec<Uuid> = items.iter().map(|(_, row, _)| row.branch_id).collect();
+    let kinds: Vec<&str> = items.iter().map(|(.., (i, _))| i.kind.as_str()).collect();
+    let codes: Vec<&str> = items.iter().map(|(.., (i, _))| i.code.as_str()).collect();
+    let names: Vec<&str> = items.iter().map(|(.., (i, _))| i.name.as_str()).collect();
+    let prices = items
+        .iter()
+        .map(|(.., (i, _))| {
+            ringgit::to_sen(i.price)
+                .ok_or_else(|| Error::Internal("a merged price has no sen".to_owned()))
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    let taxes: Vec<&str> = items.iter().map(|(.., (i, _))| i.tax.as_str()).collect();
+    let durations: Vec<Option<i32>> = items
+        .iter()
+        .map(|(.., (i, _))| i.duration_minutes.and_then(|m| i32::try_from(m).ok()))
+        .collect();
+    let active: Vec<bool> = items.iter().map(|(.., (i, _))| i.active).collect();
+    let created: Vec<DateTime<Utc>> = items.iter().map(|(_, row, _)| row.created_at).collect();
+    let updated: Vec<DateTime<Utc>> = items.iter().map(|(_, row, _)| row.updated_at).collect();
+    let change_seqs: Vec<i64> = items.iter().map(|(_, row, _)| row.last_change_seq).collect();
+    let stamps: Vec<&[u8]> = items.iter().map(|(.., (_, s))| s.as_slice()).collect();
+    let deleted: Vec<bool> = items
+        .iter()
+        .map(|(_, row, _)| is_deleted(&row.record))
+        .collect();
+    let on_conflict = if upsert {
+        "ON CONFLICT (tenant_id, item_id) DO UPDATE SET
+             kind = EXCLUDED.kind, code = EXCLUDED.code, name = EXCLUDED.name,
+             price_sen = EXCLUDED.price_sen, tax_code = EXCLUDED.tax_code,
+             duration_minutes = EXCLUDED.duration_minutes, active = EXCLUDED.active,
+             updated_at = EXCLUDED.updated_at, last_change_seq = EXCLUDED.last_change_seq,
+             stamps = EXCLUDED.stamps, deleted = EXCLUDED.deleted"
+    } else {
+        ""
+    };
+    tx.execute(
+        &format!(
+            "INSERT INTO catalogue_items (tenant_id, item_id, branch_id, kind, code, name,
+                 price_sen, tax_code, duration_minutes, active, created_at, updated_at,
+                 origin_device_id, last_change_seq, stamps, deleted)
+             SELECT $1, u.id, u.branch_id, u.kind, u.code, u.name, u.price, u.tax, u.duration,
+                    u.active, u.created_at, u.updated_at, $2, u.change_seq, u.stamps, u.deleted
+             FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+                         $8::bigint[], $9::text[], $10::integer[], $11::boolean[],
+                         $12::timestamptz[], $13::timestamptz[], $14::bigint[], $15::bytea[],
+                         $16::boolean[])
+                  AS u(id, branch_id, kind, code, name, price, tax, duration, active,
+                       created_at, updated_at, change_seq, stamps, deleted)
+             {on_conflict}"
+        ),
+        &[
+            &tenant,
+            &device,
+            &ids,
+            &branch_ids,
+            &kinds,
+            &codes,
+            &names,
+            &prices,
+            &taxes,
+            &durations,
+            &active,
+            &created,
+            &updated,
+            &change_seqs,
+            &stamps,
+            &deleted,
         ],
     )
     .await?;

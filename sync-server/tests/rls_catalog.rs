@@ -140,6 +140,17 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
             .unwrap();
         owner
             .execute(
+                "INSERT INTO catalogue_items (tenant_id, item_id, branch_id, kind, code, name,
+                     price_sen, tax_code, active, stamps, created_at, updated_at,
+                     origin_device_id, last_change_seq)
+                 VALUES ($1, gen_random_uuid(), $2, 'service', 'SVC-1', 'Consultation', 5000,
+                         'exempt', true, '\\x010000'::bytea, now(), now(), $3, 1)",
+                &[&tenant, &branch, &device],
+            )
+            .await
+            .unwrap();
+        owner
+            .execute(
                 "INSERT INTO purged_rows (tenant_id, entity, row_id, branch_id)
                  VALUES ($1, 'patient', gen_random_uuid(), $2)",
                 &[&tenant, &branch],

@@ -29,7 +29,7 @@ id_number: string,
  */
 phone: string | null, date_of_birth: string | null, sex: Sex | null, };
 
-export type Entity = "patient" | "appointment" | "cash_movement";
+export type Entity = "patient" | "appointment" | "cash_movement" | "catalogue_item";
 
 export type AppointmentStatus = "booked" | "arrived" | "completed" | "cancelled" | "no_show";
 
@@ -231,7 +231,7 @@ export type RevokeDeviceRequest = { device_id: string, };
 export type EnrolRequest = { code: string, device_name: string, 
 /**
  * Ask for rotating credentials: a short-lived access token and a refresh token
- * (`POST /v1/devices/refresh`). Without it (desks before schema 4) the token lives until
+ * (`POST /v1/devices/refresh`). Without it (desks built before rotation) the token lives until
  * the desk is revoked.
  */
 rotating_credentials: boolean, };
@@ -242,6 +242,10 @@ export type EnrolResponse = { tenant_id: string, branch_id: string, device_id: s
  * With rotating credentials it is an access token that ends at `access_expires_at`.
  */
 device_token: string, business_name: string, branch_name: string, 
+/**
+ * Which branches' rows the desk is sent (absent from servers before schema 4: `branch`).
+ */
+scope: PullScope, 
 /**
  * With rotating credentials: when `device_token` stops working (`token_expired`).
  */

@@ -28,10 +28,12 @@ pub enum Permission {
     SettingsManage,
     /// Opening a patient record outside one's role in an emergency: allowed, logged, flagged.
     BreakGlass,
+    /// Adding and changing the tenant-wide catalogue of products and services.
+    CatalogueManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 17] = [
         Permission::PatientsRead,
         Permission::PatientsWrite,
         Permission::ClinicalRead,
@@ -48,6 +50,7 @@ impl Permission {
         Permission::UsersManage,
         Permission::SettingsManage,
         Permission::BreakGlass,
+        Permission::CatalogueManage,
     ];
 
     /// The stored spelling, `area.action`. FROZEN: rows in `role_permissions` hold it.
@@ -69,6 +72,7 @@ impl Permission {
             Permission::UsersManage => "users.manage",
             Permission::SettingsManage => "settings.manage",
             Permission::BreakGlass => "clinical.break_glass",
+            Permission::CatalogueManage => "catalogue.manage",
         }
     }
 

@@ -92,16 +92,25 @@ pub enum Entity {
     Appointment,
     /// An entry of a branch's cash ledger: append-only.
     CashMovement,
+    /// A product or service the business sells: tenant-wide, so every branch's desks hold the
+    /// same catalogue and any of them may change it.
+    CatalogueItem,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 3] = [Entity::Patient, Entity::Appointment, Entity::CashMovement];
+    pub const ALL: [Entity; 4] = [
+        Entity::Patient,
+        Entity::Appointment,
+        Entity::CashMovement,
+        Entity::CatalogueItem,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Entity::Patient => "patient",
             Entity::Appointment => "appointment",
             Entity::CashMovement => "cash_movement",
+            Entity::CatalogueItem => "catalogue_item",
         }
     }
 
@@ -117,6 +126,7 @@ impl Entity {
             Entity::Patient => PATIENT_FIELDS,
             Entity::Appointment => crate::records::APPOINTMENT_FIELDS,
             Entity::CashMovement => crate::records::CASH_MOVEMENT_FIELDS,
+            Entity::CatalogueItem => crate::records::CATALOGUE_ITEM_FIELDS,
         }
     }
 
@@ -126,7 +136,14 @@ impl Entity {
         match self {
             Entity::Patient => 2,
             Entity::Appointment | Entity::CashMovement => 3,
+            Entity::CatalogueItem => 4,
         }
+    }
+
+    /// Tenant-wide: one set of rows for the whole business, sent to every desk of every branch
+    /// and changeable from any of them. A row's `branch_id` then only says where it was made.
+    pub fn is_tenant_wide(self) -> bool {
+        matches!(self, Entity::CatalogueItem)
     }
 
     /// Append-only: a row is written once, never changed or deleted (see
@@ -512,6 +529,36 @@ pub struct EnrolmentCodeRequest {
     /// How long the code works: 1 hour to 30 days; 7 days when absent.
     #[serde(default)]
     pub valid_hours: Option<u32>,
+    /// What the enrolled desk will be sent; `branch` when absent. `business` needs the
+    /// `branches.manage` permission besides `devices.manage`.
+    #[serde(default)]
+    pub scope: Option<PullScope>,
+}
+
+/// Which branches' rows a device pulls. Tenant-wide rows (the catalogue) go to every device,
+/// and a device writes only its own branch's rows whatever its scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PullScope {
+    /// Its own branch's rows.
+    Branch,
+    /// Every branch's rows: head office, an owner's laptop, a practitioner of several branches.
+    Business,
+}
+
+impl PullScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullScope::Branch => "branch",
+            PullScope::Business => "business",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PullScope> {
+        [PullScope::Branch, PullScope::Business]
+            .into_iter()
+            .find(|scope| scope.as_str() == text)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
@@ -520,6 +567,7 @@ pub struct EnrolmentCodeResponse {
     pub code: String,
     pub branch_id: Uuid,
     pub expires_at: DateTime<Utc>,
+    pub scope: PullScope,
 }
 
 /// Where a person stands in their business (kaunter-core's `UserStatus`).
@@ -674,10 +722,14 @@ pub struct EnrolRequest {
     pub code: String,
     pub device_name: String,
     /// Ask for rotating credentials: a short-lived access token and a refresh token
-    /// (`POST /v1/devices/refresh`). Without it (desks before schema 4) the token lives until
+    /// (`POST /v1/devices/refresh`). Without it (desks built before rotation) the token lives until
     /// the desk is revoked.
     #[serde(default)]
     pub rotating_credentials: bool,
+}
+
+fn default_scope() -> PullScope {
+    PullScope::Branch
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
@@ -690,6 +742,9 @@ pub struct EnrolResponse {
     pub device_token: String,
     pub business_name: String,
     pub branch_name: String,
+    /// Which branches' rows the desk is sent (absent from servers before schema 4: `branch`).
+    #[serde(default = "default_scope")]
+    pub scope: PullScope,
     /// With rotating credentials: when `device_token` stops working (`token_expired`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_expires_at: Option<DateTime<Utc>>,

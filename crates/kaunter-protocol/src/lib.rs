@@ -12,14 +12,14 @@ pub mod merge;
 pub mod records;
 
 /// The client schema version this build speaks.
-/// Version 3 added appointments and the cash ledger.
-pub const SCHEMA_VERSION: u32 = 3;
+/// Version 3 added appointments and the cash ledger; version 4 the tenant-wide catalogue.
+pub const SCHEMA_VERSION: u32 = 4;
 
-/// Client schema versions the server accepts: the current one and the previous one (2: patients
-/// only; such a desk is sent only the entities it knows, and no checkpoint, since its rows are
-/// not the whole branch). Version 1 (whole-record upserts ordered by the desk's wall clock) was
-/// never released to a business.
-pub const ACCEPTED_SCHEMA_VERSIONS: &[u32] = &[SCHEMA_VERSION, 2];
+/// Client schema versions the server accepts: the current one, the previous one (3: no
+/// catalogue) and the one before (2: patients only). An older desk is sent only the entities it
+/// knows, and no checkpoint, since its rows are not all the desk would hold. Version 1
+/// (whole-record upserts ordered by the desk's wall clock) was never released to a business.
+pub const ACCEPTED_SCHEMA_VERSIONS: &[u32] = &[SCHEMA_VERSION, 3, 2];
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,7 @@
 //! The replicated entities other than patients: appointments (mergeable rows, with a rule the
 //! server checks across desks: one practitioner is not booked twice at once) and cash movements
-//! (an append-only ledger: written once, never changed, the drawer's balance derived from them).
+//! (an append-only ledger: written once, never changed, the drawer's balance derived from them)
+//! and catalogue items (tenant-wide rows every branch shares).
 //!
 //! Every entity's record converts to and from the field map that travels in [`Change`]s. A
 //! value is accepted only in its canonical spelling (what [`EntityRecord::fields`] writes), so
@@ -316,6 +317,189 @@ impl EntityRecord for CashMovementRecord {
     }
 }
 
+/// Whether a catalogue item is goods or a service (a service may carry a duration to book).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum CatalogueKind {
+    Product,
+    Service,
+}
+
+impl CatalogueKind {
+    pub const ALL: [CatalogueKind; 2] = [CatalogueKind::Product, CatalogueKind::Service];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CatalogueKind::Product => "product",
+            CatalogueKind::Service => "service",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CatalogueKind> {
+        CatalogueKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// The tax an item's price is charged with at the till. Sales tax is not here: it is charged by
+/// manufacturers and importers, not added at a retail counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum TaxCode {
+    /// Not taxed (most goods at a till, beauty services, healthcare for Malaysians).
+    Exempt,
+    /// Service tax at the reduced rate (food and drink, telecoms, parking, logistics).
+    #[serde(rename = "service_6")]
+    Service6,
+    /// Service tax at the general rate for taxable services.
+    #[serde(rename = "service_8")]
+    Service8,
+}
+
+/// A rate of a tax code, in percent, from a date on (until the next row of the same code).
+/// Rates are data with dates: a rate change is a new row, and a sale is taxed at the rate of
+/// its own day.
+pub const TAX_RATES: &[(TaxCode, (i32, u32, u32), u32)] = &[
+    (TaxCode::Exempt, (2018, 9, 1), 0),
+    (TaxCode::Service6, (2018, 9, 1), 6),
+    // The general rate rose from 6 % to 8 % on 1 March 2024; the code exists from then on.
+    (TaxCode::Service8, (2024, 3, 1), 8),
+];
+
+impl TaxCode {
+    pub const ALL: [TaxCode; 3] = [TaxCode::Exempt, TaxCode::Service6, TaxCode::Service8];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaxCode::Exempt => "exempt",
+            TaxCode::Service6 => "service_6",
+            TaxCode::Service8 => "service_8",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TaxCode> {
+        TaxCode::ALL.into_iter().find(|code| code.as_str() == text)
+    }
+
+    /// The rate in percent on `day`, or `None` before the code existed.
+    pub fn percent_on(self, day: chrono::NaiveDate) -> Option<u32> {
+        TAX_RATES
+            .iter()
+            .filter(|(code, _, _)| *code == self)
+            .filter_map(|(_, (y, m, d), rate)| {
+                chrono::NaiveDate::from_ymd_opt(*y, *m, *d).map(|from| (from, *rate))
+            })
+            .filter(|(from, _)| *from <= day)
+            .max_by_key(|(from, _)| *from)
+            .map(|(_, rate)| rate)
+    }
+}
+
+/// A product or service of the business's catalogue, tenant-wide. `branch_id` is the branch
+/// where the item was first written; every branch sees and may change it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueItemRecord {
+    pub id: Uuid,
+    pub branch_id: Uuid,
+    pub kind: CatalogueKind,
+    /// The business's own code (SKU, service code): what staff type or scan.
+    pub code: String,
+    pub name: String,
+    /// Ringgit before tax, two decimals on the wire: `"45.00"`. Zero is allowed (a free item).
+    #[ts(type = "string")]
+    #[serde(with = "ringgit")]
+    pub price: Decimal,
+    pub tax: TaxCode,
+    /// How long a service takes to book, in minutes; none for a product.
+    #[serde(default)]
+    pub duration_minutes: Option<u32>,
+    /// An inactive item stays in the catalogue (old sales name it) but is no longer offered.
+    pub active: bool,
+}
+
+pub const CATALOGUE_ITEM_FIELDS: &[&str] = &[
+    "kind",
+    "code",
+    "name",
+    "price",
+    "tax",
+    "duration_minutes",
+    "active",
+];
+
+pub const CATALOGUE_CODE_MAX_CHARS: usize = 32;
+pub const CATALOGUE_NAME_MAX_CHARS: usize = 120;
+
+impl CatalogueItemRecord {
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let code_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/');
+        if self.code.is_empty()
+            || self.code.chars().count() > CATALOGUE_CODE_MAX_CHARS
+            || !self.code.chars().all(code_ok)
+        {
+            problems.push((
+                "code",
+                format!(
+                    "The code is 1 to {CATALOGUE_CODE_MAX_CHARS} letters, digits or - _ . /, without spaces."
+                ),
+            ));
+        }
+        let name = self.name.trim();
+        if name.is_empty() || name != self.name {
+            problems.push((
+                "name",
+                "The name is required and has no leading or trailing spaces.".to_owned(),
+            ));
+        } else if self.name.chars().count() > CATALOGUE_NAME_MAX_CHARS {
+            problems.push((
+                "name",
+                format!("The name is at most {CATALOGUE_NAME_MAX_CHARS} characters."),
+            ));
+        } else if self.name.chars().any(char::is_control) {
+            problems.push((
+                "name",
+                "The name holds a control character.".to_owned(),
+            ));
+        }
+        match ringgit::to_sen(self.price) {
+            Some(sen) if (0..=CASH_MAX_SEN).contains(&sen) => {}
+            _ => problems.push((
+                "price",
+                "The price must be from RM 0.00 to RM 9,999,999.99.".to_owned(),
+            )),
+        }
+        match (self.kind, self.duration_minutes) {
+            (CatalogueKind::Product, Some(_)) => problems.push((
+                "duration_minutes",
+                "Only a service has a duration.".to_owned(),
+            )),
+            (CatalogueKind::Service, Some(minutes))
+                if minutes == 0 || i64::from(minutes) > APPOINTMENT_MAX_MINUTES =>
+            {
+                problems.push((
+                    "duration_minutes",
+                    "A service lasts from 1 minute to a day.".to_owned(),
+                ));
+            }
+            _ => {}
+        }
+        problems
+    }
+}
+
+impl EntityRecord for CatalogueItemRecord {
+    const ENTITY: Entity = Entity::CatalogueItem;
+    fn fields(&self) -> Fields {
+        encode(self, CATALOGUE_ITEM_FIELDS)
+    }
+    fn from_fields(id: Uuid, branch_id: Uuid, fields: &Fields) -> Result<Self, String> {
+        decode(id, branch_id, CATALOGUE_ITEM_FIELDS, fields)
+    }
+}
+
 /// Ringgit amounts as strings with exactly two decimals; anything else is refused, so `"12.3"`
 /// and `"12.300"` never become a second spelling of `"12.30"`.
 pub mod ringgit {
@@ -488,5 +672,88 @@ mod tests {
             non_canonical_fields(&change, &parsed.fields()),
             vec!["starts_at".to_owned()]
         );
+    }
+
+    fn item(kind: CatalogueKind, code: &str, name: &str, price: &str) -> CatalogueItemRecord {
+        CatalogueItemRecord {
+            id: Uuid::from_u128(9),
+            branch_id: Uuid::from_u128(1),
+            kind,
+            code: code.to_owned(),
+            name: name.to_owned(),
+            price: ringgit::parse(price).unwrap(),
+            tax: TaxCode::Service8,
+            duration_minutes: None,
+            active: true,
+        }
+    }
+
+    #[test]
+    fn catalogue_items_round_trip_and_are_checked() {
+        let mut facial = item(CatalogueKind::Service, "SVC-01", "Facial, 60 min", "120.00");
+        facial.duration_minutes = Some(60);
+        let fields = facial.fields();
+        assert_eq!(fields["price"], json!("120.00"));
+        assert_eq!(fields["tax"], json!("service_8"));
+        assert_eq!(fields["duration_minutes"], json!(60));
+        assert_eq!(fields.len(), CATALOGUE_ITEM_FIELDS.len());
+        assert_eq!(
+            CatalogueItemRecord::from_fields(facial.id, facial.branch_id, &fields).unwrap(),
+            facial
+        );
+        assert!(facial.problems().is_empty());
+        assert!(
+            item(CatalogueKind::Product, "9555012345678", "Panadol", "0.00")
+                .problems()
+                .is_empty()
+        );
+
+        let mut product_with_time = item(CatalogueKind::Product, "P1", "Shampoo", "25.90");
+        product_with_time.duration_minutes = Some(30);
+        let mut endless = item(CatalogueKind::Service, "S1", "Retreat", "1.00");
+        endless.duration_minutes = Some(24 * 60 + 1);
+        let mut instant = item(CatalogueKind::Service, "S2", "Nothing", "1.00");
+        instant.duration_minutes = Some(0);
+        let table = [
+            (item(CatalogueKind::Product, "", "Soap", "1.00"), "code"),
+            (item(CatalogueKind::Product, "A B", "Soap", "1.00"), "code"),
+            (item(CatalogueKind::Product, &"X".repeat(33), "Soap", "1.00"), "code"),
+            (item(CatalogueKind::Product, "S", "", "1.00"), "name"),
+            (item(CatalogueKind::Product, "S", " Soap", "1.00"), "name"),
+            (item(CatalogueKind::Product, "S", "So\u{7}ap", "1.00"), "name"),
+            (item(CatalogueKind::Product, "S", &"n".repeat(121), "1.00"), "name"),
+            (item(CatalogueKind::Product, "S", "Soap", "999999999.99"), "price"),
+            (product_with_time, "duration_minutes"),
+            (endless, "duration_minutes"),
+            (instant, "duration_minutes"),
+        ];
+        for (record, field) in table {
+            let problems = record.problems();
+            assert_eq!(
+                problems.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+                vec![field],
+                "{record:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tax_rates_follow_their_dates() {
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let table = [
+            (TaxCode::Service8, day(2024, 2, 29), None),
+            (TaxCode::Service8, day(2024, 3, 1), Some(8)),
+            (TaxCode::Service8, day(2026, 12, 1), Some(8)),
+            (TaxCode::Service6, day(2018, 8, 31), None),
+            (TaxCode::Service6, day(2018, 9, 1), Some(6)),
+            (TaxCode::Service6, day(2026, 12, 1), Some(6)),
+            (TaxCode::Exempt, day(2026, 12, 1), Some(0)),
+        ];
+        for (code, on, want) in table {
+            assert_eq!(code.percent_on(on), want, "{code:?} on {on}");
+        }
+        for code in TaxCode::ALL {
+            assert_eq!(TaxCode::parse(code.as_str()), Some(code));
+        }
     }
 }

@@ -45,6 +45,10 @@ pub enum StoreError {
     InvalidRecord(Vec<kaunter_protocol::FieldError>),
     #[error("A ledger entry cannot be changed once written; record a correcting entry instead.")]
     LedgerImmutable,
+    #[error(
+        "This record belongs to another branch: this desk may read it, and it is changed at its own branch."
+    )]
+    OtherBranch,
     #[error("The local database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("The local database is damaged: {0}")]

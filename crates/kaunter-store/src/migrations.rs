@@ -140,6 +140,31 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE outbox ADD COLUMN actor TEXT;
     "#,
+    // 8: the business's catalogue of products and services (client schema 4), tenant-wide and
+    // not personal data, so in plain columns. Prices in sen.
+    r#"
+    CREATE TABLE catalogue_items (
+        id TEXT PRIMARY KEY,
+        branch_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        code TEXT NOT NULL,
+        name TEXT NOT NULL,
+        price_sen INTEGER NOT NULL CHECK (price_sen >= 0),
+        tax_code TEXT NOT NULL,
+        duration_minutes INTEGER,
+        active INTEGER NOT NULL,
+        stamps TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        server_cursor INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX catalogue_items_name ON catalogue_items (name);
+    CREATE INDEX catalogue_items_tombstones ON catalogue_items (server_cursor) WHERE deleted = 1;
+    -- A desk of schema 3 was never sent the catalogue, whose items may be older than its cursor:
+    -- it downloads again from 0 (rows it holds merge with themselves, unchanged).
+    UPDATE sync_state SET pull_cursor = 0;
+    "#,
 ];
 
 fn checksum(sql: &str) -> String {

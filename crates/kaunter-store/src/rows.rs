@@ -10,7 +10,8 @@ use kaunter_protocol::merge::{
     is_deleted, record_from_parts, record_into_parts, row_digest, update_digest,
 };
 use kaunter_protocol::records::{
-    AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, EntityRecord, ringgit,
+    AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, CatalogueItemRecord,
+    CatalogueKind, EntityRecord, TaxCode, ringgit,
 };
 use rusqlite::{Connection, Row, Transaction, params};
 use serde_json::Value;
@@ -50,6 +51,7 @@ pub(crate) fn table(entity: Entity) -> &'static str {
         Entity::Patient => "patients",
         Entity::Appointment => "appointments",
         Entity::CashMovement => "cash_movements",
+        Entity::CatalogueItem => "catalogue_items",
     }
 }
 
@@ -73,6 +75,7 @@ pub(crate) fn load_row(
         Entity::Patient => load_patient(conn, cipher, id),
         Entity::Appointment => load_appointment(conn, cipher, id),
         Entity::CashMovement => load_cash(conn, cipher, id),
+        Entity::CatalogueItem => load_catalogue_item(conn, id),
     }
 }
 
@@ -121,6 +124,11 @@ pub(crate) fn write_row(
             let record =
                 CashMovementRecord::from_fields(id, row.branch_id, &fields).map_err(incomplete)?;
             save_cash(tx, cipher, &record, row, &stamps, server_cursor)?;
+        }
+        Entity::CatalogueItem => {
+            let record =
+                CatalogueItemRecord::from_fields(id, row.branch_id, &fields).map_err(incomplete)?;
+            save_catalogue_item(tx, &record, row, &stamps, server_cursor)?;
         }
     }
     Ok(row_digest(id, &row.record))
@@ -470,6 +478,92 @@ fn save_cash(
         note,
         stamps,
         timestamp(row.created_at),
+        server_cursor,
+    ])?;
+    Ok(())
+}
+
+// Catalogue items: tenant-wide and not personal data, so plain columns.
+
+pub(crate) const CATALOGUE_COLUMNS: &str = "id, branch_id, kind, code, name, price_sen, \
+     tax_code, duration_minutes, active, stamps, deleted, created_at, updated_at";
+
+/// Reads a row selected with [`CATALOGUE_COLUMNS`].
+pub(crate) fn read_catalogue_item(row: &Row<'_>) -> Result<(CatalogueItemRecord, LocalRow)> {
+    let id = parse_uuid(&row.get::<_, String>(0)?)?;
+    let kind: String = row.get(2)?;
+    let tax: String = row.get(6)?;
+    let record = CatalogueItemRecord {
+        id,
+        branch_id: parse_uuid(&row.get::<_, String>(1)?)?,
+        kind: CatalogueKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad catalogue kind {kind:?}")))?,
+        code: row.get(3)?,
+        name: row.get(4)?,
+        price: ringgit::from_sen(row.get(5)?),
+        tax: TaxCode::parse(&tax)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad tax code {tax:?}")))?,
+        duration_minutes: row.get(7)?,
+        active: row.get(8)?,
+    };
+    let stamps: String = row.get(9)?;
+    let merged = merged(record.fields(), row.get(10)?, &stamps, id)?;
+    let local = LocalRow {
+        entity: Entity::CatalogueItem,
+        branch_id: record.branch_id,
+        loaded_digest: row_digest(id, &merged),
+        record: merged,
+        created_at: parse_timestamp(&row.get::<_, String>(11)?)?,
+        updated_at: parse_timestamp(&row.get::<_, String>(12)?)?,
+    };
+    Ok((record, local))
+}
+
+fn load_catalogue_item(conn: &Connection, id: Uuid) -> Result<Option<LocalRow>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {CATALOGUE_COLUMNS} FROM catalogue_items WHERE id = ?1"
+    ))?;
+    let mut rows = statement.query(params![id.to_string()])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(read_catalogue_item(row)?.1)),
+        None => Ok(None),
+    }
+}
+
+fn save_catalogue_item(
+    tx: &Transaction<'_>,
+    record: &CatalogueItemRecord,
+    row: &LocalRow,
+    stamps: &str,
+    server_cursor: Option<i64>,
+) -> Result<()> {
+    let price = ringgit::to_sen(record.price)
+        .ok_or_else(|| StoreError::Corrupt(format!("catalogue item {} has no sen price", record.id)))?;
+    tx.prepare_cached(
+        "INSERT INTO catalogue_items (id, branch_id, kind, code, name, price_sen, tax_code, \
+             duration_minutes, active, stamps, deleted, created_at, updated_at, server_cursor) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, code = excluded.code, \
+             name = excluded.name, price_sen = excluded.price_sen, \
+             tax_code = excluded.tax_code, duration_minutes = excluded.duration_minutes, \
+             active = excluded.active, stamps = excluded.stamps, deleted = excluded.deleted, \
+             updated_at = excluded.updated_at, \
+             server_cursor = coalesce(excluded.server_cursor, catalogue_items.server_cursor)",
+    )?
+    .execute(params![
+        record.id.to_string(),
+        record.branch_id.to_string(),
+        record.kind.as_str(),
+        record.code,
+        record.name,
+        price,
+        record.tax.as_str(),
+        record.duration_minutes,
+        record.active,
+        stamps,
+        is_deleted(&row.record),
+        timestamp(row.created_at),
+        timestamp(row.updated_at),
         server_cursor,
     ])?;
     Ok(())

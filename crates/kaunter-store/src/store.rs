@@ -20,7 +20,8 @@ use kaunter_protocol::http::{
 use kaunter_protocol::ipc::{PatientView, RefusedChangeView};
 use kaunter_protocol::merge::{apply_change, record_into_parts, stamp_to_wire};
 use kaunter_protocol::records::{
-    AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, EntityRecord,
+    AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, CatalogueItemRecord,
+    CatalogueKind, EntityRecord, TaxCode,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::Value;
@@ -41,6 +42,17 @@ pub struct NewBooking {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub note: Option<String>,
+}
+
+/// A product or service as the desk adds it to the business's catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCatalogueItem {
+    pub kind: CatalogueKind,
+    pub code: String,
+    pub name: String,
+    pub price: rust_decimal::Decimal,
+    pub tax: TaxCode,
+    pub duration_minutes: Option<u32>,
 }
 
 /// Money into or out of the drawer, as the desk records it.
@@ -698,6 +710,11 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut row = load_row(&tx, cipher, entity, id)?
             .ok_or_else(|| StoreError::NotFound(format!("{} {id}", entity.as_str())))?;
+        // A desk of business scope holds other branches' rows: it reads them, their own
+        // branch changes them (the server would refuse the change anyway).
+        if !entity.is_tenant_wide() && row.branch_id != identity.branch_id.as_uuid() {
+            return Err(StoreError::OtherBranch);
+        }
         let mut fields = fields;
         if entity == Entity::Appointment {
             // A booking's start and end travel together (one stamp), so a merge of two desks'
@@ -709,8 +726,21 @@ impl Store {
                 }
             }
         }
-        let change = local_change(&tx, identity, entity, id, fields, now)?;
+        let mut change = local_change(&tx, identity, entity, id, fields, now)?;
+        // A tenant-wide row keeps the branch it was made at, whichever branch changes it.
+        change.branch_id = row.branch_id;
         apply_change(&mut row.record, &change);
+        if entity == Entity::CatalogueItem {
+            let (merged, _) = record_into_parts(&row.record);
+            if !kaunter_protocol::merge::is_deleted(&row.record) {
+                let item = CatalogueItemRecord::from_fields(id, row.branch_id, &merged)
+                    .map_err(|detail| StoreError::Corrupt(format!("catalogue item {id}: {detail}")))?;
+                let errors = invalid_fields(item.problems());
+                if !errors.is_empty() {
+                    return Err(StoreError::InvalidRecord(errors));
+                }
+            }
+        }
         if entity == Entity::Appointment {
             let (merged, _) = record_into_parts(&row.record);
             let booking = AppointmentRecord::from_fields(id, row.branch_id, &merged)
@@ -881,6 +911,49 @@ impl Store {
         insert_record(&tx, identity, cipher, record.id, &record, now)?;
         tx.commit()?;
         Ok(record)
+    }
+
+    /// Adds a product or service to the business's catalogue (every branch gets it), active.
+    pub fn add_catalogue_item(
+        &mut self,
+        item: &NewCatalogueItem,
+        now: DateTime<Utc>,
+    ) -> Result<CatalogueItemRecord> {
+        let (conn, identity, cipher) = self.enrolled_mut()?;
+        let record = CatalogueItemRecord {
+            id: Uuid::now_v7(),
+            branch_id: identity.branch_id.as_uuid(),
+            kind: item.kind,
+            code: item.code.clone(),
+            name: item.name.clone(),
+            price: item.price,
+            tax: item.tax,
+            duration_minutes: item.duration_minutes,
+            active: true,
+        };
+        let errors = invalid_fields(record.problems());
+        if !errors.is_empty() {
+            return Err(StoreError::InvalidRecord(errors));
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        insert_record(&tx, identity, cipher, record.id, &record, now)?;
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// The business's catalogue as this desk holds it, by name (then code); inactive items only
+    /// when asked for. Deleted items are never listed.
+    pub fn catalogue(&self, include_inactive: bool) -> Result<Vec<CatalogueItemRecord>> {
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT {} FROM catalogue_items WHERE deleted = 0 AND (active = 1 OR ?1)              ORDER BY name COLLATE NOCASE, code, id",
+            rows::CATALOGUE_COLUMNS
+        ))?;
+        let mut found = statement.query(params![include_inactive])?;
+        let mut items = Vec::new();
+        while let Some(row) = found.next()? {
+            items.push(rows::read_catalogue_item(row)?.0);
+        }
+        Ok(items)
     }
 
     /// The drawer's balance in sen: derived from every movement this desk holds, its own and

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use kaunter_core::access::Permission;
 use kaunter_protocol::http::{
     BranchView, BranchesResponse, CloseBranchRequest, EnrolmentCodeRequest, EnrolmentCodeResponse,
-    NewBranchRequest, RenameBranchRequest,
+    NewBranchRequest, PullScope, RenameBranchRequest,
 };
 
 use crate::AppState;
@@ -158,21 +158,33 @@ pub async fn enrolment_code(
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
     let person = auth::person(&tx, &token).await?;
     person.require(Permission::DevicesManage)?;
+    // A desk that is sent every branch's records is as much as managing the branches.
+    let scope = request.scope.unwrap_or(PullScope::Branch);
+    if scope == PullScope::Business {
+        person.require(Permission::BranchesManage)?;
+    }
     let branch_id = BranchId::from_uuid(request.branch_id);
-    let (code, expires_at) =
-        match admin::create_enrolment_code_in(&tx, branch_id, i64::from(hours) * 3600).await {
+    let (code, expires_at) = match admin::create_enrolment_code_in(
+        &tx,
+        branch_id,
+        i64::from(hours) * 3600,
+        scope,
+    )
+    .await
+    {
             Err(Error::UnknownBranch(_)) => return Err(Error::UnknownRecord),
             other => other?,
         };
     tx.commit().await?;
     tracing::info!(tenant = %person.tenant_id, user = %person.user_id, %branch_id,
-                   "enrolment code issued from head office");
+                   scope = scope.as_str(), "enrolment code issued from head office");
     Ok((
         StatusCode::CREATED,
         Json(EnrolmentCodeResponse {
             code,
             branch_id: request.branch_id,
             expires_at,
+            scope,
         }),
     ))
 }

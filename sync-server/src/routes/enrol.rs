@@ -6,7 +6,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use kaunter_protocol::http::{EnrolRequest, EnrolResponse};
+use kaunter_protocol::http::{EnrolRequest, EnrolResponse, PullScope};
 
 use crate::AppState;
 use crate::db::LookupTx;
@@ -35,7 +35,7 @@ pub async fn enrol(
     // LIMIT only keeps the query well-defined.
     let row = lookup
         .query_opt(
-            "SELECT tenant_id, branch_id FROM enrolment_codes
+            "SELECT tenant_id, branch_id, scope FROM enrolment_codes
              WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
              ORDER BY tenant_id LIMIT 1
              FOR UPDATE",
@@ -45,6 +45,9 @@ pub async fn enrol(
         .ok_or(Error::EnrolmentCodeInvalid)?;
     let tenant_id: TenantId = row.try_get(0)?;
     let branch_id: BranchId = row.try_get(1)?;
+    let scope_text: String = row.try_get(2)?;
+    let scope = PullScope::parse(&scope_text)
+        .ok_or_else(|| Error::Internal(format!("stored code scope {scope_text:?} is unknown")))?;
 
     let tx = lookup.into_tenant(tenant_id).await?;
     // A code issued before its branch closed stops working with the closing.
@@ -62,14 +65,15 @@ pub async fn enrol(
     let device_id = DeviceId::new_v7();
     let issued = token::issue(tenant_id, device_id)?;
     tx.execute(
-        "INSERT INTO devices (tenant_id, device_id, branch_id, name, token_hash)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO devices (tenant_id, device_id, branch_id, name, token_hash, scope)
+         VALUES ($1, $2, $3, $4, $5, $6)",
         &[
             &tenant_id,
             &device_id,
             &branch_id,
             &device_name,
             &issued.secret_hash.as_slice(),
+            &scope.as_str(),
         ],
     )
     .await?;
@@ -118,5 +122,6 @@ pub async fn enrol(
         refresh_token: rotating.map(|c| c.refresh_token),
         business_name,
         branch_name,
+        scope,
     }))
 }

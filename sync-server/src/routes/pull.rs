@@ -7,13 +7,14 @@
 //! where replaying every change would. So the change log keeps no bodies and a large branch's
 //! first download is one pass over its rows.
 //!
-//! Scope for now: rows of the device's own branch (tenant-wide catalogues come later), of the
-//! entities the desk's schema version knows. A cursor below the business's tombstone horizon is
-//! refused with `resync_required` (410): the desk starts again from 0.
+//! Scope: the tenant-wide rows (the catalogue) and the rows of the device's own branch, or of
+//! every branch for a device enrolled with business scope; only entities the desk's schema
+//! version knows. A cursor below the business's tombstone horizon is refused with
+//! `resync_required` (410): the desk starts again from 0.
 
 use axum::Json;
 use axum::extract::State;
-use kaunter_protocol::http::{Checkpoint, Entity, PullResponse, PulledChange};
+use kaunter_protocol::http::{Checkpoint, Entity, PullResponse, PullScope, PulledChange};
 use kaunter_protocol::{ACCEPTED_SCHEMA_VERSIONS, SCHEMA_VERSION};
 use serde::Deserialize;
 
@@ -69,20 +70,32 @@ pub async fn pull(
     // when a push or a purge commits meanwhile.
     let tx = TenantTx::begin_snapshot(&mut client, token.tenant_id).await?;
     let device = auth::authenticate(&tx, &token, RowLock::None).await?;
-    // The branch's digest is its state after exactly the changes up to `as_of`.
+    // The digest of what the desk is sent (its branch or every branch, plus the tenant-wide
+    // rows) is that state after exactly the changes up to `as_of`. Digests add up (wrapping),
+    // as the desk's own does over its rows.
+    let one_branch = device.scope == PullScope::Branch;
     let snapshot = tx
         .query_one(
-            "SELECT b.state_digest, t.change_seq, t.purged_seq FROM branches b
-             JOIN tenants t ON t.tenant_id = b.tenant_id
-             WHERE b.tenant_id = $1 AND b.branch_id = $2",
-            &[&device.tenant_id, &device.branch_id],
+            "SELECT catalogue_digest, change_seq, purged_seq FROM tenants WHERE tenant_id = $1",
+            &[&device.tenant_id],
         )
         .await?;
-    let (digest, as_of, purged_seq): (i64, i64, i64) = (
+    let (catalogue_digest, as_of, purged_seq): (i64, i64, i64) = (
         snapshot.try_get(0)?,
         snapshot.try_get(1)?,
         snapshot.try_get(2)?,
     );
+    let mut digest = catalogue_digest as u64;
+    for row in tx
+        .query(
+            "SELECT state_digest FROM branches WHERE tenant_id = $1 AND ($3 OR branch_id = $2)",
+            &[&device.tenant_id, &device.branch_id, &!one_branch],
+        )
+        .await?
+    {
+        let branch_digest: i64 = row.try_get(0)?;
+        digest = digest.wrapping_add(branch_digest as u64);
+    }
     // Changes of rows purged since the desk's cursor are gone: what it holds may include rows
     // deleted meanwhile, which it can no longer learn of change by change.
     if query.cursor > 0 && query.cursor < purged_seq {
@@ -97,7 +110,7 @@ pub async fn pull(
     for &entity in &entities {
         let rows = tx
             .query(
-                &rows::select_changed_sql(entity),
+                &rows::select_changed_sql(entity, one_branch),
                 &[
                     &device.tenant_id,
                     &device.branch_id,
@@ -121,7 +134,7 @@ pub async fn pull(
         for &entity in &entities {
             let in_table: i64 = tx
                 .query_one(
-                    &rows::count_changed_sql(entity),
+                    &rows::count_changed_sql(entity, one_branch),
                     &[&device.tenant_id, &device.branch_id, &query.cursor, &as_of],
                 )
                 .await?
@@ -157,7 +170,7 @@ pub async fn pull(
         // An older desk holds only some of the branch's entities: no digest covers just those.
         let checkpoint = (version == SCHEMA_VERSION).then(|| Checkpoint {
             cursor,
-            digest: format!("{:016x}", digest as u64),
+            digest: format!("{digest:016x}"),
         });
         (cursor, checkpoint)
     };

@@ -23,6 +23,8 @@ use kaunter_protocol::{ACCEPTED_SCHEMA_VERSIONS, FieldError};
 use serde_json::Value;
 use uuid::Uuid;
 
+use kaunter_core::access::Permission;
+
 use crate::AppState;
 use crate::auth::{self, Bearer, Device, RowLock};
 use crate::db::TenantTx;
@@ -175,18 +177,30 @@ async fn apply(
     let mut named: Vec<Uuid> = entries.iter().filter_map(|entry| entry.actor).collect();
     named.sort_unstable();
     named.dedup();
-    let people: HashSet<Uuid> = if named.is_empty() {
-        HashSet::new()
+    // Each with whether they may change the tenant-wide catalogue (as of now: a catalogue edit
+    // reaches every branch, so it is held to the person's present roles).
+    let people: HashMap<Uuid, bool> = if named.is_empty() {
+        HashMap::new()
     } else {
         tx.query(
-            "SELECT user_id FROM users
-             WHERE tenant_id = $1 AND user_id = ANY($2) AND pin_hash IS NOT NULL",
-            &[&device.tenant_id, &named],
+            "SELECT u.user_id, EXISTS (
+                     SELECT 1 FROM user_roles ur
+                     JOIN role_permissions p
+                          ON p.tenant_id = ur.tenant_id AND p.role_id = ur.role_id
+                     WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.user_id
+                       AND p.permission = $3)
+             FROM users u
+             WHERE u.tenant_id = $1 AND u.user_id = ANY($2) AND u.pin_hash IS NOT NULL",
+            &[
+                &device.tenant_id,
+                &named,
+                &Permission::CatalogueManage.as_str(),
+            ],
         )
         .await?
         .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()?
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?
     };
     let mut seqs = Vec::with_capacity(entries.len());
     let mut actors = Vec::with_capacity(entries.len());
@@ -197,7 +211,15 @@ async fn apply(
     for (entry, tenant_seq) in entries.iter().zip(first_tenant_seq..) {
         let merged = check_entry(entry, device, now)
             .and_then(|()| check_actor(entry, &people))
-            .and_then(|()| merge_entry(&mut rows, &purged, entry, tenant_seq));
+            .and_then(|()| {
+                merge_entry(
+                    &mut rows,
+                    &purged,
+                    entry,
+                    tenant_seq,
+                    device.branch_id.as_uuid(),
+                )
+            });
         if let Err(refusal) = merged {
             record_rejection(tx, device, entry, &refusal).await?;
             rejected.push(refusal);
@@ -298,7 +320,9 @@ fn check_entry(
             Vec::new(),
         ));
     }
-    if BranchId::from_uuid(change.branch_id) != device.branch_id {
+    // A tenant-wide row keeps the branch it was made at; merge_entry checks that.
+    if !change.entity.is_tenant_wide() && BranchId::from_uuid(change.branch_id) != device.branch_id
+    {
         return Err(refusal(
             entry,
             error_code::VALIDATION_FAILED,
@@ -421,16 +445,26 @@ fn check_entry(
     Ok(())
 }
 
-/// An entry that names a person must name one of the business's people.
-fn check_actor(entry: &OutboxEntry, people: &HashSet<Uuid>) -> Result<(), RejectedEntry> {
-    match entry.actor {
-        Some(actor) if !people.contains(&actor) => Err(refusal(
+/// An entry that names a person must name one of the business's people, and a change to the
+/// tenant-wide catalogue one who may manage it.
+fn check_actor(entry: &OutboxEntry, people: &HashMap<Uuid, bool>) -> Result<(), RejectedEntry> {
+    let Some(actor) = entry.actor else {
+        return Ok(());
+    };
+    match people.get(&actor) {
+        None => Err(refusal(
             entry,
             error_code::UNKNOWN_ACTOR,
             "The change names a person who is not one of this business's.",
             Vec::new(),
         )),
-        _ => Ok(()),
+        Some(false) if entry.change.entity.is_tenant_wide() => Err(refusal(
+            entry,
+            error_code::FORBIDDEN,
+            "Only someone who may manage the catalogue can change it.",
+            Vec::new(),
+        )),
+        Some(_) => Ok(()),
     }
 }
 
@@ -479,12 +513,14 @@ fn field_error(entry: &OutboxEntry, field: &str, code: &str, message: &str) -> F
 }
 
 /// Merges one change into its row (made if new). Refused when the row was purged, belongs to
-/// another branch, is a ledger entry that already exists, or would not be a valid row.
+/// another branch, is a ledger entry that already exists, or would not be a valid row. A
+/// tenant-wide row is made at the writer's own branch (`own_branch`) and keeps that branch.
 fn merge_entry(
     rows: &mut HashMap<RowKey, StoredRow>,
     purged: &HashSet<RowKey>,
     entry: &OutboxEntry,
     tenant_seq: i64,
+    own_branch: Uuid,
 ) -> Result<(), RejectedEntry> {
     let change: &Change = &entry.change;
     let key = (change.entity, change.row_id);
@@ -494,6 +530,20 @@ fn merge_entry(
             error_code::ROW_PURGED,
             "This record was deleted and has since been removed for good; the change cannot bring it back.",
             Vec::new(),
+        ));
+    }
+    if change.entity.is_tenant_wide() && !rows.contains_key(&key) && change.branch_id != own_branch
+    {
+        return Err(refusal(
+            entry,
+            error_code::VALIDATION_FAILED,
+            "A device may only write records of its own branch.",
+            vec![field_error(
+                entry,
+                "branch_id",
+                "branch_not_allowed",
+                "A new catalogue item is made at the writer's own branch.",
+            )],
         ));
     }
     let row = rows
