@@ -46,7 +46,6 @@ pub struct Device {
 
 pub use kaunter_protocol::http::PullScope;
 
-
 /// Whether to lock the device row until the transaction ends (push does, so two pushes of one
 /// device cannot interleave).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +107,9 @@ pub async fn authenticate(tx: &TenantTx<'_>, token: &DeviceToken, lock: RowLock)
         high_water: row.try_get(1)?,
         scope: {
             let scope: String = row.try_get(6)?;
-            PullScope::parse(&scope)
-                .ok_or_else(|| Error::Internal(format!("stored device scope {scope:?} is unknown")))?
+            PullScope::parse(&scope).ok_or_else(|| {
+                Error::Internal(format!("stored device scope {scope:?} is unknown"))
+            })?
         },
     })
 }

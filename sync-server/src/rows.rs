@@ -842,7 +842,10 @@ async fn store_catalogue(
     let active: Vec<bool> = items.iter().map(|(.., (i, _))| i.active).collect();
     let created: Vec<DateTime<Utc>> = items.iter().map(|(_, row, _)| row.created_at).collect();
     let updated: Vec<DateTime<Utc>> = items.iter().map(|(_, row, _)| row.updated_at).collect();
-    let change_seqs: Vec<i64> = items.iter().map(|(_, row, _)| row.last_change_seq).collect();
+    let change_seqs: Vec<i64> = items
+        .iter()
+        .map(|(_, row, _)| row.last_change_seq)
+        .collect();
     let stamps: Vec<&[u8]> = items.iter().map(|(.., (_, s))| s.as_slice()).collect();
     let deleted: Vec<bool> = items
         .iter()

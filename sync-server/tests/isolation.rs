@@ -13,6 +13,9 @@ use kaunter_protocol::http::{
     Change, EnrolResponse, Entity, OutboxEntry, PatientRecord, PushRequest, SignUpRequest,
     SignUpResponse, WireStamp,
 };
+use kaunter_protocol::records::{
+    CatalogueItemRecord, CatalogueKind, EntityRecord, TaxCode, ringgit,
+};
 use kaunter_protocol::{IdType, SCHEMA_VERSION};
 use kaunter_sync_server::admin;
 use kaunter_sync_server::ids::{BranchId, TenantId};
@@ -128,6 +131,36 @@ async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name:
             }
         })
         .collect();
+    // And a tenant-wide catalogue item: every desk of this business is sent it, no other.
+    let mut entries = entries;
+    let item = CatalogueItemRecord {
+        id: Uuid::now_v7(),
+        branch_id: created.branch_id,
+        kind: CatalogueKind::Service,
+        code: format!("{}-SVC", name.to_uppercase()),
+        name: format!("Rawatan {name}"),
+        price: ringgit::parse("30.00").unwrap(),
+        tax: TaxCode::Exempt,
+        duration_minutes: Some(20),
+        active: true,
+    };
+    marks.extend([item.id.to_string(), item.code.clone(), item.name.clone()]);
+    entries.push(OutboxEntry {
+        actor: None,
+        seq: 7,
+        schema_version: SCHEMA_VERSION,
+        change: Change {
+            entity: Entity::CatalogueItem,
+            row_id: item.id,
+            branch_id: created.branch_id,
+            stamp: WireStamp {
+                hlc: hlc + 7,
+                device_id: desk.device_id,
+            },
+            fields: item.fields(),
+            recorded_at: Utc::now(),
+        },
+    });
     let pushed = http
         .post(server.url("/v1/sync/push"))
         .bearer_auth(&desk.device_token)
@@ -414,7 +447,7 @@ fn probe(
         "/v1/enrol" => request.json(&json!({"code": unknown_code(), "device_name": "X"})),
         // B's row in B's branch, as A's next outbox entry (and as a gap, then from 1).
         "/v1/sync/push" => request.json(&json!({"schema_version": SCHEMA_VERSION,
-            "entries": [{"seq": 6 + 1, "schema_version": SCHEMA_VERSION,
+            "entries": [{"seq": 7 + 1, "schema_version": SCHEMA_VERSION,
                          "change": b_patient["change"]}]})),
         "/v1/sync/pull" => request,
         "/v1/sync/status" => request.json(&json!({"pending": 0, "refused": 0,

@@ -459,10 +459,7 @@ impl CatalogueItemRecord {
                 format!("The name is at most {CATALOGUE_NAME_MAX_CHARS} characters."),
             ));
         } else if self.name.chars().any(char::is_control) {
-            problems.push((
-                "name",
-                "The name holds a control character.".to_owned(),
-            ));
+            problems.push(("name", "The name holds a control character.".to_owned()));
         }
         match ringgit::to_sen(self.price) {
             Some(sen) if (0..=CASH_MAX_SEN).contains(&sen) => {}
@@ -717,12 +714,24 @@ mod tests {
         let table = [
             (item(CatalogueKind::Product, "", "Soap", "1.00"), "code"),
             (item(CatalogueKind::Product, "A B", "Soap", "1.00"), "code"),
-            (item(CatalogueKind::Product, &"X".repeat(33), "Soap", "1.00"), "code"),
+            (
+                item(CatalogueKind::Product, &"X".repeat(33), "Soap", "1.00"),
+                "code",
+            ),
             (item(CatalogueKind::Product, "S", "", "1.00"), "name"),
             (item(CatalogueKind::Product, "S", " Soap", "1.00"), "name"),
-            (item(CatalogueKind::Product, "S", "So\u{7}ap", "1.00"), "name"),
-            (item(CatalogueKind::Product, "S", &"n".repeat(121), "1.00"), "name"),
-            (item(CatalogueKind::Product, "S", "Soap", "999999999.99"), "price"),
+            (
+                item(CatalogueKind::Product, "S", "So\u{7}ap", "1.00"),
+                "name",
+            ),
+            (
+                item(CatalogueKind::Product, "S", &"n".repeat(121), "1.00"),
+                "name",
+            ),
+            (
+                item(CatalogueKind::Product, "S", "Soap", "999999999.99"),
+                "price",
+            ),
             (product_with_time, "duration_minutes"),
             (endless, "duration_minutes"),
             (instant, "duration_minutes"),

@@ -537,8 +537,9 @@ fn save_catalogue_item(
     stamps: &str,
     server_cursor: Option<i64>,
 ) -> Result<()> {
-    let price = ringgit::to_sen(record.price)
-        .ok_or_else(|| StoreError::Corrupt(format!("catalogue item {} has no sen price", record.id)))?;
+    let price = ringgit::to_sen(record.price).ok_or_else(|| {
+        StoreError::Corrupt(format!("catalogue item {} has no sen price", record.id))
+    })?;
     tx.prepare_cached(
         "INSERT INTO catalogue_items (id, branch_id, kind, code, name, price_sen, tax_code, \
              duration_minutes, active, stamps, deleted, created_at, updated_at, server_cursor) \

@@ -733,8 +733,9 @@ impl Store {
         if entity == Entity::CatalogueItem {
             let (merged, _) = record_into_parts(&row.record);
             if !kaunter_protocol::merge::is_deleted(&row.record) {
-                let item = CatalogueItemRecord::from_fields(id, row.branch_id, &merged)
-                    .map_err(|detail| StoreError::Corrupt(format!("catalogue item {id}: {detail}")))?;
+                let item = CatalogueItemRecord::from_fields(id, row.branch_id, &merged).map_err(
+                    |detail| StoreError::Corrupt(format!("catalogue item {id}: {detail}")),
+                )?;
                 let errors = invalid_fields(item.problems());
                 if !errors.is_empty() {
                     return Err(StoreError::InvalidRecord(errors));

@@ -164,14 +164,9 @@ pub async fn enrolment_code(
         person.require(Permission::BranchesManage)?;
     }
     let branch_id = BranchId::from_uuid(request.branch_id);
-    let (code, expires_at) = match admin::create_enrolment_code_in(
-        &tx,
-        branch_id,
-        i64::from(hours) * 3600,
-        scope,
-    )
-    .await
-    {
+    let (code, expires_at) =
+        match admin::create_enrolment_code_in(&tx, branch_id, i64::from(hours) * 3600, scope).await
+        {
             Err(Error::UnknownBranch(_)) => return Err(Error::UnknownRecord),
             other => other?,
         };

@@ -702,6 +702,46 @@ mod tests {
     }
 
     #[test]
+    fn actors_table() {
+        let (manager, clerk, stranger) =
+            (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let people: HashMap<Uuid, bool> = [(manager, true), (clerk, false)].into();
+        let entry = |entity: Entity, actor: Option<Uuid>| {
+            let mut entry = entries(&[1]).remove(0);
+            entry.change.entity = entity;
+            entry.actor = actor;
+            entry
+        };
+        let table = [
+            (Entity::Patient, None, None),
+            (Entity::Patient, Some(clerk), None),
+            (
+                Entity::Patient,
+                Some(stranger),
+                Some(error_code::UNKNOWN_ACTOR),
+            ),
+            (Entity::CatalogueItem, None, None),
+            (Entity::CatalogueItem, Some(manager), None),
+            (
+                Entity::CatalogueItem,
+                Some(clerk),
+                Some(error_code::FORBIDDEN),
+            ),
+            (
+                Entity::CatalogueItem,
+                Some(stranger),
+                Some(error_code::UNKNOWN_ACTOR),
+            ),
+        ];
+        for (entity, actor, want) in table {
+            let got = check_actor(&entry(entity, actor), &people)
+                .err()
+                .map(|r| r.code);
+            assert_eq!(got.as_deref(), want, "{entity:?} by {actor:?}");
+        }
+    }
+
+    #[test]
     fn malformed_batches_are_bad_requests() {
         for seqs in [&[1, 3][..], &[2, 1], &[0, 1], &[-1], &[1, 1]] {
             assert!(
