@@ -4,12 +4,13 @@
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use kaunter_core::access::Permission;
 use kaunter_core::{NewPatient, PatientId, RegistrationForm, SearchQuery};
-use kaunter_protocol::http::{ConflictKind, ConflictView, Resolution};
+use kaunter_protocol::http::{ConflictKind, ConflictView, Entity, Fields, Resolution};
 use kaunter_protocol::ipc::{
-    AppInfo, CommandError, DeskPeopleView, EnrolForm, PatientView, RefusedChangeView,
-    RegisterPatientForm, SignInForm, StaffEntry, SyncStatusView,
+    AppInfo, CatalogueItemForm, CommandError, DeskPeopleView, EnrolForm, PatientView,
+    RefusedChangeView, RegisterPatientForm, SignInForm, StaffEntry, SyncStatusView,
 };
-use kaunter_store::{DeskIdentity, convert};
+use kaunter_protocol::records::{CatalogueItemRecord, EntityRecord, ringgit};
+use kaunter_store::{DeskIdentity, NewCatalogueItem, convert};
 use kaunter_sync_client::SyncClient;
 use tauri::State;
 
@@ -372,4 +373,105 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 11, 26).unwrap()
         );
     }
+}
+
+/// The business's catalogue as this desk holds it: anyone who sells or books may read it.
+#[tauri::command]
+pub async fn list_catalogue(
+    state: State<'_, DeskState>,
+    include_inactive: bool,
+) -> CommandResult<Vec<CatalogueItemRecord>> {
+    let store = lock(&state)?;
+    store
+        .require(Permission::SalesRead)
+        .or_else(|_| store.require(Permission::BookingsRead))
+        .map_err(error::from_store)?;
+    store.catalogue(include_inactive).map_err(error::from_store)
+}
+
+/// Adds an item to the catalogue, or changes one: only the fields that differ from the item as
+/// this desk holds it are written, so another branch's edit of other fields is kept.
+#[tauri::command]
+pub async fn save_catalogue_item(
+    state: State<'_, DeskState>,
+    form: CatalogueItemForm,
+) -> CommandResult<CatalogueItemRecord> {
+    let now = Utc::now();
+    let price = ringgit::from_typed(&form.price).ok_or_else(|| {
+        error::invalid(vec![field(
+            "price",
+            "invalid",
+            "Enter the price in ringgit, e.g. 45.00.",
+        )])
+    })?;
+    let code = form.code.trim().to_owned();
+    let name = form.name.split_whitespace().collect::<Vec<_>>().join(" ");
+    let saved = {
+        let mut store = lock(&state)?;
+        store
+            .require(Permission::CatalogueManage)
+            .map_err(error::from_store)?;
+        match form.id {
+            None => {
+                let item = NewCatalogueItem {
+                    kind: form.kind,
+                    code,
+                    name,
+                    price,
+                    tax: form.tax,
+                    duration_minutes: form.duration_minutes,
+                };
+                let added = store
+                    .add_catalogue_item(&item, now)
+                    .map_err(error::from_store)?;
+                if form.active {
+                    added
+                } else {
+                    let fields = [("active".to_owned(), serde_json::Value::Bool(false))].into();
+                    store
+                        .edit_row(Entity::CatalogueItem, added.id, fields, now)
+                        .map_err(error::from_store)?;
+                    CatalogueItemRecord {
+                        active: false,
+                        ..added
+                    }
+                }
+            }
+            Some(id) => {
+                let current = store
+                    .catalogue_item(id)
+                    .map_err(error::from_store)?
+                    .ok_or_else(|| {
+                        error::plain("not_found", "This item is no longer in the catalogue.")
+                    })?;
+                let wanted = CatalogueItemRecord {
+                    id,
+                    branch_id: current.branch_id,
+                    kind: form.kind,
+                    code,
+                    name,
+                    price,
+                    tax: form.tax,
+                    duration_minutes: form.duration_minutes,
+                    active: form.active,
+                };
+                let before = current.fields();
+                let changed: Fields = wanted
+                    .fields()
+                    .into_iter()
+                    .filter(|(name, value)| before.get(name) != Some(value))
+                    .collect();
+                if !changed.is_empty() {
+                    store
+                        .edit_row(Entity::CatalogueItem, id, changed, now)
+                        .map_err(error::from_store)?;
+                }
+                wanted
+            }
+        }
+    };
+    if let Some(engine) = state.engine() {
+        engine.wake();
+    }
+    Ok(saved)
 }

@@ -38,6 +38,8 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::desk_people,
             commands::sign_in,
             commands::sign_out,
+            commands::list_catalogue,
+            commands::save_catalogue_item,
         ])
         .run(tauri::generate_context!())
 }

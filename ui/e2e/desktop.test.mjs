@@ -593,6 +593,41 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
       return message.text.includes("Tan Mei Ling") || message.kind === "error" ? message : null;
     });
     assert.equal(signedRegistration.kind, "success", `registration while signed in: ${signedRegistration.text}`);
+
+    // 6d. The ADMIN may manage the catalogue: a service added here is listed with its price,
+    //     a bad price is refused next to the field, and after a sync the other desk of the
+    //     branch is sent the item (the catalogue is tenant-wide, schema 4).
+    await session.click(await session.get("#open-catalogue"));
+    await waitFor("the catalogue to open", () =>
+      session.script("const p = document.querySelector('#catalogue-panel'); return !!p && !p.hidden;"),
+    );
+    await session.fill("#catalogue-code", "SVC-01");
+    await session.fill("#catalogue-name", "Consultation");
+    await session.fill("#catalogue-price", "forty");
+    await session.click(await session.get("#catalogue-submit"));
+    const badPrice = await waitFor("the bad price to be refused", async () => {
+      const text = (await session.text(await session.get("#error-price"))).trim();
+      return text === "" ? null : text;
+    });
+    assert.match(badPrice, /ringgit/);
+    await session.fill("#catalogue-price", "45");
+    await session.fill("#catalogue-duration", "15");
+    await session.click(await session.get("#catalogue-submit"));
+    const listed = await waitFor("the new item in the catalogue list", async () => {
+      const [row] = await session.findAll('[data-testid="catalogue-item"][data-code="SVC-01"]');
+      return row ? (await session.text(row)).trim() : null;
+    });
+    assert.match(listed, /SVC-01 — Consultation/);
+    assert.match(listed, /RM 45\.00/);
+    assert.match(listed, /15 minutes/);
+    await session.click(await session.get("#catalogue-close"));
+    await session.click(await session.get("#sync-now"));
+    const pulledItem = await waitFor("the other desk to be sent the catalogue item", async () => {
+      const page = await call(serverUrl, "GET", "/v1/sync/pull?cursor=0&limit=5000&schema_version=4", undefined, secondDesk.device_token);
+      return page.changes.find((pulled) => pulled.change.entity === "catalogue_item" && pulled.change.fields.code === "SVC-01") ?? null;
+    });
+    assert.equal(pulledItem.change.fields.price, "45.00");
+    assert.equal(pulledItem.change.fields.duration_minutes, 15);
     await session.click(await session.get('[data-testid="switch-user"]'));
     await waitFor("the desk to ask again after Switch user", () =>
       session.script("const p = document.querySelector('[data-testid=\"sign-in-panel\"]'); return !p.hidden;"),

@@ -5,6 +5,8 @@
 import { invoke } from "@tauri-apps/api/core";
 import type {
   AppInfo,
+  CatalogueItemForm,
+  CatalogueItemRecord,
   CommandError,
   ConflictView,
   DeskPeopleView,
@@ -73,4 +75,8 @@ export const api = {
   deskPeople: (): Promise<DeskPeopleView> => call("desk_people"),
   signIn: (form: SignInForm): Promise<DeskPeopleView> => call("sign_in", { form }),
   signOut: (): Promise<DeskPeopleView> => call("sign_out"),
+  /** The business's products and services as this desk holds them. */
+  listCatalogue: (includeInactive: boolean): Promise<CatalogueItemRecord[]> =>
+    call("list_catalogue", { includeInactive }),
+  saveCatalogueItem: (form: CatalogueItemForm): Promise<CatalogueItemRecord> => call("save_catalogue_item", { form }),
 };

@@ -6,6 +6,8 @@
 import { setInvoker } from "./api";
 import { mykadDigits, previewMykad } from "./mykad";
 import type {
+  CatalogueItemForm,
+  CatalogueItemRecord,
   AppInfo,
   CommandError,
   EnrolForm,
@@ -38,6 +40,7 @@ export function installDevMock(options: { enrolled: boolean }): void {
         server_url: "http://127.0.0.1:8787",
       }
     : { enrolled: false, business_name: null, branch_name: null, device_name: null, server_url: null };
+  const catalogue: CatalogueItemRecord[] = [];
   const patients: PatientView[] = options.enrolled
     ? [
         {
@@ -166,6 +169,28 @@ export function installDevMock(options: { enrolled: boolean }): void {
     },
     // One shared desk: nobody in the mock business has a desk PIN.
     desk_people: () => ({ sign_in_required: false, staff: [], signed_in: null }),
+    list_catalogue: (args) => catalogue.filter((item) => item.active || args.includeInactive === true),
+    save_catalogue_item: (args) => {
+      const form = args.form as CatalogueItemForm;
+      const price = /^\d+(\.\d{1,2})?$/.test(form.price.trim()) ? Number(form.price).toFixed(2) : null;
+      if (price === null) throw invalid([{ field: "price", code: "invalid", message: "Enter the price in ringgit, e.g. 45.00." }]);
+      const item: CatalogueItemRecord = {
+        id: form.id ?? crypto.randomUUID(),
+        branch_id: "00000000-0000-7000-8000-000000000001",
+        kind: form.kind,
+        code: form.code.trim(),
+        name: form.name.trim(),
+        price,
+        tax: form.tax,
+        duration_minutes: form.duration_minutes,
+        active: form.active,
+      };
+      const at = catalogue.findIndex((existing) => existing.id === item.id);
+      if (at >= 0) catalogue[at] = item;
+      else catalogue.push(item);
+      status.pending += 1;
+      return item;
+    },
   };
 
   setInvoker(async (command, args = {}) => {

@@ -139,6 +139,35 @@ export const en = {
   syncNow: "Sync now",
   statusUnavailable: "Sync status unavailable",
 
+  // The catalogue.
+  catalogueOpen: "Catalogue",
+  catalogueTitle: "Products and services",
+  catalogueIntro:
+    "One catalogue for every branch of the business. Changes reach the other branches at their next sync.",
+  catalogueShowInactive: "Show items no longer offered",
+  catalogueEmpty: "The catalogue is empty.",
+  catalogueKind: "Kind",
+  catalogueKinds: { service: "Service", product: "Product" },
+  catalogueCode: "Code",
+  catalogueCodeHint: "Your own code or barcode, e.g. SVC-01. Letters, digits and - _ . / only.",
+  catalogueName: "Name",
+  cataloguePrice: "Price (RM)",
+  cataloguePriceHint: "Before tax, e.g. 45.00.",
+  catalogueTax: "Tax",
+  taxCodes: { exempt: "No tax", service_6: "Service tax 6%", service_8: "Service tax 8%" },
+  catalogueDuration: "Duration (minutes)",
+  catalogueDurationHint: "For a service that is booked; leave empty otherwise.",
+  durationInvalid: "Enter whole minutes, e.g. 30.",
+  minutes: (count: number) => (count === 1 ? "1 minute" : `${count} minutes`),
+  catalogueActive: "Offered",
+  catalogueInactive: "not offered",
+  catalogueAdd: "Add to catalogue",
+  catalogueSave: "Save changes",
+  catalogueEdit: "Change",
+  catalogueCancelEdit: "Cancel",
+  catalogueAdded: (name: string) => `${name} added to the catalogue.`,
+  catalogueSaved: (name: string) => `${name} saved.`,
+
   // Errors that start in the window rather than in Rust.
   notInDesktop:
     "This window is not running inside the Kaunter desk app, so it cannot reach the desk's data. Start Kaunter from its app icon.",

@@ -51,6 +51,30 @@ export type CashMovementRecord = { id: string, branch_id: string, kind: CashKind
  */
 amount: string, patient_id: string | null, note: string | null, };
 
+export type CatalogueKind = "product" | "service";
+
+export type TaxCode = "exempt" | "service_6" | "service_8";
+
+export type CatalogueItemRecord = { id: string, branch_id: string, kind: CatalogueKind, 
+/**
+ * The business's own code (SKU, service code): what staff type or scan.
+ */
+code: string, name: string, 
+/**
+ * Ringgit before tax, two decimals on the wire: `"45.00"`. Zero is allowed (a free item).
+ */
+price: string, tax: TaxCode, 
+/**
+ * How long a service takes to book, in minutes; none for a product.
+ */
+duration_minutes: number | null, 
+/**
+ * An inactive item stays in the catalogue (old sales name it) but is no longer offered.
+ */
+active: boolean, };
+
+export type PullScope = "branch" | "business";
+
 export type WireStamp = { hlc: string, device_id: string, };
 
 export type Change = { entity: Entity, row_id: string, branch_id: string, stamp: WireStamp, fields: Record<string, unknown>, 
@@ -350,3 +374,9 @@ export type StaffEntry = { user_id: string, name: string, roles: Array<string>, 
 export type DeskPeopleView = { sign_in_required: boolean, staff: Array<StaffEntry>, signed_in: StaffEntry | null, };
 
 export type SignInForm = { user_id: string, pin: string, };
+
+export type CatalogueItemForm = { id: string | null, kind: CatalogueKind, code: string, name: string, 
+/**
+ * Ringgit as typed: `45`, `45.5`, `45.50`, `RM 45.50`.
+ */
+price: string, tax: TaxCode, duration_minutes: number | null, active: boolean, };

@@ -125,3 +125,21 @@ pub struct CommandError {
     pub message: String,
     pub fields: Vec<FieldError>,
 }
+
+/// `save_catalogue_item`: a catalogue item as typed at the desk. No `id`: a new item; with one,
+/// only the fields that differ from the item as the desk holds it travel, so another branch's
+/// edit of other fields survives the merge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct CatalogueItemForm {
+    #[serde(default)]
+    pub id: Option<Uuid>,
+    pub kind: crate::records::CatalogueKind,
+    pub code: String,
+    pub name: String,
+    /// Ringgit as typed: `45`, `45.5`, `45.50`, `RM 45.50`.
+    pub price: String,
+    pub tax: crate::records::TaxCode,
+    #[serde(default)]
+    pub duration_minutes: Option<u32>,
+    pub active: bool,
+}

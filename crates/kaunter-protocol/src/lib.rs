@@ -66,6 +66,10 @@ pub fn typescript_declarations() -> String {
         records::AppointmentRecord::decl(),
         records::CashKind::decl(),
         records::CashMovementRecord::decl(),
+        records::CatalogueKind::decl(),
+        records::TaxCode::decl(),
+        records::CatalogueItemRecord::decl(),
+        http::PullScope::decl(),
         http::WireStamp::decl(),
         http::Change::decl(),
         http::OutboxEntry::decl(),
@@ -99,6 +103,7 @@ pub fn typescript_declarations() -> String {
         ipc::StaffEntry::decl(),
         ipc::DeskPeopleView::decl(),
         ipc::SignInForm::decl(),
+        ipc::CatalogueItemForm::decl(),
     ];
     let mut out = String::from(
         "// Generated from crates/kaunter-protocol by `KAUNTER_BLESS=1 cargo test -p kaunter-protocol`.\n// Do not edit by hand: the test fails when this file and the Rust types disagree.\n\n",

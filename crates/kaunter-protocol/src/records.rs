@@ -515,6 +515,37 @@ pub mod ringgit {
         Decimal::from_str(text).ok()
     }
 
+    /// An amount as a person types it: `45`, `45.5`, `45.50`, `RM 45.50`, `rm45`, `1,234.50`
+    /// (commas only between groups of three digits). At most two decimals; never negative.
+    pub fn from_typed(text: &str) -> Option<Decimal> {
+        let text = text.trim();
+        let text = text
+            .strip_prefix("RM")
+            .or_else(|| text.strip_prefix("rm"))
+            .or_else(|| text.strip_prefix("Rm"))
+            .unwrap_or(text)
+            .trim_start();
+        let (whole, cents) = match text.split_once('.') {
+            Some((whole, cents)) => (whole, cents),
+            None => (text, ""),
+        };
+        let groups: Vec<&str> = whole.split(',').collect();
+        let grouped = groups.len() == 1
+            || (!groups[0].is_empty()
+                && groups[0].len() <= 3
+                && groups[1..].iter().all(|group| group.len() == 3));
+        let whole: String = groups.concat();
+        if !grouped || cents.len() > 2 || (whole.is_empty() && cents.is_empty()) {
+            return None;
+        }
+        let cents = format!("{cents:0<2}");
+        let whole = whole.trim_start_matches('0');
+        parse(&format!(
+            "{}.{cents}",
+            if whole.is_empty() { "0" } else { whole }
+        ))
+    }
+
     pub fn to_sen(amount: Decimal) -> Option<i64> {
         use rust_decimal::prelude::ToPrimitive;
         let sen = amount.checked_mul(Decimal::ONE_HUNDRED)?;
@@ -619,6 +650,36 @@ mod tests {
         }
         assert_eq!(ringgit::to_sen(ringgit::parse("0.05").unwrap()), Some(5));
         assert_eq!(ringgit::format(ringgit::from_sen(1230)), "12.30");
+    }
+
+    #[test]
+    fn typed_amounts() {
+        let table = [
+            ("45", Some("45.00")),
+            ("45.5", Some("45.50")),
+            ("45.50", Some("45.50")),
+            ("RM 45.50", Some("45.50")),
+            ("rm45", Some("45.00")),
+            (" 1,234.50 ", Some("1234.50")),
+            ("0", Some("0.00")),
+            ("007", Some("7.00")),
+            (".5", Some("0.50")),
+            ("", None),
+            ("RM", None),
+            ("-1", None),
+            ("1.234", None),
+            ("12,34", None),
+            ("1,2345.00", None),
+            ("abc", None),
+            ("1e3", None),
+        ];
+        for (typed, want) in table {
+            assert_eq!(
+                ringgit::from_typed(typed).map(ringgit::format).as_deref(),
+                want,
+                "{typed:?}"
+            );
+        }
     }
 
     #[test]

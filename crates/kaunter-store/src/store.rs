@@ -957,6 +957,19 @@ impl Store {
         Ok(items)
     }
 
+    /// One catalogue item as this desk holds it (deleted ones are not).
+    pub fn catalogue_item(&self, id: Uuid) -> Result<Option<CatalogueItemRecord>> {
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT {} FROM catalogue_items WHERE id = ?1 AND deleted = 0",
+            rows::CATALOGUE_COLUMNS
+        ))?;
+        let mut found = statement.query(params![id.to_string()])?;
+        found
+            .next()?
+            .map(|row| rows::read_catalogue_item(row).map(|(record, _)| record))
+            .transpose()
+    }
+
     /// The drawer's balance in sen: derived from every movement this desk holds, its own and
     /// the other desks' of the branch, never a stored total.
     pub fn cash_balance_sen(&self) -> Result<i64> {

@@ -209,7 +209,7 @@ async fn the_catalogue_reaches_every_branch_and_patients_only_their_scope() {
     // The catalogue is tenant-wide: both branches and the office hold the one item, and the
     // other business's item reaches none of them.
     for desk in [&main_desk, &ipoh_desk, &office] {
-        assert_eq!(desk.catalogue(), [item.clone()]);
+        assert_eq!(desk.catalogue(), std::slice::from_ref(&item));
     }
     assert_eq!(other.catalogue().len(), 1);
     assert_eq!(other.catalogue()[0].code, "LAIN-01");
@@ -251,7 +251,7 @@ async fn the_catalogue_reaches_every_branch_and_patients_only_their_scope() {
         ..item.clone()
     };
     for desk in [&main_desk, &ipoh_desk, &office] {
-        assert_eq!(desk.catalogue(), [merged.clone()]);
+        assert_eq!(desk.catalogue(), std::slice::from_ref(&merged));
     }
     // The item keeps the branch it was made at, on the server too.
     let owner = db.owner_client().await.unwrap();

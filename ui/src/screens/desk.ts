@@ -4,6 +4,7 @@
 import { h } from "../dom";
 import { t } from "../strings";
 import type { AppInfo } from "../wire";
+import { cataloguePanel } from "./catalogue";
 import { conflictsPanel } from "./conflicts";
 import { patientList } from "./patient-list";
 import { refusedPanel } from "./refused";
@@ -18,6 +19,13 @@ export function deskScreen(info: AppInfo): HTMLElement {
     status.pollNow();
   });
   const refused = refusedPanel();
+  const catalogue = cataloguePanel();
+  const openCatalogue = h(
+    "button",
+    { type: "button", class: "secondary", id: "open-catalogue", "data-testid": "open-catalogue" },
+    t.catalogueOpen,
+  );
+  openCatalogue.addEventListener("click", () => catalogue.open());
   let person: string | null = null;
   const people = signIn((view) => {
     // While someone must sign in, the desk behind the panel cannot be used or read.
@@ -61,10 +69,19 @@ export function deskScreen(info: AppInfo): HTMLElement {
         [info.branch_name, info.device_name ? t.deskLabel(info.device_name) : null].filter(Boolean).join(" · "),
       ),
     ),
+    openCatalogue,
     people.badge,
   );
 
-  const main = h("main", { class: "desk-main" }, form, list.element, conflicts.element, refused.element);
+  const main = h(
+    "main",
+    { class: "desk-main" },
+    form,
+    list.element,
+    conflicts.element,
+    refused.element,
+    catalogue.element,
+  );
   queueMicrotask(() => form.querySelector<HTMLInputElement>("#patient-full-name")?.focus());
   return h(
     "div",
