@@ -188,6 +188,7 @@ fn status(state: &DeskState) -> CommandResult<SyncStatusView> {
         pull_total: u32::try_from(live.progress.total).unwrap_or(u32::MAX),
         last_synced_at: sync.last_synced_at,
         last_error: sync.last_error,
+        needs_reenrolment: live.shut_out,
     })
 }
 
@@ -474,4 +475,45 @@ pub async fn save_catalogue_item(
         engine.wake();
     }
     Ok(saved)
+}
+
+/// Reconnects a desk head office removed: a new enrolment code of the desk's own branch gives
+/// the same desk new credentials, and everything it kept (records and the changes waiting to be
+/// sent) stays and syncs at the round this starts.
+#[tauri::command]
+pub async fn reenrol(state: State<'_, DeskState>, code: String) -> CommandResult<SyncStatusView> {
+    let code = code.trim().to_owned();
+    if code.is_empty() {
+        return Err(error::invalid(vec![field(
+            "code",
+            "required",
+            "Enter the enrolment code from your administrator.",
+        )]));
+    }
+    let identity = lock(&state)?
+        .identity()
+        .cloned()
+        .ok_or_else(|| error::plain("not_enrolled", "This desk is not enrolled yet."))?;
+    let enrolled = SyncClient::reenrol(
+        &identity.server_url,
+        &code,
+        &identity.device_name,
+        identity.device_id.as_uuid(),
+    )
+    .await
+    .map_err(error::from_enrol)?;
+    let refresh_token = enrolled.refresh_token.as_deref().ok_or_else(|| {
+        error::plain(
+            "enrolment_failed",
+            "The server gave no refresh token; update the sync server.",
+        )
+    })?;
+    lock(&state)?
+        .reenrol(&enrolled, &enrolled.device_token, refresh_token)
+        .map_err(error::from_store)?;
+    if let Some(engine) = state.engine() {
+        engine.client().use_token(&enrolled.device_token);
+        engine.wake();
+    }
+    status(&state)
 }

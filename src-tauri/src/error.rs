@@ -39,6 +39,7 @@ pub fn from_store(error: StoreError) -> CommandError {
         StoreError::DeviceTokenMissing => "device_token_missing",
         StoreError::NotEnrolled => "not_enrolled",
         StoreError::AlreadyEnrolled => "already_enrolled",
+        StoreError::NotThisDesk => "not_this_desk",
         StoreError::Tampered { .. } => "data_tampered",
         StoreError::Invalid(errors) => {
             return invalid(
@@ -78,7 +79,10 @@ pub fn from_enrol(error: SyncError) -> CommandError {
             let message = error.to_string();
             invalid(vec![field("server_url", "server_unreachable", message)])
         }
-        SyncError::Refused { code, message, .. } if code == error_code::ENROLMENT_CODE_INVALID => {
+        SyncError::Refused { code, message, .. }
+            if code == error_code::ENROLMENT_CODE_INVALID
+                || code == error_code::DEVICE_NOT_REPLACEABLE =>
+        {
             invalid(vec![field("code", &code, message)])
         }
         SyncError::Store(store) => from_store(store),

@@ -40,6 +40,7 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::sign_out,
             commands::list_catalogue,
             commands::save_catalogue_item,
+            commands::reenrol,
         ])
         .run(tauri::generate_context!())
 }

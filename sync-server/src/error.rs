@@ -65,6 +65,9 @@ pub enum Error {
     LastAdmin,
     #[error("the branch is closed")]
     BranchClosed,
+    /// Re-enrolment named a device that is not a revoked desk of the code's branch.
+    #[error("the device cannot be replaced")]
+    DeviceNotReplaceable,
     /// An id that is not one of the caller's business's (or does not exist): one answer.
     #[error("no such record")]
     UnknownRecord,
@@ -290,6 +293,13 @@ impl Error {
                 body(
                     error_code::BRANCH_CLOSED,
                     "This branch is closed: it keeps its records but gets no new desks.",
+                ),
+            ),
+            Error::DeviceNotReplaceable => (
+                StatusCode::CONFLICT,
+                body(
+                    error_code::DEVICE_NOT_REPLACEABLE,
+                    "This desk is not one of this branch's removed desks, so it cannot reconnect with this code. Ask head office to remove the desk first, or for a code of the desk's own branch.",
                 ),
             ),
             Error::UnknownRecord => (

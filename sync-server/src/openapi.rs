@@ -227,7 +227,7 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
             "A new desk trades a single-use code for its credentials.",
             schema::<wire::EnrolRequest>(g),
             (200, schema::<wire::EnrolResponse>(g)),
-            &[422],
+            &[409, 422],
         ),
         ("POST", "/v1/sync/push") => op(
             "A desk uploads its outbox, exactly once.",

@@ -76,6 +76,7 @@ impl Fixture {
                 code,
                 device_name: "Desk".to_owned(),
                 rotating_credentials: false,
+                replaces_device: None,
             })
             .send()
             .await

@@ -73,6 +73,7 @@ impl Fixture {
                 code: code.to_owned(),
                 device_name: "Front desk".to_owned(),
                 rotating_credentials: false,
+                replaces_device: None,
             })
             .send()
             .await

@@ -258,7 +258,14 @@ export type EnrolRequest = { code: string, device_name: string,
  * (`POST /v1/devices/refresh`). Without it (desks built before rotation) the token lives until
  * the desk is revoked.
  */
-rotating_credentials: boolean, };
+rotating_credentials: boolean, 
+/**
+ * Re-enrolment: the device id of this same desk, which head office removed (revoked). The
+ * desk takes its place again, with new credentials, and keeps its data and its outbox,
+ * whose numbering and stamps continue. Only a revoked desk of the code's branch can be
+ * named; its old credentials stay dead.
+ */
+replaces_device: string | null, };
 
 export type EnrolResponse = { tenant_id: string, branch_id: string, device_id: string, 
 /**
@@ -365,7 +372,12 @@ oldest_pending_at: string | null,
  * While a round pulls: changes applied so far and how many it is pulling (0 and 0 when
  * idle), so a first sync of a large branch can show its progress.
  */
-pull_done: number, pull_total: number, last_synced_at: string | null, last_error: string | null, };
+pull_done: number, pull_total: number, last_synced_at: string | null, last_error: string | null, 
+/**
+ * The server no longer takes this desk's credentials (head office removed it): the desk
+ * keeps working offline and is reconnected with a new enrolment code (`reenrol`).
+ */
+needs_reenrolment: boolean, };
 
 export type CommandError = { code: string, message: string, fields: Array<FieldError>, };
 

@@ -726,6 +726,12 @@ pub struct EnrolRequest {
     /// the desk is revoked.
     #[serde(default)]
     pub rotating_credentials: bool,
+    /// Re-enrolment: the device id of this same desk, which head office removed (revoked). The
+    /// desk takes its place again, with new credentials, and keeps its data and its outbox,
+    /// whose numbering and stamps continue. Only a revoked desk of the code's branch can be
+    /// named; its old credentials stay dead.
+    #[serde(default)]
+    pub replaces_device: Option<Uuid>,
 }
 
 fn default_scope() -> PullScope {
@@ -867,5 +873,7 @@ pub mod error_code {
     pub const LAST_ADMIN: &str = "last_admin";
     /// A branch that is closed gets no new desks.
     pub const BRANCH_CLOSED: &str = "branch_closed";
+    /// Re-enrolment named a desk that is not a removed desk of the code's branch.
+    pub const DEVICE_NOT_REPLACEABLE: &str = "device_not_replaceable";
     pub const INTERNAL: &str = "internal";
 }

@@ -116,6 +116,9 @@ pub struct SyncStatusView {
     pub pull_total: u32,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// The server no longer takes this desk's credentials (head office removed it): the desk
+    /// keeps working offline and is reconnected with a new enrolment code (`reenrol`).
+    pub needs_reenrolment: bool,
 }
 
 /// Every command error: a stable code, a sentence, and field errors for forms.

@@ -30,6 +30,10 @@ pub enum StoreError {
     NotEnrolled,
     #[error("This desk is already enrolled with a business.")]
     AlreadyEnrolled,
+    #[error(
+        "The server answered for another desk than this one; nothing was changed. Use a code of this desk's own branch."
+    )]
+    NotThisDesk,
     #[error("A stored value in {table}.{column} could not be decrypted: it was altered or moved.")]
     Tampered {
         table: &'static str,

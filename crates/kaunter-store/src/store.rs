@@ -375,6 +375,43 @@ impl Store {
         self.enrol_with_refresh(identity, device_token, None)
     }
 
+    /// Takes new (rotating) credentials after head office removed this desk and issued a code
+    /// for it again (the server reinstated the same device: `enrolled` must name this desk's
+    /// business, branch and device). Every row, the outbox and its numbering stay as they are, so what waited
+    /// while the desk was shut out is pushed at the next round. The refresh token is stored
+    /// first, as at enrolment.
+    pub fn reenrol(
+        &mut self,
+        enrolled: &kaunter_protocol::http::EnrolResponse,
+        device_token: &str,
+        refresh_token: &str,
+    ) -> Result<()> {
+        let identity = self.identity.as_ref().ok_or(StoreError::NotEnrolled)?;
+        if enrolled.tenant_id != identity.tenant_id.as_uuid()
+            || enrolled.branch_id != identity.branch_id.as_uuid()
+            || enrolled.device_id != identity.device_id.as_uuid()
+        {
+            return Err(StoreError::NotThisDesk);
+        }
+        self.secrets.set(SECRET_REFRESH_TOKEN, refresh_token)?;
+        self.secrets.set(SECRET_DEVICE_TOKEN, device_token)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (key, value) in [
+            ("business_name", enrolled.business_name.clone()),
+            ("branch_name", enrolled.branch_name.clone()),
+        ] {
+            meta_set(&tx, key, &value)?;
+        }
+        tx.commit()?;
+        if let Some(identity) = self.identity.as_mut() {
+            identity.business_name = enrolled.business_name.clone();
+            identity.branch_name = enrolled.branch_name.clone();
+        }
+        Ok(())
+    }
+
     /// [`Store::enrol`] with rotating credentials: both tokens reach the secret store (the
     /// refresh token first) before the desk counts as enrolled, so a crash half-way leaves a
     /// desk that simply enrols again, never one enrolled without its refresh token.
@@ -1468,7 +1505,7 @@ fn purge_tombstones(tx: &Transaction<'_>, cipher: &FieldCipher, purged_seq: i64)
     if purged_seq <= 0 {
         return Ok(());
     }
-    for entity in [Entity::Patient, Entity::Appointment] {
+    for entity in Entity::ALL.into_iter().filter(|entity| !entity.is_ledger()) {
         let ids: Vec<String> = tx
             .prepare_cached(&format!(
                 "SELECT id FROM {} WHERE deleted = 1 \

@@ -46,7 +46,8 @@ async fn main() -> std::process::ExitCode {
         "{count} seeds (from {first}) in {:.1?}: {} failed\n\
          desks {}, writes {}, rows {}, syncs {} ({} failed mid-way), restarts {}, \
          old batches replayed {}, lost requests {}, lost responses {}, duplicated pushes {}\n\
-         bookings {}, cash entries {}, overlap conflicts {}, purges {} ({} rows purged), \
+         bookings {}, cash entries {}, catalogue changes {}, overlap conflicts {}, \
+         purges {} ({} rows purged), \
          full resyncs {}",
         started.elapsed(),
         failures,
@@ -62,6 +63,7 @@ async fn main() -> std::process::ExitCode {
         total.duplicated,
         total.bookings,
         total.cash_entries,
+        total.catalogue_changes,
         total.overlap_conflicts,
         total.purges,
         total.purged_rows,

@@ -32,10 +32,12 @@ use kaunter_protocol::http::{
 };
 use kaunter_protocol::merge::{apply_change, record_from_parts, record_into_parts};
 use kaunter_protocol::records::{
-    AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, EntityRecord, ringgit,
+    AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, CatalogueItemRecord,
+    CatalogueKind, EntityRecord, TaxCode, ringgit,
 };
 use kaunter_store::{
-    DeskIdentity, MemorySecretStore, NewBooking, NewCashMovement, SecretStore, Store, StoreError,
+    DeskIdentity, MemorySecretStore, NewBooking, NewCashMovement, NewCatalogueItem, SecretStore,
+    Store, StoreError,
 };
 use kaunter_sync_client::{SyncClient, SyncError, Transport, sync_once_at};
 use kaunter_sync_server::admin;
@@ -61,6 +63,7 @@ pub struct Tally {
     pub rows: usize,
     pub bookings: usize,
     pub cash_entries: usize,
+    pub catalogue_changes: usize,
     pub purges: usize,
     pub purged_rows: usize,
     pub resyncs: usize,
@@ -81,6 +84,7 @@ impl Tally {
         self.rows += other.rows;
         self.bookings += other.bookings;
         self.cash_entries += other.cash_entries;
+        self.catalogue_changes += other.catalogue_changes;
         self.purges += other.purges;
         self.purged_rows += other.purged_rows;
         self.resyncs += other.resyncs;
@@ -387,7 +391,8 @@ impl Run {
             33..=40 => self.book(desk)?,
             41..=46 => self.change_booking(desk)?,
             47..=51 => self.record_cash(desk)?,
-            52..=77 => self.sync(desk).await,
+            52..=54 => self.change_catalogue(desk)?,
+            55..=77 => self.sync(desk).await,
             78..=84 => {
                 let mut faults = self.desks[desk].transport.faults.lock().expect("faults");
                 faults.partitioned = !faults.partitioned;
@@ -608,6 +613,60 @@ impl Run {
             .record_cash(&movement, now)
             .map_err(|e| format!("cash on desk {desk}: {e}"))?;
         self.tally.cash_entries += 1;
+        self.remember_last_write(desk)
+    }
+
+    /// Adds an item to the tenant-wide catalogue, or changes or deletes one this desk knows.
+    fn change_catalogue(&mut self, desk: usize) -> Result<(), String> {
+        let now = self.desk_now(desk);
+        let n = self.rng.below(10_000);
+        let existing = if self.rng.below(2) == 0 {
+            self.pick_live(desk, Entity::CatalogueItem)?
+        } else {
+            None
+        };
+        let Some((id, fields)) = existing else {
+            let service = self.rng.below(2) == 0;
+            let item = NewCatalogueItem {
+                kind: if service {
+                    CatalogueKind::Service
+                } else {
+                    CatalogueKind::Product
+                },
+                code: format!("C{}-{n}", self.seed),
+                name: format!("Barang {n}"),
+                price: ringgit::from_sen(i64::try_from(self.rng.below(100_000)).unwrap_or(0)),
+                tax: *self.rng.pick(&TaxCode::ALL).ok_or("no tax code")?,
+                duration_minutes: service.then(|| 15 * (1 + self.rng.below(8) as u32)),
+            };
+            self.desks[desk]
+                .store()
+                .add_catalogue_item(&item, now)
+                .map_err(|e| format!("catalogue item on desk {desk}: {e}"))?;
+            self.tally.catalogue_changes += 1;
+            return self.remember_last_write(desk);
+        };
+        let change: Fields = match self.rng.below(4) {
+            0 => [("name".to_owned(), json!(format!("Barang {n}")))].into(),
+            1 => [(
+                "price".to_owned(),
+                json!(ringgit::format(ringgit::from_sen(
+                    i64::try_from(self.rng.below(100_000)).unwrap_or(0)
+                ))),
+            )]
+            .into(),
+            2 => [(
+                "active".to_owned(),
+                json!(fields.get("active") != Some(&Value::Bool(true))),
+            )]
+            .into(),
+            _ => [(DELETED_FIELD.to_owned(), json!(true))].into(),
+        };
+        self.desks[desk]
+            .store()
+            .edit_row(Entity::CatalogueItem, id, change, now)
+            .map_err(|e| format!("change catalogue item on desk {desk}: {e}"))?;
+        self.tally.catalogue_changes += 1;
         self.remember_last_write(desk)
     }
 
@@ -993,6 +1052,36 @@ async fn server_rows(world: &World, tenant: Uuid) -> Result<Rows, String> {
             note: row.get(5),
         };
         put(Entity::CashMovement, id, record.fields(), false, row.get(6))?;
+    }
+    for row in query(
+        "SELECT item_id, branch_id, kind, code, name, price_sen, tax_code, duration_minutes,
+                active, deleted, stamps
+         FROM catalogue_items WHERE tenant_id = $1",
+    )
+    .await?
+    {
+        let id: Uuid = row.get(0);
+        let kind: String = row.get(2);
+        let tax: String = row.get(6);
+        let duration: Option<i32> = row.get(7);
+        let record = CatalogueItemRecord {
+            id,
+            branch_id: row.get(1),
+            kind: CatalogueKind::parse(&kind).ok_or("bad catalogue kind")?,
+            code: row.get(3),
+            name: row.get(4),
+            price: ringgit::from_sen(row.get(5)),
+            tax: TaxCode::parse(&tax).ok_or("bad tax code")?,
+            duration_minutes: duration.map(|m| m as u32),
+            active: row.get(8),
+        };
+        put(
+            Entity::CatalogueItem,
+            id,
+            record.fields(),
+            row.get(9),
+            row.get(10),
+        )?;
     }
     Ok(out)
 }

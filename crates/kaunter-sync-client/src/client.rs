@@ -114,6 +114,15 @@ impl SyncClient {
         })
     }
 
+    /// Uses `token` from now on (after a re-enrolment stored new credentials).
+    pub fn use_token(&self, token: &str) {
+        let mut current = match self.token.lock() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *current = Zeroizing::new(token.to_owned());
+    }
+
     fn current_token(&self) -> Zeroizing<String> {
         match self.token.lock() {
             Ok(token) => token.clone(),
@@ -183,7 +192,7 @@ impl SyncClient {
 
     /// Exchanges an enrolment code for a long-lived device token.
     pub async fn enrol(base_url: &str, code: &str, device_name: &str) -> Result<EnrolResponse> {
-        Self::enrol_with(base_url, code, device_name, false).await
+        Self::enrol_with(base_url, code, device_name, false, None).await
     }
 
     /// Exchanges an enrolment code for rotating credentials: a short-lived device token and a
@@ -193,7 +202,18 @@ impl SyncClient {
         code: &str,
         device_name: &str,
     ) -> Result<EnrolResponse> {
-        Self::enrol_with(base_url, code, device_name, true).await
+        Self::enrol_with(base_url, code, device_name, true, None).await
+    }
+
+    /// Re-enrolment of a desk head office removed: with a new code of the desk's branch it takes
+    /// its place again under `device_id` (rotating credentials), keeping its data and outbox.
+    pub async fn reenrol(
+        base_url: &str,
+        code: &str,
+        device_name: &str,
+        device_id: uuid::Uuid,
+    ) -> Result<EnrolResponse> {
+        Self::enrol_with(base_url, code, device_name, true, Some(device_id)).await
     }
 
     async fn enrol_with(
@@ -201,6 +221,7 @@ impl SyncClient {
         code: &str,
         device_name: &str,
         rotating_credentials: bool,
+        replaces_device: Option<uuid::Uuid>,
     ) -> Result<EnrolResponse> {
         let base_url = normalise_base_url(base_url)?;
         let response = http_client()?
@@ -209,6 +230,7 @@ impl SyncClient {
                 code: code.to_owned(),
                 device_name: device_name.to_owned(),
                 rotating_credentials,
+                replaces_device,
             })
             .send()
             .await

@@ -227,6 +227,9 @@ pub struct LiveStatus {
     pub syncing: bool,
     /// The pull of the round under way.
     pub progress: PullProgress,
+    /// The last round found the desk shut out ([`SyncError::is_shut_out`]): it must be
+    /// reconnected with a new enrolment code.
+    pub shut_out: bool,
 }
 
 /// Runs sync rounds in the background and on demand; one round at a time.
@@ -287,9 +290,11 @@ impl SyncEngine {
         let on_progress = |progress: PullProgress| self.set_live(|live| live.progress = progress);
         let outcome = sync_once_at(&self.store, &self.client, Utc::now, &on_progress).await;
         let reached = !matches!(&outcome, Err(error) if error.is_offline());
+        let shut_out = matches!(&outcome, Err(error) if error.is_shut_out());
         self.set_live(|live| {
             live.syncing = false;
             live.online = reached;
+            live.shut_out = shut_out;
             live.progress = PullProgress::default();
         });
         let report = {

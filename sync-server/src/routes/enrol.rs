@@ -62,21 +62,28 @@ pub async fn enrol(
     if !branch_open {
         return Err(Error::EnrolmentCodeInvalid);
     }
-    let device_id = DeviceId::new_v7();
+    let device_id = match request.replaces_device {
+        None => DeviceId::new_v7(),
+        Some(old) => DeviceId::from_uuid(old),
+    };
     let issued = token::issue(tenant_id, device_id)?;
-    tx.execute(
-        "INSERT INTO devices (tenant_id, device_id, branch_id, name, token_hash, scope)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
-            &tenant_id,
-            &device_id,
-            &branch_id,
-            &device_name,
-            &issued.secret_hash.as_slice(),
-            &scope.as_str(),
-        ],
-    )
-    .await?;
+    if request.replaces_device.is_none() {
+        tx.execute(
+            "INSERT INTO devices (tenant_id, device_id, branch_id, name, token_hash, scope)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &tenant_id,
+                &device_id,
+                &branch_id,
+                &device_name,
+                &issued.secret_hash.as_slice(),
+                &scope.as_str(),
+            ],
+        )
+        .await?;
+    } else {
+        reinstate(&tx, device_id, branch_id, device_name, &issued, scope).await?;
+    }
     tx.execute(
         "UPDATE enrolment_codes SET used_at = now(), used_by_device = $3
          WHERE tenant_id = $1 AND code_hash = $2",
@@ -109,7 +116,8 @@ pub async fn enrol(
     let branch_name: String = names.try_get(1)?;
     tx.commit().await?;
 
-    tracing::info!(%tenant_id, %branch_id, %device_id, "device enrolled");
+    tracing::info!(%tenant_id, %branch_id, %device_id,
+                   again = request.replaces_device.is_some(), "device enrolled");
     Ok(Json(EnrolResponse {
         tenant_id: tenant_id.as_uuid(),
         branch_id: branch_id.as_uuid(),
@@ -124,4 +132,57 @@ pub async fn enrol(
         branch_name,
         scope,
     }))
+}
+
+/// Re-enrolment: a revoked desk of the code's branch takes its place again under its own device
+/// id, so its high-water mark, its outbox numbering and its stamps all continue, and nothing it
+/// kept while it was shut out is lost or applied twice. Its old credentials stay dead: the token
+/// hash is replaced and every refresh token it had is expired (an expired one is refused without
+/// revoking anything, so an old copy cannot be used to shut the desk out again).
+async fn reinstate(
+    tx: &crate::db::TenantTx<'_>,
+    device_id: DeviceId,
+    branch_id: BranchId,
+    device_name: &str,
+    issued: &token::IssuedToken,
+    scope: PullScope,
+) -> Result<()> {
+    let tenant_id = tx.tenant();
+    let found = tx
+        .query_opt(
+            "SELECT branch_id, revoked_at IS NOT NULL FROM devices
+             WHERE tenant_id = $1 AND device_id = $2 FOR UPDATE",
+            &[&tenant_id, &device_id],
+        )
+        .await?;
+    let replaceable = match &found {
+        Some(row) => {
+            let (branch, revoked): (BranchId, bool) = (row.try_get(0)?, row.try_get(1)?);
+            branch == branch_id && revoked
+        }
+        None => false,
+    };
+    if !replaceable {
+        return Err(Error::DeviceNotReplaceable);
+    }
+    tx.execute(
+        "UPDATE devices SET token_hash = $3, name = $4, scope = $5, revoked_at = NULL,
+             token_expires_at = NULL
+         WHERE tenant_id = $1 AND device_id = $2",
+        &[
+            &tenant_id,
+            &device_id,
+            &issued.secret_hash.as_slice(),
+            &device_name,
+            &scope.as_str(),
+        ],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE device_refresh_tokens SET expires_at = least(expires_at, now())
+         WHERE tenant_id = $1 AND device_id = $2",
+        &[&tenant_id, &device_id],
+    )
+    .await?;
+    Ok(())
 }
