@@ -645,6 +645,54 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
       "the desk behind the sign-in cannot be used",
     );
 
+    // 6e. Head office removes this desk: its next round is shut out, the status bar offers to
+    //     reconnect it, and a new code of its branch (no sign-in needed) brings the same desk
+    //     back, active again at head office.
+    //     (The sign-in covers the whole window, status bar included: sign in again first.)
+    await waitFor("a click on the ADMIN's name", async () => {
+      const [person] = await session.findAll('[data-testid="sign-in-person"]');
+      if (!person) return null;
+      await session.click(person);
+      return true;
+    });
+    await session.fill('[data-testid="sign-in-pin"]', "472913");
+    await session.click(await session.get('[data-testid="sign-in-submit"]'));
+    await waitFor("the sign-in to close again", () =>
+      session.script("return document.querySelector('[data-testid=\"sign-in-panel\"]').hidden;"),
+    );
+    const headOffice = (method, path, body) =>
+      fetch(`${serverUrl}${path}`, {
+        method,
+        headers: { "content-type": "application/json", cookie, "x-csrf-token": csrf },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    const listDesks = async () => (await (await headOffice("GET", "/v1/devices")).json()).devices;
+    const appDesk = (await listDesks()).find((desk) => desk.device_name === "E2E desk");
+    assert.ok(appDesk, "head office lists the app's desk");
+    assert.equal((await headOffice("POST", "/v1/devices/revoke", { device_id: appDesk.device_id })).status, 204);
+    await session.click(await session.get("#sync-now"));
+    await waitFor("the status bar to offer reconnecting", () =>
+      session.script("const b = document.querySelector('#status-reconnect'); return !!b && !b.hidden;"),
+    );
+    const issued = await headOffice("POST", "/v1/devices/enrolment-codes", { branch_id: secondDesk.branch_id });
+    assert.equal(issued.status, 201, "head office issues a new code");
+    const { code: newCode } = await issued.json();
+    await session.click(await session.get("#status-reconnect"));
+    await session.fill("#reconnect-code", "XXXX-XXXX-XXXX");
+    await session.click(await session.get("#reconnect-submit"));
+    const badCode = await waitFor("a wrong code to be refused", async () => {
+      const text = (await session.text(await session.get("#error-reconnect-code"))).trim();
+      return text === "" ? null : text;
+    });
+    assert.ok(badCode.length > 0);
+    await session.fill("#reconnect-code", newCode);
+    await session.click(await session.get("#reconnect-submit"));
+    await waitFor("the reconnect button to go", () =>
+      session.script("return document.querySelector('#status-reconnect').hidden;"),
+    );
+    const back = (await listDesks()).find((desk) => desk.device_id === appDesk.device_id);
+    assert.equal(back.revoked, false, "the same desk is active again");
+
     // 7. Evidence.
     if (screenshotPath) {
       const bytes = await session.screenshot(screenshotPath);

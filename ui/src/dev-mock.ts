@@ -78,6 +78,7 @@ export function installDevMock(options: { enrolled: boolean }): void {
     pull_total: 0,
     last_synced_at: options.enrolled ? "2026-11-25T01:05:00Z" : null,
     last_error: options.enrolled ? "Cannot reach the server at http://127.0.0.1:8787. Check the network." : null,
+    needs_reenrolment: false,
   };
 
   const commands: Record<string, (args: Record<string, unknown>) => unknown> = {

@@ -14,14 +14,16 @@ export type FormField = {
 };
 
 /**
- * A label, the control, an optional hint and an error slot (`#error-<name>`), wired together
- * with aria-describedby so a screen reader reads the hint and the error with the field.
+ * A label, the control, an optional hint and an error slot (`#error-<id>`, the id being the
+ * name unless given: two forms on one screen with a field of one name need their own), wired
+ * together with aria-describedby so a screen reader reads the hint and the error with the field.
  */
-export function formField(options: { name: string; label: string; control: Control; hint?: string }): FormField {
+export function formField(options: { name: string; label: string; control: Control; hint?: string; id?: string }): FormField {
   const { name, label, control } = options;
-  const hintId = `hint-${name}`;
+  const id = options.id ?? name;
+  const hintId = `hint-${id}`;
   const hint = options.hint ? h("p", { class: "field-hint", id: hintId }, options.hint) : null;
-  const error = h("p", { ...testId(`error-${name}`), class: "field-error", hidden: true });
+  const error = h("p", { ...testId(`error-${id}`), class: "field-error", hidden: true });
   control.setAttribute("aria-describedby", [hint ? hintId : null, error.id].filter(Boolean).join(" "));
   const wrapper = h(
     "div",

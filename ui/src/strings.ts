@@ -139,6 +139,15 @@ export const en = {
   syncNow: "Sync now",
   statusUnavailable: "Sync status unavailable",
 
+  // A desk head office removed.
+  reconnectDesk: "Reconnect this desk",
+  reconnectTitle: "Reconnect this desk",
+  reconnectIntro:
+    "The server no longer accepts this desk: head office removed it, or its credentials were lost. Everything on this desk is kept, including the changes waiting to be sent. Ask head office for an enrolment code for this branch and enter it here.",
+  reconnectCode: "Enrolment code",
+  reconnectSubmit: "Reconnect",
+  reconnectDone: "This desk is connected again; what waited is being sent.",
+
   // The catalogue.
   catalogueOpen: "Catalogue",
   catalogueTitle: "Products and services",

@@ -80,7 +80,7 @@ export function cataloguePanel(): { element: HTMLElement; open(): void } {
   const active = h("input", { ...testId("catalogue-active"), name: "active", type: "checkbox", checked: true });
   const fields = [
     formField({ name: "kind", label: t.catalogueKind, control: kind }),
-    formField({ name: "code", label: t.catalogueCode, control: code, hint: t.catalogueCodeHint }),
+    formField({ name: "code", id: "catalogue-code", label: t.catalogueCode, control: code, hint: t.catalogueCodeHint }),
     formField({ name: "name", label: t.catalogueName, control: name }),
     formField({ name: "price", label: t.cataloguePrice, control: price, hint: t.cataloguePriceHint }),
     formField({ name: "tax", label: t.catalogueTax, control: tax }),

@@ -7,6 +7,7 @@ import type { AppInfo } from "../wire";
 import { cataloguePanel } from "./catalogue";
 import { conflictsPanel } from "./conflicts";
 import { patientList } from "./patient-list";
+import { reconnectPanel } from "./reconnect";
 import { refusedPanel } from "./refused";
 import { registerForm } from "./register-form";
 import { signIn } from "./sign-in";
@@ -45,10 +46,12 @@ export function deskScreen(info: AppInfo): HTMLElement {
     if (!people.element.isConnected) window.clearInterval(watch);
     else void people.refresh();
   }, 3000);
+  const reconnect = reconnectPanel(() => status.pollNow());
   const status = statusBar(
     () => void list.refresh(),
     () => conflicts.open(),
     () => refused.open(),
+    () => reconnect.open(),
   );
   const form = registerForm(() => {
     void list.refresh();
@@ -89,6 +92,9 @@ export function deskScreen(info: AppInfo): HTMLElement {
     header,
     main,
     people.element,
+    // Outside the desk's main part: reconnecting needs nobody signed in (the code is the
+    // authority), and the sign-in needs a desk the server still takes.
+    reconnect.element,
     status.element,
   );
 }

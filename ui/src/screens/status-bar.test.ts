@@ -13,6 +13,7 @@ const idle: SyncStatusView = {
   pull_total: 0,
   last_synced_at: null,
   last_error: null,
+  needs_reenrolment: false,
 };
 
 describe("status bar texts", () => {

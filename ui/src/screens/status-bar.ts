@@ -40,6 +40,7 @@ export function statusBar(
   onSynced: () => void,
   onConflicts: () => void = () => {},
   onRefused: () => void = () => {},
+  onReconnect: () => void = () => {},
 ): StatusBar {
   const onlineText = h("span", {}, t.offline);
   const online = h("span", { ...testId("status-online"), class: "status-online", "data-online": "false" }, onlineText);
@@ -48,6 +49,12 @@ export function statusBar(
   rejected.addEventListener("click", onRefused);
   const conflicts = h("button", { ...testId("status-conflicts"), type: "button", class: "secondary" }, "");
   conflicts.addEventListener("click", onConflicts);
+  const reconnect = h(
+    "button",
+    { ...testId("status-reconnect"), type: "button", class: "primary status-error" },
+    t.reconnectDesk,
+  );
+  reconnect.addEventListener("click", onReconnect);
   const lastSync = h("span", { ...testId("status-last-sync") }, "");
   const error = h("span", { ...testId("status-error"), class: "status-error", role: "alert" }, "");
   const syncNow = h("button", { ...testId("sync-now"), type: "button", class: "secondary" }, t.syncNow);
@@ -69,6 +76,7 @@ export function statusBar(
     lastSync.textContent = lastSyncedText(status.last_synced_at);
     error.textContent = status.last_error ?? "";
     error.hidden = !status.last_error;
+    reconnect.hidden = !status.needs_reenrolment;
     syncNow.disabled = manualSync || status.syncing;
     if (lastSeenSync !== undefined && status.last_synced_at !== lastSeenSync) onSynced();
     lastSeenSync = status.last_synced_at;
@@ -137,6 +145,7 @@ export function statusBar(
     lastSync,
     rejected,
     conflicts,
+    reconnect,
     error,
     h("span", { class: "spacer" }),
     syncNow,
@@ -144,6 +153,7 @@ export function statusBar(
   error.hidden = true;
   rejected.hidden = true;
   conflicts.hidden = true;
+  reconnect.hidden = true;
   void poll();
 
   return {
