@@ -55,6 +55,12 @@ ALTER TABLE enrolment_codes ADD COLUMN scope text NOT NULL DEFAULT 'branch'
     CHECK (scope IN ('branch', 'business'));
 ALTER TABLE devices ADD COLUMN scope text NOT NULL DEFAULT 'branch'
     CHECK (scope IN ('branch', 'business'));
+-- A reconnect code: issued by head office for one removed (revoked) desk, it lets that desk
+-- take its place again under its own device id and nothing else (a plain code enrols a new
+-- desk and cannot reconnect one).
+ALTER TABLE enrolment_codes ADD COLUMN replaces_device uuid NULL;
+ALTER TABLE enrolment_codes ADD FOREIGN KEY (tenant_id, replaces_device)
+    REFERENCES devices (tenant_id, device_id);
 -- A business-scope pull finds every branch's changed rows in last-change order.
 CREATE INDEX patients_changed ON patients (tenant_id, last_change_seq);
 CREATE INDEX appointments_changed ON appointments (tenant_id, last_change_seq);

@@ -421,22 +421,11 @@ pub async fn save_catalogue_item(
                     price,
                     tax: form.tax,
                     duration_minutes: form.duration_minutes,
+                    active: form.active,
                 };
-                let added = store
+                store
                     .add_catalogue_item(&item, now)
-                    .map_err(error::from_store)?;
-                if form.active {
-                    added
-                } else {
-                    let fields = [("active".to_owned(), serde_json::Value::Bool(false))].into();
-                    store
-                        .edit_row(Entity::CatalogueItem, added.id, fields, now)
-                        .map_err(error::from_store)?;
-                    CatalogueItemRecord {
-                        active: false,
-                        ..added
-                    }
-                }
+                    .map_err(error::from_store)?
             }
             Some(id) => {
                 let current = store
@@ -456,7 +445,15 @@ pub async fn save_catalogue_item(
                     duration_minutes: form.duration_minutes,
                     active: form.active,
                 };
-                let before = current.fields();
+                // What the person changed is measured against what the form showed: a field
+                // another branch changed since then, and this person did not touch, keeps
+                // that branch's value.
+                let before = form
+                    .opened
+                    .as_ref()
+                    .filter(|opened| opened.id == id)
+                    .unwrap_or(&current)
+                    .fields();
                 let changed: Fields = wanted
                     .fields()
                     .into_iter()
@@ -467,7 +464,11 @@ pub async fn save_catalogue_item(
                         .edit_row(Entity::CatalogueItem, id, changed, now)
                         .map_err(error::from_store)?;
                 }
-                wanted
+                // The item as it now stands here: this person's changes merged with the rest.
+                store
+                    .catalogue_item(id)
+                    .map_err(error::from_store)?
+                    .unwrap_or(wanted)
             }
         }
     };
@@ -477,7 +478,7 @@ pub async fn save_catalogue_item(
     Ok(saved)
 }
 
-/// Reconnects a desk head office removed: a new enrolment code of the desk's own branch gives
+/// Reconnects a desk head office removed: the reconnect code head office issued for it gives
 /// the same desk new credentials, and everything it kept (records and the changes waiting to be
 /// sent) stays and syncs at the round this starts.
 #[tauri::command]
@@ -490,15 +491,23 @@ pub async fn reenrol(state: State<'_, DeskState>, code: String) -> CommandResult
             "Enter the enrolment code from your administrator.",
         )]));
     }
-    let identity = lock(&state)?
-        .identity()
-        .cloned()
-        .ok_or_else(|| error::plain("not_enrolled", "This desk is not enrolled yet."))?;
+    let (identity, last_seq) = {
+        let store = lock(&state)?;
+        let identity = store
+            .identity()
+            .cloned()
+            .ok_or_else(|| error::plain("not_enrolled", "This desk is not enrolled yet."))?;
+        (
+            identity,
+            store.sync_state().map_err(error::from_store)?.last_seq,
+        )
+    };
     let enrolled = SyncClient::reenrol(
         &identity.server_url,
         &code,
         &identity.device_name,
         identity.device_id.as_uuid(),
+        last_seq,
     )
     .await
     .map_err(error::from_enrol)?;

@@ -117,20 +117,63 @@ pub async fn create_enrolment_code_with_scope(
     ttl: Duration,
     scope: PullScope,
 ) -> Result<String> {
-    let ttl_secs = i64::try_from(ttl.as_secs())
+    let ttl_secs = code_ttl_secs(ttl)?;
+    let mut client = pool.get().await?;
+    let tx = TenantTx::begin(&mut client, tenant_id).await?;
+    require_tenant(&tx).await?;
+    let (code, _) = create_enrolment_code_in(&tx, branch_id, ttl_secs, scope, None).await?;
+    tx.commit().await?;
+    Ok(code)
+}
+
+/// Issues a reconnect code for `device`, a desk head office removed: only that desk can use it,
+/// to take its place again with its data and outbox (see `routes::enrol`). The code is of the
+/// desk's branch and keeps the desk's scope. A desk that is not revoked is
+/// [`Error::DeviceNotReplaceable`].
+pub async fn create_reconnect_code(
+    pool: &Pool,
+    tenant_id: TenantId,
+    device: DeviceId,
+    ttl: Duration,
+) -> Result<String> {
+    let ttl_secs = code_ttl_secs(ttl)?;
+    let mut client = pool.get().await?;
+    let tx = TenantTx::begin(&mut client, tenant_id).await?;
+    require_tenant(&tx).await?;
+    let branch = reconnectable_branch(&tx, device).await?;
+    // The scope is not the code's to say: the desk keeps the one it had.
+    let (code, _) =
+        create_enrolment_code_in(&tx, branch, ttl_secs, PullScope::Branch, Some(device)).await?;
+    tx.commit().await?;
+    Ok(code)
+}
+
+/// The branch of `device` when it is a revoked desk of this business (locked until commit).
+pub(crate) async fn reconnectable_branch(tx: &TenantTx<'_>, device: DeviceId) -> Result<BranchId> {
+    let row = tx
+        .query_opt(
+            "SELECT branch_id, revoked_at IS NOT NULL FROM devices
+             WHERE tenant_id = $1 AND device_id = $2 FOR UPDATE",
+            &[&tx.tenant(), &device],
+        )
+        .await?
+        .ok_or(Error::UnknownRecord)?;
+    let revoked: bool = row.try_get(1)?;
+    if !revoked {
+        return Err(Error::DeviceNotReplaceable);
+    }
+    Ok(row.try_get(0)?)
+}
+
+fn code_ttl_secs(ttl: Duration) -> Result<i64> {
+    i64::try_from(ttl.as_secs())
         .ok()
         .filter(|secs| *secs > 0 && *secs <= 365 * 24 * 60 * 60)
         .ok_or_else(|| {
             Error::InvalidInput(
                 "an enrolment code must live between 1 second and 1 year".to_owned(),
             )
-        })?;
-    let mut client = pool.get().await?;
-    let tx = TenantTx::begin(&mut client, tenant_id).await?;
-    require_tenant(&tx).await?;
-    let (code, _) = create_enrolment_code_in(&tx, branch_id, ttl_secs, scope).await?;
-    tx.commit().await?;
-    Ok(code)
+        })
 }
 
 /// [`create_enrolment_code`] inside the caller's transaction: the code and when it expires.
@@ -140,6 +183,7 @@ pub(crate) async fn create_enrolment_code_in(
     branch_id: BranchId,
     ttl_secs: i64,
     scope: PullScope,
+    replaces_device: Option<DeviceId>,
 ) -> Result<(String, chrono::DateTime<chrono::Utc>)> {
     let tenant_id = tx.tenant();
     let open: bool = tx
@@ -157,8 +201,9 @@ pub(crate) async fn create_enrolment_code_in(
     let code = EnrolmentCode::generate()?;
     let expires_at = tx
         .query_one(
-            "INSERT INTO enrolment_codes (tenant_id, code_hash, branch_id, expires_at, scope)
-             VALUES ($1, $2, $3, now() + $4::bigint * interval '1 second', $5)
+            "INSERT INTO enrolment_codes (tenant_id, code_hash, branch_id, expires_at, scope,
+                 replaces_device)
+             VALUES ($1, $2, $3, now() + $4::bigint * interval '1 second', $5, $6)
              RETURNING expires_at",
             &[
                 &tenant_id,
@@ -166,6 +211,7 @@ pub(crate) async fn create_enrolment_code_in(
                 &branch_id,
                 &ttl_secs,
                 &scope.as_str(),
+                &replaces_device,
             ],
         )
         .await?

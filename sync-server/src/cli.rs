@@ -82,6 +82,19 @@ pub enum AdminCommand {
         #[arg(long)]
         all_branches: bool,
     },
+    /// Issue a reconnect code for a desk that was removed (revoked): only that desk can use it,
+    /// to take its place again with its data and the changes it kept.
+    ReconnectCode {
+        /// The business's tenant_id.
+        #[arg(long)]
+        tenant: TenantId,
+        /// The removed desk's device_id.
+        #[arg(long)]
+        device: DeviceId,
+        /// How long the code stays valid, in hours.
+        #[arg(long, default_value_t = 168)]
+        ttl_hours: u64,
+    },
     /// Suspend, reactivate or terminate a business (its data is kept; terminated is final).
     SetStatus {
         /// The business's tenant_id.
@@ -171,6 +184,18 @@ async fn admin_command(pool: &db::Pool, command: AdminCommand) -> Result<()> {
             let code =
                 admin::create_enrolment_code_with_scope(pool, tenant, branch, ttl, scope).await?;
             println!("{code}");
+            Ok(())
+        }
+        AdminCommand::ReconnectCode {
+            tenant,
+            device,
+            ttl_hours,
+        } => {
+            let ttl = Duration::from_secs(ttl_hours.saturating_mul(60 * 60));
+            println!(
+                "{}",
+                admin::create_reconnect_code(pool, tenant, device, ttl).await?
+            );
             Ok(())
         }
         AdminCommand::SyncStatus { tenant } => print_json(&admin::sync_status(pool, tenant).await?),

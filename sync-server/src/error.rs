@@ -65,9 +65,13 @@ pub enum Error {
     LastAdmin,
     #[error("the branch is closed")]
     BranchClosed,
-    /// Re-enrolment named a device that is not a revoked desk of the code's branch.
+    /// Re-enrolment named a device the code does not reconnect (or the code is of the other
+    /// kind), or a reconnect code was asked for a desk that is not a removed desk.
     #[error("the device cannot be replaced")]
     DeviceNotReplaceable,
+    /// Re-enrolment: the server holds more of this device's changes than the desk wrote.
+    #[error("the device's changes were written elsewhere")]
+    DeviceWrittenElsewhere,
     /// An id that is not one of the caller's business's (or does not exist): one answer.
     #[error("no such record")]
     UnknownRecord,
@@ -299,7 +303,14 @@ impl Error {
                 StatusCode::CONFLICT,
                 body(
                     error_code::DEVICE_NOT_REPLACEABLE,
-                    "This desk is not one of this branch's removed desks, so it cannot reconnect with this code. Ask head office to remove the desk first, or for a code of the desk's own branch.",
+                    "This code does not reconnect this desk: a reconnect code is issued by head office for one removed desk, and a plain enrolment code only enrols a new desk.",
+                ),
+            ),
+            Error::DeviceWrittenElsewhere => (
+                StatusCode::CONFLICT,
+                body(
+                    error_code::DEVICE_WRITTEN_ELSEWHERE,
+                    "The server holds changes under this desk's name that this desk never made: another copy of it wrote them. Nothing was changed; keep this desk's data and contact support.",
                 ),
             ),
             Error::UnknownRecord => (

@@ -77,6 +77,7 @@ impl Fixture {
                 device_name: "Desk".to_owned(),
                 rotating_credentials: false,
                 replaces_device: None,
+                last_seq: 0,
             })
             .send()
             .await

@@ -74,6 +74,7 @@ impl Fixture {
                 device_name: "Front desk".to_owned(),
                 rotating_credentials: false,
                 replaces_device: None,
+                last_seq: 0,
             })
             .send()
             .await

@@ -483,8 +483,10 @@ fn probe(
         "/v1/branches/rename" => {
             request.json(&json!({"branch_id": b.branch_id, "name": "Diambil"}))
         }
-        "/v1/branches/close" | "/v1/devices/enrolment-codes" => {
-            request.json(&json!({"branch_id": b.branch_id}))
+        "/v1/branches/close" => request.json(&json!({"branch_id": b.branch_id})),
+        // A code for B's branch, and a reconnect code for B's desk.
+        "/v1/devices/enrolment-codes" => {
+            request.json(&json!({"branch_id": b.branch_id, "replaces_device": b.desk.device_id}))
         }
         // A's own setting, turned on (B's must stay off; checked at the end).
         "/v1/settings/security" => request.json(&json!({"require_admin_totp": true})),

@@ -646,8 +646,8 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
     );
 
     // 6e. Head office removes this desk: its next round is shut out, the status bar offers to
-    //     reconnect it, and a new code of its branch (no sign-in needed) brings the same desk
-    //     back, active again at head office.
+    //     reconnect it; a plain code is refused, and the reconnect code head office issues for
+    //     this desk brings the same desk back, active again at head office.
     //     (The sign-in covers the whole window, status bar included: sign in again first.)
     await waitFor("a click on the ADMIN's name", async () => {
       const [person] = await session.findAll('[data-testid="sign-in-person"]');
@@ -674,13 +674,20 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
     await waitFor("the status bar to offer reconnecting", () =>
       session.script("const b = document.querySelector('#status-reconnect'); return !!b && !b.hidden;"),
     );
-    const issued = await headOffice("POST", "/v1/devices/enrolment-codes", { branch_id: secondDesk.branch_id });
-    assert.equal(issued.status, 201, "head office issues a new code");
+    const plain = await headOffice("POST", "/v1/devices/enrolment-codes", { branch_id: secondDesk.branch_id });
+    assert.equal(plain.status, 201, "head office issues a plain code");
+    const { code: plainCode } = await plain.json();
+    const issued = await headOffice("POST", "/v1/devices/enrolment-codes", {
+      branch_id: secondDesk.branch_id,
+      replaces_device: appDesk.device_id,
+    });
+    assert.equal(issued.status, 201, "head office issues a reconnect code for the removed desk");
     const { code: newCode } = await issued.json();
     await session.click(await session.get("#status-reconnect"));
-    await session.fill("#reconnect-code", "XXXX-XXXX-XXXX");
+    // A plain code (for a new desk) does not reconnect this one.
+    await session.fill("#reconnect-code", plainCode);
     await session.click(await session.get("#reconnect-submit"));
-    const badCode = await waitFor("a wrong code to be refused", async () => {
+    const badCode = await waitFor("a plain code to be refused", async () => {
       const text = (await session.text(await session.get("#error-reconnect-code"))).trim();
       return text === "" ? null : text;
     });

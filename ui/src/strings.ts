@@ -143,7 +143,7 @@ export const en = {
   reconnectDesk: "Reconnect this desk",
   reconnectTitle: "Reconnect this desk",
   reconnectIntro:
-    "The server no longer accepts this desk: head office removed it, or its credentials were lost. Everything on this desk is kept, including the changes waiting to be sent. Ask head office for an enrolment code for this branch and enter it here.",
+    "The server no longer accepts this desk: head office removed it, or its credentials were lost. Everything on this desk is kept, including the changes waiting to be sent. Ask head office for a reconnect code for this desk (they remove the desk first if they have not) and enter it here.",
   reconnectCode: "Enrolment code",
   reconnectSubmit: "Reconnect",
   reconnectDone: "This desk is connected again; what waited is being sent.",

@@ -260,12 +260,18 @@ export type EnrolRequest = { code: string, device_name: string,
  */
 rotating_credentials: boolean, 
 /**
- * Re-enrolment: the device id of this same desk, which head office removed (revoked). The
- * desk takes its place again, with new credentials, and keeps its data and its outbox,
- * whose numbering and stamps continue. Only a revoked desk of the code's branch can be
- * named; its old credentials stay dead.
+ * Re-enrolment: the device id of this same desk, which head office removed (revoked) and
+ * issued a reconnect code for. The desk takes its place again, with new credentials, and
+ * keeps its data and its outbox, whose numbering and stamps continue; its old credentials
+ * stay dead.
  */
-replaces_device: string | null, };
+replaces_device: string | null, 
+/**
+ * Re-enrolment: the last outbox seq this desk ever wrote. The server refuses
+ * (`device_written_elsewhere`) when it holds more changes under the desk's id than that:
+ * another copy of the desk wrote them, and this desk's own would be taken for replays.
+ */
+last_seq: bigint, };
 
 export type EnrolResponse = { tenant_id: string, branch_id: string, device_id: string, 
 /**
@@ -391,4 +397,8 @@ export type CatalogueItemForm = { id: string | null, kind: CatalogueKind, code: 
 /**
  * Ringgit as typed: `45`, `45.5`, `45.50`, `RM 45.50`.
  */
-price: string, tax: TaxCode, duration_minutes: number | null, active: boolean, };
+price: string, tax: TaxCode, duration_minutes: number | null, active: boolean, 
+/**
+ * The item as the form showed it when it opened (edits only).
+ */
+opened: CatalogueItemRecord | null, };

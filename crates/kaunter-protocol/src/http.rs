@@ -533,6 +533,10 @@ pub struct EnrolmentCodeRequest {
     /// `branches.manage` permission besides `devices.manage`.
     #[serde(default)]
     pub scope: Option<PullScope>,
+    /// A reconnect code for this removed (revoked) desk of the branch: only that desk can use
+    /// it, to take its place again with its data and outbox; it keeps the scope it had.
+    #[serde(default)]
+    pub replaces_device: Option<Uuid>,
 }
 
 /// Which branches' rows a device pulls. Tenant-wide rows (the catalogue) go to every device,
@@ -726,12 +730,17 @@ pub struct EnrolRequest {
     /// the desk is revoked.
     #[serde(default)]
     pub rotating_credentials: bool,
-    /// Re-enrolment: the device id of this same desk, which head office removed (revoked). The
-    /// desk takes its place again, with new credentials, and keeps its data and its outbox,
-    /// whose numbering and stamps continue. Only a revoked desk of the code's branch can be
-    /// named; its old credentials stay dead.
+    /// Re-enrolment: the device id of this same desk, which head office removed (revoked) and
+    /// issued a reconnect code for. The desk takes its place again, with new credentials, and
+    /// keeps its data and its outbox, whose numbering and stamps continue; its old credentials
+    /// stay dead.
     #[serde(default)]
     pub replaces_device: Option<Uuid>,
+    /// Re-enrolment: the last outbox seq this desk ever wrote. The server refuses
+    /// (`device_written_elsewhere`) when it holds more changes under the desk's id than that:
+    /// another copy of the desk wrote them, and this desk's own would be taken for replays.
+    #[serde(default)]
+    pub last_seq: i64,
 }
 
 fn default_scope() -> PullScope {
@@ -873,7 +882,10 @@ pub mod error_code {
     pub const LAST_ADMIN: &str = "last_admin";
     /// A branch that is closed gets no new desks.
     pub const BRANCH_CLOSED: &str = "branch_closed";
-    /// Re-enrolment named a desk that is not a removed desk of the code's branch.
+    /// Re-enrolment named a desk the code is not a reconnect code of (or a plain code was used
+    /// to reconnect, or a reconnect code to enrol a new desk).
     pub const DEVICE_NOT_REPLACEABLE: &str = "device_not_replaceable";
+    /// Re-enrolment: the server holds changes under this desk's id that it never wrote.
+    pub const DEVICE_WRITTEN_ELSEWHERE: &str = "device_written_elsewhere";
     pub const INTERNAL: &str = "internal";
 }

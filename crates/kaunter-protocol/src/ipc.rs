@@ -130,8 +130,9 @@ pub struct CommandError {
 }
 
 /// `save_catalogue_item`: a catalogue item as typed at the desk. No `id`: a new item; with one,
-/// only the fields that differ from the item as the desk holds it travel, so another branch's
-/// edit of other fields survives the merge.
+/// only the fields the person changed travel (those that differ from `opened`, the item as the
+/// form showed it), so another branch's edit of other fields, even one that arrived while the
+/// form was open, survives the merge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct CatalogueItemForm {
     #[serde(default)]
@@ -145,4 +146,7 @@ pub struct CatalogueItemForm {
     #[serde(default)]
     pub duration_minutes: Option<u32>,
     pub active: bool,
+    /// The item as the form showed it when it opened (edits only).
+    #[serde(default)]
+    pub opened: Option<crate::records::CatalogueItemRecord>,
 }

@@ -72,6 +72,18 @@ fn json(value: &impl Serialize) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
+/// Two fields of an entity that must agree with each other, so they always travel in one change
+/// (one stamp): a per-field merge then never pairs one desk's value of one with another desk's
+/// value of the other. A booking's start and end; a catalogue item's kind and duration (only a
+/// service has one).
+pub fn paired_fields(entity: Entity) -> Option<(&'static str, &'static str)> {
+    match entity {
+        Entity::Appointment => Some(("starts_at", "ends_at")),
+        Entity::CatalogueItem => Some(("kind", "duration_minutes")),
+        Entity::Patient | Entity::CashMovement => None,
+    }
+}
+
 /// Which fields of `change` are not spelt the way `record` spells them: a replica storing the
 /// typed record would give them back differently, so the change is refused instead.
 pub fn non_canonical_fields(change: &Fields, canonical: &Fields) -> Vec<String> {

@@ -53,6 +53,8 @@ pub struct NewCatalogueItem {
     pub price: rust_decimal::Decimal,
     pub tax: TaxCode,
     pub duration_minutes: Option<u32>,
+    /// Whether it is offered (an item may be entered ahead of time and offered later).
+    pub active: bool,
 }
 
 /// Money into or out of the drawer, as the desk records it.
@@ -753,10 +755,11 @@ impl Store {
             return Err(StoreError::OtherBranch);
         }
         let mut fields = fields;
-        if entity == Entity::Appointment {
-            // A booking's start and end travel together (one stamp), so a merge of two desks'
-            // reschedules never pairs one's start with the other's end.
-            for (name, partner) in [("starts_at", "ends_at"), ("ends_at", "starts_at")] {
+        if let Some(pair) = kaunter_protocol::records::paired_fields(entity) {
+            // Fields that must agree travel together (one stamp), so a merge of two desks'
+            // edits never pairs one's value with the other's: a booking's start and end, an
+            // item's kind and duration (a product has none).
+            for (name, partner) in [(pair.0, pair.1), (pair.1, pair.0)] {
                 if fields.contains_key(name) && !fields.contains_key(partner) {
                     let current = row.record.get(partner).cloned().unwrap_or(Value::Null);
                     fields.insert(partner.to_owned(), current);
@@ -951,7 +954,7 @@ impl Store {
         Ok(record)
     }
 
-    /// Adds a product or service to the business's catalogue (every branch gets it), active.
+    /// Adds a product or service to the business's catalogue (every branch gets it).
     pub fn add_catalogue_item(
         &mut self,
         item: &NewCatalogueItem,
@@ -967,7 +970,7 @@ impl Store {
             price: item.price,
             tax: item.tax,
             duration_minutes: item.duration_minutes,
-            active: true,
+            active: item.active,
         };
         let errors = invalid_fields(record.problems());
         if !errors.is_empty() {
@@ -1007,13 +1010,16 @@ impl Store {
             .transpose()
     }
 
-    /// The drawer's balance in sen: derived from every movement this desk holds, its own and
-    /// the other desks' of the branch, never a stored total.
+    /// The drawer's balance in sen: derived from every movement this desk holds of its own
+    /// branch (a desk of business scope holds the others' too), its own and the other desks',
+    /// never a stored total.
     pub fn cash_balance_sen(&self) -> Result<i64> {
+        let (identity, _) = self.enrolled()?;
         Ok(self.conn.query_row(
             "SELECT coalesce(sum(CASE WHEN kind IN ('payment', 'float_in') THEN amount_sen \
-                                     ELSE -amount_sen END), 0) FROM cash_movements",
-            [],
+                                     ELSE -amount_sen END), 0) FROM cash_movements \
+             WHERE branch_id = ?1",
+            params![identity.branch_id.to_string()],
             |r| r.get(0),
         )?)
     }
@@ -1562,16 +1568,18 @@ fn check_booking(
     if errors.is_empty() && booking.status.holds_slot() {
         let mut statement = tx.prepare_cached(&format!(
             "SELECT {} FROM appointments \
-             WHERE practitioner_id = ?1 AND id <> ?2 AND deleted = 0 \
+             WHERE practitioner_id = ?1 AND id <> ?2 AND deleted = 0 AND branch_id = ?5 \
                AND status IN ('booked', 'arrived') AND starts_at < ?4 AND ends_at > ?3 \
              LIMIT 1",
             rows::APPOINTMENT_COLUMNS
         ))?;
+        // Within the booking's own branch, as the server compares them.
         let mut found = statement.query(params![
             booking.practitioner_id.to_string(),
             booking.id.to_string(),
             timestamp(booking.starts_at),
             timestamp(booking.ends_at),
+            booking.branch_id.to_string(),
         ])?;
         if let Some(row) = found.next()? {
             let (other, _) = rows::read_appointment(cipher, row)?;

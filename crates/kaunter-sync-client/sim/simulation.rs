@@ -638,6 +638,7 @@ impl Run {
                 price: ringgit::from_sen(i64::try_from(self.rng.below(100_000)).unwrap_or(0)),
                 tax: *self.rng.pick(&TaxCode::ALL).ok_or("no tax code")?,
                 duration_minutes: service.then(|| 15 * (1 + self.rng.below(8) as u32)),
+                active: self.rng.below(5) != 0,
             };
             self.desks[desk]
                 .store()

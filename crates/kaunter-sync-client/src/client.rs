@@ -192,7 +192,7 @@ impl SyncClient {
 
     /// Exchanges an enrolment code for a long-lived device token.
     pub async fn enrol(base_url: &str, code: &str, device_name: &str) -> Result<EnrolResponse> {
-        Self::enrol_with(base_url, code, device_name, false, None).await
+        Self::enrol_with(base_url, code, device_name, false, None, 0).await
     }
 
     /// Exchanges an enrolment code for rotating credentials: a short-lived device token and a
@@ -202,18 +202,20 @@ impl SyncClient {
         code: &str,
         device_name: &str,
     ) -> Result<EnrolResponse> {
-        Self::enrol_with(base_url, code, device_name, true, None).await
+        Self::enrol_with(base_url, code, device_name, true, None, 0).await
     }
 
-    /// Re-enrolment of a desk head office removed: with a new code of the desk's branch it takes
-    /// its place again under `device_id` (rotating credentials), keeping its data and outbox.
+    /// Re-enrolment of a desk head office removed: with the reconnect code head office issued
+    /// for it, it takes its place again under `device_id` (rotating credentials), keeping its
+    /// data and outbox. `last_seq` is the last outbox seq the desk ever wrote.
     pub async fn reenrol(
         base_url: &str,
         code: &str,
         device_name: &str,
         device_id: uuid::Uuid,
+        last_seq: i64,
     ) -> Result<EnrolResponse> {
-        Self::enrol_with(base_url, code, device_name, true, Some(device_id)).await
+        Self::enrol_with(base_url, code, device_name, true, Some(device_id), last_seq).await
     }
 
     async fn enrol_with(
@@ -222,6 +224,7 @@ impl SyncClient {
         device_name: &str,
         rotating_credentials: bool,
         replaces_device: Option<uuid::Uuid>,
+        last_seq: i64,
     ) -> Result<EnrolResponse> {
         let base_url = normalise_base_url(base_url)?;
         let response = http_client()?
@@ -231,6 +234,7 @@ impl SyncClient {
                 device_name: device_name.to_owned(),
                 rotating_credentials,
                 replaces_device,
+                last_seq,
             })
             .send()
             .await

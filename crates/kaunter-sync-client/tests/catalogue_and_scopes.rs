@@ -129,6 +129,7 @@ fn consultation(code: &str) -> NewCatalogueItem {
         price: ringgit::parse("50.00").unwrap(),
         tax: TaxCode::Exempt,
         duration_minutes: Some(15),
+        active: true,
     }
 }
 

@@ -1,8 +1,10 @@
 //! A desk head office removed keeps its data and its outbox, and is reconnected with a new
 //! enrolment code of its own branch, over real HTTP with the real server and a real store:
 //! - while removed, its rounds fail as shut out and what it writes waits;
-//! - a code of another branch or another business cannot reconnect it, and neither can a code
-//!   naming a desk that was never removed;
+//! - only the reconnect code head office issued for it reconnects it: not a plain code, not
+//!   another business's, and no reconnect code is issued for a desk that was not removed; its
+//!   own code enrols no new desk, and is refused (not used up) when the server holds more of
+//!   the desk's changes than it wrote;
 //! - reconnected under its own device id, it pushes what waited exactly once (its numbering
 //!   continues), and its old refresh token stays dead without shutting it out again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -60,9 +62,6 @@ async fn a_removed_desk_reconnects_with_a_new_code_and_loses_nothing() {
     let ours = admin::create_business(pool, "Klinik Sambung", "Utama", None)
         .await
         .unwrap();
-    let other_branch = admin::add_branch(pool, ours.tenant_id, "Cawangan Dua", None)
-        .await
-        .unwrap();
     let theirs = admin::create_business(pool, "Klinik Lain", "Utama", None)
         .await
         .unwrap();
@@ -103,40 +102,88 @@ async fn a_removed_desk_reconnects_with_a_new_code_and_loses_nothing() {
     assert!(engine.live_status().shut_out);
     assert_eq!(store.lock().unwrap().sync_state().unwrap().pending, 1);
 
-    // A code of another branch, or of another business, does not reconnect it.
-    for wrong in [
-        code(&server, ours.tenant_id, other_branch.branch_id).await,
-        code(&server, theirs.tenant_id, theirs.branch_id).await,
-    ] {
-        let answer =
-            SyncClient::reenrol(&server.base_url, &wrong, "Kaunter 1", enrolled.device_id).await;
-        assert_eq!(refused_code(answer), error_code::DEVICE_NOT_REPLACEABLE);
-    }
-    // Nor can a code take the place of a desk that was never removed.
+    // A plain enrolment code does not reconnect it, even of its own branch.
+    let plain = code(&server, ours.tenant_id, ours.branch_id).await;
+    let last_seq = store.lock().unwrap().sync_state().unwrap().last_seq;
+    let answer = SyncClient::reenrol(
+        &server.base_url,
+        &plain,
+        "Kaunter 1",
+        enrolled.device_id,
+        last_seq,
+    )
+    .await;
+    assert_eq!(refused_code(answer), error_code::DEVICE_NOT_REPLACEABLE);
+    // No reconnect code is issued for a desk that was not removed.
     let sibling_code = code(&server, ours.tenant_id, ours.branch_id).await;
     let sibling = SyncClient::enrol(&server.base_url, &sibling_code, "Kaunter 2")
         .await
         .unwrap();
-    let takeover = SyncClient::reenrol(
+    assert!(matches!(
+        admin::create_reconnect_code(
+            pool,
+            ours.tenant_id,
+            DeviceId::from_uuid(sibling.device_id),
+            DEFAULT_ENROLMENT_CODE_TTL
+        )
+        .await,
+        Err(kaunter_sync_server::error::Error::DeviceNotReplaceable)
+    ));
+    // Another business's reconnect code (for its own removed desk) does not fit this desk.
+    let their_code = code(&server, theirs.tenant_id, theirs.branch_id).await;
+    let their_desk = SyncClient::enrol(&server.base_url, &their_code, "Lain 1")
+        .await
+        .unwrap();
+    admin::revoke_device(
+        pool,
+        theirs.tenant_id,
+        DeviceId::from_uuid(their_desk.device_id),
+    )
+    .await
+    .unwrap();
+    let their_reconnect = admin::create_reconnect_code(
+        pool,
+        theirs.tenant_id,
+        DeviceId::from_uuid(their_desk.device_id),
+        DEFAULT_ENROLMENT_CODE_TTL,
+    )
+    .await
+    .unwrap();
+    let answer = SyncClient::reenrol(
         &server.base_url,
-        &code(&server, ours.tenant_id, ours.branch_id).await,
-        "Intruder",
-        sibling.device_id,
+        &their_reconnect,
+        "Kaunter 1",
+        enrolled.device_id,
+        last_seq,
     )
     .await;
-    assert_eq!(refused_code(takeover), error_code::DEVICE_NOT_REPLACEABLE);
-    let sibling_client = SyncClient::new(&server.base_url, &sibling.device_token).unwrap();
-    sibling_client
-        .pull_page(0, 10, false)
-        .await
-        .expect("the sibling desk still works");
+    assert_eq!(refused_code(answer), error_code::DEVICE_NOT_REPLACEABLE);
+
+    // This desk's reconnect code: not for a new desk, nor for a desk that wrote less than the
+    // server holds under its name (a copy wrote the rest); neither refusal uses the code up.
+    let reconnect =
+        admin::create_reconnect_code(pool, ours.tenant_id, device, DEFAULT_ENROLMENT_CODE_TTL)
+            .await
+            .unwrap();
+    let as_new = SyncClient::enrol_rotating(&server.base_url, &reconnect, "Kaunter 9").await;
+    assert_eq!(refused_code(as_new), error_code::DEVICE_NOT_REPLACEABLE);
+    let behind = SyncClient::reenrol(
+        &server.base_url,
+        &reconnect,
+        "Kaunter 1",
+        enrolled.device_id,
+        0,
+    )
+    .await;
+    assert_eq!(refused_code(behind), error_code::DEVICE_WRITTEN_ELSEWHERE);
 
     // The right code: the same desk, new credentials, nothing lost.
     let again = SyncClient::reenrol(
         &server.base_url,
-        &code(&server, ours.tenant_id, ours.branch_id).await,
+        &reconnect,
         "Kaunter 1",
         enrolled.device_id,
+        last_seq,
     )
     .await
     .unwrap();

@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use crate::extract::JsonBody;
-use crate::ids::BranchId;
+use crate::ids::{BranchId, DeviceId};
 use crate::routes::auth::{self, SessionCookie};
 use crate::{admin, validate};
 
@@ -164,12 +164,25 @@ pub async fn enrolment_code(
         person.require(Permission::BranchesManage)?;
     }
     let branch_id = BranchId::from_uuid(request.branch_id);
-    let (code, expires_at) =
-        match admin::create_enrolment_code_in(&tx, branch_id, i64::from(hours) * 3600, scope).await
-        {
-            Err(Error::UnknownBranch(_)) => return Err(Error::UnknownRecord),
-            other => other?,
-        };
+    // A reconnect code: for one removed desk of this branch, which keeps its scope.
+    let replaces = request.replaces_device.map(DeviceId::from_uuid);
+    if let Some(device) = replaces
+        && admin::reconnectable_branch(&tx, device).await? != branch_id
+    {
+        return Err(Error::DeviceNotReplaceable);
+    }
+    let (code, expires_at) = match admin::create_enrolment_code_in(
+        &tx,
+        branch_id,
+        i64::from(hours) * 3600,
+        scope,
+        replaces,
+    )
+    .await
+    {
+        Err(Error::UnknownBranch(_)) => return Err(Error::UnknownRecord),
+        other => other?,
+    };
     tx.commit().await?;
     tracing::info!(tenant = %person.tenant_id, user = %person.user_id, %branch_id,
                    scope = scope.as_str(), "enrolment code issued from head office");

@@ -35,7 +35,7 @@ pub async fn enrol(
     // LIMIT only keeps the query well-defined.
     let row = lookup
         .query_opt(
-            "SELECT tenant_id, branch_id, scope FROM enrolment_codes
+            "SELECT tenant_id, branch_id, scope, replaces_device FROM enrolment_codes
              WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
              ORDER BY tenant_id LIMIT 1
              FOR UPDATE",
@@ -48,6 +48,12 @@ pub async fn enrol(
     let scope_text: String = row.try_get(2)?;
     let scope = PullScope::parse(&scope_text)
         .ok_or_else(|| Error::Internal(format!("stored code scope {scope_text:?} is unknown")))?;
+    // A reconnect code serves only the desk it was issued for, and only to reconnect; a plain
+    // code only enrols a new desk.
+    let code_replaces: Option<DeviceId> = row.try_get(3)?;
+    if code_replaces.map(|device| device.as_uuid()) != request.replaces_device {
+        return Err(Error::DeviceNotReplaceable);
+    }
 
     let tx = lookup.into_tenant(tenant_id).await?;
     // A code issued before its branch closed stops working with the closing.
@@ -67,7 +73,7 @@ pub async fn enrol(
         Some(old) => DeviceId::from_uuid(old),
     };
     let issued = token::issue(tenant_id, device_id)?;
-    if request.replaces_device.is_none() {
+    let scope = if request.replaces_device.is_none() {
         tx.execute(
             "INSERT INTO devices (tenant_id, device_id, branch_id, name, token_hash, scope)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -81,9 +87,18 @@ pub async fn enrol(
             ],
         )
         .await?;
+        scope
     } else {
-        reinstate(&tx, device_id, branch_id, device_name, &issued, scope).await?;
-    }
+        reinstate(
+            &tx,
+            device_id,
+            branch_id,
+            device_name,
+            &issued,
+            request.last_seq,
+        )
+        .await?
+    };
     tx.execute(
         "UPDATE enrolment_codes SET used_at = now(), used_by_device = $3
          WHERE tenant_id = $1 AND code_hash = $2",
@@ -134,47 +149,51 @@ pub async fn enrol(
     }))
 }
 
-/// Re-enrolment: a revoked desk of the code's branch takes its place again under its own device
-/// id, so its high-water mark, its outbox numbering and its stamps all continue, and nothing it
-/// kept while it was shut out is lost or applied twice. Its old credentials stay dead: the token
-/// hash is replaced and every refresh token it had is expired (an expired one is refused without
-/// revoking anything, so an old copy cannot be used to shut the desk out again).
+/// Re-enrolment with the reconnect code head office issued for this desk: the revoked desk takes
+/// its place again under its own device id, so its high-water mark, its outbox numbering and
+/// its stamps all continue, and nothing it kept while it was shut out is lost or applied twice.
+/// It keeps its scope. Refused when the server holds more of the device's changes than the desk
+/// ever wrote (`last_seq`): another copy of the desk wrote them, and this desk's own changes
+/// under those numbers would be taken for replays. Its old credentials stay dead: the token
+/// hash is replaced and every refresh token it had is expired (an expired one is refused
+/// without revoking anything, so an old copy cannot be used to shut the desk out again).
 async fn reinstate(
     tx: &crate::db::TenantTx<'_>,
     device_id: DeviceId,
     branch_id: BranchId,
     device_name: &str,
     issued: &token::IssuedToken,
-    scope: PullScope,
-) -> Result<()> {
+    last_seq: i64,
+) -> Result<PullScope> {
     let tenant_id = tx.tenant();
     let found = tx
         .query_opt(
-            "SELECT branch_id, revoked_at IS NOT NULL FROM devices
+            "SELECT branch_id, revoked_at IS NOT NULL, high_water, scope FROM devices
              WHERE tenant_id = $1 AND device_id = $2 FOR UPDATE",
             &[&tenant_id, &device_id],
         )
         .await?;
-    let replaceable = match &found {
-        Some(row) => {
-            let (branch, revoked): (BranchId, bool) = (row.try_get(0)?, row.try_get(1)?);
-            branch == branch_id && revoked
-        }
-        None => false,
+    let Some(found) = found else {
+        return Err(Error::DeviceNotReplaceable);
     };
-    if !replaceable {
+    let (branch, revoked, high_water): (BranchId, bool, i64) =
+        (found.try_get(0)?, found.try_get(1)?, found.try_get(2)?);
+    if branch != branch_id || !revoked {
         return Err(Error::DeviceNotReplaceable);
     }
+    if high_water > last_seq {
+        tracing::warn!(%tenant_id, %device_id, high_water, last_seq,
+                       "a desk asked to reconnect, but more of its changes are on the server than it wrote");
+        return Err(Error::DeviceWrittenElsewhere);
+    }
     tx.execute(
-        "UPDATE devices SET token_hash = $3, name = $4, scope = $5, revoked_at = NULL,
-             token_expires_at = NULL
+        "UPDATE devices SET token_hash = $3, name = $4, revoked_at = NULL, token_expires_at = NULL
          WHERE tenant_id = $1 AND device_id = $2",
         &[
             &tenant_id,
             &device_id,
             &issued.secret_hash.as_slice(),
             &device_name,
-            &scope.as_str(),
         ],
     )
     .await?;
@@ -184,5 +203,7 @@ async fn reinstate(
         &[&tenant_id, &device_id],
     )
     .await?;
-    Ok(())
+    let scope: String = found.try_get(3)?;
+    PullScope::parse(&scope)
+        .ok_or_else(|| Error::Internal(format!("stored device scope {scope:?} is unknown")))
 }

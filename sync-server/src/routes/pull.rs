@@ -73,7 +73,9 @@ pub async fn pull(
     // The digest of what the desk is sent (its branch or every branch, plus the tenant-wide
     // rows) is that state after exactly the changes up to `as_of`. Digests add up (wrapping),
     // as the desk's own does over its rows.
-    let one_branch = device.scope == PullScope::Branch;
+    // A desk older than schema 4 has no guard against changing another branch's rows: it is
+    // sent its own branch's, whatever its scope.
+    let one_branch = device.scope == PullScope::Branch || version < 4;
     let snapshot = tx
         .query_one(
             "SELECT catalogue_digest, change_seq, purged_seq FROM tenants WHERE tenant_id = $1",

@@ -183,7 +183,7 @@ async fn apply(
         HashMap::new()
     } else {
         tx.query(
-            "SELECT u.user_id, EXISTS (
+            "SELECT u.user_id, u.status = 'ACTIVE' AND EXISTS (
                      SELECT 1 FROM user_roles ur
                      JOIN role_permissions p
                           ON p.tenant_id = ur.tenant_id AND p.role_id = ur.role_id
@@ -202,6 +202,19 @@ async fn apply(
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect::<Result<_, tokio_postgres::Error>>()?
     };
+    // Once anyone of the business has a desk PIN its desks write only with someone signed in,
+    // so a change to the catalogue (every branch's) that names nobody is not one of theirs.
+    let unsigned_catalogue = entries
+        .iter()
+        .any(|entry| entry.change.entity.is_tenant_wide() && entry.actor.is_none());
+    let guarded = unsigned_catalogue
+        && tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND pin_hash IS NOT NULL)",
+                &[&device.tenant_id],
+            )
+            .await?
+            .try_get::<_, bool>(0)?;
     let mut seqs = Vec::with_capacity(entries.len());
     let mut actors = Vec::with_capacity(entries.len());
     let mut device_seqs = Vec::with_capacity(entries.len());
@@ -210,7 +223,7 @@ async fn apply(
     let mut rejected = Vec::new();
     for (entry, tenant_seq) in entries.iter().zip(first_tenant_seq..) {
         let merged = check_entry(entry, device, now)
-            .and_then(|()| check_actor(entry, &people))
+            .and_then(|()| check_actor(entry, &people, guarded))
             .and_then(|()| {
                 merge_entry(
                     &mut rows,
@@ -388,19 +401,22 @@ fn check_entry(
             )],
         ));
     }
-    let times = ["starts_at", "ends_at"].map(|name| change.fields.contains_key(name));
-    if change.entity == Entity::Appointment && times[0] != times[1] {
-        return Err(refusal(
-            entry,
-            error_code::VALIDATION_FAILED,
-            "A booking's start and end change together.",
-            vec![field_error(
+    if let Some((one, other)) = kaunter_protocol::records::paired_fields(change.entity) {
+        let present = [one, other].map(|name| change.fields.contains_key(name));
+        if present[0] != present[1] {
+            let message = format!("{one} and {other} change together.");
+            return Err(refusal(
                 entry,
-                if times[0] { "ends_at" } else { "starts_at" },
-                "required_with_pair",
-                "A booking's start and end change together.",
-            )],
-        ));
+                error_code::VALIDATION_FAILED,
+                &message,
+                vec![field_error(
+                    entry,
+                    if present[0] { other } else { one },
+                    "required_with_pair",
+                    &message,
+                )],
+            ));
+        }
     }
     // PostgreSQL text cannot hold U+0000; refused here, or the change could not even be logged.
     if let Some(name) = change
@@ -446,9 +462,22 @@ fn check_entry(
 }
 
 /// An entry that names a person must name one of the business's people, and a change to the
-/// tenant-wide catalogue one who may manage it.
-fn check_actor(entry: &OutboxEntry, people: &HashMap<Uuid, bool>) -> Result<(), RejectedEntry> {
+/// tenant-wide catalogue one who may manage it (ACTIVE, with `catalogue.manage`), or nobody
+/// only at a business whose desks ask nobody to sign in (`guarded` false).
+fn check_actor(
+    entry: &OutboxEntry,
+    people: &HashMap<Uuid, bool>,
+    guarded: bool,
+) -> Result<(), RejectedEntry> {
     let Some(actor) = entry.actor else {
+        if guarded && entry.change.entity.is_tenant_wide() {
+            return Err(refusal(
+                entry,
+                error_code::FORBIDDEN,
+                "Only someone signed in who may manage the catalogue can change it.",
+                Vec::new(),
+            ));
+        }
         return Ok(());
     };
     match people.get(&actor) {
@@ -734,11 +763,18 @@ mod tests {
             ),
         ];
         for (entity, actor, want) in table {
-            let got = check_actor(&entry(entity, actor), &people)
+            let got = check_actor(&entry(entity, actor), &people, false)
                 .err()
                 .map(|r| r.code);
             assert_eq!(got.as_deref(), want, "{entity:?} by {actor:?}");
         }
+        // At a business whose desks ask for a sign-in, a catalogue change names someone.
+        let unsigned = check_actor(&entry(Entity::CatalogueItem, None), &people, true);
+        assert_eq!(
+            unsigned.err().map(|r| r.code).as_deref(),
+            Some(error_code::FORBIDDEN)
+        );
+        assert!(check_actor(&entry(Entity::Patient, None), &people, true).is_ok());
     }
 
     #[test]

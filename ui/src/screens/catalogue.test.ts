@@ -15,7 +15,7 @@ const facial: CatalogueItemRecord = {
 };
 
 const typed = {
-  id: null,
+  opened: null,
   kind: "service" as const,
   code: "SVC-01",
   name: "Facial",
@@ -43,6 +43,7 @@ describe("catalogue", () => {
   it("turns the form into the command's shape, a service's duration in whole minutes", () => {
     expect(catalogueForm(typed)).toEqual({
       id: null,
+      opened: null,
       kind: "service",
       code: "SVC-01",
       name: "Facial",
@@ -56,6 +57,8 @@ describe("catalogue", () => {
       field: "duration_minutes",
       message: "Enter whole minutes, e.g. 30.",
     });
+    // An edit names the item and carries it as the form showed it.
+    expect(catalogueForm({ ...typed, opened: facial })).toMatchObject({ id: facial.id, opened: facial });
     // A product has no duration, whatever the field held.
     expect(catalogueForm({ ...typed, kind: "product", duration: "30" })).toMatchObject({ duration_minutes: null });
   });

@@ -27,9 +27,10 @@ export function catalogueLine(item: CatalogueItemRecord): string {
   return parts.join(" · ");
 }
 
-/** The form's values as the command takes them; an empty duration is none. */
+/** The form's values as the command takes them; an empty duration is none. `opened` is the
+ *  item as the form showed it (null for a new item): only what the person changed travels. */
 export function catalogueForm(values: {
-  id: string | null;
+  opened: CatalogueItemRecord | null;
   kind: CatalogueKind;
   code: string;
   name: string;
@@ -45,7 +46,8 @@ export function catalogueForm(values: {
     minutes = Number(duration);
   }
   return {
-    id: values.id,
+    id: values.opened?.id ?? null,
+    opened: values.opened,
     kind: values.kind,
     code: values.code,
     name: values.name,
@@ -62,7 +64,7 @@ export function cataloguePanel(): { element: HTMLElement; open(): void } {
   const showInactive = h("input", { ...testId("catalogue-show-inactive"), type: "checkbox" });
   const close = h("button", { ...testId("catalogue-close"), type: "button", class: "secondary" }, t.close);
 
-  let editing: string | null = null;
+  let editing: CatalogueItemRecord | null = null;
   const kind = h(
     "select",
     { ...testId("catalogue-kind"), name: "kind" },
@@ -122,7 +124,7 @@ export function cataloguePanel(): { element: HTMLElement; open(): void } {
   );
 
   const startEditing = (item: CatalogueItemRecord | null): void => {
-    editing = item?.id ?? null;
+    editing = item;
     kind.value = item?.kind ?? "service";
     code.value = item?.code ?? "";
     name.value = item?.name ?? "";
@@ -175,7 +177,7 @@ export function cataloguePanel(): { element: HTMLElement; open(): void } {
     message.clear();
     clearFieldErrors(fields);
     const typed = catalogueForm({
-      id: editing,
+      opened: editing,
       kind: kind.value as CatalogueKind,
       code: code.value,
       name: name.value,
