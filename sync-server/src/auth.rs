@@ -77,7 +77,7 @@ pub async fn authenticate(tx: &TenantTx<'_>, token: &DeviceToken, lock: RowLock)
         }
     };
     let row = tx
-        .query_opt(sql, &[&token.tenant_id, &token.device_id])
+        .query_opt_cached(sql, &[&token.tenant_id, &token.device_id])
         .await?;
     let Some(row) = row else {
         // Same work as a known device, so timing does not tell unknown from wrong secret.

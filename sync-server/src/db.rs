@@ -9,8 +9,10 @@ use std::fmt;
 use std::ops::Deref;
 use std::time::Duration;
 
+use deadpool_postgres::{ClientWrapper, Transaction};
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
-use tokio_postgres::{NoTls, Transaction};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
 pub use deadpool_postgres::Pool;
 
@@ -69,7 +71,7 @@ pub struct TenantTx<'a> {
 
 impl<'a> TenantTx<'a> {
     /// Begins a transaction on `client` and scopes it to `tenant`.
-    pub async fn begin(client: &'a mut tokio_postgres::Client, tenant: TenantId) -> Result<Self> {
+    pub async fn begin(client: &'a mut ClientWrapper, tenant: TenantId) -> Result<Self> {
         let transaction = client.transaction().await?;
         scope_to_tenant(&transaction, tenant).await?;
         Ok(Self {
@@ -81,10 +83,7 @@ impl<'a> TenantTx<'a> {
     /// Like [`TenantTx::begin`], read-only, on one snapshot for all its statements (REPEATABLE
     /// READ): what pull needs, so a purge or push committing between its queries cannot make
     /// them disagree.
-    pub async fn begin_snapshot(
-        client: &'a mut tokio_postgres::Client,
-        tenant: TenantId,
-    ) -> Result<Self> {
+    pub async fn begin_snapshot(client: &'a mut ClientWrapper, tenant: TenantId) -> Result<Self> {
         let transaction = client
             .build_transaction()
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -102,6 +101,41 @@ impl<'a> TenantTx<'a> {
         self.tenant
     }
 
+    /// `sql` prepared once per pooled connection and kept: a statement on a hot path (push,
+    /// pull, authentication) then costs one round trip and no parse or plan of its text. The
+    /// `*_cached` methods below run such a statement.
+    pub async fn prepared(&self, sql: &str) -> Result<tokio_postgres::Statement> {
+        Ok(self.transaction.prepare_cached(sql).await?)
+    }
+
+    pub async fn query_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let statement = self.prepared(sql).await?;
+        Ok(self.transaction.query(&statement, params).await?)
+    }
+
+    pub async fn query_one_cached(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        let statement = self.prepared(sql).await?;
+        Ok(self.transaction.query_one(&statement, params).await?)
+    }
+
+    pub async fn query_opt_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        let statement = self.prepared(sql).await?;
+        Ok(self.transaction.query_opt(&statement, params).await?)
+    }
+
+    pub async fn execute_cached(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let statement = self.prepared(sql).await?;
+        Ok(self.transaction.execute(&statement, params).await?)
+    }
+
     pub async fn commit(self) -> Result<()> {
         self.transaction.commit().await?;
         Ok(())
@@ -117,7 +151,7 @@ impl fmt::Debug for TenantTx<'_> {
 }
 
 impl<'a> Deref for TenantTx<'a> {
-    type Target = Transaction<'a>;
+    type Target = tokio_postgres::Transaction<'a>;
 
     fn deref(&self) -> &Self::Target {
         &self.transaction
@@ -135,22 +169,18 @@ pub struct LookupTx<'a> {
 impl<'a> LookupTx<'a> {
     /// Enrolment: sees only the enrolment code whose hash the caller knows.
     pub async fn for_enrolment_code(
-        client: &'a mut tokio_postgres::Client,
+        client: &'a mut ClientWrapper,
         code_hash: &[u8; 32],
     ) -> Result<Self> {
         Self::begin(client, "app.enrolment_code_hash", &hex::encode(code_hash)).await
     }
 
     /// Login: sees only the business with this slug.
-    pub async fn for_slug(client: &'a mut tokio_postgres::Client, slug: &str) -> Result<Self> {
+    pub async fn for_slug(client: &'a mut ClientWrapper, slug: &str) -> Result<Self> {
         Self::begin(client, "app.login_slug", slug).await
     }
 
-    async fn begin(
-        client: &'a mut tokio_postgres::Client,
-        setting: &str,
-        value: &str,
-    ) -> Result<Self> {
+    async fn begin(client: &'a mut ClientWrapper, setting: &str, value: &str) -> Result<Self> {
         let transaction = client.transaction().await?;
         transaction
             .execute("SELECT set_config($1, $2, true)", &[&setting, &value])
@@ -180,7 +210,7 @@ impl fmt::Debug for LookupTx<'_> {
 }
 
 impl<'a> Deref for LookupTx<'a> {
-    type Target = Transaction<'a>;
+    type Target = tokio_postgres::Transaction<'a>;
 
     fn deref(&self) -> &Self::Target {
         &self.transaction
@@ -188,11 +218,11 @@ impl<'a> Deref for LookupTx<'a> {
 }
 
 async fn scope_to_tenant(transaction: &Transaction<'_>, tenant: TenantId) -> Result<()> {
+    let statement = transaction
+        .prepare_cached("SELECT set_config('app.tenant_id', $1, true)")
+        .await?;
     transaction
-        .execute(
-            "SELECT set_config('app.tenant_id', $1, true)",
-            &[&tenant.to_string()],
-        )
+        .execute(&statement, &[&tenant.to_string()])
         .await?;
     Ok(())
 }

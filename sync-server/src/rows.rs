@@ -78,7 +78,7 @@ pub async fn load(
             continue;
         }
         for row in tx
-            .query(&select_by_ids_sql(entity), &[&tenant, &ids])
+            .query_cached(&select_by_ids_sql(entity), &[&tenant, &ids])
             .await?
         {
             let (id, stored) = decode_row(entity, &row)?;
@@ -516,7 +516,7 @@ pub async fn move_branch_digest(
     new: u64,
 ) -> Result<()> {
     let current: i64 = tx
-        .query_one(
+        .query_one_cached(
             "SELECT state_digest FROM branches WHERE tenant_id = $1 AND branch_id = $2",
             &[&tenant, &branch_id],
         )
@@ -524,7 +524,7 @@ pub async fn move_branch_digest(
         .try_get(0)?;
     // The u64's bits, stored in a signed column.
     let next = update_digest(current as u64, old, new) as i64;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE branches SET state_digest = $3 WHERE tenant_id = $1 AND branch_id = $2",
         &[&tenant, &branch_id, &next],
     )
@@ -610,7 +610,7 @@ async fn store_patients(
     } else {
         ""
     };
-    tx.execute(
+    tx.execute_cached(
         &format!(
             "INSERT INTO patients (tenant_id, patient_id, branch_id, full_name, id_type, id_number,
              phone, date_of_birth, sex, created_at, updated_at, origin_device_id,
@@ -706,7 +706,7 @@ async fn store_appointments(
     } else {
         ""
     };
-    tx.execute(
+    tx.execute_cached(
         &format!(
             "INSERT INTO appointments (tenant_id, appointment_id, branch_id, patient_id,
              practitioner_id, starts_at, ends_at, status, note, created_at, updated_at,
@@ -782,7 +782,7 @@ async fn store_cash(
         change_seqs.push(row.last_change_seq);
         stamps.push(row_stamps);
     }
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO cash_movements (tenant_id, movement_id, branch_id, kind, amount_sen,
              patient_id, note, recorded_at, origin_device_id, last_change_seq, stamps)
          SELECT $1, u.id, u.branch_id, u.kind, u.amount_sen, u.patient_id, u.note,
@@ -861,7 +861,7 @@ async fn store_catalogue(
     } else {
         ""
     };
-    tx.execute(
+    tx.execute_cached(
         &format!(
             "INSERT INTO catalogue_items (tenant_id, item_id, branch_id, kind, code, name,
                  price_sen, tax_code, duration_minutes, active, created_at, updated_at,

@@ -1,5 +1,5 @@
 //! `GET /v1/conflicts` and `POST /v1/conflicts/resolve`: the conflicts the server found between
-//! desks' changes (see [`detect_duplicates`] and [`detect_overlaps`]), for the branch of the
+//! desks' changes (see [`record_duplicates`] and [`detect_overlaps`]), for the branch of the
 //! calling device.
 //!
 //! Resolving records a person's decision; the data side of it (deleting the row that goes,
@@ -7,6 +7,8 @@
 //! like any other edit.
 
 use std::collections::BTreeMap;
+
+use chrono::{DateTime, DurationRound, Utc};
 
 use axum::Json;
 use axum::extract::State;
@@ -22,7 +24,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{self, Bearer, Device, RowLock};
-use crate::columns::{id_type_from_text, sex_from_text};
+use crate::columns::{id_type_from_text, id_type_text, sex_from_text};
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use crate::extract::{JsonBody, QueryParams};
@@ -145,7 +147,7 @@ fn kinds_known_to(version: u32) -> Vec<&'static str> {
 /// status every pull reports).
 pub async fn open_count(tx: &TenantTx<'_>, device: &Device, version: u32) -> Result<u32> {
     let count: i64 = tx
-        .query_one(
+        .query_one_cached(
             "SELECT count(*) FROM conflicts
              WHERE tenant_id = $1 AND branch_id = $2 AND resolution IS NULL AND kind = ANY($3)",
             &[
@@ -159,63 +161,97 @@ pub async fn open_count(tx: &TenantTx<'_>, device: &Device, version: u32) -> Res
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
-/// Records a `duplicate_id_number` conflict for every pair of live patients of the business that
-/// share an identity document, when one of the two is in `touched` (just written). The earliest
-/// registration is `row_a`; a pair already recorded is left alone. Returns how many were new.
-pub async fn detect_duplicates(
+/// A live patient with when it was first registered (the earliest of a pair is `row_a`).
+pub type Registered = (PatientRecord, DateTime<Utc>);
+
+/// Before a batch's rows are written: the live patients already stored that share a document
+/// number with one of `touched` (the live patients the batch leaves), other than the rows the
+/// batch changed (`batch`, whose stored state is stale). Asked before the write so the index
+/// probes meet only other rows: for a branch's first upload, nothing at all (one probe per
+/// number, in one query; the lateral subquery with OFFSET 0 is not flattened into a join, so no
+/// plan can scan the business; see rows.rs).
+pub async fn duplicate_candidates(
     tx: &TenantTx<'_>,
     device: &Device,
-    touched: &[(Uuid, String)],
+    touched: &[Registered],
+    batch: &[Uuid],
+) -> Result<Vec<Registered>> {
+    if touched.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut numbers: Vec<&str> = touched
+        .iter()
+        .map(|(record, _)| record.id_number.as_str())
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let found = tx
+        .query_cached(
+            "SELECT p.* FROM unnest($2::text[]) AS k(number)
+             CROSS JOIN LATERAL (
+                 SELECT patient_id, branch_id, full_name, id_type, id_number, phone,
+                        date_of_birth, sex, created_at
+                 FROM patients
+                 WHERE tenant_id = $1 AND id_number = k.number AND NOT deleted
+                   AND patient_id <> ALL($3)
+                 OFFSET 0
+             ) AS p",
+            &[&device.tenant_id, &numbers, &batch],
+        )
+        .await?;
+    found
+        .iter()
+        .map(|row| {
+            let id_type: String = row.try_get(3)?;
+            let sex: Option<String> = row.try_get(7)?;
+            let record = PatientRecord {
+                id: row.try_get(0)?,
+                branch_id: row.try_get(1)?,
+                full_name: row.try_get(2)?,
+                id_type: id_type_from_text(&id_type)?,
+                id_number: row.try_get(4)?,
+                phone: row.try_get(5)?,
+                date_of_birth: row.try_get(6)?,
+                sex: sex.as_deref().map(sex_from_text).transpose()?,
+            };
+            Ok((record, row.try_get(8)?))
+        })
+        .collect()
+}
+
+/// After the batch's rows are written: records a `duplicate_id_number` conflict for every pair
+/// of live patients of the business that share an identity document (type and number), when one
+/// of the two is in `touched`; `stored` are the [`duplicate_candidates`]. The earliest
+/// registration is `row_a` (ties by id); a pair already recorded is left alone. Returns how many
+/// were new.
+pub async fn record_duplicates(
+    tx: &TenantTx<'_>,
+    device: &Device,
+    touched: &[Registered],
+    stored: Vec<Registered>,
 ) -> Result<u64> {
     if touched.is_empty() {
         return Ok(0);
     }
-    let mut numbers: Vec<&str> = touched.iter().map(|(_, number)| number.as_str()).collect();
-    numbers.sort_unstable();
-    numbers.dedup();
-    let touched: Vec<Uuid> = touched.iter().map(|(id, _)| *id).collect();
-    // Every live patient sharing a document number with a touched one, oldest first per
-    // document: one index probe per number, in one query (the lateral subquery with OFFSET 0
-    // is not flattened into a join, so no plan can scan the business; see rows.rs).
-    let found = tx
-        .query(
-            "SELECT p.* FROM unnest($2::text[]) AS k(number)
-             CROSS JOIN LATERAL (
-                 SELECT patient_id, branch_id, full_name, id_type, id_number, phone,
-                        date_of_birth, sex
-                 FROM patients
-                 WHERE tenant_id = $1 AND id_number = k.number AND NOT deleted
-                 ORDER BY id_type, created_at, patient_id
-                 OFFSET 0
-             ) AS p",
-            &[&device.tenant_id, &numbers],
-        )
-        .await?;
-    let rows: Vec<&Row> = found.iter().collect();
-    let mut groups: BTreeMap<(String, String), Vec<PatientRecord>> = BTreeMap::new();
-    for row in rows {
-        let id_type: String = row.try_get(3)?;
-        let sex: Option<String> = row.try_get(7)?;
-        let record = PatientRecord {
-            id: row.try_get(0)?,
-            branch_id: row.try_get(1)?,
-            full_name: row.try_get(2)?,
-            id_type: id_type_from_text(&id_type)?,
-            id_number: row.try_get(4)?,
-            phone: row.try_get(5)?,
-            date_of_birth: row.try_get(6)?,
-            sex: sex.as_deref().map(sex_from_text).transpose()?,
-        };
+    let touched_ids: Vec<Uuid> = touched.iter().map(|(record, _)| record.id).collect();
+    let mut groups: BTreeMap<(&'static str, String), Vec<Registered>> = BTreeMap::new();
+    for (record, created_at) in stored.into_iter().chain(touched.iter().cloned()) {
+        // As PostgreSQL keeps it (rounded to microseconds), so a row sorts the same before and after it
+        // is stored.
+        let created_at = created_at
+            .duration_round(chrono::TimeDelta::microseconds(1))
+            .unwrap_or(created_at);
         groups
-            .entry((id_type, record.id_number.clone()))
+            .entry((id_type_text(record.id_type), record.id_number.clone()))
             .or_default()
-            .push(record);
+            .push((record, created_at));
     }
     let mut found = 0;
-    for group in groups.values().filter(|group| group.len() > 1) {
-        let first = &group[0];
-        for later in &group[1..] {
-            if !touched.contains(&first.id) && !touched.contains(&later.id) {
+    for group in groups.values_mut().filter(|group| group.len() > 1) {
+        group.sort_by_key(|(record, created_at)| (*created_at, record.id));
+        let first = &group[0].0;
+        for (later, _) in &group[1..] {
+            if !touched_ids.contains(&first.id) && !touched_ids.contains(&later.id) {
                 continue;
             }
             found += record(
@@ -333,7 +369,7 @@ async fn record(
         ConflictKind::AppointmentOverlap => ("appointment_overlap", Entity::Appointment),
     };
     Ok(tx
-        .execute(
+        .execute_cached(
             "INSERT INTO conflicts (tenant_id, conflict_id, kind, entity, branch_id,
                  row_a, row_b, version_a, version_b, detected_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)

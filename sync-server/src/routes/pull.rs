@@ -77,7 +77,7 @@ pub async fn pull(
     // sent its own branch's, whatever its scope.
     let one_branch = device.scope == PullScope::Branch || version < 4;
     let snapshot = tx
-        .query_one(
+        .query_one_cached(
             "SELECT catalogue_digest, change_seq, purged_seq FROM tenants WHERE tenant_id = $1",
             &[&device.tenant_id],
         )
@@ -89,7 +89,7 @@ pub async fn pull(
     );
     let mut digest = catalogue_digest as u64;
     for row in tx
-        .query(
+        .query_cached(
             "SELECT state_digest FROM branches WHERE tenant_id = $1 AND ($3 OR branch_id = $2)",
             &[&device.tenant_id, &device.branch_id, &!one_branch],
         )
@@ -111,7 +111,7 @@ pub async fn pull(
     let mut found = Vec::new();
     for &entity in &entities {
         let rows = tx
-            .query(
+            .query_cached(
                 &rows::select_changed_sql(entity, one_branch),
                 &[
                     &device.tenant_id,
@@ -135,7 +135,7 @@ pub async fn pull(
         let mut counted = 0i64;
         for &entity in &entities {
             let in_table: i64 = tx
-                .query_one(
+                .query_one_cached(
                     &rows::count_changed_sql(entity, one_branch),
                     &[&device.tenant_id, &device.branch_id, &query.cursor, &as_of],
                 )

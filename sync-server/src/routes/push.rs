@@ -15,8 +15,8 @@ use axum::extract::State;
 use chrono::{DateTime, Datelike, Utc};
 use kaunter_core::hlc::{MAX_DRIFT_MS, check_drift};
 use kaunter_protocol::http::{
-    Change, DELETED_FIELD, Entity, OutboxEntry, PushRequest, PushResponse, RejectedEntry,
-    error_code,
+    Change, DELETED_FIELD, Entity, OutboxEntry, PatientRecord, PushRequest, PushResponse,
+    RejectedEntry, error_code,
 };
 use kaunter_protocol::merge::{apply_change, is_deleted, record_into_parts};
 use kaunter_protocol::{ACCEPTED_SCHEMA_VERSIONS, FieldError};
@@ -31,6 +31,7 @@ use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use crate::extract::JsonBody;
 use crate::ids::BranchId;
+use crate::routes::conflicts;
 use crate::rows::{self, RowKey, StoredRow};
 
 pub async fn push(
@@ -143,7 +144,7 @@ async fn apply(
     // The same statement claims the daily purge when it is due: under the row's lock, so one
     // push of the business claims it.
     let numbered = tx
-        .query_one(
+        .query_one_cached(
             "WITH before AS (
                  SELECT next_purge_at <= now() AS due FROM tenants WHERE tenant_id = $1
                  FOR UPDATE
@@ -182,7 +183,7 @@ async fn apply(
     let people: HashMap<Uuid, bool> = if named.is_empty() {
         HashMap::new()
     } else {
-        tx.query(
+        tx.query_cached(
             "SELECT u.user_id, u.status = 'ACTIVE' AND EXISTS (
                      SELECT 1 FROM user_roles ur
                      JOIN role_permissions p
@@ -209,7 +210,7 @@ async fn apply(
         .any(|entry| entry.change.entity.is_tenant_wide() && entry.actor.is_none());
     let guarded = unsigned_catalogue
         && tx
-            .query_one(
+            .query_one_cached(
                 "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND pin_hash IS NOT NULL)",
                 &[&device.tenant_id],
             )
@@ -245,7 +246,7 @@ async fn apply(
         actors.push(entry.actor);
     }
     if !seqs.is_empty() {
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO changes (tenant_id, seq, device_id, device_seq, entity, row_id, actor_id)
              SELECT $1, u.seq, $2, u.device_seq, u.entity, u.row_id, u.actor_id
              FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::uuid[], $7::uuid[])
@@ -262,6 +263,27 @@ async fn apply(
         )
         .await?;
     }
+    // The domain rules across desks, over the rows this batch changed. Other registrations of
+    // the same documents are looked up before the rows are written (see duplicate_candidates).
+    let live = |entity: Entity| {
+        rows.iter()
+            .filter(move |((e, _), row)| *e == entity && row.dirty && !is_deleted(&row.record))
+    };
+    let touched_patients: Vec<conflicts::Registered> = live(Entity::Patient)
+        .map(|((_, id), row)| {
+            let (fields, _) = record_into_parts(&row.record);
+            PatientRecord::from_fields(*id, row.branch_id, &fields)
+                .map(|record| (record, row.created_at))
+                .map_err(|detail| Error::Internal(format!("a merged patient: {detail}")))
+        })
+        .collect::<Result<_>>()?;
+    let batch_patients: Vec<Uuid> = rows
+        .iter()
+        .filter(|((entity, _), row)| *entity == Entity::Patient && row.dirty)
+        .map(|((_, id), _)| *id)
+        .collect();
+    let stored_duplicates =
+        conflicts::duplicate_candidates(tx, device, &touched_patients, &batch_patients).await?;
     rows::store(
         tx,
         device.tenant_id.as_uuid(),
@@ -269,24 +291,13 @@ async fn apply(
         &rows,
     )
     .await?;
-    // The domain rules across desks, over the rows this batch changed.
-    let live = |entity: Entity| {
-        rows.iter()
-            .filter(move |((e, _), row)| *e == entity && row.dirty && !is_deleted(&row.record))
-    };
-    let touched_patients: Vec<(Uuid, String)> = live(Entity::Patient)
-        .filter_map(|((_, id), row)| match row.record.get("id_number") {
-            Some(Value::String(number)) => Some((*id, number.clone())),
-            _ => None,
-        })
-        .collect();
-    crate::routes::conflicts::detect_duplicates(tx, device, &touched_patients).await?;
+    conflicts::record_duplicates(tx, device, &touched_patients, stored_duplicates).await?;
     let touched_appointments: Vec<Uuid> =
         live(Entity::Appointment).map(|((_, id), _)| *id).collect();
-    crate::routes::conflicts::detect_overlaps(tx, device, &touched_appointments).await?;
+    conflicts::detect_overlaps(tx, device, &touched_appointments).await?;
 
     let high_water = entries.last().map_or(device.high_water, |entry| entry.seq);
-    tx.execute(
+    tx.execute_cached(
         "UPDATE devices SET high_water = $3, last_seen_at = now()
          WHERE tenant_id = $1 AND device_id = $2",
         &[&device.tenant_id, &device.device_id, &high_water],
