@@ -368,26 +368,25 @@ async fn record(
         ConflictKind::DuplicateIdNumber => ("duplicate_id_number", Entity::Patient),
         ConflictKind::AppointmentOverlap => ("appointment_overlap", Entity::Appointment),
     };
-    Ok(tx
-        .execute_cached(
-            "INSERT INTO conflicts (tenant_id, conflict_id, kind, entity, branch_id,
+    tx.execute_cached(
+        "INSERT INTO conflicts (tenant_id, conflict_id, kind, entity, branch_id,
                  row_a, row_b, version_a, version_b, detected_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (tenant_id, kind, row_a, row_b) DO NOTHING",
-            &[
-                &device.tenant_id,
-                &Uuid::now_v7(),
-                &kind,
-                &entity.as_str(),
-                &branch,
-                &row_a,
-                &row_b,
-                &json(version_a)?,
-                &json(version_b)?,
-                &device.device_id,
-            ],
-        )
-        .await?)
+        &[
+            &device.tenant_id,
+            &Uuid::now_v7(),
+            &kind,
+            &entity.as_str(),
+            &branch,
+            &row_a,
+            &row_b,
+            &json(version_a)?,
+            &json(version_b)?,
+            &device.device_id,
+        ],
+    )
+    .await
 }
 
 fn json(fields: &Fields) -> Result<serde_json::Value> {
