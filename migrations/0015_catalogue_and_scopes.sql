@@ -42,6 +42,10 @@ ALTER TABLE purged_rows DROP CONSTRAINT purged_rows_entity_check;
 ALTER TABLE purged_rows ADD CONSTRAINT purged_rows_entity_check
     CHECK (entity IN ('patient', 'appointment', 'catalogue_item'));
 
+-- Who approved a change at the desk with their own PIN (a STAFF member's refund, approved by a
+-- manager), beside who made it.
+ALTER TABLE changes ADD COLUMN approver_id uuid NULL;
+
 -- The digest of the business's tenant-wide rows, beside each branch's digest of its own: a
 -- desk's checkpoint is its branch's (or, with business scope, every branch's) plus this.
 ALTER TABLE tenants ADD COLUMN catalogue_digest bigint NOT NULL DEFAULT 0;

@@ -64,6 +64,7 @@ pub fn from_store(error: StoreError) -> CommandError {
         StoreError::WrongPin => "wrong_pin",
         StoreError::PinLocked(_) => "pin_locked",
         StoreError::NotAllowed(_) => "forbidden",
+        StoreError::ApprovalRequired => "approval_required",
         StoreError::UnknownField(_) => "unknown_field",
         StoreError::Sqlite(_) | StoreError::Corrupt(_) => "store_failed",
         StoreError::MigrationChanged { .. } | StoreError::TooNew { .. } => "store_incompatible",

@@ -103,6 +103,7 @@ impl Fixture {
                 desk.next_seq += 1;
                 OutboxEntry {
                     actor: None,
+                    approver: None,
                     seq,
                     schema_version: version,
                     change: Change {

@@ -257,6 +257,7 @@ fn entry_in(
 ) -> OutboxEntry {
     OutboxEntry {
         actor: None,
+        approver: None,
         seq,
         schema_version: SCHEMA_VERSION,
         change: Change {

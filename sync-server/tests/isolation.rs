@@ -115,6 +115,7 @@ async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name:
             marks.push(record.id.to_string());
             OutboxEntry {
                 actor: None,
+                approver: None,
                 seq,
                 schema_version: SCHEMA_VERSION,
                 change: Change {
@@ -147,6 +148,7 @@ async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name:
     marks.extend([item.id.to_string(), item.code.clone(), item.name.clone()]);
     entries.push(OutboxEntry {
         actor: None,
+        approver: None,
         seq: 7,
         schema_version: SCHEMA_VERSION,
         change: Change {

@@ -392,6 +392,7 @@ async fn branches_are_added_renamed_and_closed_without_losing_anything() {
             schema_version: SCHEMA_VERSION,
             entries: vec![OutboxEntry {
                 actor: None,
+                approver: None,
                 seq: 1,
                 schema_version: SCHEMA_VERSION,
                 change: Change {

@@ -89,7 +89,12 @@ export type OutboxEntry = { seq: bigint, schema_version: number, change: Change,
  * The person signed in at the desk when it was written (a user of the business), if the
  * desk asks its staff to sign in.
  */
-actor?: string | null, };
+actor?: string | null, 
+/**
+ * Who approved it at the desk with their own PIN, when the person signed in may not do it
+ * alone (a STAFF member's refund, approved by a manager).
+ */
+approver?: string | null, };
 
 export type PushRequest = { schema_version: number, 
 /**

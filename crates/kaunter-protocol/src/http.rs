@@ -209,6 +209,10 @@ pub struct OutboxEntry {
     /// desk asks its staff to sign in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<Uuid>,
+    /// Who approved it at the desk with their own PIN, when the person signed in may not do it
+    /// alone (a STAFF member's refund, approved by a manager).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<Uuid>,
 }
 
 /// `POST /v1/sync/push`. The device is named by its token, never by the body.

@@ -26,6 +26,10 @@ pub enum StoreError {
     PinLocked(u64),
     #[error("Your role does not allow this ({0}). Ask someone whose role does.")]
     NotAllowed(&'static str),
+    #[error(
+        "A refund needs a manager's approval: someone whose role allows refunds enters their own PIN."
+    )]
+    ApprovalRequired,
     #[error("This desk is not enrolled with a business yet.")]
     NotEnrolled,
     #[error("This desk is already enrolled with a business.")]

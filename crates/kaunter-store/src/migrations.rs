@@ -165,6 +165,11 @@ const MIGRATIONS: &[&str] = &[
     -- it downloads again from 0 (rows it holds merge with themselves, unchanged).
     UPDATE sync_state SET pull_cursor = 0;
     "#,
+    // 9: who approved an outbox entry with their own PIN (a refund by someone who may not
+    // refund alone).
+    r#"
+    ALTER TABLE outbox ADD COLUMN approver TEXT;
+    "#,
 ];
 
 fn checksum(sql: &str) -> String {

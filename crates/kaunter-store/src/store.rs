@@ -559,6 +559,24 @@ impl Store {
 
     /// [`Store::sign_in`] at `now` (the lock-out's clock).
     pub fn sign_in_at(&mut self, user_id: Uuid, pin: &str, now: DateTime<Utc>) -> Result<SignedIn> {
+        let signed = self.check_pin_at(user_id, pin, now)?;
+        let id = user_id.to_string();
+        // Whoever was signed in is gone before the new person is in, in one transaction.
+        self.signed_in = None;
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM temp.desk_session", [])?;
+        tx.execute(
+            "INSERT INTO temp.desk_session (actor) VALUES (?1)",
+            params![id],
+        )?;
+        tx.commit()?;
+        self.signed_in = Some(signed.clone());
+        Ok(signed)
+    }
+
+    /// Checks one of the roster's PINs, offline, with the same lock-out as a sign-in (wrong
+    /// PINs counted on disk), and says who it is and what they may do. Signs nobody in.
+    fn check_pin_at(&mut self, user_id: Uuid, pin: &str, now: DateTime<Utc>) -> Result<SignedIn> {
         let id = user_id.to_string();
         let locked_until: Option<String> = self
             .conn
@@ -629,16 +647,6 @@ impl Store {
         }
         self.conn
             .execute("DELETE FROM pin_failures WHERE user_id = ?1", params![id])?;
-        // Whoever was signed in is gone before the new person is in, in one transaction.
-        self.signed_in = None;
-        let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM temp.desk_session", [])?;
-        tx.execute(
-            "INSERT INTO temp.desk_session (actor) VALUES (?1)",
-            params![id],
-        )?;
-        tx.commit()?;
-        self.signed_in = Some(signed.clone());
         Ok(signed)
     }
 
@@ -930,11 +938,41 @@ impl Store {
     }
 
     /// Records money into or out of this branch's drawer: a ledger entry, never changed after.
+    /// A refund by someone who may not refund alone needs [`Store::record_cash_approved`].
     pub fn record_cash(
         &mut self,
         movement: &NewCashMovement,
         now: DateTime<Utc>,
     ) -> Result<CashMovementRecord> {
+        self.record_cash_approved(movement, None, now)
+    }
+
+    /// [`Store::record_cash`] with an approval: at a desk that asks for a sign-in, a refund by
+    /// someone whose roles lack `sales.refund` (STAFF) needs another person who has it (a
+    /// manager) to enter their own PIN here (`approval`: who and their PIN), checked offline
+    /// with the sign-in's lock-out. The entry names both; the server checks the same rule.
+    pub fn record_cash_approved(
+        &mut self,
+        movement: &NewCashMovement,
+        approval: Option<(Uuid, &str)>,
+        now: DateTime<Utc>,
+    ) -> Result<CashMovementRecord> {
+        use kaunter_core::access::Permission;
+        let approver = match (&self.signed_in, movement.kind) {
+            (Some(signed), CashKind::Refund) if !signed.may(Permission::SalesRefund) => {
+                let signed_id = signed.user_id;
+                let (approver, pin) = approval.ok_or(StoreError::ApprovalRequired)?;
+                if approver == signed_id {
+                    return Err(StoreError::ApprovalRequired);
+                }
+                let approving = self.check_pin_at(approver, pin, now)?;
+                if !approving.may(Permission::SalesRefund) {
+                    return Err(StoreError::NotAllowed(Permission::SalesRefund.as_str()));
+                }
+                Some(approver)
+            }
+            _ => None,
+        };
         let (conn, identity, cipher) = self.enrolled_mut()?;
         let record = CashMovementRecord {
             id: Uuid::now_v7(),
@@ -949,7 +987,18 @@ impl Store {
             return Err(StoreError::InvalidRecord(errors));
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        insert_record(&tx, identity, cipher, record.id, &record, now)?;
+        let change = local_change(
+            &tx,
+            identity,
+            Entity::CashMovement,
+            record.id,
+            record.fields(),
+            now,
+        )?;
+        let mut row = LocalRow::new(Entity::CashMovement, identity.branch_id.as_uuid(), now);
+        apply_change(&mut row.record, &change);
+        save_row(&tx, cipher, record.id, &row, None)?;
+        append_approved(&tx, cipher, &change, now, approver)?;
         tx.commit()?;
         Ok(record)
     }
@@ -1112,8 +1161,8 @@ impl Store {
     pub fn pending_batch(&self, max: usize) -> Result<Vec<OutboxEntry>> {
         let (_, cipher) = self.enrolled()?;
         let mut statement = self.conn.prepare(
-            "SELECT seq, payload, schema_version, actor FROM outbox WHERE rejected_code IS NULL \
-             ORDER BY seq LIMIT ?1",
+            "SELECT seq, payload, schema_version, actor, approver FROM outbox \
+             WHERE rejected_code IS NULL ORDER BY seq LIMIT ?1",
         )?;
         let mut rows = statement.query(params![i64::try_from(max).unwrap_or(i64::MAX)])?;
         let mut entries = Vec::new();
@@ -1122,8 +1171,10 @@ impl Store {
             let payload: Vec<u8> = row.get(1)?;
             let change = open_outbox_payload(cipher, seq, &payload)?;
             let actor: Option<String> = row.get(3)?;
+            let approver: Option<String> = row.get(4)?;
             entries.push(OutboxEntry {
                 actor: actor.as_deref().map(parse_uuid).transpose()?,
+                approver: approver.as_deref().map(parse_uuid).transpose()?,
                 seq,
                 schema_version: row.get(2)?,
                 change,
@@ -1135,19 +1186,21 @@ impl Store {
     /// One outbox entry by its seq, whether pending or refused; `None` once acknowledged.
     pub fn outbox_entry(&self, seq: i64) -> Result<Option<OutboxEntry>> {
         let (_, cipher) = self.enrolled()?;
-        let payload: Option<(Vec<u8>, u32, Option<String>)> = self
+        type Stored = (Vec<u8>, u32, Option<String>, Option<String>);
+        let payload: Option<Stored> = self
             .conn
             .query_row(
-                "SELECT payload, schema_version, actor FROM outbox WHERE seq = ?1",
+                "SELECT payload, schema_version, actor, approver FROM outbox WHERE seq = ?1",
                 params![seq],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
         payload
-            .map(|(payload, schema_version, actor)| {
+            .map(|(payload, schema_version, actor, approver)| {
                 let change = open_outbox_payload(cipher, seq, &payload)?;
                 Ok(OutboxEntry {
                     actor: actor.as_deref().map(parse_uuid).transpose()?,
+                    approver: approver.as_deref().map(parse_uuid).transpose()?,
                     seq,
                     schema_version,
                     change,
@@ -1607,6 +1660,17 @@ fn append_outbox(
     change: &Change,
     now: DateTime<Utc>,
 ) -> Result<i64> {
+    append_approved(tx, cipher, change, now, None)
+}
+
+/// [`append_outbox`], naming who approved the write with their own PIN (`approver`).
+fn append_approved(
+    tx: &Transaction<'_>,
+    cipher: &FieldCipher,
+    change: &Change,
+    now: DateTime<Utc>,
+    approver: Option<Uuid>,
+) -> Result<i64> {
     let seq: i64 = tx
         .prepare_cached("UPDATE sync_state SET last_seq = last_seq + 1 RETURNING last_seq")?
         .query_row([], |r| r.get(0))?;
@@ -1627,8 +1691,9 @@ fn append_outbox(
     }
     // The person signed in at the desk, if anyone (the connection's desk_session).
     tx.prepare_cached(
-        "INSERT INTO outbox (seq, entity, row_id, payload, created_at, schema_version, actor) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT actor FROM temp.desk_session LIMIT 1))",
+        "INSERT INTO outbox (seq, entity, row_id, payload, created_at, schema_version, actor, \
+             approver) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT actor FROM temp.desk_session LIMIT 1), ?7)",
     )?
     .execute(params![
         seq,
@@ -1636,7 +1701,8 @@ fn append_outbox(
         row_id,
         payload,
         timestamp(now),
-        kaunter_protocol::SCHEMA_VERSION
+        kaunter_protocol::SCHEMA_VERSION,
+        approver.map(|id| id.to_string()),
     ])?;
     Ok(seq)
 }

@@ -308,3 +308,89 @@ fn the_roster_keeps_the_desk_guarded_and_the_signed_in_person_current() {
     let names: Vec<String> = store.staff().unwrap().into_iter().map(|s| s.name).collect();
     assert_eq!(names, ["Siti"]);
 }
+
+#[test]
+fn a_refund_by_staff_needs_a_managers_pin_and_names_both() {
+    use kaunter_protocol::records::{CashKind, ringgit};
+    use kaunter_store::NewCashMovement;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = desk(
+        &dir.path().join("desk.db"),
+        Arc::new(MemorySecretStore::new()),
+    );
+    let manager = member(
+        "Pengurus",
+        "583920",
+        &[Permission::SalesWrite, Permission::SalesRefund],
+    );
+    let clerk = member("Kerani", "716204", &[Permission::SalesWrite]);
+    store.replace_staff(&roster(&[&manager, &clerk])).unwrap();
+    let cash = |kind: CashKind| NewCashMovement {
+        kind,
+        amount: ringgit::parse("15.00").unwrap(),
+        patient_id: None,
+        note: None,
+    };
+    let now = Utc::now();
+
+    store.sign_in(clerk.user_id, "716204").unwrap();
+    // A payment is the clerk's own to take; a refund is not.
+    store.record_cash(&cash(CashKind::Payment), now).unwrap();
+    assert!(matches!(
+        store.record_cash(&cash(CashKind::Refund), now),
+        Err(StoreError::ApprovalRequired)
+    ));
+    // Approving one's own refund is no approval; a wrong PIN counts as one.
+    assert!(matches!(
+        store.record_cash_approved(
+            &cash(CashKind::Refund),
+            Some((clerk.user_id, "716204")),
+            now
+        ),
+        Err(StoreError::ApprovalRequired)
+    ));
+    assert!(matches!(
+        store.record_cash_approved(
+            &cash(CashKind::Refund),
+            Some((manager.user_id, "000000")),
+            now
+        ),
+        Err(StoreError::WrongPin)
+    ));
+    // Someone without sales.refund cannot approve either.
+    let other_clerk = member("Kerani Dua", "402817", &[Permission::SalesWrite]);
+    store
+        .replace_staff(&roster(&[&manager, &clerk, &other_clerk]))
+        .unwrap();
+    store.sign_in(clerk.user_id, "716204").unwrap();
+    assert!(matches!(
+        store.record_cash_approved(
+            &cash(CashKind::Refund),
+            Some((other_clerk.user_id, "402817")),
+            now
+        ),
+        Err(StoreError::NotAllowed("sales.refund"))
+    ));
+    let before = store.sync_state().unwrap().last_seq;
+    store
+        .record_cash_approved(
+            &cash(CashKind::Refund),
+            Some((manager.user_id, "583920")),
+            now,
+        )
+        .unwrap();
+    let entry = store.outbox_entry(before + 1).unwrap().unwrap();
+    assert_eq!(entry.actor, Some(clerk.user_id));
+    assert_eq!(entry.approver, Some(manager.user_id));
+    // The approval signed nobody else in.
+    assert_eq!(store.signed_in().unwrap().user_id, clerk.user_id);
+    // Only the approved refund and the payment were written.
+    assert_eq!(store.sync_state().unwrap().pending, 2);
+    assert_eq!(store.cash_balance_sen().unwrap(), 0);
+
+    // The manager refunds alone.
+    store.sign_in(manager.user_id, "583920").unwrap();
+    store.record_cash(&cash(CashKind::Refund), now).unwrap();
+    let entry = store.outbox_entry(before + 2).unwrap().unwrap();
+    assert_eq!((entry.actor, entry.approver), (Some(manager.user_id), None));
+}

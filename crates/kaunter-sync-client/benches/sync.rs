@@ -204,6 +204,7 @@ async fn server_side(rows: usize) {
         .enumerate()
         .map(|(i, r)| OutboxEntry {
             actor: None,
+            approver: None,
             seq: i as i64 + 1,
             schema_version: SCHEMA_VERSION,
             change: Change {

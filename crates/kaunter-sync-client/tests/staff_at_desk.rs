@@ -166,6 +166,34 @@ async fn a_person_signs_in_at_the_desk_offline_and_their_registration_names_them
         .collect();
     assert_eq!(actors, [Some(admin_id)]);
 
+    // The ADMIN may refund alone: the server, asking their roles now, takes it.
+    store
+        .lock()
+        .unwrap()
+        .record_cash(
+            &kaunter_store::NewCashMovement {
+                kind: kaunter_protocol::records::CashKind::Refund,
+                amount: kaunter_protocol::records::ringgit::parse("12.00").unwrap(),
+                patient_id: None,
+                note: None,
+            },
+            Utc::now(),
+        )
+        .unwrap();
+    let report = engine.sync_now(Utc::now).await.unwrap();
+    assert_eq!((report.pushed, report.rejected), (1, 0));
+    let logged: (Option<uuid::Uuid>, Option<uuid::Uuid>) = {
+        let row = owner
+            .query_one(
+                "SELECT actor_id, approver_id FROM changes WHERE tenant_id = $1 AND entity = 'cash_movement'",
+                &[&ours.tenant_id],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(logged, (Some(admin_id), None));
+
     // Naming the other business's admin is refused on its own, and nothing is applied.
     let mut entry = store.lock().unwrap().outbox_entry(1).unwrap();
     assert!(entry.is_none(), "acknowledged entries leave the outbox");
@@ -184,7 +212,7 @@ async fn a_person_signs_in_at_the_desk_offline_and_their_registration_names_them
         )
         .unwrap();
         store.register_patient(&patient, Utc::now()).unwrap();
-        entry = store.outbox_entry(2).unwrap();
+        entry = store.outbox_entry(3).unwrap();
     }
     let mut forged = entry.unwrap();
     forged.actor = Some(theirs.user_id);
@@ -199,7 +227,7 @@ async fn a_person_signs_in_at_the_desk_offline_and_their_registration_names_them
         .json()
         .await
         .unwrap();
-    assert_eq!(answer["acked_seq"], json!(2));
+    assert_eq!(answer["acked_seq"], json!(3));
     assert_eq!(
         answer["rejected"][0]["code"],
         json!("unknown_actor"),
@@ -213,7 +241,10 @@ async fn a_person_signs_in_at_the_desk_offline_and_their_registration_names_them
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 1);
+    assert_eq!(
+        applied, 2,
+        "the registration and the refund, not the forged entry"
+    );
     drop(server);
     db.drop_db().await.unwrap();
 }

@@ -175,39 +175,60 @@ async fn apply(
     // The people the entries name must be this business's, with a desk PIN (the desk signed
     // them in offline, with the roster it had; their status now does not undo what they did
     // then).
-    let mut named: Vec<Uuid> = entries.iter().filter_map(|entry| entry.actor).collect();
+    let mut named: Vec<Uuid> = entries
+        .iter()
+        .flat_map(|entry| [entry.actor, entry.approver])
+        .flatten()
+        .collect();
     named.sort_unstable();
     named.dedup();
-    // Each with whether they may change the tenant-wide catalogue (as of now: a catalogue edit
-    // reaches every branch, so it is held to the person's present roles).
-    let people: HashMap<Uuid, bool> = if named.is_empty() {
+    // Each with whether they may change the tenant-wide catalogue and refund, as of now (a
+    // catalogue edit reaches every branch; a refund is money out of the drawer).
+    let people: HashMap<Uuid, May> = if named.is_empty() {
         HashMap::new()
     } else {
         tx.query_cached(
-            "SELECT u.user_id, u.status = 'ACTIVE' AND EXISTS (
-                     SELECT 1 FROM user_roles ur
-                     JOIN role_permissions p
-                          ON p.tenant_id = ur.tenant_id AND p.role_id = ur.role_id
-                     WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.user_id
-                       AND p.permission = $3)
+            "SELECT u.user_id,
+                    u.status = 'ACTIVE' AND EXISTS (
+                        SELECT 1 FROM user_roles ur
+                        JOIN role_permissions p
+                             ON p.tenant_id = ur.tenant_id AND p.role_id = ur.role_id
+                        WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.user_id
+                          AND p.permission = $3),
+                    u.status = 'ACTIVE' AND EXISTS (
+                        SELECT 1 FROM user_roles ur
+                        JOIN role_permissions p
+                             ON p.tenant_id = ur.tenant_id AND p.role_id = ur.role_id
+                        WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.user_id
+                          AND p.permission = $4)
              FROM users u
              WHERE u.tenant_id = $1 AND u.user_id = ANY($2) AND u.pin_hash IS NOT NULL",
             &[
                 &device.tenant_id,
                 &named,
                 &Permission::CatalogueManage.as_str(),
+                &Permission::SalesRefund.as_str(),
             ],
         )
         .await?
         .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .map(|row| {
+            Ok((
+                row.try_get(0)?,
+                May {
+                    catalogue: row.try_get(1)?,
+                    refund: row.try_get(2)?,
+                },
+            ))
+        })
         .collect::<Result<_, tokio_postgres::Error>>()?
     };
     // Once anyone of the business has a desk PIN its desks write only with someone signed in,
-    // so a change to the catalogue (every branch's) that names nobody is not one of theirs.
+    // so a change to the catalogue (every branch's) or a refund that names nobody is not one
+    // of theirs.
     let unsigned_catalogue = entries
         .iter()
-        .any(|entry| entry.change.entity.is_tenant_wide() && entry.actor.is_none());
+        .any(|entry| needs_permission(entry) && entry.actor.is_none());
     let guarded = unsigned_catalogue
         && tx
             .query_one_cached(
@@ -218,6 +239,7 @@ async fn apply(
             .try_get::<_, bool>(0)?;
     let mut seqs = Vec::with_capacity(entries.len());
     let mut actors = Vec::with_capacity(entries.len());
+    let mut approvers = Vec::with_capacity(entries.len());
     let mut device_seqs = Vec::with_capacity(entries.len());
     let mut kinds = Vec::with_capacity(entries.len());
     let mut row_ids = Vec::with_capacity(entries.len());
@@ -244,13 +266,16 @@ async fn apply(
         kinds.push(entry.change.entity.as_str());
         row_ids.push(entry.change.row_id);
         actors.push(entry.actor);
+        approvers.push(entry.approver);
     }
     if !seqs.is_empty() {
         tx.execute_cached(
-            "INSERT INTO changes (tenant_id, seq, device_id, device_seq, entity, row_id, actor_id)
-             SELECT $1, u.seq, $2, u.device_seq, u.entity, u.row_id, u.actor_id
-             FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::uuid[], $7::uuid[])
-                  AS u(seq, device_seq, entity, row_id, actor_id)",
+            "INSERT INTO changes (tenant_id, seq, device_id, device_seq, entity, row_id, actor_id,
+                 approver_id)
+             SELECT $1, u.seq, $2, u.device_seq, u.entity, u.row_id, u.actor_id, u.approver_id
+             FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::uuid[], $7::uuid[],
+                         $8::uuid[])
+                  AS u(seq, device_seq, entity, row_id, actor_id, approver_id)",
             &[
                 &device.tenant_id,
                 &device.device_id,
@@ -259,6 +284,7 @@ async fn apply(
                 &kinds,
                 &row_ids,
                 &actors,
+                &approvers,
             ],
         )
         .await?;
@@ -472,40 +498,73 @@ fn check_entry(
     Ok(())
 }
 
-/// An entry that names a person must name one of the business's people, and a change to the
-/// tenant-wide catalogue one who may manage it (ACTIVE, with `catalogue.manage`), or nobody
-/// only at a business whose desks ask nobody to sign in (`guarded` false).
+/// What a person named in a push may do, as of now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct May {
+    catalogue: bool,
+    refund: bool,
+}
+
+fn is_refund(entry: &OutboxEntry) -> bool {
+    entry.change.entity == Entity::CashMovement
+        && entry.change.fields.get("kind") == Some(&Value::String("refund".to_owned()))
+}
+
+/// Entries only some people may write: changes to the tenant-wide catalogue, and refunds.
+fn needs_permission(entry: &OutboxEntry) -> bool {
+    entry.change.entity.is_tenant_wide() || is_refund(entry)
+}
+
+/// An entry that names a person (or an approver) must name one of the business's people. A
+/// change to the tenant-wide catalogue needs one who may manage it (ACTIVE, with
+/// `catalogue.manage`). A refund needs one who may refund (`sales.refund`), or, for someone who
+/// may not (STAFF), another person who may and approved it at the desk with their own PIN.
+/// Either may name nobody only at a business whose desks ask nobody to sign in (`guarded`
+/// false).
 fn check_actor(
     entry: &OutboxEntry,
-    people: &HashMap<Uuid, bool>,
+    people: &HashMap<Uuid, May>,
     guarded: bool,
 ) -> Result<(), RejectedEntry> {
-    let Some(actor) = entry.actor else {
-        if guarded && entry.change.entity.is_tenant_wide() {
-            return Err(refusal(
-                entry,
-                error_code::FORBIDDEN,
-                "Only someone signed in who may manage the catalogue can change it.",
-                Vec::new(),
-            ));
-        }
-        return Ok(());
-    };
-    match people.get(&actor) {
-        None => Err(refusal(
+    let forbidden = |message: &str| Err(refusal(entry, error_code::FORBIDDEN, message, Vec::new()));
+    let unknown = || {
+        Err(refusal(
             entry,
             error_code::UNKNOWN_ACTOR,
             "The change names a person who is not one of this business's.",
             Vec::new(),
-        )),
-        Some(false) if entry.change.entity.is_tenant_wide() => Err(refusal(
-            entry,
-            error_code::FORBIDDEN,
-            "Only someone who may manage the catalogue can change it.",
-            Vec::new(),
-        )),
-        Some(_) => Ok(()),
+        ))
+    };
+    let Some(actor) = entry.actor else {
+        if guarded && needs_permission(entry) {
+            return forbidden("Only someone signed in whose role allows it can make this change.");
+        }
+        return Ok(());
+    };
+    let Some(may) = people.get(&actor) else {
+        return unknown();
+    };
+    let approver = match entry.approver {
+        Some(approver) => match people.get(&approver) {
+            Some(approving) => Some((approver, *approving)),
+            None => return unknown(),
+        },
+        None => None,
+    };
+    if entry.change.entity.is_tenant_wide() && !may.catalogue {
+        return forbidden("Only someone who may manage the catalogue can change it.");
     }
+    if is_refund(entry) && !may.refund {
+        match approver {
+            Some((approver, approving)) if approver != actor && approving.refund => {}
+            _ => {
+                return forbidden(
+                    "A refund by someone who may not refund alone needs a manager's approval.",
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Years a desk's `recorded_at` may fall in (it is stored in a timestamp column).
@@ -695,6 +754,7 @@ mod tests {
         seqs.iter()
             .map(|&seq| OutboxEntry {
                 actor: None,
+                approver: None,
                 seq,
                 schema_version: kaunter_protocol::SCHEMA_VERSION,
                 change: Change {
@@ -745,7 +805,17 @@ mod tests {
     fn actors_table() {
         let (manager, clerk, stranger) =
             (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
-        let people: HashMap<Uuid, bool> = [(manager, true), (clerk, false)].into();
+        let people: HashMap<Uuid, May> = [
+            (
+                manager,
+                May {
+                    catalogue: true,
+                    refund: true,
+                },
+            ),
+            (clerk, May::default()),
+        ]
+        .into();
         let entry = |entity: Entity, actor: Option<Uuid>| {
             let mut entry = entries(&[1]).remove(0);
             entry.change.entity = entity;
@@ -778,6 +848,32 @@ mod tests {
                 .err()
                 .map(|r| r.code);
             assert_eq!(got.as_deref(), want, "{entity:?} by {actor:?}");
+        }
+        // A refund: by someone who may refund, or approved by another who may.
+        let refund = |actor: Option<Uuid>, approver: Option<Uuid>| {
+            let mut entry = entry(Entity::CashMovement, actor);
+            entry
+                .change
+                .fields
+                .insert("kind".to_owned(), serde_json::json!("refund"));
+            entry.approver = approver;
+            check_actor(&entry, &people, true).err().map(|r| r.code)
+        };
+        let refunds = [
+            (Some(manager), None, None),
+            (Some(clerk), None, Some(error_code::FORBIDDEN)),
+            (Some(clerk), Some(manager), None),
+            (Some(clerk), Some(clerk), Some(error_code::FORBIDDEN)),
+            (Some(manager), Some(clerk), None),
+            (Some(clerk), Some(stranger), Some(error_code::UNKNOWN_ACTOR)),
+            (None, None, Some(error_code::FORBIDDEN)),
+        ];
+        for (actor, approver, want) in refunds {
+            assert_eq!(
+                refund(actor, approver).as_deref(),
+                want,
+                "refund by {actor:?} approved by {approver:?}"
+            );
         }
         // At a business whose desks ask for a sign-in, a catalogue change names someone.
         let unsigned = check_actor(&entry(Entity::CatalogueItem, None), &people, true);
