@@ -8,13 +8,15 @@
 //! - after every round each desk's digest agrees with the server's checkpoint (no repair).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
-use chrono::{NaiveDate, Utc};
-use kaunter_core::{IdType, NewPatient, RegistrationForm};
+use chrono::Utc;
+use common::{enrolled_store, patient};
 use kaunter_protocol::http::{Entity, PullScope};
 use kaunter_protocol::records::{CatalogueItemRecord, CatalogueKind, TaxCode, ringgit};
-use kaunter_store::{DeskIdentity, MemorySecretStore, NewCatalogueItem, Store, StoreError};
+use kaunter_store::{NewCatalogueItem, Store, StoreError};
 use kaunter_sync_client::{SyncClient, SyncEngine};
 use kaunter_sync_server::admin::{self, DEFAULT_ENROLMENT_CODE_TTL};
 use kaunter_sync_server::ids::{BranchId, TenantId};
@@ -50,18 +52,7 @@ impl Desk {
             .unwrap();
         assert_eq!(enrolled.scope, scope);
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(
-            dir.path().join("desk.db"),
-            Arc::new(MemorySecretStore::new()),
-        )
-        .unwrap();
-        store
-            .enrol_with_refresh(
-                DeskIdentity::from_enrolment(&enrolled, name, &server.base_url),
-                &enrolled.device_token,
-                enrolled.refresh_token.as_deref(),
-            )
-            .unwrap();
+        let store = enrolled_store(dir.path(), &enrolled, name, &server.base_url);
         let client = SyncClient::with_credentials(&server.base_url, store.credentials()).unwrap();
         let store = Arc::new(Mutex::new(store));
         Desk {
@@ -82,22 +73,10 @@ impl Desk {
     }
 
     fn register(&self, name: &str, number: &str) -> Uuid {
-        let patient = NewPatient::validate(
-            &RegistrationForm {
-                full_name: name,
-                id_type: IdType::MyKad,
-                id_number: number,
-                phone: "",
-                date_of_birth: None,
-                sex: None,
-            },
-            NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
-        )
-        .unwrap();
         self.store
             .lock()
             .unwrap()
-            .register_patient(&patient, Utc::now())
+            .register_patient(&patient(name, number), Utc::now())
             .unwrap()
             .id
     }

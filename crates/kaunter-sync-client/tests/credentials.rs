@@ -4,36 +4,16 @@
 //! desk's data and outbox stay.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::Mutex;
 use std::time::Duration;
 
-use chrono::{NaiveDate, Utc};
-use kaunter_core::{IdType, NewPatient, RegistrationForm};
-use kaunter_store::{DeskIdentity, MemorySecretStore, Store};
+use common::{enrolled_store, register};
 use kaunter_sync_client::{SyncClient, SyncError, sync_once};
 use kaunter_sync_server::AppState;
 use kaunter_sync_server::admin::{self, DEFAULT_ENROLMENT_CODE_TTL};
 use kaunter_sync_server::test_support::{TestDatabase, TestServer};
-
-fn register(store: &Mutex<Store>, name: &str, mykad: &str) {
-    let patient = NewPatient::validate(
-        &RegistrationForm {
-            full_name: name,
-            id_type: IdType::MyKad,
-            id_number: mykad,
-            phone: "",
-            date_of_birth: None,
-            sex: None,
-        },
-        NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
-    )
-    .unwrap();
-    store
-        .lock()
-        .unwrap()
-        .register_patient(&patient, Utc::now())
-        .unwrap();
-}
 
 #[tokio::test]
 async fn sync_goes_on_across_expiring_device_tokens() {
@@ -58,18 +38,7 @@ async fn sync_goes_on_across_expiring_device_tokens() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(
-        dir.path().join("desk.db"),
-        Arc::new(MemorySecretStore::new()),
-    )
-    .unwrap();
-    store
-        .enrol_with_refresh(
-            DeskIdentity::from_enrolment(&enrolled, "Kaunter 1", &server.base_url),
-            &enrolled.device_token,
-            enrolled.refresh_token.as_deref(),
-        )
-        .unwrap();
+    let store = enrolled_store(dir.path(), &enrolled, "Kaunter 1", &server.base_url);
     let credentials = store.credentials();
     let store = Mutex::new(store);
     let client = SyncClient::with_credentials(&server.base_url, credentials.clone()).unwrap();

@@ -9,37 +9,18 @@
 //!   continues), and its old refresh token stays dead without shutting it out again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
-use chrono::{NaiveDate, Utc};
-use kaunter_core::{IdType, NewPatient, RegistrationForm};
+use chrono::Utc;
+use common::{enrolled_store, register};
 use kaunter_protocol::http::error_code;
-use kaunter_store::{DeskIdentity, MemorySecretStore, Store};
 use kaunter_sync_client::{SyncClient, SyncEngine, SyncError};
 use kaunter_sync_server::admin::{self, DEFAULT_ENROLMENT_CODE_TTL};
 use kaunter_sync_server::ids::{BranchId, DeviceId, TenantId};
 use kaunter_sync_server::test_support::{TestDatabase, TestServer};
 use serde_json::json;
-
-fn register(store: &Mutex<Store>, name: &str, mykad: &str) {
-    let patient = NewPatient::validate(
-        &RegistrationForm {
-            full_name: name,
-            id_type: IdType::MyKad,
-            id_number: mykad,
-            phone: "",
-            date_of_birth: None,
-            sex: None,
-        },
-        NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
-    )
-    .unwrap();
-    store
-        .lock()
-        .unwrap()
-        .register_patient(&patient, Utc::now())
-        .unwrap();
-}
 
 async fn code(server: &TestServer, tenant: TenantId, branch: BranchId) -> String {
     admin::create_enrolment_code(server.pool(), tenant, branch, DEFAULT_ENROLMENT_CODE_TTL)
@@ -72,18 +53,7 @@ async fn a_removed_desk_reconnects_with_a_new_code_and_loses_nothing() {
         .unwrap();
     let old_refresh = enrolled.refresh_token.clone().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(
-        dir.path().join("desk.db"),
-        Arc::new(MemorySecretStore::new()),
-    )
-    .unwrap();
-    store
-        .enrol_with_refresh(
-            DeskIdentity::from_enrolment(&enrolled, "Kaunter 1", &server.base_url),
-            &enrolled.device_token,
-            enrolled.refresh_token.as_deref(),
-        )
-        .unwrap();
+    let store = enrolled_store(dir.path(), &enrolled, "Kaunter 1", &server.base_url);
     let client = SyncClient::with_credentials(&server.base_url, store.credentials()).unwrap();
     let store = Arc::new(Mutex::new(store));
     let engine = SyncEngine::new(store.clone(), client);

@@ -4,13 +4,15 @@
 //! that person. A push naming another business's person is refused on its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
+use common::{enrolled_store, patient};
 use kaunter_core::access::Permission;
-use kaunter_core::{IdType, NewPatient, RegistrationForm};
 use kaunter_protocol::http::{SessionView, SignUpResponse};
-use kaunter_store::{DeskIdentity, MemorySecretStore, Store, StoreError};
+use kaunter_store::StoreError;
 use kaunter_sync_client::{SyncClient, SyncEngine};
 use kaunter_sync_server::admin::{self, DEFAULT_ENROLMENT_CODE_TTL};
 use kaunter_sync_server::ids::{BranchId, TenantId};
@@ -90,18 +92,7 @@ async fn a_person_signs_in_at_the_desk_offline_and_their_registration_names_them
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(
-        dir.path().join("desk.db"),
-        Arc::new(MemorySecretStore::new()),
-    )
-    .unwrap();
-    store
-        .enrol_with_refresh(
-            DeskIdentity::from_enrolment(&enrolled, "Kaunter 1", &server.base_url),
-            &enrolled.device_token,
-            enrolled.refresh_token.as_deref(),
-        )
-        .unwrap();
+    let store = enrolled_store(dir.path(), &enrolled, "Kaunter 1", &server.base_url);
     let client = SyncClient::with_credentials(&server.base_url, store.credentials()).unwrap();
     let store = Arc::new(Mutex::new(store));
     let engine = SyncEngine::new(store.clone(), client);
@@ -130,18 +121,7 @@ async fn a_person_signs_in_at_the_desk_offline_and_their_registration_names_them
         ));
         store.sign_in(admin_id, "472913").unwrap();
         store.require(Permission::PatientsWrite).unwrap();
-        let patient = NewPatient::validate(
-            &RegistrationForm {
-                full_name: "Aminah binti Ali",
-                id_type: IdType::MyKad,
-                id_number: "900101-14-5678",
-                phone: "",
-                date_of_birth: None,
-                sex: None,
-            },
-            NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
-        )
-        .unwrap();
+        let patient = patient("Aminah binti Ali", "900101-14-5678");
         store.register_patient(&patient, Utc::now()).unwrap();
     }
 
@@ -199,18 +179,7 @@ async fn a_person_signs_in_at_the_desk_offline_and_their_registration_names_them
     assert!(entry.is_none(), "acknowledged entries leave the outbox");
     {
         let mut store = store.lock().unwrap();
-        let patient = NewPatient::validate(
-            &RegistrationForm {
-                full_name: "Tan Mei Ling",
-                id_type: IdType::MyKad,
-                id_number: "881224-14-6248",
-                phone: "",
-                date_of_birth: None,
-                sex: None,
-            },
-            NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
-        )
-        .unwrap();
+        let patient = patient("Tan Mei Ling", "881224-14-6248");
         store.register_patient(&patient, Utc::now()).unwrap();
         entry = store.outbox_entry(3).unwrap();
     }
