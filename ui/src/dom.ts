@@ -28,3 +28,28 @@ export const testId = (id: string): Attributes => ({ id, "data-testid": id });
 export function mount(parent: Element, ...children: Node[]): void {
   parent.replaceChildren(...children);
 }
+
+/**
+ * A modal panel, hidden until shown: `#<name>-panel`, titled `title` (`#<name>-title`), with
+ * a Close button (`#<name>-close`) that hides it, then `children`.
+ */
+export function dialog(name: string, title: string, closeLabel: string, ...children: Child[]): HTMLElement {
+  const close = h("button", { ...testId(`${name}-close`), type: "button", class: "secondary" }, closeLabel);
+  const element = h(
+    "section",
+    {
+      ...testId(`${name}-panel`),
+      class: "card conflicts-panel",
+      hidden: true,
+      role: "dialog",
+      "aria-modal": "true",
+      "aria-labelledby": `${name}-title`,
+    },
+    h("div", { class: "card-head" }, h("h2", { id: `${name}-title` }, title), close),
+    ...children,
+  );
+  close.addEventListener("click", () => {
+    element.hidden = true;
+  });
+  return element;
+}

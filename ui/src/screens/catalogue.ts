@@ -4,7 +4,7 @@
 //! one item both keep their edit.
 
 import { api } from "../api";
-import { h, mount, testId } from "../dom";
+import { dialog, h, mount, testId } from "../dom";
 import { placeErrors, toCommandError } from "../errors";
 import { clearFieldErrors, formField, formMessage, showFieldErrors } from "../forms";
 import { t } from "../strings";
@@ -62,7 +62,6 @@ export function cataloguePanel(): { element: HTMLElement; open(): void } {
   const list = h("ul", { ...testId("catalogue-list"), class: "refused-list" });
   const listMessage = h("p", { ...testId("catalogue-empty"), class: "form-message", role: "status" });
   const showInactive = h("input", { ...testId("catalogue-show-inactive"), type: "checkbox" });
-  const close = h("button", { ...testId("catalogue-close"), type: "button", class: "secondary" }, t.close);
 
   let editing: CatalogueItemRecord | null = null;
   const kind = h(
@@ -105,17 +104,10 @@ export function cataloguePanel(): { element: HTMLElement; open(): void } {
   };
   kind.addEventListener("change", syncDuration);
 
-  const element = h(
-    "section",
-    {
-      ...testId("catalogue-panel"),
-      class: "card conflicts-panel",
-      hidden: true,
-      role: "dialog",
-      "aria-modal": "true",
-      "aria-labelledby": "catalogue-title",
-    },
-    h("div", { class: "card-head" }, h("h2", { id: "catalogue-title" }, t.catalogueTitle), close),
+  const element = dialog(
+    "catalogue",
+    t.catalogueTitle,
+    t.close,
     h("p", { class: "field-hint" }, t.catalogueIntro),
     h("label", { class: "checkbox" }, showInactive, " ", t.catalogueShowInactive),
     listMessage,
@@ -210,9 +202,6 @@ export function cataloguePanel(): { element: HTMLElement; open(): void } {
   cancel.addEventListener("click", () => {
     message.clear();
     startEditing(null);
-  });
-  close.addEventListener("click", () => {
-    element.hidden = true;
   });
 
   return {

@@ -5,7 +5,7 @@
 
 import { api } from "../api";
 import { formatDate } from "../dates";
-import { h, mount, testId } from "../dom";
+import { dialog, h, mount, testId } from "../dom";
 import { toCommandError } from "../errors";
 import { t } from "../strings";
 import type { ConflictView, Resolution } from "../wire";
@@ -65,24 +65,13 @@ function version(
 export function conflictsPanel(onChanged: () => void): { element: HTMLElement; open(): void } {
   const list = h("div", { ...testId("conflict-list") });
   const message = h("p", { ...testId("conflicts-message"), class: "form-message", role: "status" });
-  const close = h("button", { ...testId("conflicts-close"), type: "button", class: "secondary" }, t.close);
-  const element = h(
-    "section",
-    {
-      ...testId("conflicts-panel"),
-      class: "card conflicts-panel",
-      hidden: true,
-      role: "dialog",
-      "aria-modal": "true",
-      "aria-labelledby": "conflicts-title",
-    },
-    h("div", { class: "card-head" }, h("h2", { id: "conflicts-title" }, t.conflictsTitle), close),
+  const element = dialog(
+    "conflicts",
+    t.conflictsTitle,
+    t.close,
     message,
     list,
   );
-  close.addEventListener("click", () => {
-    element.hidden = true;
-  });
 
   const render = (conflicts: ConflictView[]): void => {
     message.textContent = conflicts.length === 0 ? t.noConflicts : t.conflictsIntro;

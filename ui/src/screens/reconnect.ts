@@ -3,7 +3,7 @@
 //! touched: its records and the changes waiting to be sent stay and sync once it is back.
 
 import { api } from "../api";
-import { h, testId } from "../dom";
+import { dialog, h, testId } from "../dom";
 import { placeErrors, toCommandError } from "../errors";
 import { clearFieldErrors, formField, formMessage, showFieldErrors } from "../forms";
 import { t } from "../strings";
@@ -20,7 +20,6 @@ export function reconnectPanel(onReconnected: () => void): { element: HTMLElemen
   const fields = [formField({ name: "code", id: "reconnect-code", label: t.reconnectCode, control: code, hint: t.setupCodeHint })];
   const message = formMessage("reconnect-message");
   const submit = h("button", { ...testId("reconnect-submit"), type: "submit", class: "primary" }, t.reconnectSubmit);
-  const close = h("button", { ...testId("reconnect-close"), type: "button", class: "secondary" }, t.close);
   const form = h(
     "form",
     { ...testId("reconnect-form"), novalidate: true },
@@ -28,17 +27,10 @@ export function reconnectPanel(onReconnected: () => void): { element: HTMLElemen
     ...fields.map((f) => f.wrapper),
     h("div", { class: "actions" }, submit),
   );
-  const element = h(
-    "section",
-    {
-      ...testId("reconnect-panel"),
-      class: "card conflicts-panel",
-      hidden: true,
-      role: "dialog",
-      "aria-modal": "true",
-      "aria-labelledby": "reconnect-title",
-    },
-    h("div", { class: "card-head" }, h("h2", { id: "reconnect-title" }, t.reconnectTitle), close),
+  const element = dialog(
+    "reconnect",
+    t.reconnectTitle,
+    t.close,
     h("p", { class: "lead" }, t.reconnectIntro),
     form,
   );
@@ -63,9 +55,6 @@ export function reconnectPanel(onReconnected: () => void): { element: HTMLElemen
     } finally {
       submit.disabled = false;
     }
-  });
-  close.addEventListener("click", () => {
-    element.hidden = true;
   });
   return {
     element,

@@ -4,7 +4,7 @@
 
 import { api } from "../api";
 import { formatSyncTime } from "../dates";
-import { h, mount, testId } from "../dom";
+import { dialog, h, mount, testId } from "../dom";
 import { toCommandError } from "../errors";
 import { t } from "../strings";
 import type { RefusedChangeView } from "../wire";
@@ -12,24 +12,13 @@ import type { RefusedChangeView } from "../wire";
 export function refusedPanel(): { element: HTMLElement; open(): void } {
   const list = h("ul", { ...testId("refused-list"), class: "refused-list" });
   const message = h("p", { ...testId("refused-message"), class: "form-message", role: "status" });
-  const close = h("button", { ...testId("refused-close"), type: "button", class: "secondary" }, t.close);
-  const element = h(
-    "section",
-    {
-      ...testId("refused-panel"),
-      class: "card conflicts-panel",
-      hidden: true,
-      role: "dialog",
-      "aria-modal": "true",
-      "aria-labelledby": "refused-title",
-    },
-    h("div", { class: "card-head" }, h("h2", { id: "refused-title" }, t.refusedTitle), close),
+  const element = dialog(
+    "refused",
+    t.refusedTitle,
+    t.close,
     message,
     list,
   );
-  close.addEventListener("click", () => {
-    element.hidden = true;
-  });
 
   const render = (refused: RefusedChangeView[]): void => {
     message.textContent = refused.length === 0 ? t.noRefused : t.refusedIntro;
