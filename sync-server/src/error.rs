@@ -82,6 +82,9 @@ pub enum Error {
     UnknownConflict,
     #[error("the conflict was already resolved another way")]
     ConflictAlreadyResolved,
+    /// An emergency opening of a clinical record that head office already reviewed.
+    #[error("already reviewed")]
+    AlreadyReviewed,
     /// A resolution that makes no sense for the conflict's kind (merging two bookings).
     #[error("that resolution does not apply to this kind of conflict")]
     ResolutionNotAllowed,
@@ -333,6 +336,13 @@ impl Error {
                 body(
                     error_code::CONFLICT_ALREADY_RESOLVED,
                     "Someone already resolved this conflict another way; refresh the list.",
+                ),
+            ),
+            Error::AlreadyReviewed => (
+                StatusCode::CONFLICT,
+                body(
+                    error_code::ALREADY_REVIEWED,
+                    "Someone already reviewed this emergency opening; refresh the list.",
                 ),
             ),
             Error::ResolutionNotAllowed => (

@@ -200,6 +200,16 @@ pub const ROUTES: &[Route] = &[
         caller: Caller::Session,
     },
     Route {
+        method: "GET",
+        path: "/v1/emergency-access",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/emergency-access/review",
+        caller: Caller::Session,
+    },
+    Route {
         method: "POST",
         path: "/v1/devices/revoke",
         caller: Caller::Session,
@@ -347,6 +357,8 @@ fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
         ("POST", "/v1/auth/logout") => post(routes::auth::logout),
         ("GET", "/v1/devices") => get(routes::devices::list),
         ("POST", "/v1/devices/revoke") => post(routes::devices::revoke),
+        ("GET", "/v1/emergency-access") => get(routes::emergency_access::list),
+        ("POST", "/v1/emergency-access/review") => post(routes::emergency_access::review),
         ("POST", "/v1/auth/totp/setup") => post(routes::totp::setup),
         ("POST", "/v1/auth/totp/confirm") => post(routes::totp::confirm),
         ("POST", "/v1/auth/totp/disable") => post(routes::totp::disable),

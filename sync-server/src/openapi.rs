@@ -205,6 +205,31 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
             (204, None),
             &[404],
         ),
+        ("GET", "/v1/emergency-access") => Operation {
+            query: vec![(
+                "state",
+                json!({"type": "string", "enum": ["pending", "all"]}),
+                "pending (the default): not reviewed yet; all: every opening.",
+            )],
+            ..op(
+                "Emergency openings of clinical records, newest first (access.review).",
+                None,
+                (
+                    200,
+                    schema::<crate::routes::emergency_access::EmergencyAccessList>(g),
+                ),
+                &[],
+            )
+        },
+        ("POST", "/v1/emergency-access/review") => op(
+            "Records whether an emergency opening was justified, once (access.review).",
+            schema::<crate::routes::emergency_access::ReviewRequest>(g),
+            (
+                200,
+                schema::<crate::routes::emergency_access::EmergencyAccessView>(g),
+            ),
+            &[404, 409, 422],
+        ),
         ("POST", "/v1/devices/refresh") => op(
             "A desk trades its refresh token for a new access token and refresh token; a token used twice revokes the desk.",
             schema::<wire::RefreshRequest>(g),

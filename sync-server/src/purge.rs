@@ -84,7 +84,7 @@ pub async fn purge_through(pool: &Pool, tenant: TenantId, through: i64) -> Resul
             Entity::Patient => ("patients", "patient_id"),
             Entity::Appointment => ("appointments", "appointment_id"),
             Entity::CatalogueItem => ("catalogue_items", "item_id"),
-            Entity::CashMovement => continue,
+            Entity::CashMovement | Entity::ClinicalEntry => continue,
         };
         let found = tx
             .query(

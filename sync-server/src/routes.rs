@@ -6,6 +6,7 @@ pub mod branches;
 pub mod conflicts;
 pub mod device_tokens;
 pub mod devices;
+pub mod emergency_access;
 pub mod enrol;
 pub mod health;
 pub mod pull;

@@ -13,7 +13,7 @@ use kaunter_protocol::merge::{
 };
 use kaunter_protocol::records::{
     AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, CatalogueItemRecord,
-    CatalogueKind, EntityRecord, TaxCode, ringgit,
+    CatalogueKind, ClinicalEntryRecord, ClinicalKind, EntityRecord, TaxCode, ringgit,
 };
 use kaunter_protocol::{FieldError, records};
 use serde_json::Value;
@@ -165,6 +165,7 @@ pub fn table(entity: Entity) -> &'static str {
         Entity::Appointment => "appointments",
         Entity::CashMovement => "cash_movements",
         Entity::CatalogueItem => "catalogue_items",
+        Entity::ClinicalEntry => "clinical_entries",
     }
 }
 
@@ -211,6 +212,10 @@ fn columns(entity: Entity) -> &'static str {
             "item_id, branch_id, stamps, created_at, updated_at, last_change_seq, deleted,
              kind, code, name, price_sen, tax_code, duration_minutes, active"
         }
+        Entity::ClinicalEntry => {
+            "entry_id, branch_id, stamps, created_at, recorded_at, last_change_seq, false,
+             patient_id, kind, body, author_id"
+        }
     }
 }
 
@@ -220,6 +225,7 @@ fn id_column(entity: Entity) -> &'static str {
         Entity::Appointment => "appointment_id",
         Entity::CashMovement => "movement_id",
         Entity::CatalogueItem => "item_id",
+        Entity::ClinicalEntry => "entry_id",
     }
 }
 
@@ -349,6 +355,20 @@ pub fn typed_fields(
             }
             .fields()
         }
+        Entity::ClinicalEntry => {
+            let kind: String = row.try_get(at + 1)?;
+            ClinicalEntryRecord {
+                id,
+                branch_id,
+                patient_id: row.try_get(at)?,
+                kind: ClinicalKind::parse(&kind).ok_or_else(|| {
+                    Error::Internal(format!("stored clinical kind {kind:?} is unknown"))
+                })?,
+                body: row.try_get(at + 2)?,
+                author_id: row.try_get(at + 3)?,
+            }
+            .fields()
+        }
     })
 }
 
@@ -393,6 +413,11 @@ pub fn check_merged(
         Entity::CatalogueItem => {
             let record =
                 CatalogueItemRecord::from_fields(id, branch_id, fields).map_err(incomplete)?;
+            (problems(record.problems()), record.fields())
+        }
+        Entity::ClinicalEntry => {
+            let record =
+                ClinicalEntryRecord::from_fields(id, branch_id, fields).map_err(incomplete)?;
             (problems(record.problems()), record.fields())
         }
     };
@@ -440,6 +465,7 @@ pub async fn store(
                 Entity::Appointment => store_appointments(tx, write, &dirty).await?,
                 Entity::CashMovement => store_cash(tx, write, &dirty).await?,
                 Entity::CatalogueItem => store_catalogue(tx, write, &dirty).await?,
+                Entity::ClinicalEntry => store_clinical(tx, write, &dirty).await?,
             }
         }
     }
@@ -893,6 +919,61 @@ async fn store_catalogue(
             &change_seqs,
             &stamps,
             &deleted,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Clinical entries: written once, like ledger entries (a medical record is corrected by another
+/// entry).
+async fn store_clinical(
+    tx: &TenantTx<'_>,
+    Write { tenant, device, .. }: Write,
+    dirty: &[(Uuid, &StoredRow)],
+) -> Result<()> {
+    if dirty.iter().any(|(_, row)| row.existed) {
+        return Err(Error::Internal(
+            "a stored clinical entry was about to change".to_owned(),
+        ));
+    }
+    let entries = dirty
+        .iter()
+        .map(|(id, row)| merged::<ClinicalEntryRecord>(*id, row).map(|merged| (*id, *row, merged)))
+        .collect::<Result<Vec<_>>>()?;
+    let ids: Vec<Uuid> = entries.iter().map(|(id, ..)| *id).collect();
+    let branch_ids: Vec<Uuid> = entries.iter().map(|(_, row, _)| row.branch_id).collect();
+    let patients: Vec<Uuid> = entries.iter().map(|(.., (e, _))| e.patient_id).collect();
+    let kinds: Vec<&str> = entries.iter().map(|(.., (e, _))| e.kind.as_str()).collect();
+    let bodies: Vec<&str> = entries.iter().map(|(.., (e, _))| e.body.as_str()).collect();
+    let authors: Vec<Option<Uuid>> = entries.iter().map(|(.., (e, _))| e.author_id).collect();
+    let recorded: Vec<DateTime<Utc>> = entries.iter().map(|(_, row, _)| row.created_at).collect();
+    let change_seqs: Vec<i64> = entries
+        .iter()
+        .map(|(_, row, _)| row.last_change_seq)
+        .collect();
+    let stamps: Vec<&[u8]> = entries.iter().map(|(.., (_, s))| s.as_slice()).collect();
+    tx.execute_cached(
+        "INSERT INTO clinical_entries (tenant_id, entry_id, branch_id, patient_id, kind, body,
+             author_id, recorded_at, origin_device_id, last_change_seq, stamps)
+         SELECT $1, u.id, u.branch_id, u.patient_id, u.kind, u.body, u.author_id,
+                u.recorded_at, $2, u.change_seq, u.stamps
+         FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::uuid[],
+                     $9::timestamptz[], $10::bigint[], $11::bytea[])
+              AS u(id, branch_id, patient_id, kind, body, author_id, recorded_at, change_seq,
+                   stamps)",
+        &[
+            &tenant,
+            &device,
+            &ids,
+            &branch_ids,
+            &patients,
+            &kinds,
+            &bodies,
+            &authors,
+            &recorded,
+            &change_seqs,
+            &stamps,
         ],
     )
     .await?;

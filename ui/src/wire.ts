@@ -29,7 +29,7 @@ id_number: string,
  */
 phone: string | null, date_of_birth: string | null, sex: Sex | null, };
 
-export type Entity = "patient" | "appointment" | "cash_movement" | "catalogue_item";
+export type Entity = "patient" | "appointment" | "cash_movement" | "catalogue_item" | "clinical_entry";
 
 export type AppointmentStatus = "booked" | "arrived" | "completed" | "cancelled" | "no_show";
 
@@ -72,6 +72,18 @@ duration_minutes: number | null,
  * An inactive item stays in the catalogue (old sales name it) but is no longer offered.
  */
 active: boolean, };
+
+export type ClinicalKind = "note" | "allergy" | "emergency_access";
+
+export type ClinicalEntryRecord = { id: string, branch_id: string, patient_id: string, kind: ClinicalKind, 
+/**
+ * The note or allergy; for an emergency access, the reason given.
+ */
+body: string, 
+/**
+ * Who wrote it: the person signed in at the desk (none at a desk nobody signs in to).
+ */
+author_id: string | null, };
 
 export type PullScope = "branch" | "business";
 
@@ -407,3 +419,33 @@ price: string, tax: TaxCode, duration_minutes: number | null, active: boolean,
  * The item as the form showed it when it opened (edits only).
  */
 opened: CatalogueItemRecord | null, };
+
+export type ClinicalAccess = "clinical" | "emergency" | "closed";
+
+export type ClinicalEntryView = { id: string, kind: ClinicalKind, body: string, 
+/**
+ * Who wrote it, by the name on this desk's roster (none when unknown or unsigned).
+ */
+author_name: string | null, written_at: string, 
+/**
+ * False while the entry waits in the outbox.
+ */
+synced: boolean, };
+
+export type ClinicalRecordView = { patient_id: string, access: ClinicalAccess, access_until: string | null, 
+/**
+ * Whether they may add notes and allergies.
+ */
+may_write: boolean, 
+/**
+ * Whether they may open the record in an emergency (when it is closed to them).
+ */
+may_open_in_emergency: boolean, 
+/**
+ * Newest first; empty when the record is closed to them.
+ */
+entries: Array<ClinicalEntryView>, };
+
+export type ClinicalEntryForm = { patient_id: string, kind: ClinicalKind, body: string, };
+
+export type EmergencyAccessForm = { patient_id: string, reason: string, };

@@ -30,10 +30,12 @@ pub enum Permission {
     BreakGlass,
     /// Adding and changing the tenant-wide catalogue of products and services.
     CatalogueManage,
+    /// Reviewing emergency openings of clinical records (whether each was justified).
+    AccessReview,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: [Permission; 18] = [
         Permission::PatientsRead,
         Permission::PatientsWrite,
         Permission::ClinicalRead,
@@ -51,6 +53,7 @@ impl Permission {
         Permission::SettingsManage,
         Permission::BreakGlass,
         Permission::CatalogueManage,
+        Permission::AccessReview,
     ];
 
     /// The stored spelling, `area.action`. FROZEN: rows in `role_permissions` hold it.
@@ -73,6 +76,7 @@ impl Permission {
             Permission::SettingsManage => "settings.manage",
             Permission::BreakGlass => "clinical.break_glass",
             Permission::CatalogueManage => "catalogue.manage",
+            Permission::AccessReview => "access.review",
         }
     }
 
@@ -110,7 +114,9 @@ pub fn default_roles(industry: Industry) -> Vec<RoleTemplate> {
     let everything: Vec<Permission> = Permission::ALL
         .into_iter()
         // Outside a clinic there are no clinical records to open.
-        .filter(|p| clinic || !matches!(p, ClinicalRead | ClinicalWrite | BreakGlass))
+        .filter(|p| {
+            clinic || !matches!(p, ClinicalRead | ClinicalWrite | BreakGlass | AccessReview)
+        })
         .collect();
     let daily = [
         PatientsRead,
@@ -131,7 +137,7 @@ pub fn default_roles(industry: Industry) -> Vec<RoleTemplate> {
             permissions: everything
                 .iter()
                 .copied()
-                .filter(|p| !matches!(p, UsersManage | SettingsManage))
+                .filter(|p| !matches!(p, UsersManage | SettingsManage | AccessReview))
                 .collect(),
         },
         RoleTemplate {
@@ -368,6 +374,15 @@ mod tests {
             }
             assert!(role(industry, ADMIN).permissions.contains(&UsersManage));
         }
+        // Only a clinic's ADMIN reviews emergency openings of clinical records.
+        for role in default_roles(Industry::Healthcare) {
+            assert_eq!(
+                role.permissions.contains(&AccessReview),
+                role.name == ADMIN,
+                "{}",
+                role.name
+            );
+        }
         // Only clinical roles read clinical fields.
         for role in default_roles(Industry::Healthcare) {
             let clinical = role.permissions.contains(&ClinicalRead);
@@ -381,10 +396,10 @@ mod tests {
         {
             for role in default_roles(industry) {
                 assert!(
-                    !role
-                        .permissions
-                        .iter()
-                        .any(|p| matches!(p, ClinicalRead | ClinicalWrite | BreakGlass)),
+                    !role.permissions.iter().any(|p| matches!(
+                        p,
+                        ClinicalRead | ClinicalWrite | BreakGlass | AccessReview
+                    )),
                     "{industry:?} {}",
                     role.name
                 );

@@ -95,14 +95,18 @@ pub enum Entity {
     /// A product or service the business sells: tenant-wide, so every branch's desks hold the
     /// same catalogue and any of them may change it.
     CatalogueItem,
+    /// An entry of a patient's clinical record (a note, an allergy, or an emergency opening of
+    /// the record by someone outside the clinical roles): append-only, like a ledger.
+    ClinicalEntry,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 4] = [
+    pub const ALL: [Entity; 5] = [
         Entity::Patient,
         Entity::Appointment,
         Entity::CashMovement,
         Entity::CatalogueItem,
+        Entity::ClinicalEntry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +115,7 @@ impl Entity {
             Entity::Appointment => "appointment",
             Entity::CashMovement => "cash_movement",
             Entity::CatalogueItem => "catalogue_item",
+            Entity::ClinicalEntry => "clinical_entry",
         }
     }
 
@@ -127,6 +132,7 @@ impl Entity {
             Entity::Appointment => crate::records::APPOINTMENT_FIELDS,
             Entity::CashMovement => crate::records::CASH_MOVEMENT_FIELDS,
             Entity::CatalogueItem => crate::records::CATALOGUE_ITEM_FIELDS,
+            Entity::ClinicalEntry => crate::records::CLINICAL_ENTRY_FIELDS,
         }
     }
 
@@ -137,6 +143,7 @@ impl Entity {
             Entity::Patient => 2,
             Entity::Appointment | Entity::CashMovement => 3,
             Entity::CatalogueItem => 4,
+            Entity::ClinicalEntry => 5,
         }
     }
 
@@ -149,7 +156,7 @@ impl Entity {
     /// Append-only: a row is written once, never changed or deleted (see
     /// `kaunter_core::ledger`).
     pub fn is_ledger(self) -> bool {
-        matches!(self, Entity::CashMovement)
+        matches!(self, Entity::CashMovement | Entity::ClinicalEntry)
     }
 }
 
@@ -853,6 +860,8 @@ pub mod error_code {
     pub const RESYNC_REQUIRED: &str = "resync_required";
     pub const RESOLUTION_NOT_ALLOWED: &str = "resolution_not_allowed";
     pub const CONFLICT_ALREADY_RESOLVED: &str = "conflict_already_resolved";
+    /// Head office: an emergency opening of a clinical record was reviewed already.
+    pub const ALREADY_REVIEWED: &str = "already_reviewed";
     pub const ENROLMENT_CODE_INVALID: &str = "enrolment_code_invalid";
     /// Login: the business, e-mail or password is wrong (one answer for all three).
     pub const INVALID_CREDENTIALS: &str = "invalid_credentials";

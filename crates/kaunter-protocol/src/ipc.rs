@@ -150,3 +150,57 @@ pub struct CatalogueItemForm {
     #[serde(default)]
     pub opened: Option<crate::records::CatalogueItemRecord>,
 }
+
+/// How the person at the desk may see a patient's clinical record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ClinicalAccess {
+    /// Their role reads clinical records (or nobody signs in at this desk).
+    Clinical,
+    /// They opened this patient's record in an emergency; it closes again at `access_until`.
+    Emergency,
+    /// Entries are not shown to them.
+    Closed,
+}
+
+/// One entry of a clinical record as the desk shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ClinicalEntryView {
+    pub id: Uuid,
+    pub kind: crate::records::ClinicalKind,
+    pub body: String,
+    /// Who wrote it, by the name on this desk's roster (none when unknown or unsigned).
+    pub author_name: Option<String>,
+    pub written_at: DateTime<Utc>,
+    /// False while the entry waits in the outbox.
+    pub synced: bool,
+}
+
+/// `clinical_record`: a patient's clinical record, as far as the person at the desk may see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ClinicalRecordView {
+    pub patient_id: Uuid,
+    pub access: ClinicalAccess,
+    pub access_until: Option<DateTime<Utc>>,
+    /// Whether they may add notes and allergies.
+    pub may_write: bool,
+    /// Whether they may open the record in an emergency (when it is closed to them).
+    pub may_open_in_emergency: bool,
+    /// Newest first; empty when the record is closed to them.
+    pub entries: Vec<ClinicalEntryView>,
+}
+
+/// `add_clinical_entry`: a note or an allergy for a patient's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ClinicalEntryForm {
+    pub patient_id: Uuid,
+    pub kind: crate::records::ClinicalKind,
+    pub body: String,
+}
+
+/// `open_clinical_record_in_emergency`: the patient, and why their record is needed now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct EmergencyAccessForm {
+    pub patient_id: Uuid,
+    pub reason: String,
+}

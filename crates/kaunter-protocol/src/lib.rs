@@ -12,14 +12,15 @@ pub mod merge;
 pub mod records;
 
 /// The client schema version this build speaks.
-/// Version 3 added appointments and the cash ledger; version 4 the tenant-wide catalogue.
-pub const SCHEMA_VERSION: u32 = 4;
+/// Version 3 added appointments and the cash ledger; version 4 the tenant-wide catalogue;
+/// version 5 patients' clinical records.
+pub const SCHEMA_VERSION: u32 = 5;
 
-/// Client schema versions the server accepts: the current one, the previous one (3: no
-/// catalogue) and the one before (2: patients only). An older desk is sent only the entities it
+/// Client schema versions the server accepts: the current one, the previous one (4: no
+/// clinical records) and those before it (3: no catalogue; 2: patients only). An older desk is sent only the entities it
 /// knows, and no checkpoint, since its rows are not all the desk would hold. Version 1
 /// (whole-record upserts ordered by the desk's wall clock) was never released to a business.
-pub const ACCEPTED_SCHEMA_VERSIONS: &[u32] = &[SCHEMA_VERSION, 3, 2];
+pub const ACCEPTED_SCHEMA_VERSIONS: &[u32] = &[SCHEMA_VERSION, 4, 3, 2];
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,8 @@ pub fn typescript_declarations() -> String {
         records::CatalogueKind::decl(),
         records::TaxCode::decl(),
         records::CatalogueItemRecord::decl(),
+        records::ClinicalKind::decl(),
+        records::ClinicalEntryRecord::decl(),
         http::PullScope::decl(),
         http::WireStamp::decl(),
         http::Change::decl(),
@@ -104,6 +107,11 @@ pub fn typescript_declarations() -> String {
         ipc::DeskPeopleView::decl(),
         ipc::SignInForm::decl(),
         ipc::CatalogueItemForm::decl(),
+        ipc::ClinicalAccess::decl(),
+        ipc::ClinicalEntryView::decl(),
+        ipc::ClinicalRecordView::decl(),
+        ipc::ClinicalEntryForm::decl(),
+        ipc::EmergencyAccessForm::decl(),
     ];
     let mut out = String::from(
         "// Generated from crates/kaunter-protocol by `KAUNTER_BLESS=1 cargo test -p kaunter-protocol`.\n// Do not edit by hand: the test fails when this file and the Rust types disagree.\n\n",

@@ -80,7 +80,7 @@ pub fn paired_fields(entity: Entity) -> Option<(&'static str, &'static str)> {
     match entity {
         Entity::Appointment => Some(("starts_at", "ends_at")),
         Entity::CatalogueItem => Some(("kind", "duration_minutes")),
-        Entity::Patient | Entity::CashMovement => None,
+        Entity::Patient | Entity::CashMovement | Entity::ClinicalEntry => None,
     }
 }
 
@@ -326,6 +326,105 @@ impl EntityRecord for CashMovementRecord {
     }
     fn from_fields(id: Uuid, branch_id: Uuid, fields: &Fields) -> Result<Self, String> {
         decode(id, branch_id, CASH_MOVEMENT_FIELDS, fields)
+    }
+}
+
+/// What an entry of a patient's clinical record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ClinicalKind {
+    /// A clinician's note of an encounter.
+    Note,
+    /// Something the patient must not be given.
+    Allergy,
+    /// Someone outside the clinical roles opened the record in an emergency ("break-glass"):
+    /// the body is the reason they gave. Head office reviews every one.
+    EmergencyAccess,
+}
+
+impl ClinicalKind {
+    pub const ALL: [ClinicalKind; 3] = [
+        ClinicalKind::Note,
+        ClinicalKind::Allergy,
+        ClinicalKind::EmergencyAccess,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClinicalKind::Note => "note",
+            ClinicalKind::Allergy => "allergy",
+            ClinicalKind::EmergencyAccess => "emergency_access",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ClinicalKind> {
+        ClinicalKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+
+    /// Clinical content (a note, an allergy), as opposed to a record of who opened the record.
+    pub fn is_clinical(self) -> bool {
+        !matches!(self, ClinicalKind::EmergencyAccess)
+    }
+}
+
+/// One entry of a patient's clinical record. Written once and never changed, as a medical
+/// record should be: a correction is another entry. Clinical, so encrypted on the desk, and
+/// shown only to people whose role reads clinical records, or who opened this patient's record
+/// in an emergency (which is itself an entry, `emergency_access`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ClinicalEntryRecord {
+    pub id: Uuid,
+    pub branch_id: Uuid,
+    pub patient_id: Uuid,
+    pub kind: ClinicalKind,
+    /// The note or allergy; for an emergency access, the reason given.
+    pub body: String,
+    /// Who wrote it: the person signed in at the desk (none at a desk nobody signs in to).
+    #[serde(default)]
+    pub author_id: Option<Uuid>,
+}
+
+pub const CLINICAL_ENTRY_FIELDS: &[&str] = &["patient_id", "kind", "body", "author_id"];
+
+/// The longest clinical entry accepted.
+pub const CLINICAL_BODY_MAX_CHARS: usize = 4000;
+/// The shortest reason accepted for opening a record in an emergency.
+pub const EMERGENCY_REASON_MIN_CHARS: usize = 10;
+
+impl ClinicalEntryRecord {
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let length = self.body.trim().chars().count();
+        if length == 0 {
+            problems.push(("body", "Write what to record.".to_owned()));
+        } else if self.body.chars().count() > CLINICAL_BODY_MAX_CHARS {
+            problems.push((
+                "body",
+                format!("An entry is at most {CLINICAL_BODY_MAX_CHARS} characters."),
+            ));
+        } else if self.kind == ClinicalKind::EmergencyAccess && length < EMERGENCY_REASON_MIN_CHARS
+        {
+            problems.push((
+                "body",
+                format!(
+                    "Say why the record is needed (at least {EMERGENCY_REASON_MIN_CHARS} characters)."
+                ),
+            ));
+        }
+        problems
+    }
+}
+
+impl EntityRecord for ClinicalEntryRecord {
+    const ENTITY: Entity = Entity::ClinicalEntry;
+    fn fields(&self) -> Fields {
+        encode(self, CLINICAL_ENTRY_FIELDS)
+    }
+    fn from_fields(id: Uuid, branch_id: Uuid, fields: &Fields) -> Result<Self, String> {
+        decode(id, branch_id, CLINICAL_ENTRY_FIELDS, fields)
     }
 }
 
@@ -602,6 +701,70 @@ mod tests {
 
     fn at(hour: u32, minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 25, hour, minute, 0).unwrap()
+    }
+
+    fn clinical(kind: ClinicalKind, body: &str) -> ClinicalEntryRecord {
+        ClinicalEntryRecord {
+            id: Uuid::from_u128(7),
+            branch_id: Uuid::from_u128(1),
+            patient_id: Uuid::from_u128(8),
+            kind,
+            body: body.to_owned(),
+            author_id: Some(Uuid::from_u128(9)),
+        }
+    }
+
+    #[test]
+    fn clinical_entries_need_a_body_and_a_reason_long_enough() {
+        let cases: &[(ClinicalKind, String, bool)] = &[
+            (ClinicalKind::Allergy, "Penicillin".to_owned(), true),
+            (ClinicalKind::Note, "  ".to_owned(), false),
+            (
+                ClinicalKind::Note,
+                "x".repeat(CLINICAL_BODY_MAX_CHARS),
+                true,
+            ),
+            (
+                ClinicalKind::Note,
+                "x".repeat(CLINICAL_BODY_MAX_CHARS + 1),
+                false,
+            ),
+            // A short note is fine; a short reason for opening a record is not.
+            (ClinicalKind::Note, "BP ok".to_owned(), true),
+            (ClinicalKind::EmergencyAccess, "urgent".to_owned(), false),
+            (
+                ClinicalKind::EmergencyAccess,
+                "Collapsed at the counter".to_owned(),
+                true,
+            ),
+        ];
+        for (kind, body, valid) in cases {
+            let problems = clinical(*kind, body).problems();
+            assert_eq!(
+                problems.is_empty(),
+                *valid,
+                "{kind:?} {body:?}: {problems:?}"
+            );
+            assert!(problems.iter().all(|(field, _)| *field == "body"));
+        }
+    }
+
+    #[test]
+    fn clinical_entries_travel_as_their_fields() {
+        let entry = clinical(ClinicalKind::EmergencyAccess, "Collapsed at the counter");
+        let fields = entry.fields();
+        assert_eq!(fields.get("kind"), Some(&json!("emergency_access")));
+        assert_eq!(
+            fields.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["author_id", "body", "kind", "patient_id"]
+        );
+        let back = ClinicalEntryRecord::from_fields(entry.id, entry.branch_id, &fields).unwrap();
+        assert_eq!(back, entry);
+        assert!(Entity::ClinicalEntry.is_ledger());
+        assert_eq!(Entity::ClinicalEntry.since_schema_version(), 5);
+        for kind in ClinicalKind::ALL {
+            assert_eq!(ClinicalKind::parse(kind.as_str()), Some(kind));
+        }
     }
 
     fn booking(

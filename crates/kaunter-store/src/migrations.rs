@@ -170,6 +170,24 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE outbox ADD COLUMN approver TEXT;
     "#,
+    // 10: patients' clinical records (client schema 5): append-only entries whose body is
+    // clinical, so encrypted.
+    r#"
+    CREATE TABLE clinical_entries (
+        id TEXT PRIMARY KEY,
+        branch_id TEXT NOT NULL,
+        patient_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        body BLOB NOT NULL,
+        author_id TEXT,
+        stamps TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        server_cursor INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX clinical_entries_patient ON clinical_entries (patient_id, created_at);
+    -- A desk of schema 4 was never sent clinical entries: it downloads again from 0.
+    UPDATE sync_state SET pull_cursor = 0;
+    "#,
 ];
 
 fn checksum(sql: &str) -> String {

@@ -11,7 +11,7 @@ use kaunter_protocol::merge::{
 };
 use kaunter_protocol::records::{
     AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, CatalogueItemRecord,
-    CatalogueKind, EntityRecord, TaxCode, ringgit,
+    CatalogueKind, ClinicalEntryRecord, ClinicalKind, EntityRecord, TaxCode, ringgit,
 };
 use rusqlite::{Connection, Row, Transaction, params};
 use serde_json::Value;
@@ -52,6 +52,7 @@ pub(crate) fn table(entity: Entity) -> &'static str {
         Entity::Appointment => "appointments",
         Entity::CashMovement => "cash_movements",
         Entity::CatalogueItem => "catalogue_items",
+        Entity::ClinicalEntry => "clinical_entries",
     }
 }
 
@@ -76,6 +77,7 @@ pub(crate) fn load_row(
         Entity::Appointment => load_appointment(conn, cipher, id),
         Entity::CashMovement => load_cash(conn, cipher, id),
         Entity::CatalogueItem => load_catalogue_item(conn, id),
+        Entity::ClinicalEntry => load_clinical(conn, cipher, id),
     }
 }
 
@@ -129,6 +131,11 @@ pub(crate) fn write_row(
             let record =
                 CatalogueItemRecord::from_fields(id, row.branch_id, &fields).map_err(incomplete)?;
             save_catalogue_item(tx, &record, row, &stamps, server_cursor)?;
+        }
+        Entity::ClinicalEntry => {
+            let record =
+                ClinicalEntryRecord::from_fields(id, row.branch_id, &fields).map_err(incomplete)?;
+            save_clinical(tx, cipher, &record, row, &stamps, server_cursor)?;
         }
     }
     Ok(row_digest(id, &row.record))
@@ -565,6 +572,88 @@ fn save_catalogue_item(
         is_deleted(&row.record),
         timestamp(row.created_at),
         timestamp(row.updated_at),
+        server_cursor,
+    ])?;
+    Ok(())
+}
+
+// Clinical entries: written once; the body is clinical, so encrypted.
+
+/// The last column says whether the server has the entry (none of its changes wait in the
+/// outbox).
+pub(crate) const CLINICAL_COLUMNS: &str = "id, branch_id, patient_id, kind, body, author_id, \
+     stamps, created_at, NOT EXISTS (SELECT 1 FROM outbox o WHERE o.row_id = clinical_entries.id)";
+
+fn load_clinical(conn: &Connection, cipher: &FieldCipher, id: Uuid) -> Result<Option<LocalRow>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {CLINICAL_COLUMNS} FROM clinical_entries WHERE id = ?1"
+    ))?;
+    let mut rows = statement.query(params![id.to_string()])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let (record, created_at, _) = read_clinical(cipher, row)?;
+    let stamps: String = row.get(6)?;
+    let merged = merged(record.fields(), false, &stamps, id)?;
+    Ok(Some(LocalRow {
+        entity: Entity::ClinicalEntry,
+        branch_id: record.branch_id,
+        loaded_digest: row_digest(id, &merged),
+        record: merged,
+        created_at,
+        updated_at: created_at,
+    }))
+}
+
+/// Reads a row selected with [`CLINICAL_COLUMNS`]: the entry, when it was written, and whether
+/// the server has it (a server cursor).
+pub(crate) fn read_clinical(
+    cipher: &FieldCipher,
+    row: &Row<'_>,
+) -> Result<(ClinicalEntryRecord, DateTime<Utc>, bool)> {
+    let id: String = row.get(0)?;
+    let kind: String = row.get(3)?;
+    let body: Vec<u8> = row.get(4)?;
+    let author: Option<String> = row.get(5)?;
+    let record = ClinicalEntryRecord {
+        id: parse_uuid(&id)?,
+        branch_id: parse_uuid(&row.get::<_, String>(1)?)?,
+        patient_id: parse_uuid(&row.get::<_, String>(2)?)?,
+        kind: ClinicalKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad clinical kind {kind:?}")))?,
+        body: cipher.decrypt_string("clinical_entries", "body", &id, &body)?,
+        author_id: author.as_deref().map(parse_uuid).transpose()?,
+    };
+    let synced: bool = row.get(8)?;
+    Ok((record, parse_timestamp(&row.get::<_, String>(7)?)?, synced))
+}
+
+fn save_clinical(
+    tx: &Transaction<'_>,
+    cipher: &FieldCipher,
+    record: &ClinicalEntryRecord,
+    row: &LocalRow,
+    stamps: &str,
+    server_cursor: Option<i64>,
+) -> Result<()> {
+    let id = record.id.to_string();
+    let body = cipher.encrypt_str("clinical_entries", "body", &id, &record.body)?;
+    tx.prepare_cached(
+        "INSERT INTO clinical_entries (id, branch_id, patient_id, kind, body, author_id, stamps, \
+             created_at, server_cursor) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (id) DO UPDATE SET \
+             server_cursor = coalesce(excluded.server_cursor, clinical_entries.server_cursor)",
+    )?
+    .execute(params![
+        id,
+        record.branch_id.to_string(),
+        record.patient_id.to_string(),
+        record.kind.as_str(),
+        body,
+        record.author_id.map(|a| a.to_string()),
+        stamps,
+        timestamp(row.created_at),
         server_cursor,
     ])?;
     Ok(())

@@ -17,11 +17,13 @@ use kaunter_protocol::http::{
     Change, DELETED_FIELD, Entity, Fields, OutboxEntry, PatientRecord, PullResponse, PulledChange,
     RejectedEntry, Resolution, StaffMember, StaffResponse, Stamps,
 };
-use kaunter_protocol::ipc::{PatientView, RefusedChangeView};
+use kaunter_protocol::ipc::{
+    ClinicalAccess, ClinicalEntryView, ClinicalRecordView, PatientView, RefusedChangeView,
+};
 use kaunter_protocol::merge::{apply_change, record_into_parts, stamp_to_wire};
 use kaunter_protocol::records::{
     AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, CatalogueItemRecord,
-    CatalogueKind, EntityRecord, TaxCode,
+    CatalogueKind, ClinicalEntryRecord, ClinicalKind, EntityRecord, TaxCode,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::Value;
@@ -195,6 +197,10 @@ impl SignedIn {
     }
 }
 
+/// How long a clinical record opened in an emergency stays open to the person who opened it
+/// (signing out closes it sooner).
+pub const EMERGENCY_OPENING: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// Wrong PINs in a row before a person is locked out of this desk for a while.
 pub const PIN_ATTEMPTS: u32 = 5;
 pub const PIN_LOCK: std::time::Duration = std::time::Duration::from_secs(5 * 60);
@@ -292,6 +298,13 @@ impl Store {
         // Who is signed in at this desk: kept by this connection only, so a restart signs
         // everyone out; each outbox entry written records it.
         conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS desk_session (actor TEXT NOT NULL)")?;
+        // Clinical records someone opened in an emergency, until when: kept by this connection
+        // only, so a restart closes them, as does signing out.
+        conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS emergency_openings (
+                 user_id TEXT NOT NULL, patient_id TEXT NOT NULL, until TEXT NOT NULL,
+                 PRIMARY KEY (user_id, patient_id))",
+        )?;
         // A download that stopped half-way (the app closed or crashed) left them out.
         rows::create_deferred_indexes(&conn)?;
 
@@ -565,6 +578,7 @@ impl Store {
         self.signed_in = None;
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM temp.desk_session", [])?;
+        tx.execute("DELETE FROM temp.emergency_openings", [])?;
         tx.execute(
             "INSERT INTO temp.desk_session (actor) VALUES (?1)",
             params![id],
@@ -653,6 +667,8 @@ impl Store {
     /// Nobody is signed in any more (the next person signs in, or the desk locks).
     pub fn sign_out(&mut self) -> Result<()> {
         self.conn.execute("DELETE FROM temp.desk_session", [])?;
+        self.conn
+            .execute("DELETE FROM temp.emergency_openings", [])?;
         self.signed_in = None;
         Ok(())
     }
@@ -1057,6 +1073,185 @@ impl Store {
             .next()?
             .map(|row| rows::read_catalogue_item(row).map(|(record, _)| record))
             .transpose()
+    }
+
+    /// How the person at the desk may see `patient`'s clinical record at `now`: everyone at a
+    /// desk that asks nobody to sign in; otherwise people whose role reads clinical records,
+    /// and whoever opened this record in an emergency, until the opening ends.
+    pub fn clinical_access(
+        &self,
+        patient: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(ClinicalAccess, Option<DateTime<Utc>>)> {
+        use kaunter_core::access::Permission;
+        self.require(Permission::PatientsRead)?;
+        let Some(signed) = &self.signed_in else {
+            return Ok((ClinicalAccess::Clinical, None));
+        };
+        if signed.may(Permission::ClinicalRead) {
+            return Ok((ClinicalAccess::Clinical, None));
+        }
+        let until: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT until FROM temp.emergency_openings WHERE user_id = ?1 AND patient_id = ?2",
+                params![signed.user_id.to_string(), patient.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match until.as_deref().map(parse_timestamp).transpose()? {
+            Some(until) if until > now => Ok((ClinicalAccess::Emergency, Some(until))),
+            _ => Ok((ClinicalAccess::Closed, None)),
+        }
+    }
+
+    /// `patient`'s clinical record as far as the person at the desk may see it at `now`,
+    /// newest entry first.
+    pub fn clinical_record(&self, patient: Uuid, now: DateTime<Utc>) -> Result<ClinicalRecordView> {
+        use kaunter_core::access::Permission;
+        let (access, access_until) = self.clinical_access(patient, now)?;
+        let (_, cipher) = self.enrolled()?;
+        let exists: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM patients WHERE id = ?1 AND deleted = 0)",
+            params![patient.to_string()],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Err(StoreError::NotFound("That patient".to_owned()));
+        }
+        let may = |permission: Permission| {
+            self.signed_in
+                .as_ref()
+                .is_none_or(|signed| signed.may(permission))
+        };
+        let mut entries = Vec::new();
+        if access != ClinicalAccess::Closed {
+            let names: std::collections::HashMap<Uuid, String> = self
+                .staff()?
+                .into_iter()
+                .map(|person| (person.user_id, person.name))
+                .collect();
+            let mut statement = self.conn.prepare_cached(&format!(
+                "SELECT {} FROM clinical_entries WHERE patient_id = ?1 \
+                 ORDER BY created_at DESC, id DESC",
+                rows::CLINICAL_COLUMNS
+            ))?;
+            let mut found = statement.query(params![patient.to_string()])?;
+            while let Some(row) = found.next()? {
+                let (entry, written_at, synced) = rows::read_clinical(cipher, row)?;
+                entries.push(ClinicalEntryView {
+                    id: entry.id,
+                    kind: entry.kind,
+                    author_name: entry.author_id.and_then(|id| names.get(&id).cloned()),
+                    body: entry.body,
+                    written_at,
+                    synced,
+                });
+            }
+        }
+        Ok(ClinicalRecordView {
+            patient_id: patient,
+            access,
+            access_until,
+            may_write: may(Permission::ClinicalWrite),
+            may_open_in_emergency: access == ClinicalAccess::Closed && may(Permission::BreakGlass),
+            entries,
+        })
+    }
+
+    /// Writes a note or an allergy into `patient`'s clinical record: an entry never changed
+    /// after (a correction is another entry), naming the person signed in as its author.
+    pub fn add_clinical_entry(
+        &mut self,
+        patient: Uuid,
+        kind: ClinicalKind,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ClinicalEntryRecord> {
+        use kaunter_core::access::Permission;
+        if !kind.is_clinical() {
+            return Err(StoreError::InvalidRecord(vec![FieldError {
+                field: "kind".to_owned(),
+                code: "invalid".to_owned(),
+                message: "A clinical record takes notes and allergies.".to_owned(),
+            }]));
+        }
+        self.require(Permission::ClinicalWrite)?;
+        self.write_clinical(patient, kind, body, now)
+    }
+
+    /// Opens `patient`'s clinical record to the person signed in, who may not read clinical
+    /// records, in an emergency ("break-glass"): allowed to those whose role says so, recorded
+    /// in the record itself with `reason` (it reaches head office, flagged for review), and
+    /// open to them for [`EMERGENCY_OPENING`] or until they sign out. Someone who reads
+    /// clinical records anyway is simply shown the record, and nothing is recorded.
+    pub fn open_clinical_record_in_emergency(
+        &mut self,
+        patient: Uuid,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ClinicalRecordView> {
+        use kaunter_core::access::Permission;
+        let (access, _) = self.clinical_access(patient, now)?;
+        if access == ClinicalAccess::Closed {
+            self.require(Permission::BreakGlass)?;
+            let user = self
+                .signed_in
+                .as_ref()
+                .map(|signed| signed.user_id)
+                .ok_or(StoreError::SignInRequired)?;
+            self.write_clinical(patient, ClinicalKind::EmergencyAccess, reason, now)?;
+            let until = now + chrono::Duration::from_std(EMERGENCY_OPENING).unwrap_or_default();
+            self.conn.execute(
+                "INSERT INTO temp.emergency_openings (user_id, patient_id, until) \
+                 VALUES (?1, ?2, ?3) ON CONFLICT (user_id, patient_id) DO UPDATE SET until = ?3",
+                params![user.to_string(), patient.to_string(), timestamp(until)],
+            )?;
+        }
+        self.clinical_record(patient, now)
+    }
+
+    /// A new entry of `patient`'s clinical record at this desk's branch, with its outbox entry.
+    fn write_clinical(
+        &mut self,
+        patient: Uuid,
+        kind: ClinicalKind,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ClinicalEntryRecord> {
+        let author_id = self.signed_in.as_ref().map(|signed| signed.user_id);
+        let (conn, identity, cipher) = self.enrolled_mut()?;
+        let record = ClinicalEntryRecord {
+            id: Uuid::now_v7(),
+            branch_id: identity.branch_id.as_uuid(),
+            patient_id: patient,
+            kind,
+            body: body.trim().to_owned(),
+            author_id,
+        };
+        let errors = invalid_fields(record.problems());
+        if !errors.is_empty() {
+            return Err(StoreError::InvalidRecord(errors));
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let branch: Option<String> = tx
+            .query_row(
+                "SELECT branch_id FROM patients WHERE id = ?1 AND deleted = 0",
+                params![patient.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match branch {
+            None => return Err(StoreError::NotFound("That patient".to_owned())),
+            // The record travels with the patient: written at the patient's own branch.
+            Some(branch) if parse_uuid(&branch)? != record.branch_id => {
+                return Err(StoreError::OtherBranch);
+            }
+            Some(_) => {}
+        }
+        insert_record(&tx, identity, cipher, record.id, &record, now)?;
+        tx.commit()?;
+        Ok(record)
     }
 
     /// The drawer's balance in sen: derived from every movement this desk holds of its own

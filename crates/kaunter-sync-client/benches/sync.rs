@@ -9,7 +9,8 @@
 //! 4. bytes on the wire per row against the row's own size.
 //!
 //! Run: `cargo bench -p kaunter-sync-client --bench sync` (PostgreSQL as for the tests;
-//! `KAUNTER_BENCH_ROWS` sets the row count of 2 and 3, default 100000). Figures go to stdout;
+//! `KAUNTER_BENCH_ROWS` sets the row count of 2 and 3, default 100000;
+//! `KAUNTER_BENCH_ONLY=ingest` runs 2 alone, for profiling). Figures go to stdout;
 //! BENCHMARKS.md records a run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -320,6 +321,11 @@ async fn server_side(rows: usize) {
         }
     );
     println!();
+    if ingest_only() {
+        drop(server);
+        db.drop_db().await.unwrap();
+        return;
+    }
 
     // Initial sync of the branch to a fresh desk.
     let reader = enrol("Fresh desk").await;
@@ -388,6 +394,11 @@ async fn server_side(rows: usize) {
     db.drop_db().await.unwrap();
 }
 
+/// `KAUNTER_BENCH_ONLY=ingest`: only the server ingest (2), e.g. under a profiler.
+fn ingest_only() -> bool {
+    std::env::var("KAUNTER_BENCH_ONLY").is_ok_and(|only| only == "ingest")
+}
+
 fn main() {
     // `cargo bench` passes --bench; anything else here is ignored.
     let rows: usize = std::env::var("KAUNTER_BENCH_ROWS")
@@ -398,7 +409,9 @@ fn main() {
         "# Kaunter sync benchmarks ({} cores)\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    write_path();
+    if !ingest_only() {
+        write_path();
+    }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

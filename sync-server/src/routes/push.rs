@@ -19,6 +19,7 @@ use kaunter_protocol::http::{
     RejectedEntry, error_code,
 };
 use kaunter_protocol::merge::{apply_change, is_deleted, record_into_parts};
+use kaunter_protocol::records::ClinicalKind;
 use kaunter_protocol::{ACCEPTED_SCHEMA_VERSIONS, FieldError};
 use serde_json::Value;
 use uuid::Uuid;
@@ -182,42 +183,38 @@ async fn apply(
         .collect();
     named.sort_unstable();
     named.dedup();
-    // Each with whether they may change the tenant-wide catalogue and refund, as of now (a
-    // catalogue edit reaches every branch; a refund is money out of the drawer).
+    // Each with what they may do of what only some may write, as of now (a catalogue edit
+    // reaches every branch; a refund is money out of the drawer; a clinical record is read by
+    // clinical roles only).
     let people: HashMap<Uuid, May> = if named.is_empty() {
         HashMap::new()
     } else {
         tx.query_cached(
-            "SELECT u.user_id,
-                    u.status = 'ACTIVE' AND EXISTS (
-                        SELECT 1 FROM user_roles ur
+            "SELECT u.user_id, u.status = 'ACTIVE',
+                    coalesce(array(
+                        SELECT DISTINCT p.permission FROM user_roles ur
                         JOIN role_permissions p
                              ON p.tenant_id = ur.tenant_id AND p.role_id = ur.role_id
-                        WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.user_id
-                          AND p.permission = $3),
-                    u.status = 'ACTIVE' AND EXISTS (
-                        SELECT 1 FROM user_roles ur
-                        JOIN role_permissions p
-                             ON p.tenant_id = ur.tenant_id AND p.role_id = ur.role_id
-                        WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.user_id
-                          AND p.permission = $4)
+                        WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.user_id), '{}')
              FROM users u
              WHERE u.tenant_id = $1 AND u.user_id = ANY($2) AND u.pin_hash IS NOT NULL",
-            &[
-                &device.tenant_id,
-                &named,
-                &Permission::CatalogueManage.as_str(),
-                &Permission::SalesRefund.as_str(),
-            ],
+            &[&device.tenant_id, &named],
         )
         .await?
         .iter()
         .map(|row| {
+            let active: bool = row.try_get(1)?;
+            let held: Vec<String> = row.try_get(2)?;
+            let has = |permission: Permission| {
+                active && held.iter().any(|name| name == permission.as_str())
+            };
             Ok((
                 row.try_get(0)?,
                 May {
-                    catalogue: row.try_get(1)?,
-                    refund: row.try_get(2)?,
+                    catalogue: has(Permission::CatalogueManage),
+                    refund: has(Permission::SalesRefund),
+                    clinical_write: has(Permission::ClinicalWrite),
+                    break_glass: has(Permission::BreakGlass),
                 },
             ))
         })
@@ -503,6 +500,10 @@ fn check_entry(
 struct May {
     catalogue: bool,
     refund: bool,
+    /// Writes notes and allergies into clinical records.
+    clinical_write: bool,
+    /// Opens a clinical record in an emergency.
+    break_glass: bool,
 }
 
 fn is_refund(entry: &OutboxEntry) -> bool {
@@ -510,9 +511,20 @@ fn is_refund(entry: &OutboxEntry) -> bool {
         && entry.change.fields.get("kind") == Some(&Value::String("refund".to_owned()))
 }
 
-/// Entries only some people may write: changes to the tenant-wide catalogue, and refunds.
+/// The kind of a clinical entry, if the entry is one.
+fn clinical_kind(entry: &OutboxEntry) -> Option<ClinicalKind> {
+    (entry.change.entity == Entity::ClinicalEntry)
+        .then(|| entry.change.fields.get("kind").and_then(Value::as_str))
+        .flatten()
+        .and_then(ClinicalKind::parse)
+}
+
+/// Entries only some people may write: changes to the tenant-wide catalogue, refunds and
+/// clinical entries.
 fn needs_permission(entry: &OutboxEntry) -> bool {
-    entry.change.entity.is_tenant_wide() || is_refund(entry)
+    entry.change.entity.is_tenant_wide()
+        || is_refund(entry)
+        || entry.change.entity == Entity::ClinicalEntry
 }
 
 /// An entry that names a person (or an approver) must name one of the business's people. A
@@ -539,6 +551,14 @@ fn check_actor(
         if guarded && needs_permission(entry) {
             return forbidden("Only someone signed in whose role allows it can make this change.");
         }
+        let authored = entry
+            .change
+            .fields
+            .get("author_id")
+            .is_some_and(|author| !author.is_null());
+        if entry.change.entity == Entity::ClinicalEntry && authored {
+            return forbidden("A clinical entry names as its author the person who wrote it.");
+        }
         return Ok(());
     };
     let Some(may) = people.get(&actor) else {
@@ -553,6 +573,23 @@ fn check_actor(
     };
     if entry.change.entity.is_tenant_wide() && !may.catalogue {
         return forbidden("Only someone who may manage the catalogue can change it.");
+    }
+    if entry.change.entity == Entity::ClinicalEntry {
+        let author = entry.change.fields.get("author_id").and_then(Value::as_str);
+        if author != Some(actor.to_string().as_str()) {
+            return forbidden("A clinical entry names as its author the person who wrote it.");
+        }
+        match clinical_kind(entry) {
+            Some(ClinicalKind::EmergencyAccess) if !may.break_glass => {
+                return forbidden(
+                    "Only someone whose role allows it can open a clinical record in an emergency.",
+                );
+            }
+            Some(kind) if kind.is_clinical() && !may.clinical_write => {
+                return forbidden("Only clinical roles can write in a clinical record.");
+            }
+            _ => {}
+        }
     }
     if is_refund(entry) && !may.refund {
         match approver {
@@ -803,17 +840,30 @@ mod tests {
 
     #[test]
     fn actors_table() {
-        let (manager, clerk, stranger) =
-            (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let (manager, clerk, stranger, doctor) = (
+            Uuid::from_u128(1),
+            Uuid::from_u128(2),
+            Uuid::from_u128(3),
+            Uuid::from_u128(4),
+        );
         let people: HashMap<Uuid, May> = [
             (
                 manager,
                 May {
                     catalogue: true,
                     refund: true,
+                    clinical_write: false,
+                    break_glass: true,
                 },
             ),
             (clerk, May::default()),
+            (
+                doctor,
+                May {
+                    clinical_write: true,
+                    ..May::default()
+                },
+            ),
         ]
         .into();
         let entry = |entity: Entity, actor: Option<Uuid>| {
@@ -882,6 +932,62 @@ mod tests {
             Some(error_code::FORBIDDEN)
         );
         assert!(check_actor(&entry(Entity::Patient, None), &people, true).is_ok());
+        // Clinical entries: notes and allergies by clinical roles, emergency openings by those
+        // who may open a record so, each naming its writer as its author.
+        let clinical = |kind: &str, actor: Option<Uuid>, author: Option<Uuid>, guarded: bool| {
+            let mut entry = entry(Entity::ClinicalEntry, actor);
+            entry
+                .change
+                .fields
+                .insert("kind".to_owned(), serde_json::json!(kind));
+            entry.change.fields.insert(
+                "author_id".to_owned(),
+                serde_json::json!(author.map(|a| a.to_string())),
+            );
+            check_actor(&entry, &people, guarded).err().map(|r| r.code)
+        };
+        let forbidden = Some(error_code::FORBIDDEN);
+        let clinical_table = [
+            ("note", Some(doctor), Some(doctor), true, None),
+            ("allergy", Some(doctor), Some(doctor), true, None),
+            ("note", Some(manager), Some(manager), true, forbidden),
+            ("note", Some(clerk), Some(clerk), true, forbidden),
+            ("note", Some(doctor), Some(manager), true, forbidden),
+            ("note", Some(doctor), None, true, forbidden),
+            ("emergency_access", Some(manager), Some(manager), true, None),
+            (
+                "emergency_access",
+                Some(doctor),
+                Some(doctor),
+                true,
+                forbidden,
+            ),
+            (
+                "emergency_access",
+                Some(clerk),
+                Some(clerk),
+                true,
+                forbidden,
+            ),
+            ("note", None, None, true, forbidden),
+            // A desk nobody signs in to writes unsigned, authorless entries.
+            ("note", None, None, false, None),
+            ("note", None, Some(doctor), false, forbidden),
+            (
+                "note",
+                Some(stranger),
+                Some(stranger),
+                true,
+                Some(error_code::UNKNOWN_ACTOR),
+            ),
+        ];
+        for (kind, actor, author, guarded, want) in clinical_table {
+            assert_eq!(
+                clinical(kind, actor, author, guarded).as_deref(),
+                want,
+                "{kind} by {actor:?} as {author:?}, guarded {guarded}"
+            );
+        }
     }
 
     #[test]
