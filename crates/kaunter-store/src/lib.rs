@@ -16,6 +16,6 @@ pub use cipher::{BlindIndex, FieldCipher, KeyMaterial};
 pub use error::{Result, StoreError};
 pub use secrets::{MemorySecretStore, OsKeyring, SecretStore};
 pub use store::{
-    DeskCredentials, DeskIdentity, NewBooking, NewCashMovement, NewCatalogueItem, PIN_ATTEMPTS,
-    PIN_LOCK, SignedIn, StaffView, Store, SyncState,
+    DeskCredentials, DeskIdentity, EMERGENCY_OPENING, NewBooking, NewCashMovement,
+    NewCatalogueItem, PIN_ATTEMPTS, PIN_LOCK, SignedIn, StaffView, Store, SyncState,
 };

@@ -49,3 +49,73 @@ pub fn register(store: &Mutex<Store>, name: &str, mykad: &str) {
         .register_patient(&patient(name, mykad), Utc::now())
         .unwrap();
 }
+
+/// A head-office session: its cookie (`name=value`) and its view (CSRF token, who).
+pub struct HeadOffice {
+    pub cookie: String,
+    pub view: kaunter_protocol::http::SessionView,
+}
+
+/// Logs `email` of the business `slug` in at head office.
+pub async fn log_in(
+    http: &reqwest::Client,
+    server: &kaunter_sync_server::test_support::TestServer,
+    slug: &str,
+    email: &str,
+    password: &str,
+) -> HeadOffice {
+    let login = http
+        .post(server.url("/v1/auth/login"))
+        .json(&serde_json::json!({"business": slug, "email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        login.status().is_success(),
+        "login of {email}: {}",
+        login.status()
+    );
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    HeadOffice {
+        cookie,
+        view: login.json().await.unwrap(),
+    }
+}
+
+/// Signs a clinic up with `slug` (its ADMIN `admin@<slug>.my`), logs the ADMIN in and sets
+/// their desk PIN.
+pub async fn clinic_with_admin_pin(
+    http: &reqwest::Client,
+    server: &kaunter_sync_server::test_support::TestServer,
+    slug: &str,
+    pin: &str,
+) -> (kaunter_protocol::http::SignUpResponse, HeadOffice) {
+    use kaunter_sync_server::test_support::{ADMIN_PASSWORD, sign_up_form};
+    let email = format!("admin@{slug}.my");
+    let created = http
+        .post(server.url("/v1/signup"))
+        .json(&sign_up_form(slug, &format!("Klinik {slug}"), &email))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = log_in(http, server, slug, &email, ADMIN_PASSWORD).await;
+    let set = http
+        .post(server.url("/v1/auth/pin"))
+        .header("cookie", &admin.cookie)
+        .header("x-csrf-token", &admin.view.csrf_token)
+        .json(&serde_json::json!({ "pin": pin }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), reqwest::StatusCode::NO_CONTENT);
+    (created, admin)
+}

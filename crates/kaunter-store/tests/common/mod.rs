@@ -1,0 +1,75 @@
+//! What the store's tests of people at the desk share: an enrolled desk, roster members with
+//! PIN hashes, and a registration made with a permission check, as a desktop command makes it.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use chrono::{NaiveDate, Utc};
+use kaunter_core::access::Permission;
+use kaunter_core::{BranchId, DeviceId, IdType, NewPatient, RegistrationForm, TenantId};
+use kaunter_protocol::http::{StaffMember, StaffResponse};
+use kaunter_store::{DeskIdentity, MemorySecretStore, Store, StoreError};
+use uuid::Uuid;
+
+pub fn pin_hash(pin: &str) -> String {
+    let salt = SaltString::encode_b64(b"a salt of sixteen").unwrap();
+    argon2::Argon2::default()
+        .hash_password(pin.as_bytes(), &salt)
+        .unwrap()
+        .to_string()
+}
+
+pub fn member(name: &str, pin: &str, permissions: &[Permission]) -> StaffMember {
+    StaffMember {
+        user_id: Uuid::now_v7(),
+        name: name.into(),
+        roles: vec!["STAFF".into()],
+        permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+        pin_verifier: pin_hash(pin),
+    }
+}
+
+/// An enrolled desk's store in `dir`, over `secrets`.
+pub fn desk(path: &std::path::Path, secrets: Arc<MemorySecretStore>) -> Store {
+    let mut store = Store::open(path, secrets).unwrap();
+    store
+        .enrol(
+            DeskIdentity {
+                tenant_id: TenantId::generate(),
+                branch_id: BranchId::generate(),
+                device_id: DeviceId::generate(),
+                device_name: "Kaunter 1".into(),
+                server_url: "http://127.0.0.1:1".into(),
+                business_name: "Klinik Ujian".into(),
+                branch_name: "Utama".into(),
+            },
+            "kt1.token",
+        )
+        .unwrap();
+    store
+}
+
+pub fn roster(staff: &[&StaffMember]) -> StaffResponse {
+    StaffResponse {
+        staff: staff.iter().map(|member| (*member).clone()).collect(),
+        sign_in_required: true,
+    }
+}
+
+pub fn register(store: &mut Store, name: &str, mykad: &str) -> Result<(), StoreError> {
+    let patient = NewPatient::validate(
+        &RegistrationForm {
+            full_name: name,
+            id_type: IdType::MyKad,
+            id_number: mykad,
+            phone: "",
+            date_of_birth: None,
+            sex: None,
+        },
+        NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+    )
+    .unwrap();
+    store.require(Permission::PatientsWrite)?;
+    store.register_patient(&patient, Utc::now()).map(|_| ())
+}
