@@ -14,7 +14,8 @@ use kaunter_protocol::http::{
     SignUpResponse, WireStamp,
 };
 use kaunter_protocol::records::{
-    CatalogueItemRecord, CatalogueKind, EntityRecord, TaxCode, ringgit,
+    CatalogueItemRecord, CatalogueKind, ClinicalEntryRecord, ClinicalKind, EntityRecord, TaxCode,
+    ringgit,
 };
 use kaunter_protocol::{IdType, SCHEMA_VERSION};
 use kaunter_sync_server::admin;
@@ -41,6 +42,8 @@ struct Business {
     /// same passport.
     patient_id: Uuid,
     conflict_id: Uuid,
+    /// An emergency opening of its first patient's clinical record, waiting for review.
+    emergency_id: Uuid,
     /// Its admin, and the id of its STAFF role.
     user_id: Uuid,
     staff_role: Uuid,
@@ -163,6 +166,34 @@ async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name:
             recorded_at: Utc::now(),
         },
     });
+    // And an emergency opening of the first patient's clinical record (the desk asks nobody to
+    // sign in yet, so it names nobody).
+    let opening = ClinicalEntryRecord {
+        id: Uuid::now_v7(),
+        branch_id: created.branch_id,
+        patient_id: Uuid::parse_str(&marks[2]).unwrap(),
+        kind: ClinicalKind::EmergencyAccess,
+        body: format!("Kecemasan {name} di kaunter"),
+        author_id: None,
+    };
+    marks.extend([opening.id.to_string(), opening.body.clone()]);
+    entries.push(OutboxEntry {
+        actor: None,
+        approver: None,
+        seq: 8,
+        schema_version: SCHEMA_VERSION,
+        change: Change {
+            entity: Entity::ClinicalEntry,
+            row_id: opening.id,
+            branch_id: created.branch_id,
+            stamp: WireStamp {
+                hlc: hlc + 8,
+                device_id: desk.device_id,
+            },
+            fields: opening.fields(),
+            recorded_at: Utc::now(),
+        },
+    });
     let pushed = http
         .post(server.url("/v1/sync/push"))
         .bearer_auth(&desk.device_token)
@@ -226,6 +257,7 @@ async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name:
         csrf: view.csrf_token,
         patient_id: Uuid::parse_str(&marks[2]).unwrap(),
         conflict_id: conflicts.conflicts[0].conflict_id,
+        emergency_id: opening.id,
         user_id: created.user_id,
         staff_role,
         marks,
@@ -257,9 +289,10 @@ enum Ask {
     Enrol,
     /// A wrong password for the other business: looked up by slug before any tenant is known.
     Login,
-    /// Head office's list of people, and of branches.
+    /// Head office's list of people, of branches, and of emergency openings.
     Users,
     Branches,
+    Emergencies,
 }
 
 #[tokio::test]
@@ -287,7 +320,8 @@ async fn one_pooled_connection_never_carries_a_tenant_into_another_request() {
                 Ask::Login,
                 Ask::Users,
                 Ask::Branches,
-            ][rng.index(8)];
+                Ask::Emergencies,
+            ][rng.index(9)];
             (who, ask)
         })
         .collect();
@@ -334,6 +368,9 @@ async fn one_pooled_connection_never_carries_a_tenant_into_another_request() {
                 Ask::Users => http.get(format!("{base}/v1/users")).header(COOKIE, &cookie),
                 Ask::Branches => http
                     .get(format!("{base}/v1/branches"))
+                    .header(COOKIE, &cookie),
+                Ask::Emergencies => http
+                    .get(format!("{base}/v1/emergency-access?state=all"))
                     .header(COOKIE, &cookie),
                 Ask::Enrol => http
                     .post(format!("{base}/v1/enrol"))
@@ -390,6 +427,10 @@ async fn one_pooled_connection_never_carries_a_tenant_into_another_request() {
                     assert_eq!(status, StatusCode::OK, "{body}");
                     assert!(body.contains(&me.branch_id.to_string()), "{body}");
                 }
+                (Some(me), Ask::Emergencies) => {
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                    assert!(body.contains(&me.emergency_id.to_string()), "{body}");
+                }
             }
             match who {
                 Who::A => 0,
@@ -421,6 +462,7 @@ fn probe(
 ) -> reqwest::RequestBuilder {
     let query = match route.path {
         "/v1/sync/pull" => "?cursor=0&schema_version=3",
+        "/v1/emergency-access" => "?state=all",
         "/v1/conflicts" => "?schema_version=3",
         _ => "",
     };
@@ -449,7 +491,7 @@ fn probe(
         "/v1/enrol" => request.json(&json!({"code": unknown_code(), "device_name": "X"})),
         // B's row in B's branch, as A's next outbox entry (and as a gap, then from 1).
         "/v1/sync/push" => request.json(&json!({"schema_version": SCHEMA_VERSION,
-            "entries": [{"seq": 7 + 1, "schema_version": SCHEMA_VERSION,
+            "entries": [{"seq": 8 + 1, "schema_version": SCHEMA_VERSION,
                          "change": b_patient["change"]}]})),
         "/v1/sync/pull" => request,
         "/v1/sync/status" => request.json(&json!({"pending": 0, "refused": 0,
@@ -495,6 +537,10 @@ fn probe(
         // A's own PIN; A's roster (checked above to hold nothing of B's).
         "/v1/auth/pin" => request.json(&json!({"pin": "472913"})),
         "/v1/staff" => request,
+        // A's own list of emergency openings; a review of B's opening.
+        "/v1/emergency-access" => request,
+        "/v1/emergency-access/review" => request.json(&json!({
+            "entry_id": b.emergency_id, "outcome": "not_justified", "note": "Diambil"})),
         // A refresh token naming B's business, with a secret nobody issued.
         "/v1/devices/refresh" => request.json(&json!({"refresh_token":
             format!("kr1.{}.{}.{}", b.tenant_id, Uuid::now_v7(), "A".repeat(43))})),
@@ -533,6 +579,8 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
     };
     let b_people_before = b_office("/v1/users").await;
     let b_branches_before = b_office("/v1/branches").await;
+    let b_openings_before = b_office("/v1/emergency-access").await;
+    assert!(b_openings_before.contains(&b.emergency_id.to_string()));
 
     let methods = [
         reqwest::Method::GET,
@@ -585,7 +633,7 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
                 "/v1/invitations/accept" => &[StatusCode::BAD_REQUEST],
                 "/v1/devices/refresh" => &[StatusCode::UNAUTHORIZED],
                 "/v1/auth/pin" => &[StatusCode::NO_CONTENT],
-                "/v1/staff" => &[StatusCode::OK],
+                "/v1/staff" | "/v1/emergency-access" => &[StatusCode::OK],
                 "/v1/branches/add" => &[StatusCode::CREATED],
                 "/v1/users/invite"
                 | "/v1/users/reinvite"
@@ -594,7 +642,8 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
                 | "/v1/users/totp-reset"
                 | "/v1/branches/rename"
                 | "/v1/branches/close"
-                | "/v1/devices/enrolment-codes" => &[StatusCode::NOT_FOUND],
+                | "/v1/devices/enrolment-codes"
+                | "/v1/emergency-access/review" => &[StatusCode::NOT_FOUND],
                 "/v1/auth/logout" => &[StatusCode::NO_CONTENT],
                 other => panic!("no expectation for {other}"),
             };
@@ -659,6 +708,7 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
     // Its people (statuses, roles) and branches (names, open) too.
     assert_eq!(b_people_before, b_office("/v1/users").await);
     assert_eq!(b_branches_before, b_office("/v1/branches").await);
+    assert_eq!(b_openings_before, b_office("/v1/emergency-access").await);
     let settings = db
         .owner_client()
         .await

@@ -157,7 +157,7 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
             )
             .await
             .unwrap();
-        let (role, user) = (Uuid::now_v7(), Uuid::now_v7());
+        let (role, user, entry) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         owner
             .batch_execute(&format!(
                 "INSERT INTO business_settings (tenant_id, time_zone, currency, date_format,
@@ -177,7 +177,14 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
                  INSERT INTO device_refresh_tokens (tenant_id, token_id, device_id, secret_hash,
                      expires_at)
                      VALUES ('{tenant}', gen_random_uuid(), '{device}',
-                             decode(repeat('00', 32), 'hex'), now() + interval '1 day');"
+                             decode(repeat('00', 32), 'hex'), now() + interval '1 day');
+                 INSERT INTO clinical_entries (tenant_id, entry_id, branch_id, patient_id, kind,
+                     body, stamps, recorded_at, origin_device_id, last_change_seq)
+                     VALUES ('{tenant}', '{entry}', '{branch}', gen_random_uuid(),
+                             'emergency_access', 'Collapsed at the counter', '\\x010000'::bytea,
+                             now(), '{device}', 1);
+                 INSERT INTO emergency_access_reviews (tenant_id, entry_id, outcome, reviewed_by)
+                     VALUES ('{tenant}', '{entry}', 'justified', '{user}');"
             ))
             .await
             .unwrap();
@@ -210,6 +217,9 @@ async fn every_tenant_table_has_rls_enabled_forced_and_a_policy() {
         "user_roles",
         "sessions",
         "device_refresh_tokens",
+        "catalogue_items",
+        "clinical_entries",
+        "emergency_access_reviews",
     ]
     .into();
     let found: BTreeSet<&str> = tables.iter().map(String::as_str).collect();
