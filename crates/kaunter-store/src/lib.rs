@@ -16,6 +16,6 @@ pub use cipher::{BlindIndex, FieldCipher, KeyMaterial};
 pub use error::{Result, StoreError};
 pub use secrets::{MemorySecretStore, OsKeyring, SecretStore};
 pub use store::{
-    DeskCredentials, DeskIdentity, EMERGENCY_OPENING, NewBooking, NewCashMovement,
+    DeskCredentials, DeskIdentity, EMERGENCY_OPENING, IDLE_SIGN_OUT, NewBooking, NewCashMovement,
     NewCatalogueItem, PIN_ATTEMPTS, PIN_LOCK, SignedIn, StaffView, Store, SyncState,
 };

@@ -168,6 +168,8 @@ pub struct Store {
     _checkpointer: Option<Checkpointer>,
     /// The person signed in at this desk, if anyone.
     signed_in: Option<SignedIn>,
+    /// When the person signed in last did something at the desk (see [`Store::touch`]).
+    last_action: Option<DateTime<Utc>>,
 }
 
 /// A person who may sign in at this desk, as the picker shows them.
@@ -196,6 +198,10 @@ impl SignedIn {
             .any(|held| held == permission.as_str())
     }
 }
+
+/// A desk signs its person out after this long without them doing anything, so a till left
+/// unattended does not stay open in their name.
+pub const IDLE_SIGN_OUT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 /// How long a clinical record opened in an emergency stays open to the person who opened it
 /// (signing out closes it sooner).
@@ -374,6 +380,7 @@ impl Store {
             cipher,
             _checkpointer: checkpointer,
             signed_in: None,
+            last_action: None,
         })
     }
 
@@ -585,6 +592,7 @@ impl Store {
         )?;
         tx.commit()?;
         self.signed_in = Some(signed.clone());
+        self.last_action = Some(now);
         Ok(signed)
     }
 
@@ -670,7 +678,35 @@ impl Store {
         self.conn
             .execute("DELETE FROM temp.emergency_openings", [])?;
         self.signed_in = None;
+        self.last_action = None;
         Ok(())
+    }
+
+    /// The person signed in did something at `now` (a desktop command): their idle time starts
+    /// again.
+    pub fn touch(&mut self, now: DateTime<Utc>) {
+        if self.signed_in.is_some() {
+            self.last_action = Some(now);
+        }
+    }
+
+    /// Signs the person out when they have done nothing for [`IDLE_SIGN_OUT`] by `now`, and
+    /// says whether it did. A clock turned back counts as activity (the idle time starts again
+    /// from the new time) rather than stretching or cutting short the wait.
+    pub fn sign_out_if_idle(&mut self, now: DateTime<Utc>) -> Result<bool> {
+        let Some(last) = self.last_action.filter(|_| self.signed_in.is_some()) else {
+            return Ok(false);
+        };
+        if now < last {
+            self.last_action = Some(now);
+            return Ok(false);
+        }
+        let idle = chrono::Duration::from_std(IDLE_SIGN_OUT).unwrap_or_default();
+        if now - last < idle {
+            return Ok(false);
+        }
+        self.sign_out()?;
+        Ok(true)
     }
 
     pub fn signed_in(&self) -> Option<&SignedIn> {

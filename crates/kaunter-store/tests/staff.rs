@@ -334,3 +334,45 @@ fn a_refund_by_staff_needs_a_managers_pin_and_names_both() {
     let entry = store.outbox_entry(before + 2).unwrap().unwrap();
     assert_eq!((entry.actor, entry.approver), (Some(manager.user_id), None));
 }
+
+#[test]
+fn a_desk_left_alone_signs_its_person_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = desk(
+        &dir.path().join("desk.db"),
+        Arc::new(MemorySecretStore::new()),
+    );
+    let siti = member(
+        "Siti Pendaftar Zulaikha",
+        "472913",
+        &[Permission::PatientsRead, Permission::PatientsWrite],
+    );
+    store.replace_staff(&roster(&[&siti])).unwrap();
+    let idle = chrono::Duration::from_std(kaunter_store::IDLE_SIGN_OUT).unwrap();
+    let start = Utc::now();
+    store.sign_in_at(siti.user_id, "472913", start).unwrap();
+    // Each thing they do starts the wait again.
+    let worked = start + idle - chrono::Duration::seconds(1);
+    assert!(!store.sign_out_if_idle(worked).unwrap());
+    store.touch(worked);
+    assert!(!store.sign_out_if_idle(start + idle).unwrap());
+    // A clock turned back is activity, not a reason to sign out or to wait longer than the
+    // idle time from the new time.
+    let back = start - chrono::Duration::hours(3);
+    assert!(!store.sign_out_if_idle(back).unwrap());
+    assert!(
+        !store
+            .sign_out_if_idle(back + idle - chrono::Duration::seconds(1))
+            .unwrap()
+    );
+    assert!(store.signed_in().is_some());
+    // Left alone for the idle time: signed out, and the desk asks again.
+    assert!(store.sign_out_if_idle(back + idle).unwrap());
+    assert!(store.signed_in().is_none());
+    assert!(matches!(
+        store.require(Permission::PatientsRead),
+        Err(StoreError::SignInRequired)
+    ));
+    // Nobody signed in: nothing to do.
+    assert!(!store.sign_out_if_idle(back + idle * 2).unwrap());
+}
