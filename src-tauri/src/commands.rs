@@ -6,8 +6,9 @@ use kaunter_core::access::Permission;
 use kaunter_core::{NewPatient, PatientId, RegistrationForm, SearchQuery};
 use kaunter_protocol::http::{ConflictKind, ConflictView, Entity, Fields, Resolution};
 use kaunter_protocol::ipc::{
-    AppInfo, CatalogueItemForm, CommandError, DeskPeopleView, EnrolForm, PatientView,
-    RefusedChangeView, RegisterPatientForm, SignInForm, StaffEntry, SyncStatusView,
+    AppInfo, CatalogueItemForm, ClinicalEntryForm, ClinicalRecordView, CommandError,
+    DeskPeopleView, EmergencyAccessForm, EnrolForm, PatientView, RefusedChangeView,
+    RegisterPatientForm, SignInForm, StaffEntry, SyncStatusView,
 };
 use kaunter_protocol::records::{CatalogueItemRecord, EntityRecord, ringgit};
 use kaunter_store::{DeskIdentity, NewCatalogueItem, convert};
@@ -525,4 +526,70 @@ pub async fn reenrol(state: State<'_, DeskState>, code: String) -> CommandResult
         engine.wake();
     }
     status(&state)
+}
+
+/// A patient's clinical record, as far as the person at the desk may see it: the store decides
+/// (closed to roles that do not read clinical records, unless opened in an emergency).
+#[tauri::command]
+pub async fn clinical_record(
+    state: State<'_, DeskState>,
+    patient_id: uuid::Uuid,
+) -> CommandResult<ClinicalRecordView> {
+    let store = lock(&state)?;
+    store
+        .clinical_record(patient_id, Utc::now())
+        .map_err(error::from_store)
+}
+
+/// Writes a note or an allergy into a patient's clinical record (never changed afterwards: a
+/// correction is another entry), and answers with the record as it now stands.
+#[tauri::command]
+pub async fn add_clinical_entry(
+    state: State<'_, DeskState>,
+    form: ClinicalEntryForm,
+) -> CommandResult<ClinicalRecordView> {
+    let now = Utc::now();
+    let record = {
+        let mut store = lock(&state)?;
+        store
+            .add_clinical_entry(form.patient_id, form.kind, &form.body, now)
+            .map_err(error::from_store)?;
+        store
+            .clinical_record(form.patient_id, now)
+            .map_err(error::from_store)?
+    };
+    if let Some(engine) = state.engine() {
+        engine.wake();
+    }
+    Ok(record)
+}
+
+/// Opens a patient's clinical record to someone whose role does not read clinical records,
+/// in an emergency: the reason is recorded in the record and reviewed by head office.
+#[tauri::command]
+pub async fn open_clinical_record_in_emergency(
+    state: State<'_, DeskState>,
+    form: EmergencyAccessForm,
+) -> CommandResult<ClinicalRecordView> {
+    let record = {
+        let mut store = lock(&state)?;
+        store
+            .open_clinical_record_in_emergency(form.patient_id, &form.reason, Utc::now())
+            .map_err(|error| match error {
+                // The store checks the reason as the entry's body; the form calls it reason.
+                kaunter_store::StoreError::InvalidRecord(mut errors) => {
+                    for problem in &mut errors {
+                        if problem.field == "body" {
+                            problem.field = "reason".to_owned();
+                        }
+                    }
+                    error::from_store(kaunter_store::StoreError::InvalidRecord(errors))
+                }
+                other => error::from_store(other),
+            })?
+    };
+    if let Some(engine) = state.engine() {
+        engine.wake();
+    }
+    Ok(record)
 }

@@ -40,6 +40,9 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::sign_out,
             commands::list_catalogue,
             commands::save_catalogue_item,
+            commands::clinical_record,
+            commands::add_clinical_entry,
+            commands::open_clinical_record_in_emergency,
             commands::reenrol,
         ])
         .run(tauri::generate_context!())

@@ -594,6 +594,52 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
     });
     assert.equal(signedRegistration.kind, "success", `registration while signed in: ${signedRegistration.text}`);
 
+    // 6c'. The clinic's ADMIN reads and writes clinical records: in a patient's record an empty
+    //      entry is refused next to its field, and a saved allergy is listed with its kind and
+    //      its author.
+    const [clinicalRow] = await session.search("Tan Mei Ling");
+    assert.ok(clinicalRow, "the patient registered while signed in is listed");
+    const [openClinical] = await session.findAll(".clinical-open", clinicalRow);
+    assert.ok(openClinical, "the patient's row has a Clinical record button");
+    await session.click(openClinical);
+    await waitFor("the clinical record to open", () =>
+      session.script("const p = document.querySelector('#clinical-panel'); return !!p && !p.hidden && !p.hasAttribute('aria-busy');"),
+    );
+    const clinicalState = await session.script(
+      `const shown = (css) => { const el = document.querySelector(css); return !!el && !el.hidden; };
+       return { closed: shown('#clinical-closed'), addForm: shown('#clinical-add-form'),
+                message: shown('#clinical-message') ? document.querySelector('#clinical-message').textContent : null };`,
+    );
+    assert.deepEqual(clinicalState, { closed: false, addForm: true, message: null }, "the ADMIN reads and writes the record");
+    await session.click(await session.get("#clinical-save"));
+    const emptyBody = await waitFor("an empty entry to be refused at its field", async () => {
+      const text = (await session.text(await session.get("#error-clinical-body"))).trim();
+      return text === "" ? null : text;
+    });
+    assert.equal(emptyBody, "Write what to record.");
+    assert.equal(await session.attribute(await session.get("#clinical-body"), "aria-invalid"), "true");
+    assert.equal(
+      await session.script(
+        "const s = document.querySelector('#clinical-kind'); s.value = 'allergy'; s.dispatchEvent(new Event('change')); return s.value;",
+      ),
+      "allergy",
+    );
+    await session.fill("#clinical-body", "Penicillin: rash");
+    await session.click(await session.get("#clinical-save"));
+    const allergy = await waitFor("the allergy in the record", async () => {
+      const [entry] = await session.findAll('li.clinical-entry[data-kind="allergy"]');
+      return entry ? (await session.text(entry)).trim() : null;
+    });
+    assert.match(allergy, /Penicillin: rash/);
+    assert.match(allergy, /^Allergy/, "the entry names its kind");
+    assert.ok(allergy.includes(adminName), `the entry names its author: ${JSON.stringify(allergy)}`);
+    assert.equal(await session.value("#clinical-body"), "", "the form is cleared after saving");
+    assert.equal((await session.text(await session.get("#error-clinical-body"))).trim(), "", "the field error is gone");
+    await session.click(await session.get("#clinical-close"));
+    await waitFor("the clinical record to close", () =>
+      session.script("return document.querySelector('#clinical-panel').hidden;"),
+    );
+
     // 6d. The ADMIN may manage the catalogue: a service added here is listed with its price,
     //     a bad price is refused next to the field, and after a sync the other desk of the
     //     branch is sent the item (the catalogue is tenant-wide, schema 4).

@@ -7,9 +7,12 @@ import type {
   AppInfo,
   CatalogueItemForm,
   CatalogueItemRecord,
+  ClinicalEntryForm,
+  ClinicalRecordView,
   CommandError,
   ConflictView,
   DeskPeopleView,
+  EmergencyAccessForm,
   EnrolForm,
   PatientView,
   RefusedChangeView,
@@ -81,4 +84,11 @@ export const api = {
   listCatalogue: (includeInactive: boolean): Promise<CatalogueItemRecord[]> =>
     call("list_catalogue", { includeInactive }),
   saveCatalogueItem: (form: CatalogueItemForm): Promise<CatalogueItemRecord> => call("save_catalogue_item", { form }),
+  /** A patient's clinical record, as far as the person at the desk may see it. */
+  clinicalRecord: (patientId: string): Promise<ClinicalRecordView> => call("clinical_record", { patientId }),
+  /** Adds a note or an allergy; answers with the record as it now stands. */
+  addClinicalEntry: (form: ClinicalEntryForm): Promise<ClinicalRecordView> => call("add_clinical_entry", { form }),
+  /** Opens a record closed to the person's role, in an emergency: the reason is recorded. */
+  openClinicalRecordInEmergency: (form: EmergencyAccessForm): Promise<ClinicalRecordView> =>
+    call("open_clinical_record_in_emergency", { form }),
 };

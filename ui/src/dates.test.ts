@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatDate, formatSyncTime, isRealDate, parseDayMonthYear, todayInMalaysia } from "./dates";
+import { formatDate, formatSyncTime, formatTimeOfDay, isRealDate, parseDayMonthYear, todayInMalaysia } from "./dates";
 
 describe("formatDate", () => {
   it.each([
@@ -40,6 +40,16 @@ describe("isRealDate", () => {
     expect(isRealDate(2020, 0, 1)).toBe(false);
     expect(isRealDate(2020, 13, 1)).toBe(false);
     expect(isRealDate(2020, 1, 0)).toBe(false);
+  });
+});
+
+describe("formatTimeOfDay", () => {
+  it("shows Malaysian time (UTC+8), crossing midnight", () => {
+    expect(formatTimeOfDay("2026-11-25T06:35:00Z")).toBe("14:35");
+    expect(formatTimeOfDay("2026-12-31T16:30:59Z")).toBe("00:30");
+  });
+  it("gives null for garbage", () => {
+    expect(formatTimeOfDay("later")).toBeNull();
   });
 });
 

@@ -46,6 +46,14 @@ export function parseDayMonthYear(input: string): string | null {
   return isRealDate(year, month, day) ? isoDate(year, month, day) : null;
 }
 
+/** An instant (RFC 3339, as chrono sends it) as `HH:MM` in Malaysian time. */
+export function formatTimeOfDay(rfc3339: string): string | null {
+  const millis = Date.parse(rfc3339);
+  if (Number.isNaN(millis)) return null;
+  const local = new Date(millis + MALAYSIA_OFFSET_MS);
+  return `${pad2(local.getUTCHours())}:${pad2(local.getUTCMinutes())}`;
+}
+
 /** An instant (RFC 3339, as chrono sends it) as `HH:MM (DD/MM/YYYY)` in Malaysian time. */
 export function formatSyncTime(rfc3339: string): string | null {
   const millis = Date.parse(rfc3339);

@@ -1,5 +1,7 @@
 //! Development only: an in-memory stand-in for the Rust shell so the screens can be looked at
-//! and clicked through in a plain browser (`npm run dev`, open `/?mock` or `/?mock=enrolled`).
+//! and clicked through in a plain browser (`npm run dev`, open `/?mock` or `/?mock=enrolled`;
+//! `/?mock=enrolled&role=receptionist` plays someone to whom clinical records are closed, who
+//! may open one in an emergency).
 //! main.ts loads it behind `import.meta.env.DEV`, so it never reaches a build. The real rules
 //! live in Rust; this only imitates their shape.
 
@@ -8,6 +10,10 @@ import { mykadDigits, previewMykad } from "./mykad";
 import type {
   CatalogueItemForm,
   CatalogueItemRecord,
+  ClinicalEntryForm,
+  ClinicalEntryView,
+  ClinicalRecordView,
+  EmergencyAccessForm,
   AppInfo,
   CommandError,
   EnrolForm,
@@ -30,7 +36,10 @@ function e164(phone: string): string | null {
   return null;
 }
 
-export function installDevMock(options: { enrolled: boolean }): void {
+const EMERGENCY_OPENING_MS = 30 * 60 * 1000;
+
+export function installDevMock(options: { enrolled: boolean; receptionist?: boolean }): void {
+  const receptionist = options.receptionist === true;
   let info: AppInfo = options.enrolled
     ? {
         enrolled: true,
@@ -67,6 +76,55 @@ export function installDevMock(options: { enrolled: boolean }): void {
         },
       ]
     : [];
+  // Clinical records by patient id, newest entry first; emergency openings by patient id.
+  const clinical = new Map<string, ClinicalEntryView[]>(
+    options.enrolled
+      ? [
+          [
+            "0190a0a0-0000-7000-8000-000000000001",
+            [
+              {
+                id: "0190a0a0-0000-7000-8000-0000000000c2",
+                kind: "note",
+                body: "Follow-up for blood pressure in two weeks.",
+                author_name: "Dr. Aisyah Rahman",
+                written_at: "2026-11-24T03:10:00Z",
+                synced: true,
+              },
+              {
+                id: "0190a0a0-0000-7000-8000-0000000000c1",
+                kind: "allergy",
+                body: "Penicillin: rash",
+                author_name: "Dr. Aisyah Rahman",
+                written_at: "2026-11-24T03:05:00Z",
+                synced: true,
+              },
+            ],
+          ],
+        ]
+      : [],
+  );
+  const openings = new Map<string, number>();
+  const clinicalView = (patientId: string): ClinicalRecordView => {
+    if (!patients.some((p) => p.id === patientId)) throw { code: "not_found", message: "That patient was not found.", fields: [] };
+    const until = openings.get(patientId);
+    const access = !receptionist ? "clinical" : until !== undefined && until > Date.now() ? "emergency" : "closed";
+    return {
+      patient_id: patientId,
+      access,
+      access_until: access === "emergency" && until !== undefined ? new Date(until).toISOString() : null,
+      may_write: !receptionist,
+      may_open_in_emergency: access === "closed",
+      entries: access === "closed" ? [] : (clinical.get(patientId) ?? []),
+    };
+  };
+  const writeClinical = (patientId: string, entry: Omit<ClinicalEntryView, "id" | "written_at" | "synced">): void => {
+    const entries = clinical.get(patientId) ?? [];
+    entries.unshift({ ...entry, id: crypto.randomUUID(), written_at: new Date().toISOString(), synced: false });
+    clinical.set(patientId, entries);
+    status.pending += 1;
+  };
+
   const status: SyncStatusView = {
     online: false,
     syncing: false,
@@ -166,11 +224,33 @@ export function installDevMock(options: { enrolled: boolean }): void {
       status.pending = 0;
       status.last_synced_at = new Date().toISOString();
       for (const p of patients) p.synced = true;
+      for (const entries of clinical.values()) for (const entry of entries) entry.synced = true;
       return { ...status };
     },
     // One shared desk: nobody in the mock business has a desk PIN.
     desk_people: () => ({ sign_in_required: false, staff: [], signed_in: null }),
     list_catalogue: (args) => catalogue.filter((item) => item.active || args.includeInactive === true),
+    clinical_record: (args) => clinicalView(String(args.patientId)),
+    add_clinical_entry: (args) => {
+      const form = args.form as ClinicalEntryForm;
+      if (receptionist) throw { code: "forbidden", message: "Your role may not do this.", fields: [] };
+      const body = form.body.trim();
+      if (body === "") throw invalid([{ field: "body", code: "invalid", message: "Write what to record." }]);
+      if (body.length > 4000) throw invalid([{ field: "body", code: "invalid", message: "An entry is at most 4000 characters." }]);
+      clinicalView(form.patient_id);
+      writeClinical(form.patient_id, { kind: form.kind, body, author_name: null });
+      return clinicalView(form.patient_id);
+    },
+    open_clinical_record_in_emergency: (args) => {
+      const form = args.form as EmergencyAccessForm;
+      if (clinicalView(form.patient_id).access !== "closed") return clinicalView(form.patient_id);
+      const reason = form.reason.trim();
+      if (reason.length < 10)
+        throw invalid([{ field: "reason", code: "invalid", message: "Say why the record is needed (at least 10 characters)." }]);
+      writeClinical(form.patient_id, { kind: "emergency_access", body: reason, author_name: null });
+      openings.set(form.patient_id, Date.now() + EMERGENCY_OPENING_MS);
+      return clinicalView(form.patient_id);
+    },
     save_catalogue_item: (args) => {
       const form = args.form as CatalogueItemForm;
       const price = /^\d+(\.\d{1,2})?$/.test(form.price.trim()) ? Number(form.price).toFixed(2) : null;

@@ -3,7 +3,7 @@
 
 import { h, testId } from "./dom";
 
-export type Control = HTMLInputElement | HTMLSelectElement;
+export type Control = HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
 
 export type FormField = {
   name: string;

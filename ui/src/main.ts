@@ -48,13 +48,15 @@ async function boot(root: HTMLElement): Promise<void> {
 }
 
 async function start(): Promise<void> {
-  // Development only (`npm run dev`, then open /?mock or /?mock=enrolled): an in-memory stand-in
-  // for the Rust shell, to look at the screens in a plain browser. Not part of the build.
+  // Development only (`npm run dev`, then open /?mock or /?mock=enrolled, plus &role=receptionist
+  // for a role clinical records are closed to): an in-memory stand-in for the Rust shell, to
+  // look at the screens in a plain browser. Not part of the build.
   if (import.meta.env.DEV) {
-    const mock = new URLSearchParams(location.search).get("mock");
+    const params = new URLSearchParams(location.search);
+    const mock = params.get("mock");
     if (mock !== null) {
       const { installDevMock } = await import("./dev-mock");
-      installDevMock({ enrolled: mock === "enrolled" });
+      installDevMock({ enrolled: mock === "enrolled", receptionist: params.get("role") === "receptionist" });
     }
   }
   const root = document.getElementById("app");

@@ -177,6 +177,31 @@ export const en = {
   catalogueAdded: (name: string) => `${name} added to the catalogue.`,
   catalogueSaved: (name: string) => `${name} saved.`,
 
+  // Clinical records.
+  clinicalOpen: "Clinical record",
+  clinicalOpenFor: (name: string) => `Clinical record of ${name}`,
+  columnClinical: "Clinical record",
+  clinicalTitle: "Clinical record",
+  clinicalPatient: (name: string) => `Patient: ${name}`,
+  clinicalClosed: "This clinical record is closed to your role.",
+  clinicalEmergencyIntro:
+    "In an emergency you may open it for 30 minutes, or until you sign out. Your name and your reason are recorded with the patient's record and reviewed by head office.",
+  clinicalReason: "Why the record is needed now",
+  clinicalReasonHint: "e.g. Patient collapsed at the counter; the ambulance crew asks about allergies.",
+  clinicalOpenInEmergency: "Open in an emergency",
+  clinicalEmergencyUntil: (time: string) => `Opened in an emergency until ${time}`,
+  clinicalEmergency: "Opened in an emergency",
+  clinicalEntriesTitle: "Entries, newest first",
+  clinicalEmpty: "Nothing recorded yet.",
+  clinicalKinds: { note: "Note", allergy: "Allergy", emergency_access: "Opened in an emergency" },
+  clinicalWaiting: "Waiting to sync",
+  clinicalAddTitle: "Add to the record",
+  clinicalKind: "Kind",
+  clinicalBody: "Entry",
+  clinicalBodyHint: "An entry cannot be changed once saved; to correct one, add another.",
+  clinicalSave: "Save",
+  clinicalSaved: (kind: string) => `${kind} saved.`,
+
   // Errors that start in the window rather than in Rust.
   notInDesktop:
     "This window is not running inside the Kaunter desk app, so it cannot reach the desk's data. Start Kaunter from its app icon.",

@@ -5,6 +5,7 @@ import { h } from "../dom";
 import { t } from "../strings";
 import type { AppInfo } from "../wire";
 import { cataloguePanel } from "./catalogue";
+import { clinicalPanel } from "./clinical";
 import { conflictsPanel } from "./conflicts";
 import { patientList } from "./patient-list";
 import { reconnectPanel } from "./reconnect";
@@ -14,7 +15,8 @@ import { signIn } from "./sign-in";
 import { statusBar } from "./status-bar";
 
 export function deskScreen(info: AppInfo): HTMLElement {
-  const list = patientList();
+  const clinical = clinicalPanel();
+  const list = patientList((patient) => clinical.open(patient));
   const conflicts = conflictsPanel(() => {
     void list.refresh();
     status.pollNow();
@@ -36,6 +38,8 @@ export function deskScreen(info: AppInfo): HTMLElement {
     const now = view.signed_in?.user_id ?? null;
     if (now !== person) {
       person = now;
+      // A clinical record shown to the last person is not for the next one.
+      clinical.close();
       // What the desk shows belongs to whoever is at it: look again for the new person.
       if (now !== null) void list.refresh();
     }
@@ -84,6 +88,7 @@ export function deskScreen(info: AppInfo): HTMLElement {
     conflicts.element,
     refused.element,
     catalogue.element,
+    clinical.element,
   );
   queueMicrotask(() => form.querySelector<HTMLInputElement>("#patient-full-name")?.focus());
   return h(

@@ -16,7 +16,13 @@ export type PatientList = {
   refresh(): Promise<void>;
 };
 
-function patientRow(patient: PatientView): HTMLTableRowElement {
+function patientRow(patient: PatientView, onClinicalRecord: (patient: PatientView) => void): HTMLTableRowElement {
+  const clinical = h(
+    "button",
+    { type: "button", class: "secondary clinical-open", "data-testid": "clinical-open", "aria-label": t.clinicalOpenFor(patient.full_name) },
+    t.clinicalOpen,
+  );
+  clinical.addEventListener("click", () => onClinicalRecord(patient));
   const idCell = h("td", { "data-testid": "patient-row-id", class: "mono" }, patient.id_number);
   if (patient.id_type !== "mykad") {
     idCell.prepend(h("span", { class: "id-type" }, t.idTypes[patient.id_type]), " ");
@@ -34,10 +40,12 @@ function patientRow(patient: PatientView): HTMLTableRowElement {
       { "data-testid": "patient-row-sync" },
       patient.synced ? null : h("span", { class: "badge badge-pending", "data-testid": "patient-row-unsynced" }, t.notSynced),
     ),
+    h("td", { class: "row-actions" }, clinical),
   );
 }
 
-export function patientList(): PatientList {
+/** `onClinicalRecord` opens a patient's clinical record (the button on each row). */
+export function patientList(onClinicalRecord: (patient: PatientView) => void): PatientList {
   const search = h("input", {
     ...testId("patient-search"),
     type: "search",
@@ -62,6 +70,7 @@ export function patientList(): PatientList {
         h("th", { scope: "col" }, t.columnDob),
         h("th", { scope: "col" }, t.columnSex),
         h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, t.columnSync)),
+        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, t.columnClinical)),
       ),
     ),
     body,
@@ -75,7 +84,7 @@ export function patientList(): PatientList {
   let debounce: ReturnType<typeof setTimeout> | undefined;
 
   const render = (query: string, patients: PatientView[]): void => {
-    body.replaceChildren(...patients.map(patientRow));
+    body.replaceChildren(...patients.map((patient) => patientRow(patient, onClinicalRecord)));
     table.hidden = patients.length === 0;
     empty.hidden = patients.length > 0;
     empty.textContent = query === "" ? t.noPatientsYet : t.noMatches(query);
