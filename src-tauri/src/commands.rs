@@ -28,13 +28,28 @@ fn today_in_malaysia(now: DateTime<Utc>) -> NaiveDate {
     (now + TimeDelta::hours(8)).date_naive()
 }
 
+/// The store, for one command. A person who has done nothing at the desk for
+/// `kaunter_store::IDLE_SIGN_OUT` is signed out first, whatever the command (the window asks
+/// who is at the desk every few seconds, so an idle desk locks itself soon after).
 fn lock(state: &DeskState) -> CommandResult<std::sync::MutexGuard<'_, kaunter_store::Store>> {
-    state.store()?.lock().map_err(|_| {
+    let mut store = state.store()?.lock().map_err(|_| {
         error::plain(
             "store_failed",
             "The local store is unavailable; restart Kaunter.",
         )
-    })
+    })?;
+    store
+        .sign_out_if_idle(Utc::now())
+        .map_err(error::from_store)?;
+    Ok(store)
+}
+
+/// The person at the desk typed or clicked: their idle time starts again. The window sends it
+/// on input, at most every few seconds; polls do not count.
+#[tauri::command]
+pub async fn desk_activity(state: State<'_, DeskState>) -> CommandResult<()> {
+    lock(&state)?.touch(Utc::now());
+    Ok(())
 }
 
 fn info(state: &DeskState) -> CommandResult<AppInfo> {

@@ -26,6 +26,7 @@ pub fn run() -> Result<(), tauri::Error> {
         })
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
+            commands::desk_activity,
             commands::enrol,
             commands::register_patient,
             commands::search_patients,

@@ -78,6 +78,8 @@ export const api = {
   deskPeople: (): Promise<DeskPeopleView> => call("desk_people"),
   signIn: (form: SignInForm): Promise<DeskPeopleView> => call("sign_in", { form }),
   signOut: (): Promise<DeskPeopleView> => call("sign_out"),
+  /** The person typed or clicked: a desk left alone signs its person out after a while. */
+  deskActivity: (): Promise<void> => call("desk_activity"),
   /** Reconnects a desk head office removed, with a new enrolment code of its branch. */
   reenrol: (code: string): Promise<SyncStatusView> => call("reenrol", { code }),
   /** The business's products and services as this desk holds them. */

@@ -229,6 +229,7 @@ export function installDevMock(options: { enrolled: boolean; receptionist?: bool
     },
     // One shared desk: nobody in the mock business has a desk PIN.
     desk_people: () => ({ sign_in_required: false, staff: [], signed_in: null }),
+    desk_activity: () => undefined,
     list_catalogue: (args) => catalogue.filter((item) => item.active || args.includeInactive === true),
     clinical_record: (args) => clinicalView(String(args.patientId)),
     add_clinical_entry: (args) => {

@@ -1,6 +1,7 @@
 //! The desk once enrolled: who this desk belongs to, registration, the patient list, and the
 //! sync status bar underneath.
 
+import { api } from "../api";
 import { h } from "../dom";
 import { t } from "../strings";
 import type { AppInfo } from "../wire";
@@ -13,6 +14,9 @@ import { refusedPanel } from "./refused";
 import { registerForm } from "./register-form";
 import { signIn } from "./sign-in";
 import { statusBar } from "./status-bar";
+
+/** How often, at most, the window tells the shell that someone is using the desk. */
+const ACTIVITY_EVERY_MS = 5000;
 
 export function deskScreen(info: AppInfo): HTMLElement {
   const clinical = clinicalPanel();
@@ -47,9 +51,23 @@ export function deskScreen(info: AppInfo): HTMLElement {
   // The roster arrives with sync rounds: look again now and then.
   void people.refresh();
   const watch = window.setInterval(() => {
-    if (!people.element.isConnected) window.clearInterval(watch);
-    else void people.refresh();
+    if (!people.element.isConnected) {
+      window.clearInterval(watch);
+      document.removeEventListener("keydown", active, { capture: true });
+      document.removeEventListener("pointerdown", active, { capture: true });
+    } else void people.refresh();
   }, 3000);
+  // Typing and clicking keep the signed-in person at the desk; a desk left alone signs them
+  // out (the shell decides when). Told at most every few seconds.
+  let lastActivity = 0;
+  const active = () => {
+    const now = Date.now();
+    if (now - lastActivity < ACTIVITY_EVERY_MS) return;
+    lastActivity = now;
+    void api.deskActivity().catch(() => undefined);
+  };
+  document.addEventListener("keydown", active, { capture: true });
+  document.addEventListener("pointerdown", active, { capture: true });
   const reconnect = reconnectPanel(() => status.pollNow());
   const status = statusBar(
     () => void list.refresh(),
