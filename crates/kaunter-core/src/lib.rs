@@ -13,6 +13,7 @@ pub mod patient;
 pub mod phone;
 pub mod rng;
 pub mod search;
+pub mod subscription;
 
 pub use hlc::{ClockError, Hlc, HlcClock, Stamp};
 pub use ids::{BranchId, DeviceId, PatientId, TenantId};
@@ -21,3 +22,4 @@ pub use patient::{IdType, NewPatient, PatientField, RegistrationError, Registrat
 pub use phone::{Phone, PhoneError, PhoneKind};
 pub use rng::SeededRng;
 pub use search::SearchQuery;
+pub use subscription::{Plan, Subscription};

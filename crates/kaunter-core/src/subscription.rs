@@ -1,0 +1,2236 @@
+//! What a business pays for and what it gets: the plans, their prices and limits, the modules,
+//! and the lifecycle of a subscription (trial, paid periods, expiry, grace, suspension) as pure
+//! rules over the facts the server stores and a time the caller passes in.
+//!
+//! A new business starts a 7-day TRIAL with full access. When the trial, a paid period that was
+//! not renewed, or a cancelled period ends, the subscription EXPIRES; expiry starts a 7-day GRACE
+//! in which Kaunter is read-only, and after the grace it is SUSPENDED. A payment makes it ACTIVE
+//! again. EXPIRED is the instant between the two (shown as `expired_at` and the
+//! [`Notice::Expired`] e-mail), not a state of its own: at that instant the state is already
+//! GRACE. Time only moves a subscription forward (TRIAL or ACTIVE, then GRACE, then SUSPENDED);
+//! only a new fact (a payment) moves it back to ACTIVE.
+//!
+//! No state ever deletes or hides anything stored at a desk: the weakest state still opens the
+//! business's data read-only and exports it. The states only stop new writes and sync.
+//!
+//! Prices and limits here are the catalogue's defaults: data, not law. Change them here (and
+//! only here) when the price list changes.
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+
+use crate::business::TRIAL_DAYS;
+
+/// Days of read-only access after a subscription expires, before it is suspended.
+pub const GRACE_DAYS: i64 = 7;
+
+/// The plan whose limits a trial gets: PRO, so a new business can try every module with a
+/// realistic number of people and desks before it chooses what to pay for.
+pub const TRIAL_PLAN: Plan = Plan::Pro;
+
+/// A plan a business can buy; it sets the price and the limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Plan {
+    /// A single counter: one module, one desk.
+    Starter,
+    /// A busy shop or clinic with a few desks.
+    Growth,
+    /// Every module, several branches.
+    Pro,
+    /// No limits.
+    Enterprise,
+}
+
+impl Plan {
+    /// Every plan, smallest first.
+    pub const ALL: [Plan; 4] = [Plan::Starter, Plan::Growth, Plan::Pro, Plan::Enterprise];
+
+    /// The stored and wire spelling. FROZEN: stored subscriptions and payments hold it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Starter => "STARTER",
+            Plan::Growth => "GROWTH",
+            Plan::Pro => "PRO",
+            Plan::Enterprise => "ENTERPRISE",
+        }
+    }
+
+    /// The plan spelled `text` (exactly as [`Plan::as_str`] writes it), if any.
+    pub fn parse(text: &str) -> Option<Plan> {
+        Plan::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+}
+
+/// How often a business pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BillingCycle {
+    /// Every 30 days.
+    Monthly,
+    /// Every 365 days.
+    Yearly,
+    /// Once: buys a perpetual licence.
+    OneTime,
+}
+
+impl BillingCycle {
+    /// Every cycle.
+    pub const ALL: [BillingCycle; 3] = [
+        BillingCycle::Monthly,
+        BillingCycle::Yearly,
+        BillingCycle::OneTime,
+    ];
+
+    /// The stored and wire spelling. FROZEN: stored subscriptions and payments hold it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillingCycle::Monthly => "MONTHLY",
+            BillingCycle::Yearly => "YEARLY",
+            BillingCycle::OneTime => "ONE_TIME",
+        }
+    }
+
+    /// The cycle spelled `text` (exactly as [`BillingCycle::as_str`] writes it), if any.
+    pub fn parse(text: &str) -> Option<BillingCycle> {
+        BillingCycle::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
+    /// The days of access one payment buys: 30 for MONTHLY, 365 for YEARLY, and `None` (no end)
+    /// for ONE_TIME.
+    pub fn days(self) -> Option<i64> {
+        match self {
+            BillingCycle::Monthly => Some(30),
+            BillingCycle::Yearly => Some(365),
+            BillingCycle::OneTime => None,
+        }
+    }
+
+    /// The only pricing model this cycle goes with.
+    fn pricing(self) -> PricingModel {
+        match self {
+            BillingCycle::Monthly | BillingCycle::Yearly => PricingModel::Subscription,
+            BillingCycle::OneTime => PricingModel::Perpetual,
+        }
+    }
+}
+
+/// Whether a business rents Kaunter or owns a licence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PricingModel {
+    /// Paid monthly or yearly; access ends when a period is not renewed.
+    Subscription,
+    /// Paid once; access never ends.
+    Perpetual,
+}
+
+impl PricingModel {
+    /// Every pricing model.
+    pub const ALL: [PricingModel; 2] = [PricingModel::Subscription, PricingModel::Perpetual];
+
+    /// The stored and wire spelling. FROZEN: stored subscriptions and payments hold it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PricingModel::Subscription => "SUBSCRIPTION",
+            PricingModel::Perpetual => "PERPETUAL",
+        }
+    }
+
+    /// The pricing model spelled `text` (exactly as [`PricingModel::as_str`] writes it), if any.
+    pub fn parse(text: &str) -> Option<PricingModel> {
+        PricingModel::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+}
+
+/// What a plan allows at once. `None` means no limit (ENTERPRISE): an explicit "unlimited"
+/// rather than a large number, so no message ever tells a shop owner they may have 4294967295
+/// desks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Limits {
+    /// Modules switched on (see [`Module`]).
+    pub modules: Option<u32>,
+    /// People with an account (staff, managers, administrators).
+    pub users: Option<u32>,
+    /// Enrolled desks (devices).
+    pub devices: Option<u32>,
+}
+
+impl Limits {
+    /// The limit on `resource`; `None` for no limit.
+    pub fn of(&self, resource: Resource) -> Option<u32> {
+        match resource {
+            Resource::Module => self.modules,
+            Resource::User => self.users,
+            Resource::Device => self.devices,
+        }
+    }
+}
+
+/// A plan's price list and limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanTerms {
+    /// The plan these terms are for.
+    pub plan: Plan,
+    /// Price of 30 days, in sen (RM 1 = 100 sen).
+    pub monthly_sen: i64,
+    /// Price of 365 days, in sen: ten months' price, two months free.
+    pub yearly_sen: i64,
+    /// Price of a perpetual licence, paid once, in sen: thirty months' price.
+    pub perpetual_sen: i64,
+    /// What the plan allows at once.
+    pub limits: Limits,
+}
+
+impl PlanTerms {
+    /// The price of one payment of `cycle`, in sen.
+    pub fn price_sen(&self, cycle: BillingCycle) -> i64 {
+        match cycle {
+            BillingCycle::Monthly => self.monthly_sen,
+            BillingCycle::Yearly => self.yearly_sen,
+            BillingCycle::OneTime => self.perpetual_sen,
+        }
+    }
+}
+
+/// The catalogue's prices (in sen, MYR) and limits of `plan`. These are the defaults the
+/// business set for Malaysian SMEs, not rules: they change when the price list does.
+pub fn terms(plan: Plan) -> PlanTerms {
+    let limited = |modules, users, devices| Limits {
+        modules: Some(modules),
+        users: Some(users),
+        devices: Some(devices),
+    };
+    let (monthly_sen, limits) = match plan {
+        Plan::Starter => (4_900, limited(1, 3, 1)),
+        Plan::Growth => (12_900, limited(2, 10, 3)),
+        Plan::Pro => (24_900, limited(5, 25, 10)),
+        Plan::Enterprise => (
+            59_900,
+            Limits {
+                modules: None,
+                users: None,
+                devices: None,
+            },
+        ),
+    };
+    PlanTerms {
+        plan,
+        monthly_sen,
+        yearly_sen: monthly_sen * 10,
+        perpetual_sen: monthly_sen * 30,
+        limits,
+    }
+}
+
+/// A billing cycle paired with a pricing model it does not go with: ONE_TIME goes with
+/// PERPETUAL, and only with it; MONTHLY and YEARLY go with SUBSCRIPTION.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BillingMismatch {
+    /// The cycle asked for.
+    pub cycle: BillingCycle,
+    /// The pricing model asked for.
+    pub pricing: PricingModel,
+}
+
+impl BillingMismatch {
+    /// A stable code for the wire and the UI.
+    pub fn code(self) -> &'static str {
+        "billing_mismatch"
+    }
+}
+
+impl fmt::Display for BillingMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cycle {
+            BillingCycle::OneTime => f.write_str(
+                "A one-time payment buys a perpetual licence: choose the perpetual licence, or pay a subscription monthly or yearly.",
+            ),
+            BillingCycle::Monthly | BillingCycle::Yearly => f.write_str(
+                "A perpetual licence is paid once: choose a one-time payment for it, or a subscription to pay monthly or yearly.",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BillingMismatch {}
+
+/// Whether `cycle` goes with `pricing`.
+fn check_billing(cycle: BillingCycle, pricing: PricingModel) -> Result<(), BillingMismatch> {
+    if cycle.pricing() == pricing {
+        Ok(())
+    } else {
+        Err(BillingMismatch { cycle, pricing })
+    }
+}
+
+/// The amount, in sen, a payment for `plan` paid `cycle` under `pricing` must be; a payment of
+/// any other amount is not this purchase. Refuses a cycle that does not go with the pricing
+/// model (see [`BillingMismatch`]).
+pub fn expected_amount_sen(
+    plan: Plan,
+    cycle: BillingCycle,
+    pricing: PricingModel,
+) -> Result<i64, BillingMismatch> {
+    check_billing(cycle, pricing)?;
+    Ok(terms(plan).price_sen(cycle))
+}
+
+/// A part of Kaunter a business switches on for its trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Module {
+    /// Point of sale for shops.
+    RetailPos,
+    /// Patients, appointments and clinical records.
+    Clinic,
+    /// Bookings and services for salons and spas.
+    Salon,
+    /// Students, classes and fees for tuition centres.
+    Education,
+    /// Parcels and deliveries.
+    Logistics,
+}
+
+impl Module {
+    /// Every module.
+    pub const ALL: [Module; 5] = [
+        Module::RetailPos,
+        Module::Clinic,
+        Module::Salon,
+        Module::Education,
+        Module::Logistics,
+    ];
+
+    /// The stored and wire spelling. FROZEN: a business's switched-on modules hold it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Module::RetailPos => "RETAIL_POS",
+            Module::Clinic => "CLINIC",
+            Module::Salon => "SALON",
+            Module::Education => "EDUCATION",
+            Module::Logistics => "LOGISTICS",
+        }
+    }
+
+    /// The module spelled `text` (exactly as [`Module::as_str`] writes it), if any.
+    pub fn parse(text: &str) -> Option<Module> {
+        Module::ALL.into_iter().find(|m| m.as_str() == text)
+    }
+
+    /// This module's entry in the [`module_catalogue`].
+    pub fn info(self) -> ModuleInfo {
+        let found = MODULE_CATALOGUE.iter().find(|info| info.module == self);
+        // Every module has an entry (a test checks it); the fallback is never reached.
+        found.copied().unwrap_or(ModuleInfo {
+            module: self,
+            version: "0.0.0",
+            status: ModuleStatus::Inactive,
+        })
+    }
+}
+
+/// Whether a module is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModuleStatus {
+    /// Offered and supported.
+    Active,
+    /// Not offered yet (or any more): it cannot be switched on.
+    Inactive,
+    /// Offered for trying out: it may change and may have rough edges.
+    Beta,
+}
+
+impl ModuleStatus {
+    /// Every status.
+    pub const ALL: [ModuleStatus; 3] = [
+        ModuleStatus::Active,
+        ModuleStatus::Inactive,
+        ModuleStatus::Beta,
+    ];
+
+    /// The stored and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModuleStatus::Active => "ACTIVE",
+            ModuleStatus::Inactive => "INACTIVE",
+            ModuleStatus::Beta => "BETA",
+        }
+    }
+
+    /// The status spelled `text` (exactly as [`ModuleStatus::as_str`] writes it), if any.
+    pub fn parse(text: &str) -> Option<ModuleStatus> {
+        ModuleStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether a business may switch a module in this status on.
+    pub fn can_switch_on(self) -> bool {
+        !matches!(self, ModuleStatus::Inactive)
+    }
+}
+
+/// A module's entry in the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModuleInfo {
+    /// The module.
+    pub module: Module,
+    /// The version a desk runs (semantic versioning).
+    pub version: &'static str,
+    /// Whether it is offered.
+    pub status: ModuleStatus,
+}
+
+static MODULE_CATALOGUE: [ModuleInfo; 5] = [
+    ModuleInfo {
+        module: Module::RetailPos,
+        version: "1.0.0",
+        status: ModuleStatus::Active,
+    },
+    ModuleInfo {
+        module: Module::Clinic,
+        version: "1.0.0",
+        status: ModuleStatus::Active,
+    },
+    ModuleInfo {
+        module: Module::Salon,
+        version: "0.9.0",
+        status: ModuleStatus::Beta,
+    },
+    ModuleInfo {
+        module: Module::Education,
+        version: "0.1.0",
+        status: ModuleStatus::Inactive,
+    },
+    ModuleInfo {
+        module: Module::Logistics,
+        version: "0.1.0",
+        status: ModuleStatus::Inactive,
+    },
+];
+
+/// The modules Kaunter has, one entry each, in [`Module::ALL`] order. Like the prices, the
+/// versions and statuses are the catalogue's current data.
+pub fn module_catalogue() -> &'static [ModuleInfo] {
+    &MODULE_CATALOGUE
+}
+
+/// Something a plan limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// A switched-on module.
+    Module,
+    /// A person's account.
+    User,
+    /// An enrolled desk.
+    Device,
+}
+
+impl Resource {
+    /// Every resource.
+    pub const ALL: [Resource; 3] = [Resource::Module, Resource::User, Resource::Device];
+
+    /// The stored and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Module => "MODULE",
+            Resource::User => "USER",
+            Resource::Device => "DEVICE",
+        }
+    }
+
+    /// The resource spelled `text` (exactly as [`Resource::as_str`] writes it), if any.
+    pub fn parse(text: &str) -> Option<Resource> {
+        Resource::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// What a shop owner calls one and several of it.
+    fn nouns(self) -> (&'static str, &'static str) {
+        match self {
+            Resource::Module => ("module", "modules"),
+            Resource::User => ("staff account", "staff accounts"),
+            Resource::Device => ("desk", "desks"),
+        }
+    }
+}
+
+/// How many of each resource a business has now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Usage {
+    /// Modules switched on.
+    pub modules: u32,
+    /// People with an account that counts against the plan.
+    pub users: u32,
+    /// Enrolled desks.
+    pub devices: u32,
+}
+
+impl Usage {
+    /// How many of `resource` are in use.
+    pub fn of(&self, resource: Resource) -> u32 {
+        match resource {
+            Resource::Module => self.modules,
+            Resource::User => self.users,
+            Resource::Device => self.devices,
+        }
+    }
+}
+
+/// Adding one more of `resource` would go past the plan's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitExceeded {
+    /// What was being added.
+    pub resource: Resource,
+    /// How many the plan allows.
+    pub limit: u32,
+    /// How many are in use (more than `limit` after a move to a smaller plan).
+    pub in_use: u32,
+}
+
+impl LimitExceeded {
+    /// A stable code for the wire and the UI.
+    pub fn code(self) -> &'static str {
+        "plan_limit_reached"
+    }
+}
+
+impl fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (one, many) = self.resource.nouns();
+        if self.limit == 0 {
+            return write!(
+                f,
+                "Your plan does not include {many}: move to a larger plan."
+            );
+        }
+        let noun = if self.limit == 1 { one } else { many };
+        let verb = if self.in_use == 1 { "is" } else { "are" };
+        // To add one, the business must first come down to one below the limit.
+        let excess = self.in_use.saturating_sub(self.limit).saturating_add(1);
+        let how_many = if excess == 1 {
+            "one".to_owned()
+        } else {
+            excess.to_string()
+        };
+        let remedy = match self.resource {
+            Resource::Module => format!("turn {how_many} off"),
+            Resource::User | Resource::Device => format!("remove {how_many}"),
+        };
+        write!(
+            f,
+            "Your plan allows {} {noun} and {} {verb} in use: {remedy} or move to a larger plan.",
+            self.limit, self.in_use
+        )
+    }
+}
+
+impl std::error::Error for LimitExceeded {}
+
+/// Whether a business with `limits` that has `in_use` may add one more of `adding`. Nothing
+/// already in use is ever taken away: after a move to a smaller plan, what is over the limit
+/// keeps working, and only additions are refused until the business is under it again.
+pub fn check_limit(limits: &Limits, in_use: &Usage, adding: Resource) -> Result<(), LimitExceeded> {
+    let in_use = in_use.of(adding);
+    match limits.of(adding) {
+        Some(limit) if in_use >= limit => Err(LimitExceeded {
+            resource: adding,
+            limit,
+            in_use,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Where a subscription stands at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// The free trial: full access until `ends_at`.
+    Trial {
+        /// When the trial ends (and the subscription expires, unless paid).
+        ends_at: DateTime<Utc>,
+    },
+    /// Paid: full access.
+    Active {
+        /// When the paid period ends; `None` for a perpetual licence, which never ends.
+        until: Option<DateTime<Utc>>,
+        /// The business cancelled: the period runs to its end and is not renewed.
+        cancelling: bool,
+    },
+    /// Expired: read-only for [`GRACE_DAYS`] days.
+    Grace {
+        /// When the trial or the paid period ended.
+        expired_at: DateTime<Utc>,
+        /// When the grace ends and the subscription is suspended.
+        read_only_until: DateTime<Utc>,
+    },
+    /// The grace ended without a payment: sync is refused.
+    Suspended {
+        /// When the trial or the paid period ended.
+        expired_at: DateTime<Utc>,
+        /// When the grace ended.
+        since: DateTime<Utc>,
+    },
+}
+
+impl State {
+    /// The stored and wire spelling: TRIAL, ACTIVE, GRACE or SUSPENDED. There is no EXPIRED
+    /// state: expiry is the instant (`expired_at`) at which GRACE begins.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            State::Trial { .. } => "TRIAL",
+            State::Active { .. } => "ACTIVE",
+            State::Grace { .. } => "GRACE",
+            State::Suspended { .. } => "SUSPENDED",
+        }
+    }
+
+    /// What the business may do in this state.
+    pub fn access(&self) -> Access {
+        match self {
+            State::Trial { .. } | State::Active { .. } => Access::Full,
+            State::Grace { .. } => Access::ReadOnly,
+            State::Suspended { .. } => Access::Suspended,
+        }
+    }
+
+    /// When the subscription expired, once it has.
+    pub fn expired_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            State::Trial { .. } | State::Active { .. } => None,
+            State::Grace { expired_at, .. } | State::Suspended { expired_at, .. } => {
+                Some(*expired_at)
+            }
+        }
+    }
+}
+
+/// What a business may do. Whatever the access, nothing stored at a desk is ever deleted or
+/// hidden: every level opens the business's data and exports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Trial or paid: read, write and sync.
+    Full,
+    /// Grace: read, export and receive other desks' changes; new writes and pushes are refused
+    /// (changes already waiting in a desk's outbox stay there and go up after a payment).
+    ReadOnly,
+    /// Suspended: sync is refused both ways; the desk still opens its data read-only and
+    /// exports it.
+    Suspended,
+}
+
+impl Access {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Full => "FULL",
+            Access::ReadOnly => "READ_ONLY",
+            Access::Suspended => "SUSPENDED",
+        }
+    }
+
+    /// Whether new records, edits and deletes are accepted.
+    pub fn allows_writes(self) -> bool {
+        self == Access::Full
+    }
+
+    /// Whether a desk may push its outbox to the server.
+    pub fn allows_push(self) -> bool {
+        self == Access::Full
+    }
+
+    /// Whether a desk may pull other desks' changes from the server.
+    pub fn allows_pull(self) -> bool {
+        self != Access::Suspended
+    }
+
+    /// Whether the business's data opens and exports: always, at every level.
+    pub fn allows_read_and_export(self) -> bool {
+        true
+    }
+}
+
+/// An e-mail the server sends about a subscription, once each. Each carries the end of the
+/// trial or period it is about, so the reminder for one period is never mistaken for the next
+/// period's: [`Notice::key`] is what the outbox keeps to send each exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Notice {
+    /// Day 5 of the 7-day trial (3 days left).
+    TrialDay5 {
+        /// When the trial ends.
+        trial_ends_at: DateTime<Utc>,
+    },
+    /// Day 7, the trial's last day.
+    TrialDay7 {
+        /// When the trial ends.
+        trial_ends_at: DateTime<Utc>,
+    },
+    /// A paid period ends in 7 days.
+    RenewalIn7Days {
+        /// When the paid period ends.
+        period_ends_at: DateTime<Utc>,
+    },
+    /// A paid period ends in a day.
+    RenewalIn1Day {
+        /// When the paid period ends.
+        period_ends_at: DateTime<Utc>,
+    },
+    /// The trial or period ended: Kaunter is read-only for the grace days (expiry and the start
+    /// of the grace are one instant, so one e-mail).
+    Expired {
+        /// When the trial or period ended.
+        expired_at: DateTime<Utc>,
+    },
+    /// The grace ended: sync stopped.
+    Suspended {
+        /// When the trial or period ended (the grace ended [`GRACE_DAYS`] later).
+        expired_at: DateTime<Utc>,
+    },
+}
+
+impl Notice {
+    /// Every kind, in the order they come.
+    pub const KINDS: [&'static str; 6] = [
+        "TRIAL_DAY_5",
+        "TRIAL_DAY_7",
+        "RENEWAL_IN_7_DAYS",
+        "RENEWAL_IN_1_DAY",
+        "EXPIRED",
+        "SUSPENDED",
+    ];
+
+    /// The kind's stored spelling. FROZEN: the e-mail outbox holds it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Notice::TrialDay5 { .. } => "TRIAL_DAY_5",
+            Notice::TrialDay7 { .. } => "TRIAL_DAY_7",
+            Notice::RenewalIn7Days { .. } => "RENEWAL_IN_7_DAYS",
+            Notice::RenewalIn1Day { .. } => "RENEWAL_IN_1_DAY",
+            Notice::Expired { .. } => "EXPIRED",
+            Notice::Suspended { .. } => "SUSPENDED",
+        }
+    }
+
+    /// The end of the trial or period the notice is about.
+    pub fn period_end(&self) -> DateTime<Utc> {
+        match *self {
+            Notice::TrialDay5 { trial_ends_at } | Notice::TrialDay7 { trial_ends_at } => {
+                trial_ends_at
+            }
+            Notice::RenewalIn7Days { period_ends_at }
+            | Notice::RenewalIn1Day { period_ends_at } => period_ends_at,
+            Notice::Expired { expired_at } | Notice::Suspended { expired_at } => expired_at,
+        }
+    }
+
+    /// The notice of `kind` (a [`Notice::kind`] spelling) about the period ending at
+    /// `period_end`, as the outbox stored it; `None` for an unknown kind.
+    pub fn from_parts(kind: &str, period_end: DateTime<Utc>) -> Option<Notice> {
+        Some(match kind {
+            "TRIAL_DAY_5" => Notice::TrialDay5 {
+                trial_ends_at: period_end,
+            },
+            "TRIAL_DAY_7" => Notice::TrialDay7 {
+                trial_ends_at: period_end,
+            },
+            "RENEWAL_IN_7_DAYS" => Notice::RenewalIn7Days {
+                period_ends_at: period_end,
+            },
+            "RENEWAL_IN_1_DAY" => Notice::RenewalIn1Day {
+                period_ends_at: period_end,
+            },
+            "EXPIRED" => Notice::Expired {
+                expired_at: period_end,
+            },
+            "SUSPENDED" => Notice::Suspended {
+                expired_at: period_end,
+            },
+            _ => return None,
+        })
+    }
+
+    /// The outbox's idempotency key: the kind and the period's end in RFC 3339 UTC, e.g.
+    /// `RENEWAL_IN_7_DAYS:2025-04-30T09:30:00Z` (fractions of a second appear only when the
+    /// time has them). FROZEN.
+    pub fn key(&self) -> String {
+        format!(
+            "{}:{}",
+            self.kind(),
+            self.period_end()
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        )
+    }
+
+    /// The moment the notice becomes due. It stays due until the next notice's moment (or, for
+    /// the trial's and renewal notices, until a payment or a cancellation makes it moot).
+    pub fn due_at(&self) -> DateTime<Utc> {
+        match *self {
+            Notice::TrialDay5 { trial_ends_at } => days_before(trial_ends_at, TRIAL_DAYS - 4),
+            Notice::TrialDay7 { trial_ends_at } => days_before(trial_ends_at, TRIAL_DAYS - 6),
+            Notice::RenewalIn7Days { period_ends_at } => days_before(period_ends_at, 7),
+            Notice::RenewalIn1Day { period_ends_at } => days_before(period_ends_at, 1),
+            Notice::Expired { expired_at } => expired_at,
+            Notice::Suspended { expired_at } => days_after(expired_at, GRACE_DAYS),
+        }
+    }
+}
+
+/// Stored subscription facts that contradict each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidSubscription {
+    /// The billing cycle does not go with the pricing model.
+    Billing(BillingMismatch),
+    /// Of the cycle, the pricing model and the last payment's time, some are set and some not.
+    IncompletePayment,
+    /// Nothing was ever paid and there is no trial: there is nothing that gives access.
+    UnpaidWithoutTrial,
+    /// Nothing was ever paid, yet access ends at another time than the trial.
+    UnpaidPeriodIsNotTheTrial,
+    /// A perpetual licence with a period end, or a subscription without one.
+    PeriodEndDoesNotMatchPricing,
+    /// A cancellation is pending on something other than a paid subscription.
+    CancellingWithoutSubscription,
+}
+
+impl InvalidSubscription {
+    /// A stable code for logs.
+    pub fn code(self) -> &'static str {
+        match self {
+            InvalidSubscription::Billing(_) => "subscription_billing_mismatch",
+            InvalidSubscription::IncompletePayment => "subscription_incomplete_payment",
+            InvalidSubscription::UnpaidWithoutTrial => "subscription_unpaid_without_trial",
+            InvalidSubscription::UnpaidPeriodIsNotTheTrial => "subscription_unpaid_period",
+            InvalidSubscription::PeriodEndDoesNotMatchPricing => "subscription_period_end",
+            InvalidSubscription::CancellingWithoutSubscription => "subscription_cancel_flag",
+        }
+    }
+}
+
+impl fmt::Display for InvalidSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidSubscription::Billing(mismatch) => {
+                write!(f, "The stored subscription's billing is inconsistent: {mismatch}")
+            }
+            InvalidSubscription::IncompletePayment => f.write_str(
+                "The stored subscription has only part of its last payment (cycle, pricing and time go together); fix the row.",
+            ),
+            InvalidSubscription::UnpaidWithoutTrial => f.write_str(
+                "The stored subscription was never paid and has no trial; fix the row.",
+            ),
+            InvalidSubscription::UnpaidPeriodIsNotTheTrial => f.write_str(
+                "The stored subscription was never paid, so its access must end with the trial; fix the row.",
+            ),
+            InvalidSubscription::PeriodEndDoesNotMatchPricing => f.write_str(
+                "The stored subscription's period end contradicts its pricing (only a perpetual licence has none); fix the row.",
+            ),
+            InvalidSubscription::CancellingWithoutSubscription => f.write_str(
+                "The stored subscription has a pending cancellation but no paid subscription to cancel; fix the row.",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InvalidSubscription {}
+
+/// Why a payment was not applied. Check with [`Subscription::check_payment`] before taking
+/// the money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentRefused {
+    /// The billing cycle does not go with the pricing model.
+    Billing(BillingMismatch),
+    /// The business already owns a perpetual licence: it never ends, so a subscription (or the
+    /// same licence again) buys nothing.
+    AlreadyPerpetual,
+    /// The payment is dated before the last one applied: payments are applied in the order
+    /// they were made.
+    BeforeLastPayment {
+        /// When the last applied payment was made.
+        last_paid_at: DateTime<Utc>,
+    },
+}
+
+impl PaymentRefused {
+    /// A stable code for the wire and the UI.
+    pub fn code(self) -> &'static str {
+        match self {
+            PaymentRefused::Billing(mismatch) => mismatch.code(),
+            PaymentRefused::AlreadyPerpetual => "already_perpetual",
+            PaymentRefused::BeforeLastPayment { .. } => "payment_out_of_order",
+        }
+    }
+}
+
+impl fmt::Display for PaymentRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PaymentRefused::Billing(mismatch) => mismatch.fmt(f),
+            PaymentRefused::AlreadyPerpetual => f.write_str(
+                "This business already owns a perpetual licence, which never ends: a subscription or the same licence again adds nothing (only a licence for another plan replaces it).",
+            ),
+            PaymentRefused::BeforeLastPayment { last_paid_at } => write!(
+                f,
+                "This payment is dated before the last one applied ({}); apply payments in the order they were made.",
+                last_paid_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PaymentRefused {}
+
+/// Why a cancellation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelRefused {
+    /// A trial ends by itself; nothing is charged.
+    Trial,
+    /// A perpetual licence is owned, not rented: there is nothing to renew.
+    Perpetual,
+    /// The subscription has already expired.
+    Expired {
+        /// When it expired.
+        expired_at: DateTime<Utc>,
+    },
+}
+
+impl CancelRefused {
+    /// A stable code for the wire and the UI.
+    pub fn code(self) -> &'static str {
+        match self {
+            CancelRefused::Trial => "cancel_trial",
+            CancelRefused::Perpetual => "cancel_perpetual",
+            CancelRefused::Expired { .. } => "cancel_expired",
+        }
+    }
+}
+
+impl fmt::Display for CancelRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CancelRefused::Trial => {
+                "A trial ends by itself and nothing is charged: there is nothing to cancel."
+            }
+            CancelRefused::Perpetual => {
+                "A perpetual licence is yours to keep and is never charged again: there is nothing to cancel."
+            }
+            CancelRefused::Expired { .. } => {
+                "This subscription has already ended: there is nothing to cancel."
+            }
+        })
+    }
+}
+
+impl std::error::Error for CancelRefused {}
+
+/// The facts stored about a business's subscription: one row, as the server keeps it. Turn
+/// them into a [`Subscription`] with [`Subscription::restore`], which checks they agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionFacts {
+    /// The plan whose limits apply: [`TRIAL_PLAN`] during the trial, then the last paid plan.
+    pub plan: Plan,
+    /// The last payment's cycle; `None` while nothing has been paid.
+    pub cycle: Option<BillingCycle>,
+    /// The last payment's pricing model; `None` while nothing has been paid.
+    pub pricing: Option<PricingModel>,
+    /// When the free trial ends or ended; kept after payments, for the record. `None` for a
+    /// business that never had a trial.
+    pub trial_ends_at: Option<DateTime<Utc>>,
+    /// When the access already granted ends: the trial's end while nothing is paid, the paid
+    /// period's end after. `None` only for a perpetual licence, which has no end.
+    pub period_ends_at: Option<DateTime<Utc>>,
+    /// The business cancelled: the paid period runs to its end and is not renewed.
+    pub cancel_at_period_end: bool,
+    /// When the last applied payment was made; `None` while nothing has been paid.
+    pub last_paid_at: Option<DateTime<Utc>>,
+}
+
+/// A business's subscription: facts known to agree, and the rules over them. Every question
+/// takes the time as an argument; the subscription never reads a clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    facts: SubscriptionFacts,
+}
+
+impl Subscription {
+    /// A new business's subscription: a [`TRIAL_DAYS`]-day trial of [`TRIAL_PLAN`] with full
+    /// access, from `started_at`.
+    pub fn trial(started_at: DateTime<Utc>) -> Subscription {
+        let ends_at = days_after(started_at, TRIAL_DAYS);
+        Subscription {
+            facts: SubscriptionFacts {
+                plan: TRIAL_PLAN,
+                cycle: None,
+                pricing: None,
+                trial_ends_at: Some(ends_at),
+                period_ends_at: Some(ends_at),
+                cancel_at_period_end: false,
+                last_paid_at: None,
+            },
+        }
+    }
+
+    /// A subscription from stored facts, refused if they contradict each other.
+    pub fn restore(facts: SubscriptionFacts) -> Result<Subscription, InvalidSubscription> {
+        let paid = match (facts.cycle, facts.pricing, facts.last_paid_at) {
+            (Some(cycle), Some(pricing), Some(_)) => {
+                check_billing(cycle, pricing).map_err(InvalidSubscription::Billing)?;
+                Some(pricing)
+            }
+            (None, None, None) => None,
+            _ => return Err(InvalidSubscription::IncompletePayment),
+        };
+        match paid {
+            None => {
+                let Some(trial_ends_at) = facts.trial_ends_at else {
+                    return Err(InvalidSubscription::UnpaidWithoutTrial);
+                };
+                if facts.period_ends_at != Some(trial_ends_at) {
+                    return Err(InvalidSubscription::UnpaidPeriodIsNotTheTrial);
+                }
+            }
+            Some(pricing) => {
+                let perpetual = pricing == PricingModel::Perpetual;
+                if perpetual != facts.period_ends_at.is_none() {
+                    return Err(InvalidSubscription::PeriodEndDoesNotMatchPricing);
+                }
+            }
+        }
+        if facts.cancel_at_period_end && paid != Some(PricingModel::Subscription) {
+            return Err(InvalidSubscription::CancellingWithoutSubscription);
+        }
+        Ok(Subscription { facts })
+    }
+
+    /// The facts to store.
+    pub fn facts(&self) -> &SubscriptionFacts {
+        &self.facts
+    }
+
+    /// The plan whose limits apply.
+    pub fn plan(&self) -> Plan {
+        self.facts.plan
+    }
+
+    /// What the plan allows at once.
+    pub fn limits(&self) -> Limits {
+        terms(self.facts.plan).limits
+    }
+
+    /// Where the subscription stands at `now`. Until the period's end it is TRIAL (nothing paid
+    /// yet) or ACTIVE; from the end (the instant it expires) GRACE; from [`GRACE_DAYS`] days
+    /// later SUSPENDED. A perpetual licence is ACTIVE at every time.
+    pub fn state_at(&self, now: DateTime<Utc>) -> State {
+        let Some(end) = self.facts.period_ends_at else {
+            return State::Active {
+                until: None,
+                cancelling: false,
+            };
+        };
+        if now < end {
+            return if self.facts.last_paid_at.is_none() {
+                State::Trial { ends_at: end }
+            } else {
+                State::Active {
+                    until: Some(end),
+                    cancelling: self.facts.cancel_at_period_end,
+                }
+            };
+        }
+        let read_only_until = days_after(end, GRACE_DAYS);
+        if now < read_only_until {
+            State::Grace {
+                expired_at: end,
+                read_only_until,
+            }
+        } else {
+            State::Suspended {
+                expired_at: end,
+                since: read_only_until,
+            }
+        }
+    }
+
+    /// What the business may do at `now`.
+    pub fn access(&self, now: DateTime<Utc>) -> Access {
+        self.state_at(now).access()
+    }
+
+    /// Whole days left in the current stage at `now`, as a banner shows them: days of the trial
+    /// or paid period while access is full, days of read-only access left during the grace,
+    /// `Some(0)` once suspended, and `None` for a perpetual licence (no end).
+    ///
+    /// Part of a day counts as a day (rounded up), the way a person reads "3 days left": at the
+    /// start of day 5 of a 7-day trial 3 days are left, an hour before the end 1 day is, and a
+    /// stage shows 0 only once it is over.
+    pub fn days_left(&self, now: DateTime<Utc>) -> Option<i64> {
+        match self.state_at(now) {
+            State::Trial { ends_at } => Some(whole_days_rounded_up(now, ends_at)),
+            State::Active {
+                until: Some(ends_at),
+                ..
+            } => Some(whole_days_rounded_up(now, ends_at)),
+            State::Active { until: None, .. } => None,
+            State::Grace {
+                read_only_until, ..
+            } => Some(whole_days_rounded_up(now, read_only_until)),
+            State::Suspended { .. } => Some(0),
+        }
+    }
+
+    /// Whether a payment for `plan`, paid `cycle` under `pricing` at `paid_at`, would be
+    /// applied; [`Subscription::apply_payment`] makes the same checks. Call it before taking
+    /// the money.
+    pub fn check_payment(
+        &self,
+        plan: Plan,
+        cycle: BillingCycle,
+        pricing: PricingModel,
+        paid_at: DateTime<Utc>,
+    ) -> Result<(), PaymentRefused> {
+        check_billing(cycle, pricing).map_err(PaymentRefused::Billing)?;
+        if let Some(last_paid_at) = self.facts.last_paid_at
+            && paid_at < last_paid_at
+        {
+            return Err(PaymentRefused::BeforeLastPayment { last_paid_at });
+        }
+        let perpetual_now = self.facts.period_ends_at.is_none();
+        let buys_perpetual = cycle.days().is_none();
+        // A licence for another plan is a change of licence; anything else adds nothing.
+        if perpetual_now && !(buys_perpetual && plan != self.facts.plan) {
+            return Err(PaymentRefused::AlreadyPerpetual);
+        }
+        Ok(())
+    }
+
+    /// Applies a payment for `plan`, paid `cycle` under `pricing` at `paid_at` (its amount
+    /// already matched [`expected_amount_sen`]). The subscription becomes ACTIVE on `plan`,
+    /// any pending cancellation is cleared, and the new period ends:
+    ///
+    /// - never, for a perpetual licence (ONE_TIME, PERPETUAL);
+    /// - during the trial: the cycle's days after the trial's end (the free days are kept);
+    /// - during a paid period of the same plan: the cycle's days after that period's end (no
+    ///   day paid for is lost);
+    /// - during a paid period of another plan: the days left are converted at the catalogue's
+    ///   prices into days of the new plan and cycle, and the cycle's days are added after
+    ///   those (so no money paid is lost, and a move to a dearer plan is not bought with the
+    ///   cheaper plan's days);
+    /// - after expiry (in the grace or suspended): the cycle's days after `paid_at`.
+    ///
+    /// Refused, with nothing changed, for the reasons in [`PaymentRefused`].
+    pub fn apply_payment(
+        &mut self,
+        plan: Plan,
+        cycle: BillingCycle,
+        pricing: PricingModel,
+        paid_at: DateTime<Utc>,
+    ) -> Result<(), PaymentRefused> {
+        self.check_payment(plan, cycle, pricing, paid_at)?;
+        let period_ends_at = match cycle.days() {
+            None => None,
+            Some(days) => {
+                let starts_at = match self.state_at(paid_at) {
+                    State::Trial { ends_at } => ends_at,
+                    State::Active {
+                        until: Some(until), ..
+                    } => {
+                        if plan == self.facts.plan {
+                            until
+                        } else {
+                            self.converted_end(until, plan, cycle, paid_at)
+                        }
+                    }
+                    // A perpetual licence was refused above; an expired one starts afresh.
+                    State::Active { until: None, .. }
+                    | State::Grace { .. }
+                    | State::Suspended { .. } => paid_at,
+                };
+                Some(days_after(starts_at, days))
+            }
+        };
+        self.facts = SubscriptionFacts {
+            plan,
+            cycle: Some(cycle),
+            pricing: Some(pricing),
+            trial_ends_at: self.facts.trial_ends_at,
+            period_ends_at,
+            cancel_at_period_end: false,
+            last_paid_at: Some(paid_at),
+        };
+        Ok(())
+    }
+
+    /// Where the days left of the current paid period (ending `until`) carry a payment for
+    /// another plan to: `paid_at` plus those days valued at the current plan and cycle's price
+    /// and bought back at the new plan and cycle's price.
+    fn converted_end(
+        &self,
+        until: DateTime<Utc>,
+        plan: Plan,
+        cycle: BillingCycle,
+        paid_at: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        let (Some(old_cycle), Some(old_days), Some(new_days)) = (
+            self.facts.cycle,
+            self.facts.cycle.and_then(BillingCycle::days),
+            cycle.days(),
+        ) else {
+            return until;
+        };
+        let old_price = i128::from(terms(self.facts.plan).price_sen(old_cycle));
+        let new_price = i128::from(terms(plan).price_sen(cycle));
+        let left_ms = i128::from((until - paid_at).num_milliseconds().max(0));
+        let credit_ms = if new_price > 0 && old_days > 0 {
+            left_ms * old_price * i128::from(new_days) / (i128::from(old_days) * new_price)
+        } else {
+            left_ms
+        };
+        let credit = i64::try_from(credit_ms)
+            .ok()
+            .and_then(TimeDelta::try_milliseconds);
+        credit
+            .and_then(|credit| paid_at.checked_add_signed(credit))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// Cancels at `now`: the paid period runs to its end with full access, is not renewed, and
+    /// then expires like any other (GRACE, then SUSPENDED). Cancelling twice changes nothing.
+    /// Refused for a trial, a perpetual licence and an expired subscription.
+    pub fn cancel(&mut self, now: DateTime<Utc>) -> Result<(), CancelRefused> {
+        match self.state_at(now) {
+            State::Trial { .. } => Err(CancelRefused::Trial),
+            State::Active { until: None, .. } => Err(CancelRefused::Perpetual),
+            State::Active { until: Some(_), .. } => {
+                self.facts.cancel_at_period_end = true;
+                Ok(())
+            }
+            State::Grace { expired_at, .. } | State::Suspended { expired_at, .. } => {
+                Err(CancelRefused::Expired { expired_at })
+            }
+        }
+    }
+
+    /// The notices to send at `now` that are not in `already_sent`. At any moment at most one
+    /// notice is current: each one's time runs until the next one's comes, so a server that was
+    /// down sends the latest, never a stale warning. The trial's warnings go only while nothing
+    /// is paid; renewal reminders only for a paid period that is not cancelled (a business that
+    /// cancelled is told when it expires).
+    pub fn notices_due(&self, now: DateTime<Utc>, already_sent: &[Notice]) -> Vec<Notice> {
+        self.current_notice(now)
+            .filter(|notice| !already_sent.contains(notice))
+            .into_iter()
+            .collect()
+    }
+
+    fn current_notice(&self, now: DateTime<Utc>) -> Option<Notice> {
+        let first_due =
+            |candidates: [Notice; 2]| candidates.into_iter().find(|notice| notice.due_at() <= now);
+        match self.state_at(now) {
+            State::Trial { ends_at } => first_due([
+                Notice::TrialDay7 {
+                    trial_ends_at: ends_at,
+                },
+                Notice::TrialDay5 {
+                    trial_ends_at: ends_at,
+                },
+            ]),
+            State::Active {
+                until: Some(ends_at),
+                cancelling: false,
+            } => first_due([
+                Notice::RenewalIn1Day {
+                    period_ends_at: ends_at,
+                },
+                Notice::RenewalIn7Days {
+                    period_ends_at: ends_at,
+                },
+            ]),
+            State::Active { .. } => None,
+            State::Grace { expired_at, .. } => Some(Notice::Expired { expired_at }),
+            State::Suspended { expired_at, .. } => Some(Notice::Suspended { expired_at }),
+        }
+    }
+}
+
+/// `days` days after `time`, or the latest representable time if that is past it.
+fn days_after(time: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    TimeDelta::try_days(days)
+        .and_then(|delta| time.checked_add_signed(delta))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `days` days before `time`, or the earliest representable time if that is before it.
+fn days_before(time: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    TimeDelta::try_days(days)
+        .and_then(|delta| time.checked_sub_signed(delta))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Whole days from `now` to `end`, a part of a day counting as one; 0 once `end` has come.
+fn whole_days_rounded_up(now: DateTime<Utc>, end: DateTime<Utc>) -> i64 {
+    let left = end - now;
+    if left <= TimeDelta::zero() {
+        return 0;
+    }
+    let whole = left.num_days();
+    if TimeDelta::try_days(whole).is_some_and(|days| days < left) {
+        whole + 1
+    } else {
+        whole
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::rng::SeededRng;
+
+    const DAY: i64 = 86_400;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 1, 9, 30, 0).unwrap()
+    }
+
+    /// `seconds` after `t0`.
+    fn at(seconds: i64) -> DateTime<Utc> {
+        t0() + TimeDelta::seconds(seconds)
+    }
+
+    fn paid(plan: Plan, cycle: BillingCycle, paid_at: DateTime<Utc>) -> Subscription {
+        let mut subscription = Subscription::trial(paid_at - TimeDelta::days(30));
+        let pricing = cycle.pricing();
+        subscription
+            .apply_payment(plan, cycle, pricing, paid_at)
+            .unwrap();
+        subscription
+    }
+
+    #[test]
+    fn spellings_round_trip() {
+        for plan in Plan::ALL {
+            assert_eq!(Plan::parse(plan.as_str()), Some(plan));
+        }
+        for cycle in BillingCycle::ALL {
+            assert_eq!(BillingCycle::parse(cycle.as_str()), Some(cycle));
+        }
+        for pricing in PricingModel::ALL {
+            assert_eq!(PricingModel::parse(pricing.as_str()), Some(pricing));
+        }
+        for module in Module::ALL {
+            assert_eq!(Module::parse(module.as_str()), Some(module));
+        }
+        for status in ModuleStatus::ALL {
+            assert_eq!(ModuleStatus::parse(status.as_str()), Some(status));
+        }
+        for resource in Resource::ALL {
+            assert_eq!(Resource::parse(resource.as_str()), Some(resource));
+        }
+        for kind in Notice::KINDS {
+            assert_eq!(Notice::from_parts(kind, t0()).unwrap().kind(), kind);
+        }
+        assert_eq!(Notice::from_parts("GRACE_STARTED", t0()), None);
+        assert_eq!(Plan::parse("starter"), None, "spellings are exact");
+        assert_eq!(
+            [
+                Plan::Starter.as_str(),
+                BillingCycle::OneTime.as_str(),
+                PricingModel::Perpetual.as_str(),
+                Module::RetailPos.as_str(),
+                ModuleStatus::Beta.as_str(),
+                Access::ReadOnly.as_str(),
+            ],
+            [
+                "STARTER",
+                "ONE_TIME",
+                "PERPETUAL",
+                "RETAIL_POS",
+                "BETA",
+                "READ_ONLY"
+            ]
+        );
+    }
+
+    #[test]
+    fn amounts_per_plan_and_cycle() {
+        use BillingCycle::*;
+        use Plan::*;
+        use PricingModel::*;
+        let table: &[(Plan, BillingCycle, PricingModel, Result<i64, ()>)] = &[
+            (Starter, Monthly, Subscription, Ok(4_900)),
+            (Starter, Yearly, Subscription, Ok(49_000)),
+            (Starter, OneTime, Perpetual, Ok(147_000)),
+            (Growth, Monthly, Subscription, Ok(12_900)),
+            (Growth, Yearly, Subscription, Ok(129_000)),
+            (Growth, OneTime, Perpetual, Ok(387_000)),
+            (Pro, Monthly, Subscription, Ok(24_900)),
+            (Pro, Yearly, Subscription, Ok(249_000)),
+            (Pro, OneTime, Perpetual, Ok(747_000)),
+            (Enterprise, Monthly, Subscription, Ok(59_900)),
+            (Enterprise, Yearly, Subscription, Ok(599_000)),
+            (Enterprise, OneTime, Perpetual, Ok(1_797_000)),
+            (Starter, OneTime, Subscription, Err(())),
+            (Pro, Monthly, Perpetual, Err(())),
+            (Enterprise, Yearly, Perpetual, Err(())),
+        ];
+        for (plan, cycle, pricing, want) in table {
+            let got = expected_amount_sen(*plan, *cycle, *pricing);
+            match want {
+                Ok(sen) => assert_eq!(got, Ok(*sen), "{plan:?} {cycle:?} {pricing:?}"),
+                Err(()) => assert_eq!(
+                    got,
+                    Err(BillingMismatch {
+                        cycle: *cycle,
+                        pricing: *pricing
+                    }),
+                    "{plan:?} {cycle:?} {pricing:?}"
+                ),
+            }
+        }
+        assert_eq!(
+            BillingMismatch {
+                cycle: OneTime,
+                pricing: Subscription
+            }
+            .to_string(),
+            "A one-time payment buys a perpetual licence: choose the perpetual licence, or pay a subscription monthly or yearly."
+        );
+        // Larger plans allow at least as much.
+        for pair in Plan::ALL.windows(2) {
+            let (small, large) = (terms(pair[0]).limits, terms(pair[1]).limits);
+            for resource in Resource::ALL {
+                let (small, large) = (small.of(resource), large.of(resource));
+                assert!(large.is_none() || large >= small, "{pair:?} {resource:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_module_catalogue_lists_every_module_once() {
+        let listed: Vec<Module> = module_catalogue().iter().map(|info| info.module).collect();
+        assert_eq!(listed, Module::ALL);
+        for module in Module::ALL {
+            let info = module.info();
+            assert_eq!(info.module, module);
+            assert_eq!(info.version.split('.').count(), 3, "{module:?}");
+        }
+        assert!(Module::Clinic.info().status.can_switch_on());
+        assert!(Module::Salon.info().status.can_switch_on());
+        assert!(!ModuleStatus::Inactive.can_switch_on());
+    }
+
+    #[test]
+    fn limits_at_the_limit_and_one_past_it() {
+        let growth = terms(Plan::Growth).limits; // 2 modules, 10 users, 3 desks
+        let usage = |modules, users, devices| Usage {
+            modules,
+            users,
+            devices,
+        };
+        let table: &[(Usage, Resource, Option<&str>)] = &[
+            (usage(0, 0, 2), Resource::Device, None),
+            (
+                usage(0, 0, 3),
+                Resource::Device,
+                Some(
+                    "Your plan allows 3 desks and 3 are in use: remove one or move to a larger plan.",
+                ),
+            ),
+            (
+                usage(0, 0, 5),
+                Resource::Device,
+                Some(
+                    "Your plan allows 3 desks and 5 are in use: remove 3 or move to a larger plan.",
+                ),
+            ),
+            (usage(0, 9, 0), Resource::User, None),
+            (
+                usage(0, 10, 0),
+                Resource::User,
+                Some(
+                    "Your plan allows 10 staff accounts and 10 are in use: remove one or move to a larger plan.",
+                ),
+            ),
+            (usage(1, 0, 0), Resource::Module, None),
+            (
+                usage(2, 0, 0),
+                Resource::Module,
+                Some(
+                    "Your plan allows 2 modules and 2 are in use: turn one off or move to a larger plan.",
+                ),
+            ),
+            // Each resource is checked against its own limit.
+            (usage(2, 10, 0), Resource::Device, None),
+        ];
+        for (in_use, adding, want) in table {
+            let got = check_limit(&growth, in_use, *adding);
+            assert_eq!(
+                got.map_err(|e| e.to_string()).err().as_deref(),
+                *want,
+                "{in_use:?} {adding:?}"
+            );
+        }
+        let starter = terms(Plan::Starter).limits;
+        let refused = check_limit(&starter, &usage(0, 0, 1), Resource::Device).unwrap_err();
+        assert_eq!(
+            refused,
+            LimitExceeded {
+                resource: Resource::Device,
+                limit: 1,
+                in_use: 1
+            }
+        );
+        assert_eq!(
+            refused.to_string(),
+            "Your plan allows 1 desk and 1 is in use: remove one or move to a larger plan."
+        );
+        let none = Limits {
+            modules: Some(0),
+            users: None,
+            devices: None,
+        };
+        assert_eq!(
+            check_limit(&none, &Usage::default(), Resource::Module)
+                .unwrap_err()
+                .to_string(),
+            "Your plan does not include modules: move to a larger plan."
+        );
+        // ENTERPRISE has no limits.
+        let enterprise = terms(Plan::Enterprise).limits;
+        for resource in Resource::ALL {
+            let huge = usage(u32::MAX, u32::MAX, u32::MAX);
+            assert_eq!(check_limit(&enterprise, &huge, resource), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_trial_is_full_then_grace_then_suspended_at_the_exact_boundaries() {
+        let trial = Subscription::trial(t0());
+        assert_eq!(trial.plan(), TRIAL_PLAN);
+        let end = at(7 * DAY);
+        let grace_end = at(14 * DAY);
+        let table: &[(i64, &str, Access, Option<i64>)] = &[
+            (0, "TRIAL", Access::Full, Some(7)),
+            (1, "TRIAL", Access::Full, Some(7)),
+            (4 * DAY - 1, "TRIAL", Access::Full, Some(4)),
+            (4 * DAY, "TRIAL", Access::Full, Some(3)),
+            (6 * DAY, "TRIAL", Access::Full, Some(1)),
+            (7 * DAY - 1, "TRIAL", Access::Full, Some(1)),
+            (7 * DAY, "GRACE", Access::ReadOnly, Some(7)),
+            (13 * DAY, "GRACE", Access::ReadOnly, Some(1)),
+            (14 * DAY - 1, "GRACE", Access::ReadOnly, Some(1)),
+            (14 * DAY, "SUSPENDED", Access::Suspended, Some(0)),
+            (400 * DAY, "SUSPENDED", Access::Suspended, Some(0)),
+        ];
+        for (offset, state, access, days_left) in table {
+            let now = at(*offset);
+            assert_eq!(trial.state_at(now).as_str(), *state, "at +{offset}s");
+            assert_eq!(trial.access(now), *access, "at +{offset}s");
+            assert_eq!(trial.days_left(now), *days_left, "at +{offset}s");
+        }
+        assert_eq!(trial.state_at(at(0)), State::Trial { ends_at: end });
+        assert_eq!(
+            trial.state_at(end),
+            State::Grace {
+                expired_at: end,
+                read_only_until: grace_end
+            }
+        );
+        assert_eq!(
+            trial.state_at(grace_end),
+            State::Suspended {
+                expired_at: end,
+                since: grace_end
+            }
+        );
+        assert_eq!(trial.state_at(grace_end).expired_at(), Some(end));
+    }
+
+    #[test]
+    fn what_each_access_allows() {
+        let table = [
+            (Access::Full, true, true, true),
+            (Access::ReadOnly, false, false, true),
+            (Access::Suspended, false, false, false),
+        ];
+        for (access, writes, push, pull) in table {
+            assert_eq!(access.allows_writes(), writes, "{access:?}");
+            assert_eq!(access.allows_push(), push, "{access:?}");
+            assert_eq!(access.allows_pull(), pull, "{access:?}");
+            // Nothing local is ever hidden.
+            assert!(access.allows_read_and_export(), "{access:?}");
+        }
+    }
+
+    #[test]
+    fn trial_notices_on_day_5_and_day_7_then_expired_and_suspended() {
+        let trial = Subscription::trial(t0());
+        let end = at(7 * DAY);
+        let table: &[(i64, Option<Notice>)] = &[
+            (0, None),
+            (4 * DAY - 1, None),
+            (4 * DAY, Some(Notice::TrialDay5 { trial_ends_at: end })),
+            (6 * DAY - 1, Some(Notice::TrialDay5 { trial_ends_at: end })),
+            (6 * DAY, Some(Notice::TrialDay7 { trial_ends_at: end })),
+            (7 * DAY - 1, Some(Notice::TrialDay7 { trial_ends_at: end })),
+            (7 * DAY, Some(Notice::Expired { expired_at: end })),
+            (14 * DAY - 1, Some(Notice::Expired { expired_at: end })),
+            (14 * DAY, Some(Notice::Suspended { expired_at: end })),
+        ];
+        for (offset, want) in table {
+            let got = trial.notices_due(at(*offset), &[]);
+            assert_eq!(got, want.iter().copied().collect::<Vec<_>>(), "+{offset}s");
+            if let Some(notice) = want {
+                assert!(notice.due_at() <= at(*offset));
+                // Sent once, it is not due again.
+                assert_eq!(trial.notices_due(at(*offset), &[*notice]), []);
+            }
+        }
+        assert_eq!(
+            Notice::TrialDay5 { trial_ends_at: end }.key(),
+            "TRIAL_DAY_5:2025-03-08T09:30:00Z"
+        );
+        // A payment during the trial stops the trial's warnings.
+        let mut paying = trial;
+        paying
+            .apply_payment(
+                Plan::Starter,
+                BillingCycle::Monthly,
+                PricingModel::Subscription,
+                at(DAY),
+            )
+            .unwrap();
+        assert_eq!(paying.notices_due(at(6 * DAY), &[]), []);
+    }
+
+    #[test]
+    fn renewal_reminders_7_days_and_1_day_before_the_end() {
+        let subscription = paid(Plan::Growth, BillingCycle::Monthly, t0());
+        let end = at(30 * DAY);
+        assert_eq!(subscription.state_at(t0()).as_str(), "ACTIVE");
+        let table: &[(i64, Option<Notice>)] = &[
+            (0, None),
+            (23 * DAY - 1, None),
+            (
+                23 * DAY,
+                Some(Notice::RenewalIn7Days {
+                    period_ends_at: end,
+                }),
+            ),
+            (
+                29 * DAY - 1,
+                Some(Notice::RenewalIn7Days {
+                    period_ends_at: end,
+                }),
+            ),
+            (
+                29 * DAY,
+                Some(Notice::RenewalIn1Day {
+                    period_ends_at: end,
+                }),
+            ),
+            (
+                30 * DAY - 1,
+                Some(Notice::RenewalIn1Day {
+                    period_ends_at: end,
+                }),
+            ),
+            (30 * DAY, Some(Notice::Expired { expired_at: end })),
+        ];
+        for (offset, want) in table {
+            let got = subscription.notices_due(at(*offset), &[]);
+            assert_eq!(got, want.iter().copied().collect::<Vec<_>>(), "+{offset}s");
+        }
+        assert_eq!(subscription.days_left(at(23 * DAY)), Some(7));
+        assert_eq!(subscription.days_left(at(23 * DAY - 1)), Some(8));
+        assert_eq!(subscription.days_left(at(30 * DAY - 1)), Some(1));
+
+        // After a renewal the next period's reminder is a new notice, not the old one.
+        let mut renewed = subscription;
+        let sent = [Notice::RenewalIn7Days {
+            period_ends_at: end,
+        }];
+        renewed
+            .apply_payment(
+                Plan::Growth,
+                BillingCycle::Monthly,
+                PricingModel::Subscription,
+                at(24 * DAY),
+            )
+            .unwrap();
+        let next = renewed.notices_due(at(53 * DAY), &sent);
+        assert_eq!(
+            next,
+            [Notice::RenewalIn7Days {
+                period_ends_at: at(60 * DAY)
+            }]
+        );
+        assert_ne!(next[0].key(), sent[0].key());
+    }
+
+    #[test]
+    fn a_payment_extends_from_the_period_end_or_starts_at_the_payment() {
+        use BillingCycle::*;
+        use Plan::*;
+        // (what happened before, cycle, when paid, new period end) all in seconds after t0.
+        // The trial ends at +7d; "monthly" below is a GROWTH payment at +7d ending at +37d.
+        enum Before {
+            Trial,
+            Monthly,
+        }
+        let table: &[(Before, BillingCycle, i64, i64)] = &[
+            // During the trial: from the trial's end, the free days kept.
+            (Before::Trial, Monthly, 0, 37 * DAY),
+            (Before::Trial, Monthly, 7 * DAY - 1, 37 * DAY),
+            (Before::Trial, Yearly, 3 * DAY, 372 * DAY),
+            // At the trial's end it has expired: from the payment.
+            (Before::Trial, Monthly, 7 * DAY, 37 * DAY),
+            (Before::Trial, Monthly, 10 * DAY, 40 * DAY),
+            // Suspended: from the payment.
+            (Before::Trial, Monthly, 14 * DAY, 44 * DAY),
+            (Before::Trial, Yearly, 100 * DAY, 465 * DAY),
+            // Same plan during a paid period: from its end.
+            (Before::Monthly, Monthly, 8 * DAY, 67 * DAY),
+            (Before::Monthly, Monthly, 37 * DAY - 1, 67 * DAY),
+            (Before::Monthly, Yearly, 20 * DAY, 402 * DAY),
+            // In the grace or suspended: from the payment.
+            (Before::Monthly, Monthly, 37 * DAY, 67 * DAY),
+            (Before::Monthly, Monthly, 40 * DAY, 70 * DAY),
+            (Before::Monthly, Monthly, 44 * DAY, 74 * DAY),
+            (Before::Monthly, Monthly, 90 * DAY, 120 * DAY),
+        ];
+        for (before, cycle, paid_offset, end_offset) in table {
+            let mut subscription = Subscription::trial(t0());
+            if let Before::Monthly = before {
+                subscription
+                    .apply_payment(Growth, Monthly, PricingModel::Subscription, at(7 * DAY))
+                    .unwrap();
+                assert_eq!(subscription.facts().period_ends_at, Some(at(37 * DAY)));
+            }
+            let paid_at = at(*paid_offset);
+            subscription
+                .apply_payment(Growth, *cycle, PricingModel::Subscription, paid_at)
+                .unwrap();
+            assert_eq!(
+                subscription.facts().period_ends_at,
+                Some(at(*end_offset)),
+                "paid {cycle:?} at +{paid_offset}s"
+            );
+            assert_eq!(subscription.access(paid_at), Access::Full);
+            assert_eq!(
+                subscription.state_at(paid_at),
+                State::Active {
+                    until: Some(at(*end_offset)),
+                    cancelling: false
+                }
+            );
+            assert_eq!(subscription.facts().last_paid_at, Some(paid_at));
+            assert_eq!(subscription.facts().cycle, Some(*cycle));
+        }
+    }
+
+    #[test]
+    fn a_payment_in_grace_or_after_suspension_restores_full_access() {
+        for offset in [7 * DAY, 14 * DAY - 1, 14 * DAY, 365 * DAY] {
+            let mut subscription = Subscription::trial(t0());
+            let now = at(offset);
+            assert_ne!(subscription.access(now), Access::Full);
+            subscription
+                .apply_payment(
+                    Plan::Starter,
+                    BillingCycle::Monthly,
+                    PricingModel::Subscription,
+                    now,
+                )
+                .unwrap();
+            assert_eq!(subscription.access(now), Access::Full, "+{offset}s");
+            assert_eq!(subscription.days_left(now), Some(30));
+            assert_eq!(subscription.plan(), Plan::Starter);
+        }
+    }
+
+    #[test]
+    fn a_perpetual_licence_never_expires() {
+        let licence = paid(Plan::Pro, BillingCycle::OneTime, t0());
+        for offset in [0, 7 * DAY, 365 * DAY, 100 * 365 * DAY] {
+            let now = at(offset);
+            assert_eq!(
+                licence.state_at(now),
+                State::Active {
+                    until: None,
+                    cancelling: false
+                }
+            );
+            assert_eq!(licence.days_left(now), None);
+            assert_eq!(licence.notices_due(now, &[]), []);
+        }
+        assert_eq!(
+            licence.state_at(DateTime::<Utc>::MAX_UTC).as_str(),
+            "ACTIVE"
+        );
+        // Bought from suspension, too.
+        let mut late = Subscription::trial(t0());
+        late.apply_payment(
+            Plan::Starter,
+            BillingCycle::OneTime,
+            PricingModel::Perpetual,
+            at(30 * DAY),
+        )
+        .unwrap();
+        assert_eq!(late.access(at(3000 * DAY)), Access::Full);
+        // A licence buys nothing more of the same; a licence for another plan replaces it.
+        let mut owned = licence;
+        for (plan, cycle) in [
+            (Plan::Pro, BillingCycle::OneTime),
+            (Plan::Pro, BillingCycle::Monthly),
+            (Plan::Enterprise, BillingCycle::Yearly),
+        ] {
+            assert_eq!(
+                owned.apply_payment(plan, cycle, cycle.pricing(), at(DAY)),
+                Err(PaymentRefused::AlreadyPerpetual),
+                "{plan:?} {cycle:?}"
+            );
+            assert_eq!(owned, licence, "nothing changed");
+        }
+        owned
+            .apply_payment(
+                Plan::Enterprise,
+                BillingCycle::OneTime,
+                PricingModel::Perpetual,
+                at(DAY),
+            )
+            .unwrap();
+        assert_eq!(owned.plan(), Plan::Enterprise);
+        assert_eq!(owned.days_left(at(DAY)), None);
+    }
+
+    #[test]
+    fn a_change_of_plan_mid_period_carries_the_days_left_at_their_value() {
+        // 20 days of STARTER monthly left (RM 49 / 30 days) become days of GROWTH monthly
+        // (RM 129 / 30 days): 20 * 49 / 129 days, in milliseconds rounded down.
+        let mut subscription = paid(Plan::Starter, BillingCycle::Monthly, t0());
+        let paid_at = at(10 * DAY);
+        subscription
+            .apply_payment(
+                Plan::Growth,
+                BillingCycle::Monthly,
+                PricingModel::Subscription,
+                paid_at,
+            )
+            .unwrap();
+        let credit_ms = 20 * DAY * 1000 * 4_900 / 12_900;
+        assert_eq!(
+            subscription.facts().period_ends_at,
+            Some(paid_at + TimeDelta::milliseconds(credit_ms) + TimeDelta::days(30))
+        );
+        assert_eq!(subscription.plan(), Plan::Growth);
+        // Down to a cheaper plan, the days left stretch.
+        let mut down = paid(Plan::Pro, BillingCycle::Yearly, t0());
+        down.apply_payment(
+            Plan::Starter,
+            BillingCycle::Yearly,
+            PricingModel::Subscription,
+            at(165 * DAY),
+        )
+        .unwrap();
+        let credit_ms = 200 * DAY * 1000 * 249_000 / 49_000;
+        assert_eq!(
+            down.facts().period_ends_at,
+            Some(at(165 * DAY) + TimeDelta::milliseconds(credit_ms) + TimeDelta::days(365))
+        );
+    }
+
+    #[test]
+    fn payments_that_do_not_add_up_are_refused_and_change_nothing() {
+        let mut subscription = paid(Plan::Growth, BillingCycle::Monthly, at(DAY));
+        let before = subscription;
+        let table: &[(BillingCycle, PricingModel, DateTime<Utc>, PaymentRefused)] = &[
+            (
+                BillingCycle::OneTime,
+                PricingModel::Subscription,
+                at(2 * DAY),
+                PaymentRefused::Billing(BillingMismatch {
+                    cycle: BillingCycle::OneTime,
+                    pricing: PricingModel::Subscription,
+                }),
+            ),
+            (
+                BillingCycle::Monthly,
+                PricingModel::Perpetual,
+                at(2 * DAY),
+                PaymentRefused::Billing(BillingMismatch {
+                    cycle: BillingCycle::Monthly,
+                    pricing: PricingModel::Perpetual,
+                }),
+            ),
+            (
+                BillingCycle::Monthly,
+                PricingModel::Subscription,
+                at(DAY - 1),
+                PaymentRefused::BeforeLastPayment {
+                    last_paid_at: at(DAY),
+                },
+            ),
+        ];
+        for (cycle, pricing, paid_at, want) in table {
+            assert_eq!(
+                subscription.check_payment(Plan::Growth, *cycle, *pricing, *paid_at),
+                Err(*want)
+            );
+            assert_eq!(
+                subscription.apply_payment(Plan::Growth, *cycle, *pricing, *paid_at),
+                Err(*want)
+            );
+            assert_eq!(subscription, before);
+        }
+        assert_eq!(
+            PaymentRefused::BeforeLastPayment {
+                last_paid_at: at(DAY)
+            }
+            .to_string(),
+            "This payment is dated before the last one applied (2025-03-02T09:30:00Z); apply payments in the order they were made."
+        );
+    }
+
+    #[test]
+    fn cancellation_runs_to_the_period_end_then_grace() {
+        let mut subscription = paid(Plan::Growth, BillingCycle::Monthly, t0());
+        let end = at(30 * DAY);
+        subscription.cancel(at(5 * DAY)).unwrap();
+        subscription.cancel(at(6 * DAY)).unwrap(); // twice changes nothing
+        assert!(subscription.facts().cancel_at_period_end);
+        let table: &[(i64, State)] = &[
+            (
+                5 * DAY,
+                State::Active {
+                    until: Some(end),
+                    cancelling: true,
+                },
+            ),
+            (
+                30 * DAY - 1,
+                State::Active {
+                    until: Some(end),
+                    cancelling: true,
+                },
+            ),
+            (
+                30 * DAY,
+                State::Grace {
+                    expired_at: end,
+                    read_only_until: at(37 * DAY),
+                },
+            ),
+            (
+                37 * DAY,
+                State::Suspended {
+                    expired_at: end,
+                    since: at(37 * DAY),
+                },
+            ),
+        ];
+        for (offset, want) in table {
+            assert_eq!(subscription.state_at(at(*offset)), *want, "+{offset}s");
+        }
+        // A cancelled period gets no renewal reminders, but is told when it expires.
+        assert_eq!(subscription.notices_due(at(29 * DAY), &[]), []);
+        assert_eq!(
+            subscription.notices_due(at(30 * DAY), &[]),
+            [Notice::Expired { expired_at: end }]
+        );
+        // A payment clears the cancellation and extends from the period's end.
+        let mut resumed = subscription;
+        resumed
+            .apply_payment(
+                Plan::Growth,
+                BillingCycle::Monthly,
+                PricingModel::Subscription,
+                at(20 * DAY),
+            )
+            .unwrap();
+        assert!(!resumed.facts().cancel_at_period_end);
+        assert_eq!(
+            resumed.state_at(at(20 * DAY)),
+            State::Active {
+                until: Some(at(60 * DAY)),
+                cancelling: false
+            }
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_cancelled() {
+        let trial = Subscription::trial(t0());
+        let licence = paid(Plan::Pro, BillingCycle::OneTime, t0());
+        let monthly = paid(Plan::Pro, BillingCycle::Monthly, t0());
+        let table: &[(Subscription, i64, Result<(), CancelRefused>)] = &[
+            (trial, 0, Err(CancelRefused::Trial)),
+            (trial, 7 * DAY - 1, Err(CancelRefused::Trial)),
+            (
+                trial,
+                7 * DAY,
+                Err(CancelRefused::Expired {
+                    expired_at: at(7 * DAY),
+                }),
+            ),
+            (licence, DAY, Err(CancelRefused::Perpetual)),
+            (monthly, 30 * DAY - 1, Ok(())),
+            (
+                monthly,
+                30 * DAY,
+                Err(CancelRefused::Expired {
+                    expired_at: at(30 * DAY),
+                }),
+            ),
+            (
+                monthly,
+                90 * DAY,
+                Err(CancelRefused::Expired {
+                    expired_at: at(30 * DAY),
+                }),
+            ),
+        ];
+        for (subscription, offset, want) in table {
+            let mut subscription = *subscription;
+            let before = subscription;
+            assert_eq!(subscription.cancel(at(*offset)), *want, "+{offset}s");
+            if want.is_err() {
+                assert_eq!(subscription, before);
+            }
+        }
+        assert_eq!(CancelRefused::Trial.code(), "cancel_trial");
+    }
+
+    #[test]
+    fn stored_facts_round_trip_and_contradictions_are_refused() {
+        let trial = Subscription::trial(t0());
+        let monthly = paid(Plan::Growth, BillingCycle::Monthly, t0());
+        let licence = paid(Plan::Pro, BillingCycle::OneTime, t0());
+        for subscription in [trial, monthly, licence] {
+            assert_eq!(
+                Subscription::restore(*subscription.facts()),
+                Ok(subscription)
+            );
+        }
+        let trial_facts = *trial.facts();
+        let monthly_facts = *monthly.facts();
+        let table: &[(SubscriptionFacts, InvalidSubscription)] = &[
+            (
+                SubscriptionFacts {
+                    cycle: Some(BillingCycle::Monthly),
+                    ..trial_facts
+                },
+                InvalidSubscription::IncompletePayment,
+            ),
+            (
+                SubscriptionFacts {
+                    trial_ends_at: None,
+                    period_ends_at: None,
+                    ..trial_facts
+                },
+                InvalidSubscription::UnpaidWithoutTrial,
+            ),
+            (
+                SubscriptionFacts {
+                    period_ends_at: Some(at(30 * DAY)),
+                    ..trial_facts
+                },
+                InvalidSubscription::UnpaidPeriodIsNotTheTrial,
+            ),
+            (
+                SubscriptionFacts {
+                    cancel_at_period_end: true,
+                    ..trial_facts
+                },
+                InvalidSubscription::CancellingWithoutSubscription,
+            ),
+            (
+                SubscriptionFacts {
+                    pricing: Some(PricingModel::Perpetual),
+                    ..monthly_facts
+                },
+                InvalidSubscription::Billing(BillingMismatch {
+                    cycle: BillingCycle::Monthly,
+                    pricing: PricingModel::Perpetual,
+                }),
+            ),
+            (
+                SubscriptionFacts {
+                    period_ends_at: None,
+                    ..monthly_facts
+                },
+                InvalidSubscription::PeriodEndDoesNotMatchPricing,
+            ),
+            (
+                SubscriptionFacts {
+                    period_ends_at: Some(at(DAY)),
+                    ..*licence.facts()
+                },
+                InvalidSubscription::PeriodEndDoesNotMatchPricing,
+            ),
+            (
+                SubscriptionFacts {
+                    cancel_at_period_end: true,
+                    ..*licence.facts()
+                },
+                InvalidSubscription::CancellingWithoutSubscription,
+            ),
+        ];
+        for (facts, want) in table {
+            assert_eq!(Subscription::restore(*facts), Err(*want), "{facts:?}");
+        }
+    }
+
+    #[test]
+    fn times_at_the_ends_of_the_calendar_do_not_panic() {
+        let facts = SubscriptionFacts {
+            plan: Plan::Starter,
+            cycle: Some(BillingCycle::Yearly),
+            pricing: Some(PricingModel::Subscription),
+            trial_ends_at: None,
+            period_ends_at: Some(DateTime::<Utc>::MAX_UTC - TimeDelta::days(1)),
+            cancel_at_period_end: false,
+            last_paid_at: Some(t0()),
+        };
+        let mut subscription = Subscription::restore(facts).unwrap();
+        for now in [
+            DateTime::<Utc>::MIN_UTC,
+            t0(),
+            DateTime::<Utc>::MAX_UTC - TimeDelta::days(3),
+            DateTime::<Utc>::MAX_UTC,
+        ] {
+            subscription.state_at(now);
+            subscription.days_left(now);
+            subscription.notices_due(now, &[]);
+            let _ = Notice::Suspended {
+                expired_at: DateTime::<Utc>::MAX_UTC,
+            }
+            .due_at();
+        }
+        subscription
+            .apply_payment(
+                Plan::Starter,
+                BillingCycle::Yearly,
+                PricingModel::Subscription,
+                t0(),
+            )
+            .unwrap();
+        assert_eq!(
+            subscription.facts().period_ends_at,
+            Some(DateTime::<Utc>::MAX_UTC)
+        );
+        let mut trial = Subscription::trial(DateTime::<Utc>::MAX_UTC);
+        // Saturated ends collapse the stages into one instant; what matters is no panic.
+        trial.state_at(DateTime::<Utc>::MAX_UTC);
+        trial
+            .apply_payment(
+                Plan::Enterprise,
+                BillingCycle::Monthly,
+                PricingModel::Subscription,
+                DateTime::<Utc>::MAX_UTC,
+            )
+            .unwrap();
+    }
+
+    fn rank(state: &State) -> u8 {
+        match state {
+            State::Trial { .. } | State::Active { .. } => 0,
+            State::Grace { .. } => 1,
+            State::Suspended { .. } => 2,
+        }
+    }
+
+    fn access_rank(access: Access) -> u8 {
+        match access {
+            Access::Full => 0,
+            Access::ReadOnly => 1,
+            Access::Suspended => 2,
+        }
+    }
+
+    #[test]
+    fn random_histories_only_a_payment_restores_access_and_time_only_moves_forward() {
+        let seconds = |rng: &mut SeededRng, max_days: u64| {
+            TimeDelta::seconds(i64::try_from(rng.below(max_days * 86_400)).unwrap())
+        };
+        for seed in 0..1000 {
+            let mut rng = SeededRng::new(seed);
+            let mut now = t0();
+            let mut subscription = Subscription::trial(now);
+            let mut sent: Vec<Notice> = Vec::new();
+            for step in 0..80 {
+                let before = subscription;
+                let access_before = subscription.access(now);
+                let mut paid_now = false;
+                match rng.below(10) {
+                    0..=5 => now += seconds(&mut rng, 20),
+                    6 | 7 => {
+                        let plan = *rng.pick(&Plan::ALL).unwrap();
+                        let cycle = *rng.pick(&BillingCycle::ALL).unwrap();
+                        let pricing = *rng.pick(&PricingModel::ALL).unwrap();
+                        // Now and then a payment dated in the past, which may be out of order.
+                        let paid_at = if rng.chance(10) {
+                            now - seconds(&mut rng, 40)
+                        } else {
+                            now
+                        };
+                        match subscription.apply_payment(plan, cycle, pricing, paid_at) {
+                            Ok(()) => {
+                                paid_now = true;
+                                assert_eq!(subscription.plan(), plan);
+                                if paid_at == now {
+                                    assert_eq!(
+                                        subscription.access(now),
+                                        Access::Full,
+                                        "seed {seed} step {step}"
+                                    );
+                                }
+                            }
+                            Err(_) => assert_eq!(subscription, before, "seed {seed} step {step}"),
+                        }
+                    }
+                    _ => match subscription.cancel(now) {
+                        Ok(()) => assert_eq!(subscription.access(now), Access::Full),
+                        Err(_) => assert_eq!(subscription, before, "seed {seed} step {step}"),
+                    },
+                }
+                let access_after = subscription.access(now);
+                if !paid_now {
+                    assert!(
+                        access_rank(access_after) >= access_rank(access_before),
+                        "seed {seed} step {step}: {access_before:?} -> {access_after:?} without a payment"
+                    );
+                }
+                // The stored facts always restore to the same subscription.
+                assert_eq!(
+                    Subscription::restore(*subscription.facts()),
+                    Ok(subscription)
+                );
+                // Absent new facts, time only moves the subscription forward.
+                let mut later = now;
+                let mut last = rank(&subscription.state_at(later));
+                for _ in 0..4 {
+                    later += seconds(&mut rng, 30);
+                    let next = rank(&subscription.state_at(later));
+                    assert!(next >= last, "seed {seed} step {step}");
+                    last = next;
+                }
+                // Days left agree with the state.
+                let state = subscription.state_at(now);
+                match (state, subscription.days_left(now)) {
+                    (State::Active { until: None, .. }, None) => {}
+                    (State::Suspended { .. }, Some(0)) => {}
+                    (State::Trial { .. } | State::Active { .. } | State::Grace { .. }, Some(d)) => {
+                        assert!(d >= 1, "seed {seed} step {step}")
+                    }
+                    (state, days) => panic!("seed {seed} step {step}: {state:?} {days:?}"),
+                }
+                // At most one notice at a time, each sent once, never before its time.
+                let due = subscription.notices_due(now, &sent);
+                assert!(due.len() <= 1, "seed {seed} step {step}");
+                for notice in due {
+                    assert!(notice.due_at() <= now, "seed {seed} step {step}");
+                    assert!(!sent.contains(&notice));
+                    sent.push(notice);
+                }
+            }
+        }
+    }
+}
