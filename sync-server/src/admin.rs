@@ -67,6 +67,14 @@ pub async fn create_business(
     };
     insert_branch(&tx, branch_id, branch_name, branch_code.as_deref()).await?;
     insert_settings(&tx, kaunter_core::business::Language::Malay).await?;
+    // An operator's business is a clinic on the usual trial until it pays.
+    crate::subscription::start(
+        &tx,
+        tenant_id,
+        chrono::Utc::now(),
+        kaunter_core::subscription::Module::Clinic,
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(%tenant_id, %branch_id, "business created");
     Ok(CreatedBusiness {

@@ -42,8 +42,12 @@ pub struct Device {
     pub high_water: i64,
     /// Which branches' rows it is sent.
     pub scope: PullScope,
+    /// What the business's subscription allows now (sync routes check it:
+    /// [`crate::subscription::require`]).
+    pub access: Access,
 }
 
+use kaunter_core::subscription::Access;
 pub use kaunter_protocol::http::PullScope;
 
 /// Whether to lock the device row until the transaction ends (push does, so two pushes of one
@@ -65,14 +69,18 @@ pub async fn authenticate(tx: &TenantTx<'_>, token: &DeviceToken, lock: RowLock)
     let sql = match lock {
         RowLock::None => {
             "SELECT d.branch_id, d.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status,
-                    d.token_expires_at <= now(), d.scope
+                    d.token_expires_at <= now(), d.scope, s.plan, s.cycle, s.pricing,
+                    s.trial_ends_at, s.period_ends_at, s.cancel_at_period_end, s.last_paid_at
              FROM devices d JOIN tenants t USING (tenant_id)
+             JOIN subscriptions s USING (tenant_id)
              WHERE d.tenant_id = $1 AND d.device_id = $2"
         }
         RowLock::ForUpdate => {
             "SELECT d.branch_id, d.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status,
-                    d.token_expires_at <= now(), d.scope
+                    d.token_expires_at <= now(), d.scope, s.plan, s.cycle, s.pricing,
+                    s.trial_ends_at, s.period_ends_at, s.cancel_at_period_end, s.last_paid_at
              FROM devices d JOIN tenants t USING (tenant_id)
+             JOIN subscriptions s USING (tenant_id)
              WHERE d.tenant_id = $1 AND d.device_id = $2 FOR UPDATE OF d"
         }
     };
@@ -100,7 +108,10 @@ pub async fn authenticate(tx: &TenantTx<'_>, token: &DeviceToken, lock: RowLock)
     if status != "active" {
         return Err(Error::BusinessNotActive);
     }
+    // The subscription's columns follow the device's, in subscription::COLUMNS order.
+    let access = crate::subscription::decode(&row, 7)?.access(chrono::Utc::now());
     Ok(Device {
+        access,
         tenant_id: token.tenant_id,
         device_id: token.device_id,
         branch_id: row.try_get(0)?,

@@ -85,6 +85,15 @@ pub enum Error {
     /// An emergency opening of a clinical record that head office already reviewed.
     #[error("already reviewed")]
     AlreadyReviewed,
+    /// The subscription ended and is in its grace: reads and pulls only.
+    #[error("the subscription is read-only")]
+    SubscriptionReadOnly,
+    /// The subscription is suspended: no sync.
+    #[error("the subscription is suspended")]
+    SubscriptionSuspended,
+    /// A plan limit (the sentence says which).
+    #[error("{0}")]
+    PlanLimitReached(String),
     /// A resolution that makes no sense for the conflict's kind (merging two bookings).
     #[error("that resolution does not apply to this kind of conflict")]
     ResolutionNotAllowed,
@@ -337,6 +346,24 @@ impl Error {
                     error_code::CONFLICT_ALREADY_RESOLVED,
                     "Someone already resolved this conflict another way; refresh the list.",
                 ),
+            ),
+            Error::SubscriptionReadOnly => (
+                StatusCode::PAYMENT_REQUIRED,
+                body(
+                    error_code::SUBSCRIPTION_READ_ONLY,
+                    "This business's subscription has ended: Kaunter is read-only until it is paid. Everything can still be read and exported, and changes waiting on this desk are kept and sent once it is paid (head office pays in Kaunter's billing page).",
+                ),
+            ),
+            Error::SubscriptionSuspended => (
+                StatusCode::PAYMENT_REQUIRED,
+                body(
+                    error_code::SUBSCRIPTION_SUSPENDED,
+                    "This business's subscription is suspended: this desk cannot sync. Its data stays on it, read-only, and can be exported; changes waiting here are sent once head office pays.",
+                ),
+            ),
+            Error::PlanLimitReached(message) => (
+                StatusCode::CONFLICT,
+                body(error_code::PLAN_LIMIT_REACHED, message),
             ),
             Error::AlreadyReviewed => (
                 StatusCode::CONFLICT,

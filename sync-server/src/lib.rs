@@ -22,6 +22,7 @@ pub mod purge;
 mod routes;
 mod rows;
 pub mod stamps;
+pub mod subscription;
 pub mod test_support;
 mod throttle;
 pub mod token;
@@ -205,6 +206,11 @@ pub const ROUTES: &[Route] = &[
         caller: Caller::Session,
     },
     Route {
+        method: "GET",
+        path: "/v1/subscription",
+        caller: Caller::Session,
+    },
+    Route {
         method: "POST",
         path: "/v1/emergency-access/review",
         caller: Caller::Session,
@@ -358,6 +364,7 @@ fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
         ("GET", "/v1/devices") => get(routes::devices::list),
         ("POST", "/v1/devices/revoke") => post(routes::devices::revoke),
         ("GET", "/v1/emergency-access") => get(routes::emergency_access::list),
+        ("GET", "/v1/subscription") => get(routes::subscription::show),
         ("POST", "/v1/emergency-access/review") => post(routes::emergency_access::review),
         ("POST", "/v1/auth/totp/setup") => post(routes::totp::setup),
         ("POST", "/v1/auth/totp/confirm") => post(routes::totp::confirm),

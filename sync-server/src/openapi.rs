@@ -134,13 +134,13 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
             "Invites a person (users.manage); the token is shown once.",
             schema::<wire::InviteUserRequest>(g),
             (201, schema::<wire::InvitationResponse>(g)),
-            &[404, 422],
+            &[404, 409, 422],
         ),
         ("POST", "/v1/users/reinvite") => op(
             "A new invitation for a PENDING person (users.manage).",
             schema::<wire::ReinviteUserRequest>(g),
             (200, schema::<wire::InvitationResponse>(g)),
-            &[404, 422],
+            &[404, 409, 422],
         ),
         ("POST", "/v1/users/status") => op(
             "Sets a person ACTIVE, INACTIVE or DISABLED (users.manage).",
@@ -221,6 +221,15 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
                 &[],
             )
         },
+        ("GET", "/v1/subscription") => op(
+            "The business's plan, state, days left, limits in use, modules and price list (settings.manage).",
+            None,
+            (
+                200,
+                schema::<crate::routes::subscription::SubscriptionView>(g),
+            ),
+            &[],
+        ),
         ("POST", "/v1/emergency-access/review") => op(
             "Records whether an emergency opening was justified, once (access.review).",
             schema::<crate::routes::emergency_access::ReviewRequest>(g),
@@ -322,13 +331,17 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
 
 /// Error statuses every route of a kind of caller may give: a malformed request or body (400),
 /// a body over the limit (413), and for callers with credentials a refused credential (401)
-/// or a business that is not active, a role that does not allow it, a wrong CSRF token (403).
+/// or a business that is not active, a role that does not allow it, a wrong CSRF token (403);
+/// a desk's sync is also refused by the business's subscription (402: read-only in its grace,
+/// or suspended).
 fn common_errors(route: &Route) -> &'static [u16] {
     match (route.caller, route.method) {
         (Caller::Anyone, "GET") => &[],
         (Caller::Anyone, _) => &[400, 401, 403, 413],
-        (Caller::Device | Caller::Session, "GET") => &[400, 401, 403],
-        (Caller::Device | Caller::Session, _) => &[400, 401, 403, 413],
+        (Caller::Device, "GET") => &[400, 401, 402, 403],
+        (Caller::Device, _) => &[400, 401, 402, 403, 413],
+        (Caller::Session, "GET") => &[400, 401, 403],
+        (Caller::Session, _) => &[400, 401, 403, 413],
     }
 }
 
@@ -435,12 +448,15 @@ fn error_description(status: u16) -> &'static str {
     match status {
         400 => "Malformed request, body or query (bad_request and other stable codes).",
         401 => "No valid credential, or a wrong login or second-factor code.",
+        402 => {
+            "The business's subscription refuses it: read-only in its grace (subscription_read_only) or suspended (subscription_suspended)."
+        }
         403 => {
             "Not allowed: the business is not active, the role does not allow it, or the CSRF token is missing."
         }
         404 => "No such record in this business.",
         409 => {
-            "The state does not allow it (a sequence gap, a resolved conflict, the last ADMIN, a closed branch)."
+            "The state does not allow it (a sequence gap, a resolved conflict, the last ADMIN, a closed branch, a plan limit)."
         }
         410 => "The desk must download its branch again (resync_required).",
         413 => "The body is over the limit.",

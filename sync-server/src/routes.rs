@@ -14,6 +14,7 @@ pub mod push;
 pub mod signup;
 pub mod staff;
 pub mod status;
+pub mod subscription;
 pub mod totp;
 pub mod users;
 

@@ -184,7 +184,12 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
                              'emergency_access', 'Collapsed at the counter', '\\x010000'::bytea,
                              now(), '{device}', 1);
                  INSERT INTO emergency_access_reviews (tenant_id, entry_id, outcome, reviewed_by)
-                     VALUES ('{tenant}', '{entry}', 'justified', '{user}');"
+                     VALUES ('{tenant}', '{entry}', 'justified', '{user}');
+                 INSERT INTO subscriptions (tenant_id, plan, trial_ends_at, period_ends_at)
+                     VALUES ('{tenant}', 'PRO', now() + interval '7 days',
+                             now() + interval '7 days');
+                 INSERT INTO subscription_modules (tenant_id, module)
+                     VALUES ('{tenant}', 'CLINIC');"
             ))
             .await
             .unwrap();
@@ -220,6 +225,8 @@ async fn every_tenant_table_has_rls_enabled_forced_and_a_policy() {
         "catalogue_items",
         "clinical_entries",
         "emergency_access_reviews",
+        "subscriptions",
+        "subscription_modules",
     ]
     .into();
     let found: BTreeSet<&str> = tables.iter().map(String::as_str).collect();

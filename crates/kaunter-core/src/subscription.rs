@@ -290,6 +290,18 @@ pub enum Module {
 }
 
 impl Module {
+    /// The module a business of `industry` starts with (switched on at sign-up).
+    pub fn for_industry(industry: crate::business::Industry) -> Module {
+        use crate::business::Industry;
+        match industry {
+            Industry::Retail => Module::RetailPos,
+            Industry::Healthcare => Module::Clinic,
+            Industry::Beauty => Module::Salon,
+            Industry::Education => Module::Education,
+            Industry::Logistics => Module::Logistics,
+        }
+    }
+
     /// Every module.
     pub const ALL: [Module; 5] = [
         Module::RetailPos,

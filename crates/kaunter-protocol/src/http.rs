@@ -862,6 +862,12 @@ pub mod error_code {
     pub const CONFLICT_ALREADY_RESOLVED: &str = "conflict_already_resolved";
     /// Head office: an emergency opening of a clinical record was reviewed already.
     pub const ALREADY_REVIEWED: &str = "already_reviewed";
+    /// The business's subscription has ended and is in its grace: read-only, pushes refused.
+    pub const SUBSCRIPTION_READ_ONLY: &str = "subscription_read_only";
+    /// The business's subscription is suspended: sync refused both ways.
+    pub const SUBSCRIPTION_SUSPENDED: &str = "subscription_suspended";
+    /// Adding this would pass a limit of the business's plan (users, desks, modules).
+    pub const PLAN_LIMIT_REACHED: &str = "plan_limit_reached";
     pub const ENROLMENT_CODE_INVALID: &str = "enrolment_code_invalid";
     /// Login: the business, e-mail or password is wrong (one answer for all three).
     pub const INVALID_CREDENTIALS: &str = "invalid_credentials";

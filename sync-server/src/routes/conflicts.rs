@@ -58,6 +58,7 @@ pub async fn list(
     let mut client = state.pool().get().await?;
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
     let device = auth::authenticate(&tx, &token, RowLock::None).await?;
+    crate::subscription::require(device.access, crate::subscription::SyncNeed::Pull)?;
     let open_only = matches!(query.state, StateFilter::Open);
     let version = query.schema_version.unwrap_or(2);
     if !ACCEPTED_SCHEMA_VERSIONS.contains(&version) {
@@ -89,6 +90,8 @@ pub async fn resolve(
     let mut client = state.pool().get().await?;
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
     let device = auth::authenticate(&tx, &token, RowLock::None).await?;
+    // Resolving is a change: not in the subscription's grace or suspension.
+    crate::subscription::require(device.access, crate::subscription::SyncNeed::Push)?;
     let row = tx
         .query_opt(
             &format!(

@@ -68,6 +68,9 @@ pub async fn enrol(
     if !branch_open {
         return Err(Error::EnrolmentCodeInvalid);
     }
+    // A new desk, or a removed one coming back, takes a place of the plan's desks.
+    crate::subscription::require_room(&tx, tenant_id, kaunter_core::subscription::Resource::Device)
+        .await?;
     let device_id = match request.replaces_device {
         None => DeviceId::new_v7(),
         Some(old) => DeviceId::from_uuid(old),

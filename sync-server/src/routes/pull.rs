@@ -70,6 +70,7 @@ pub async fn pull(
     // when a push or a purge commits meanwhile.
     let tx = TenantTx::begin_snapshot(&mut client, token.tenant_id).await?;
     let device = auth::authenticate(&tx, &token, RowLock::None).await?;
+    crate::subscription::require(device.access, crate::subscription::SyncNeed::Pull)?;
     // The digest of what the desk is sent (its branch or every branch, plus the tenant-wide
     // rows) is that state after exactly the changes up to `as_of`. Digests add up (wrapping),
     // as the desk's own does over its rows.

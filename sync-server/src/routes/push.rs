@@ -34,6 +34,7 @@ use crate::extract::JsonBody;
 use crate::ids::BranchId;
 use crate::routes::conflicts;
 use crate::rows::{self, RowKey, StoredRow};
+use crate::subscription::{self, SyncNeed};
 
 pub async fn push(
     State(state): State<AppState>,
@@ -44,6 +45,8 @@ pub async fn push(
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
     // The row lock makes two pushes of one device take turns, so both see the same high-water.
     let device = auth::authenticate(&tx, &token, RowLock::ForUpdate).await?;
+    // In the subscription's grace or suspension nothing new is taken; the desk keeps it.
+    subscription::require(device.access, SyncNeed::Push)?;
     if !ACCEPTED_SCHEMA_VERSIONS.contains(&request.schema_version) {
         return Err(Error::UnsupportedSchemaVersion(request.schema_version));
     }

@@ -104,6 +104,14 @@ pub async fn sign_up(
         }
         Err(error) => return Err(error.into()),
     };
+    // The subscription's trial is the business's: it started when the business did.
+    crate::subscription::start(
+        &tx,
+        tenant_id,
+        trial_ends_at - chrono::TimeDelta::days(TRIAL_DAYS),
+        kaunter_core::subscription::Module::for_industry(valid.industry),
+    )
+    .await?;
     admin::insert_branch(&tx, branch_id, &valid.branch_name, None).await?;
     admin::insert_settings(&tx, valid.language).await?;
     let mut admin_role = None;

@@ -58,7 +58,8 @@ pub async fn roster(
 ) -> Result<Json<StaffResponse>> {
     let mut client = state.pool().get().await?;
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
-    auth::authenticate(&tx, &token, RowLock::None).await?;
+    let device = auth::authenticate(&tx, &token, RowLock::None).await?;
+    crate::subscription::require(device.access, crate::subscription::SyncNeed::Pull)?;
     let rows = tx
         .query(
             "SELECT u.user_id, u.name, u.pin_hash,

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kaunter_core::access::{self, Permission};
 use kaunter_core::business::{Email, check_password};
+use kaunter_core::subscription::Resource;
 use kaunter_protocol::http::{
     AcceptInvitationRequest, InvitationResponse, InviteUserRequest, ReinviteUserRequest,
     ResetUserTotpRequest, RoleRef, RoleView, RolesResponse, SetUserRolesRequest,
@@ -120,6 +121,8 @@ pub async fn invite(
     lock_people(&tx).await?;
     let person = auth::person(&tx, &token).await?;
     person.require(Permission::UsersManage)?;
+    // Everyone who is not DISABLED counts against the plan's people.
+    crate::subscription::require_room(&tx, person.tenant_id, Resource::User).await?;
     let user_id = Uuid::now_v7();
     let issued = token::issue_invitation(person.tenant_id, user_id)?;
     let inserted = tx
@@ -190,6 +193,9 @@ pub async fn reinvite(
             "not_pending",
             "This person has already accepted an invitation.",
         )]));
+    }
+    if status == access::UserStatus::Disabled {
+        crate::subscription::require_room(&tx, person.tenant_id, Resource::User).await?;
     }
     let issued = token::issue_invitation(person.tenant_id, request.user_id)?;
     let expires_at = tx
@@ -312,6 +318,10 @@ pub async fn set_status(
             )])
         },
     )?;
+    if from == access::UserStatus::Disabled && to != access::UserStatus::Disabled {
+        // Back from DISABLED: counts against the plan's people again.
+        crate::subscription::require_room(&tx, person.tenant_id, Resource::User).await?;
+    }
     if from != to {
         tx.execute(
             "UPDATE users SET status = $3, status_changed_at = now(),
