@@ -15,6 +15,7 @@ pub mod enrolment_code;
 pub mod error;
 mod extract;
 pub mod ids;
+pub mod licence;
 pub mod migrate;
 pub mod openapi;
 pub mod password;
@@ -211,6 +212,11 @@ pub const ROUTES: &[Route] = &[
         caller: Caller::Session,
     },
     Route {
+        method: "GET",
+        path: "/v1/licence",
+        caller: Caller::Device,
+    },
+    Route {
         method: "POST",
         path: "/v1/emergency-access/review",
         caller: Caller::Session,
@@ -365,6 +371,7 @@ fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
         ("POST", "/v1/devices/revoke") => post(routes::devices::revoke),
         ("GET", "/v1/emergency-access") => get(routes::emergency_access::list),
         ("GET", "/v1/subscription") => get(routes::subscription::show),
+        ("GET", "/v1/licence") => get(routes::licence::licence),
         ("POST", "/v1/emergency-access/review") => post(routes::emergency_access::review),
         ("POST", "/v1/auth/totp/setup") => post(routes::totp::setup),
         ("POST", "/v1/auth/totp/confirm") => post(routes::totp::confirm),

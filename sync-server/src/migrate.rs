@@ -119,7 +119,24 @@ async fn run_locked(client: &mut tokio_postgres::Client) -> Result<Vec<u32>> {
         );
         newly_applied.push(migration.version);
     }
+    ensure_licence_key(client).await?;
     Ok(newly_applied)
+}
+
+/// Makes the licence signing key once (a random 32-byte Ed25519 seed), right after the
+/// migration that holds it; a key that exists is never replaced, since desks pin it.
+async fn ensure_licence_key(client: &tokio_postgres::Client) -> Result<()> {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(seed.as_mut_slice())
+        .map_err(|error| Error::Internal(format!("no randomness for the licence key: {error}")))?;
+    client
+        .execute(
+            "INSERT INTO signing_keys (purpose, seed) VALUES ('licence', $1)
+             ON CONFLICT (purpose) DO NOTHING",
+            &[&seed.as_slice()],
+        )
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

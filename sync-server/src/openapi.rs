@@ -221,6 +221,12 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
                 &[],
             )
         },
+        ("GET", "/v1/licence") => op(
+            "A signed licence lease for the calling desk (Ed25519), in every subscription state.",
+            None,
+            (200, schema::<wire::SignedLicence>(g)),
+            &[],
+        ),
         ("GET", "/v1/subscription") => op(
             "The business's plan, state, days left, limits in use, modules and price list (settings.manage).",
             None,

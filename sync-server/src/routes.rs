@@ -9,6 +9,7 @@ pub mod devices;
 pub mod emergency_access;
 pub mod enrol;
 pub mod health;
+pub mod licence;
 pub mod pull;
 pub mod push;
 pub mod signup;

@@ -536,7 +536,7 @@ fn probe(
         "/v1/settings/security" => request.json(&json!({"require_admin_totp": true})),
         // A's own PIN; A's roster (checked above to hold nothing of B's).
         "/v1/auth/pin" => request.json(&json!({"pin": "472913"})),
-        "/v1/staff" => request,
+        "/v1/staff" | "/v1/licence" => request,
         // A's own list of emergency openings and subscription; a review of B's opening.
         "/v1/emergency-access" | "/v1/subscription" => request,
         "/v1/emergency-access/review" => request.json(&json!({
@@ -633,7 +633,9 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
                 "/v1/invitations/accept" => &[StatusCode::BAD_REQUEST],
                 "/v1/devices/refresh" => &[StatusCode::UNAUTHORIZED],
                 "/v1/auth/pin" => &[StatusCode::NO_CONTENT],
-                "/v1/staff" | "/v1/emergency-access" | "/v1/subscription" => &[StatusCode::OK],
+                "/v1/staff" | "/v1/emergency-access" | "/v1/subscription" | "/v1/licence" => {
+                    &[StatusCode::OK]
+                }
                 "/v1/branches/add" => &[StatusCode::CREATED],
                 "/v1/users/invite"
                 | "/v1/users/reinvite"

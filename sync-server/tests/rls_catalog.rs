@@ -11,8 +11,9 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 /// Tables in `public` allowed to have no tenant_id (and so no RLS). Adding one is a decision.
-/// `login_failures` counts failed logins by hashed key before any tenant is known.
-const TABLES_WITHOUT_TENANT: &[&str] = &["login_failures", "schema_migrations"];
+/// `login_failures` counts failed logins by hashed key before any tenant is known;
+/// `signing_keys` holds the server's licence key, no business's data.
+const TABLES_WITHOUT_TENANT: &[&str] = &["login_failures", "schema_migrations", "signing_keys"];
 
 async fn tenant_tables(owner: &Client) -> Vec<String> {
     owner

@@ -328,6 +328,30 @@ expected_seq?: bigint | null,
  */
 fields?: Array<FieldError>, };
 
+export type Licence = { 
+/**
+ * The layout's version (1).
+ */
+version: number, tenant_id: string, device_id: string, 
+/**
+ * STARTER, GROWTH, PRO or ENTERPRISE.
+ */
+plan: string, 
+/**
+ * The modules switched on (RETAIL_POS, CLINIC, ...).
+ */
+modules: Array<string>, 
+/**
+ * The plan's limits (none: no limit).
+ */
+max_modules: number | null, max_users: number | null, max_devices: number | null, 
+/**
+ * The subscription's state when the lease was issued: TRIAL, ACTIVE, GRACE, SUSPENDED.
+ */
+state: string, issued_at: string, full_until: string, read_only_until: string, };
+
+export type SignedLicence = { payload: string, signature: string, public_key: string, };
+
 export type AppInfo = { enrolled: boolean, business_name: string | null, branch_name: string | null, device_name: string | null, server_url: string | null, };
 
 export type EnrolForm = { server_url: string, code: string, device_name: string, };

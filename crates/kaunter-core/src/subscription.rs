@@ -657,6 +657,49 @@ impl Access {
     }
 }
 
+/// Days a licence lease handed to a desk lasts when nothing ends sooner: a desk that has not
+/// reached the server for this long goes read-only (and, [`GRACE_DAYS`] later, counts as
+/// suspended) on its own, even with a perpetual licence.
+pub const LEASE_DAYS: i64 = 30;
+
+/// What a desk may do at `now` under a lease that gives full access until `full_until` and
+/// read-only access until `read_only_until` (after that, suspended). The desk passes the latest
+/// time it has ever seen, so a clock turned back never buys time.
+pub fn lease_access(
+    full_until: DateTime<Utc>,
+    read_only_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Access {
+    if now < full_until {
+        Access::Full
+    } else if now < read_only_until {
+        Access::ReadOnly
+    } else {
+        Access::Suspended
+    }
+}
+
+/// The schedule of the lease the server hands a desk at `now`: full access until the earlier
+/// of the period's end and [`LEASE_DAYS`] from now, then read-only for [`GRACE_DAYS`]; in grace,
+/// read-only until the grace ends; suspended, nothing. Returns `(full_until, read_only_until)`.
+pub fn lease_schedule(subscription: &Subscription, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    match subscription.state_at(now) {
+        State::Trial { .. } | State::Active { .. } => {
+            let lease_end = days_after(now, LEASE_DAYS);
+            let full_until = subscription
+                .facts()
+                .period_ends_at
+                .map_or(lease_end, |end| end.min(lease_end));
+            (full_until, days_after(full_until, GRACE_DAYS))
+        }
+        State::Grace {
+            expired_at,
+            read_only_until,
+        } => (expired_at, read_only_until),
+        State::Suspended { expired_at, since } => (expired_at, since),
+    }
+}
+
 /// An e-mail the server sends about a subscription, once each. Each carries the end of the
 /// trial or period it is about, so the reminder for one period is never mistaken for the next
 /// period's: [`Notice::key`] is what the outbox keeps to send each exactly once.
@@ -2245,4 +2288,36 @@ mod tests {
             }
         }
     }
+    #[test]
+    fn a_lease_gives_full_access_then_read_only_then_suspended_at_exact_boundaries() {
+        let start = t0();
+        let sub = Subscription::trial(start);
+        // In the trial: full until the trial's end (sooner than LEASE_DAYS), then the grace.
+        let (full, read_only) = lease_schedule(&sub, start);
+        assert_eq!(full, days_after(start, TRIAL_DAYS));
+        assert_eq!(read_only, days_after(full, GRACE_DAYS));
+        let second = TimeDelta::seconds(1);
+        assert_eq!(lease_access(full, read_only, full - second), Access::Full);
+        assert_eq!(lease_access(full, read_only, full), Access::ReadOnly);
+        assert_eq!(lease_access(full, read_only, read_only - second), Access::ReadOnly);
+        assert_eq!(lease_access(full, read_only, read_only), Access::Suspended);
+        // A perpetual licence still needs the desk to check in every LEASE_DAYS.
+        let mut perpetual = Subscription::trial(start);
+        perpetual
+            .apply_payment(Plan::Starter, BillingCycle::OneTime, PricingModel::Perpetual, start)
+            .unwrap();
+        let (full, read_only) = lease_schedule(&perpetual, start);
+        assert_eq!(full, days_after(start, LEASE_DAYS));
+        assert_eq!(read_only, days_after(start, LEASE_DAYS + GRACE_DAYS));
+        // In grace, the lease says so: read-only until the grace ends.
+        let in_grace = days_after(start, TRIAL_DAYS + 1);
+        let (full, read_only) = lease_schedule(&sub, in_grace);
+        assert_eq!(lease_access(full, read_only, in_grace), Access::ReadOnly);
+        assert_eq!(read_only, days_after(start, TRIAL_DAYS + GRACE_DAYS));
+        // Suspended: nothing.
+        let later = days_after(start, TRIAL_DAYS + GRACE_DAYS + 1);
+        let (full, read_only) = lease_schedule(&sub, later);
+        assert_eq!(lease_access(full, read_only, later), Access::Suspended);
+    }
+
 }

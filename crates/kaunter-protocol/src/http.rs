@@ -810,6 +810,43 @@ pub struct StaffResponse {
     pub sign_in_required: bool,
 }
 
+/// A licence lease: what the server vouches for about a business, for one desk, until when. The
+/// desk keeps the newest one it has verified and enforces it offline: full access until
+/// `full_until`, read-only until `read_only_until`, then suspended (the desk still opens and
+/// exports its data; nothing is deleted). Times are compared with the latest time the desk has
+/// ever seen, so a clock turned back does not extend it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct Licence {
+    /// The layout's version (1).
+    pub version: u32,
+    pub tenant_id: Uuid,
+    pub device_id: Uuid,
+    /// STARTER, GROWTH, PRO or ENTERPRISE.
+    pub plan: String,
+    /// The modules switched on (RETAIL_POS, CLINIC, ...).
+    pub modules: Vec<String>,
+    /// The plan's limits (none: no limit).
+    pub max_modules: Option<u32>,
+    pub max_users: Option<u32>,
+    pub max_devices: Option<u32>,
+    /// The subscription's state when the lease was issued: TRIAL, ACTIVE, GRACE, SUSPENDED.
+    pub state: String,
+    pub issued_at: DateTime<Utc>,
+    pub full_until: DateTime<Utc>,
+    pub read_only_until: DateTime<Utc>,
+}
+
+/// `GET /v1/licence` (a desk): a lease signed with the server's Ed25519 licence key. `payload` is
+/// the [`Licence`] as JSON bytes, base64 (standard alphabet); `signature` the 64-byte Ed25519
+/// signature of exactly those bytes, base64; `public_key` the 32-byte verifying key, base64. A
+/// desk pins the first key it is given and refuses a lease signed with any other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+pub struct SignedLicence {
+    pub payload: String,
+    pub signature: String,
+    pub public_key: String,
+}
+
 /// `POST /v1/devices/refresh`: a desk's refresh token for a new pair. Using one refresh token
 /// twice revokes the desk (`refresh_token_reused`), unless the second use is a retry within a
 /// short grace whose first answer never arrived.

@@ -96,6 +96,8 @@ pub fn typescript_declarations() -> String {
         http::EnrolRequest::decl(),
         http::EnrolResponse::decl(),
         http::ErrorBody::decl(),
+        http::Licence::decl(),
+        http::SignedLicence::decl(),
         ipc::AppInfo::decl(),
         ipc::EnrolForm::decl(),
         ipc::RegisterPatientForm::decl(),
