@@ -59,6 +59,9 @@ pub fn from_store(error: StoreError) -> CommandError {
         }
         StoreError::LedgerImmutable => "ledger_entry_immutable",
         StoreError::OtherBranch => "row_in_other_branch",
+        StoreError::SubscriptionReadOnly => "subscription_read_only",
+        StoreError::SubscriptionSuspended => "subscription_suspended",
+        StoreError::LicenceRejected(_) => "licence_rejected",
         StoreError::NotFound(_) => "not_found",
         StoreError::SignInRequired => "sign_in_required",
         StoreError::WrongPin => "wrong_pin",

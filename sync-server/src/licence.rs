@@ -38,7 +38,11 @@ async fn signing_key(tx: &TenantTx<'_>) -> Result<SigningKey> {
 }
 
 /// A lease for `device` of the business, as of `now`, signed.
-pub async fn issue(tx: &TenantTx<'_>, device: &Device, now: DateTime<Utc>) -> Result<SignedLicence> {
+pub async fn issue(
+    tx: &TenantTx<'_>,
+    device: &Device,
+    now: DateTime<Utc>,
+) -> Result<SignedLicence> {
     let current = subscription::load(tx, device.tenant_id).await?;
     let modules = subscription::modules(tx, device.tenant_id).await?;
     let (full_until, read_only_until) = lease_schedule(&current, now);

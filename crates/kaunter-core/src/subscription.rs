@@ -682,7 +682,10 @@ pub fn lease_access(
 /// The schedule of the lease the server hands a desk at `now`: full access until the earlier
 /// of the period's end and [`LEASE_DAYS`] from now, then read-only for [`GRACE_DAYS`]; in grace,
 /// read-only until the grace ends; suspended, nothing. Returns `(full_until, read_only_until)`.
-pub fn lease_schedule(subscription: &Subscription, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+pub fn lease_schedule(
+    subscription: &Subscription,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
     match subscription.state_at(now) {
         State::Trial { .. } | State::Active { .. } => {
             let lease_end = days_after(now, LEASE_DAYS);
@@ -2299,12 +2302,20 @@ mod tests {
         let second = TimeDelta::seconds(1);
         assert_eq!(lease_access(full, read_only, full - second), Access::Full);
         assert_eq!(lease_access(full, read_only, full), Access::ReadOnly);
-        assert_eq!(lease_access(full, read_only, read_only - second), Access::ReadOnly);
+        assert_eq!(
+            lease_access(full, read_only, read_only - second),
+            Access::ReadOnly
+        );
         assert_eq!(lease_access(full, read_only, read_only), Access::Suspended);
         // A perpetual licence still needs the desk to check in every LEASE_DAYS.
         let mut perpetual = Subscription::trial(start);
         perpetual
-            .apply_payment(Plan::Starter, BillingCycle::OneTime, PricingModel::Perpetual, start)
+            .apply_payment(
+                Plan::Starter,
+                BillingCycle::OneTime,
+                PricingModel::Perpetual,
+                start,
+            )
             .unwrap();
         let (full, read_only) = lease_schedule(&perpetual, start);
         assert_eq!(full, days_after(start, LEASE_DAYS));
@@ -2319,5 +2330,4 @@ mod tests {
         let (full, read_only) = lease_schedule(&sub, later);
         assert_eq!(lease_access(full, read_only, later), Access::Suspended);
     }
-
 }

@@ -57,6 +57,16 @@ pub enum StoreError {
         "This record belongs to another branch: this desk may read it, and it is changed at its own branch."
     )]
     OtherBranch,
+    #[error(
+        "This business's subscription has ended, so this desk is read-only: everything can still be read and exported. Head office pays to write again; nothing here is lost."
+    )]
+    SubscriptionReadOnly,
+    #[error(
+        "This business's subscription is suspended (or this desk has not reached the server for too long): the desk is read-only and does not sync. Everything can still be read and exported; connect to the server once head office has paid."
+    )]
+    SubscriptionSuspended,
+    #[error("The server's licence was refused: {0}. The desk keeps the licence it had.")]
+    LicenceRejected(String),
     #[error("The local database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("The local database is damaged: {0}")]

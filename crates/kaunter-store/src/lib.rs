@@ -7,6 +7,7 @@ mod checkpoint;
 mod cipher;
 pub mod convert;
 mod error;
+mod licence;
 mod migrations;
 mod rows;
 mod secrets;
@@ -14,6 +15,7 @@ mod store;
 
 pub use cipher::{BlindIndex, FieldCipher, KeyMaterial};
 pub use error::{Result, StoreError};
+pub use licence::LicenceStatus;
 pub use secrets::{MemorySecretStore, OsKeyring, SecretStore};
 pub use store::{
     DeskCredentials, DeskIdentity, EMERGENCY_OPENING, IDLE_SIGN_OUT, NewBooking, NewCashMovement,

@@ -311,6 +311,13 @@ impl Store {
                  user_id TEXT NOT NULL, patient_id TEXT NOT NULL, until TEXT NOT NULL,
                  PRIMARY KEY (user_id, patient_id))",
         )?;
+        // When the licence lease's full access ends, and the latest time seen: every local
+        // write checks it (licence.rs), filled below from what is stored.
+        conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS licence_clock (
+                 full_until TEXT NOT NULL, read_only_until TEXT NOT NULL,
+                 latest_seen TEXT NOT NULL)",
+        )?;
         // A download that stopped half-way (the app closed or crashed) left them out.
         rows::create_deferred_indexes(&conn)?;
 
@@ -360,6 +367,9 @@ impl Store {
         let cipher = identity
             .as_ref()
             .map(|identity| FieldCipher::new(&keys, &identity.tenant_id.to_string()));
+        if let Some(cipher) = &cipher {
+            crate::licence::refresh_clock(&conn, cipher)?;
+        }
         // Checkpoints run on a thread of their own, not inside a commit (see checkpoint.rs).
         let checkpointer = match Checkpointer::start(&path) {
             Ok(checkpointer) => {
@@ -688,6 +698,25 @@ impl Store {
         if self.signed_in.is_some() {
             self.last_action = Some(now);
         }
+    }
+
+    /// Takes a licence lease the server signed for this desk (see licence.rs): verified against
+    /// the pinned key, for this desk, not older than the one held. Refused otherwise, keeping
+    /// the one held.
+    pub fn accept_licence(
+        &mut self,
+        signed: &kaunter_protocol::http::SignedLicence,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (identity, cipher) = self.enrolled()?;
+        crate::licence::accept(&self.conn, cipher, identity, signed, now)
+    }
+
+    /// What the desk's licence allows at `now` (judged at the latest time ever seen, so a
+    /// clock turned back does not extend it).
+    pub fn licence_status(&mut self, now: DateTime<Utc>) -> Result<crate::licence::LicenceStatus> {
+        let (_, cipher) = self.enrolled()?;
+        crate::licence::status(&self.conn, cipher, now)
     }
 
     /// Signs the person out when they have done nothing for [`IDLE_SIGN_OUT`] by `now`, and
@@ -1902,6 +1931,8 @@ fn append_approved(
     now: DateTime<Utc>,
     approver: Option<Uuid>,
 ) -> Result<i64> {
+    // The licence lease allows it (read-only once the subscription ended; see licence.rs).
+    crate::licence::writes_allowed(tx, now)?;
     let seq: i64 = tx
         .prepare_cached("UPDATE sync_state SET last_seq = last_seq + 1 RETURNING last_seq")?
         .query_row([], |r| r.get(0))?;

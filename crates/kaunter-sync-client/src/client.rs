@@ -285,6 +285,13 @@ impl SyncClient {
             .await
     }
 
+    /// A licence lease for this desk, signed by the server (enforced offline by the store).
+    pub async fn licence(&self) -> Result<kaunter_protocol::http::SignedLicence> {
+        let url = format!("{}/v1/licence", self.base_url);
+        self.call(|http, token| http.get(&url).bearer_auth(token))
+            .await
+    }
+
     /// The people who may sign in at this desk, with their PIN hashes.
     pub async fn staff(&self) -> Result<StaffResponse> {
         let url = format!("{}/v1/staff", self.base_url);

@@ -287,6 +287,17 @@ impl SyncEngine {
             Ok(roster) => lock(&self.store)?.replace_staff(&roster)?,
             Err(error) => tracing::debug!(%error, "staff roster not fetched"),
         }
+        // A fresh licence lease every round, in every subscription state: the desk enforces the
+        // newest one it verified, offline too. One it refuses (another key, another desk)
+        // leaves the one held, which runs out on its own schedule.
+        match self.client.licence().await {
+            Ok(signed) => {
+                if let Err(error) = lock(&self.store)?.accept_licence(&signed, now()) {
+                    tracing::warn!(%error, "licence lease refused");
+                }
+            }
+            Err(error) => tracing::debug!(%error, "licence lease not fetched"),
+        }
         let on_progress = |progress: PullProgress| self.set_live(|live| live.progress = progress);
         let outcome = sync_once_at(&self.store, &self.client, Utc::now, &on_progress).await;
         let reached = !matches!(&outcome, Err(error) if error.is_offline());

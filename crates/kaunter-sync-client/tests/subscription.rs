@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex};
 use chrono::Utc;
 use common::{HeadOffice, clinic_with_admin_pin, enrolled_store, patient};
 use kaunter_core::SearchQuery;
+use kaunter_core::subscription::Access;
 use kaunter_protocol::http::error_code;
-use kaunter_store::Store;
+use kaunter_store::{Store, StoreError};
 use kaunter_sync_client::{SyncClient, SyncEngine, SyncError};
 use kaunter_sync_server::admin::{self, DEFAULT_ENROLMENT_CODE_TTL};
 use kaunter_sync_server::ids::{BranchId, TenantId};
@@ -201,6 +202,13 @@ async fn the_subscription_decides_what_desks_sync_and_nothing_waiting_is_lost() 
     let refused = front.engine.sync_now(Utc::now).await.unwrap_err();
     assert_eq!(refused_code(refused), error_code::SUBSCRIPTION_READ_ONLY);
     assert_eq!(front.store.lock().unwrap().sync_state().unwrap().pending, 1);
+    // The round brought the grace's lease: the desk itself now refuses new writes.
+    let refused = front
+        .store
+        .lock()
+        .unwrap()
+        .register_patient(&patient("Lim Ah Kow", "750505-10-5151"), Utc::now());
+    assert!(matches!(refused, Err(StoreError::SubscriptionReadOnly)));
     back.engine.sync_now(Utc::now).await.unwrap();
     assert_eq!(patients(&back), 1);
 
@@ -330,4 +338,58 @@ async fn the_subscription_decides_what_desks_sync_and_nothing_waiting_is_lost() 
             .contains("Your plan allows 10 staff accounts and 10 are in use"),
         "{refused}"
     );
+}
+
+#[tokio::test]
+async fn a_desk_offline_past_its_lease_goes_read_only_without_any_server() {
+    let db = TestDatabase::create().await.unwrap();
+    let server = db.spawn_server().await.unwrap();
+    let http = reqwest::Client::new();
+    let (clinic, admin) = clinic_with_admin_pin(&http, &server, "klinik-pajak", PIN).await;
+    let front = desk(
+        &server,
+        clinic.tenant_id,
+        clinic.branch_id,
+        admin.view.user_id,
+        "Depan",
+    )
+    .await;
+    {
+        let mut store = front.store.lock().unwrap();
+        let status = store.licence_status(Utc::now()).unwrap();
+        assert_eq!(status.access, Access::Full);
+        let licence = status.licence.unwrap();
+        assert_eq!(
+            (licence.plan.as_str(), licence.state.as_str()),
+            ("PRO", "TRIAL")
+        );
+        assert_eq!(licence.modules, ["CLINIC"]);
+    }
+
+    // The period is about to end; the desk's last round before the network goes brings a
+    // lease that says so.
+    period_ends_in(&db, clinic.tenant_id, "3 seconds").await;
+    front.engine.sync_now(Utc::now).await.unwrap();
+    drop(server);
+    register(&front, "Aminah binti Ali", "900101-14-5678");
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    let refused = front
+        .store
+        .lock()
+        .unwrap()
+        .register_patient(&patient("Tan Mei Ling", "881224-14-6248"), Utc::now());
+    assert!(matches!(refused, Err(StoreError::SubscriptionReadOnly)));
+    assert_eq!(
+        front
+            .store
+            .lock()
+            .unwrap()
+            .licence_status(Utc::now())
+            .unwrap()
+            .access,
+        Access::ReadOnly
+    );
+    // Everything it holds still opens, and what waits is kept.
+    assert_eq!(patients(&front), 1);
+    assert_eq!(front.store.lock().unwrap().sync_state().unwrap().pending, 1);
 }

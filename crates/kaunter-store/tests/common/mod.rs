@@ -57,8 +57,9 @@ pub fn roster(staff: &[&StaffMember]) -> StaffResponse {
     }
 }
 
-pub fn register(store: &mut Store, name: &str, mykad: &str) -> Result<(), StoreError> {
-    let patient = NewPatient::validate(
+/// A valid MyKad registration (the birth date and sex come from the number).
+pub fn patient_form(name: &str, mykad: &str) -> NewPatient {
+    NewPatient::validate(
         &RegistrationForm {
             full_name: name,
             id_type: IdType::MyKad,
@@ -69,7 +70,12 @@ pub fn register(store: &mut Store, name: &str, mykad: &str) -> Result<(), StoreE
         },
         NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+pub fn register(store: &mut Store, name: &str, mykad: &str) -> Result<(), StoreError> {
     store.require(Permission::PatientsWrite)?;
-    store.register_patient(&patient, Utc::now()).map(|_| ())
+    store
+        .register_patient(&patient_form(name, mykad), Utc::now())
+        .map(|_| ())
 }

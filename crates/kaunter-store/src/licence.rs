@@ -1,0 +1,264 @@
+//! The licence lease at the desk: the newest lease the server signed for this desk, verified
+//! against the public key the desk pinned the first time it was given one, and enforced
+//! offline. Full access until the lease's `full_until`, read-only until its `read_only_until`,
+//! then suspended (still read-only: nothing is ever deleted or hidden). Times are compared with
+//! the latest time the desk has ever seen (kept on disk), so a clock turned back never extends
+//! a lease.
+//!
+//! The pinned key, the lease and the latest time are kept in `meta` as envelopes under the
+//! desk's data key, so editing the database cannot forge them; a lease that no longer opens, or
+//! goes missing once a key is pinned, counts as suspended until the next sync brings a new one.
+//! A desk that never had a lease (enrolled before leases existed) has full access until its
+//! first sync brings one.
+//!
+//! Every local write checks the lease in the same transaction (`writes_allowed`, through the
+//! connection's temporary `licence_clock`), whichever command made it.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signature, VerifyingKey};
+use kaunter_core::subscription::{Access, lease_access};
+use kaunter_protocol::http::{Licence, SignedLicence};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::cipher::FieldCipher;
+use crate::error::{Result, StoreError};
+use crate::store::{DeskIdentity, parse_timestamp, timestamp};
+
+const KEY: &str = "licence_key";
+const LEASE: &str = "licence";
+const SEEN: &str = "licence_seen";
+/// How stale the persisted latest time may get before a status check writes it again.
+const SEEN_WRITE_EVERY_SECS: i64 = 60;
+
+/// The desk's licence as of a moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenceStatus {
+    pub access: Access,
+    /// The lease in force, if the desk has one that opens.
+    pub licence: Option<Licence>,
+    /// The time the lease was judged at: the later of the clock and the latest time seen.
+    pub trusted_now: DateTime<Utc>,
+}
+
+fn get(conn: &Connection, cipher: &FieldCipher, key: &'static str) -> Option<String> {
+    let stored: String = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+            r.get(0)
+        })
+        .optional()
+        .ok()
+        .flatten()?;
+    let envelope = STANDARD.decode(stored).ok()?;
+    cipher
+        .decrypt_string("meta", key, "licence", &envelope)
+        .ok()
+}
+
+fn set(conn: &Connection, cipher: &FieldCipher, key: &'static str, value: &str) -> Result<()> {
+    let envelope = STANDARD.encode(cipher.encrypt_str("meta", key, "licence", value)?);
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, envelope],
+    )?;
+    Ok(())
+}
+
+/// Checks a signed lease against `key` and decodes it.
+fn verify(signed: &SignedLicence, key: &VerifyingKey) -> Result<Licence> {
+    let rejected = |why: &str| StoreError::LicenceRejected(why.to_owned());
+    let payload = STANDARD
+        .decode(&signed.payload)
+        .map_err(|_| rejected("its content is not base64"))?;
+    let signature: [u8; 64] = STANDARD
+        .decode(&signed.signature)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| rejected("its signature is malformed"))?;
+    key.verify_strict(&payload, &Signature::from_bytes(&signature))
+        .map_err(|_| rejected("its signature does not match"))?;
+    serde_json::from_slice(&payload).map_err(|_| rejected("its content does not decode"))
+}
+
+fn public_key(text: &str) -> Result<VerifyingKey> {
+    STANDARD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
+        .ok_or_else(|| StoreError::LicenceRejected("its public key is malformed".to_owned()))
+}
+
+/// The stored lease, verified again (a lease whose envelope or signature no longer checks out
+/// is no lease).
+fn stored_lease(conn: &Connection, cipher: &FieldCipher) -> Option<Licence> {
+    let key = public_key(&get(conn, cipher, KEY)?).ok()?;
+    let signed: SignedLicence = serde_json::from_str(&get(conn, cipher, LEASE)?).ok()?;
+    verify(&signed, &key).ok()
+}
+
+fn latest_seen(conn: &Connection, cipher: &FieldCipher) -> Option<DateTime<Utc>> {
+    get(conn, cipher, SEEN).and_then(|text| parse_timestamp(&text).ok())
+}
+
+/// Takes a lease the server sent: verified with the pinned key (the first one given is
+/// pinned), for this desk of this business, and not older than the one held; then kept, with
+/// the latest time seen moved forward. A lease that fails any check is refused and the one
+/// held stays.
+pub(crate) fn accept(
+    conn: &Connection,
+    cipher: &FieldCipher,
+    identity: &DeskIdentity,
+    signed: &SignedLicence,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let pinned = get(conn, cipher, KEY);
+    let had_key = conn
+        .query_row(
+            "SELECT 1 FROM meta WHERE key = ?1",
+            params![KEY],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if let Some(pinned) = &pinned
+        && pinned != &signed.public_key
+    {
+        return Err(StoreError::LicenceRejected(
+            "it is signed with another key than this desk's server's".to_owned(),
+        ));
+    }
+    if pinned.is_none() && had_key {
+        // The pinned key no longer opens: the data was tampered with. Pin nothing new.
+        return Err(StoreError::LicenceRejected(
+            "this desk's pinned key was tampered with".to_owned(),
+        ));
+    }
+    let licence = verify(signed, &public_key(&signed.public_key)?)?;
+    if licence.version != 1 {
+        return Err(StoreError::LicenceRejected(format!(
+            "its layout version {} is unknown",
+            licence.version
+        )));
+    }
+    if licence.tenant_id != identity.tenant_id.as_uuid()
+        || licence.device_id != identity.device_id.as_uuid()
+    {
+        return Err(StoreError::LicenceRejected(
+            "it is for another desk or business".to_owned(),
+        ));
+    }
+    let seen = latest_seen(conn, cipher);
+    if let Some(held) = stored_lease(conn, cipher)
+        && held.issued_at > licence.issued_at
+    {
+        // An older lease replayed: keep the newer one.
+        return Ok(());
+    }
+    if pinned.is_none() {
+        set(conn, cipher, KEY, &signed.public_key)?;
+    }
+    let json = serde_json::to_string(signed).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    set(conn, cipher, LEASE, &json)?;
+    let latest = [Some(now), Some(licence.issued_at), seen]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(now);
+    set(conn, cipher, SEEN, &timestamp(latest))?;
+    refresh_clock(conn, cipher)
+}
+
+/// The desk's licence at `now` (the clock's time), judged at the later of `now` and the
+/// latest time seen; the latest time seen moves forward (written at most once a minute).
+pub(crate) fn status(
+    conn: &Connection,
+    cipher: &FieldCipher,
+    now: DateTime<Utc>,
+) -> Result<LicenceStatus> {
+    let seen = latest_seen(conn, cipher);
+    let trusted_now = seen.map_or(now, |seen| seen.max(now));
+    if seen.is_none_or(|seen| (now - seen).num_seconds() >= SEEN_WRITE_EVERY_SECS) {
+        set(conn, cipher, SEEN, &timestamp(trusted_now))?;
+        refresh_clock(conn, cipher)?;
+    }
+    let pinned = conn
+        .query_row(
+            "SELECT 1 FROM meta WHERE key = ?1",
+            params![KEY],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    let licence = stored_lease(conn, cipher);
+    let access = match &licence {
+        Some(lease) => lease_access(lease.full_until, lease.read_only_until, trusted_now),
+        None if pinned => Access::Suspended,
+        None => Access::Full,
+    };
+    Ok(LicenceStatus {
+        access,
+        licence,
+        trusted_now,
+    })
+}
+
+/// Fills the connection's `licence_clock` from what is stored: when full access ends (none: no
+/// lease was ever pinned) and the latest time seen. Called at open and whenever they change.
+pub(crate) fn refresh_clock(conn: &Connection, cipher: &FieldCipher) -> Result<()> {
+    conn.execute("DELETE FROM temp.licence_clock", [])?;
+    let pinned = conn
+        .query_row(
+            "SELECT 1 FROM meta WHERE key = ?1",
+            params![KEY],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    let lease = stored_lease(conn, cipher);
+    let ends = match (&lease, pinned) {
+        (Some(lease), _) => Some((lease.full_until, lease.read_only_until)),
+        // Pinned, but the lease is gone or no longer opens: no writes until a new one arrives.
+        (None, true) => Some((DateTime::<Utc>::UNIX_EPOCH, DateTime::<Utc>::UNIX_EPOCH)),
+        (None, false) => None,
+    };
+    if let Some((full_until, read_only_until)) = ends {
+        let seen = latest_seen(conn, cipher).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        conn.execute(
+            "INSERT INTO temp.licence_clock (full_until, read_only_until, latest_seen) \
+             VALUES (?1, ?2, ?3)",
+            params![
+                timestamp(full_until),
+                timestamp(read_only_until),
+                timestamp(seen)
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Refuses a local write at `now` that the lease does not allow (read inside the writing
+/// transaction, from `licence_clock`).
+pub(crate) fn writes_allowed(conn: &Connection, now: DateTime<Utc>) -> Result<()> {
+    let clock: Option<(String, String, String)> = conn
+        .prepare_cached(
+            "SELECT full_until, read_only_until, latest_seen FROM temp.licence_clock LIMIT 1",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((full_until, read_only_until, seen)) = clock else {
+        return Ok(());
+    };
+    let trusted_now = parse_timestamp(&seen)?.max(now);
+    match lease_access(
+        parse_timestamp(&full_until)?,
+        parse_timestamp(&read_only_until)?,
+        trusted_now,
+    ) {
+        Access::Full => Ok(()),
+        Access::ReadOnly => Err(StoreError::SubscriptionReadOnly),
+        Access::Suspended => Err(StoreError::SubscriptionSuspended),
+    }
+}

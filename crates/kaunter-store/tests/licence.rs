@@ -1,0 +1,181 @@
+//! The licence lease at the desk, offline: verified against the key the desk pinned, for this
+//! desk only, never replaced by an older one; full access, then read-only, then suspended on
+//! the lease's own schedule, judged at the latest time the desk has ever seen (a clock turned
+//! back buys nothing); kept across restarts; a lease removed from the database leaves the desk
+//! read-only, never open. Reading and exporting are never refused.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use common::{desk, patient_form};
+use ed25519_dalek::{Signer, SigningKey};
+use kaunter_core::SearchQuery;
+use kaunter_core::subscription::Access;
+use kaunter_protocol::http::{Licence, SignedLicence};
+use kaunter_store::{MemorySecretStore, Store, StoreError};
+
+fn lease(store: &Store, issued_at: DateTime<Utc>, full_days: i64) -> Licence {
+    let identity = store.identity().unwrap();
+    Licence {
+        version: 1,
+        tenant_id: identity.tenant_id.as_uuid(),
+        device_id: identity.device_id.as_uuid(),
+        plan: "PRO".into(),
+        modules: vec!["CLINIC".into()],
+        max_modules: Some(5),
+        max_users: Some(25),
+        max_devices: Some(10),
+        state: "TRIAL".into(),
+        issued_at,
+        full_until: issued_at + Duration::days(full_days),
+        read_only_until: issued_at + Duration::days(full_days + 7),
+    }
+}
+
+fn sign(key: &SigningKey, licence: &Licence) -> SignedLicence {
+    let payload = serde_json::to_vec(licence).unwrap();
+    SignedLicence {
+        payload: STANDARD.encode(&payload),
+        signature: STANDARD.encode(key.sign(&payload).to_bytes()),
+        public_key: STANDARD.encode(key.verifying_key().to_bytes()),
+    }
+}
+
+fn write(store: &mut Store, n: u32, at: DateTime<Utc>) -> Result<(), StoreError> {
+    let mykad = format!("900101-14-{:04}", 1000 + n);
+    store
+        .register_patient(&patient_form("Pesakit Ujian", &mykad), at)
+        .map(|_| ())
+}
+
+fn rejected(result: Result<(), StoreError>) -> String {
+    match result {
+        Err(StoreError::LicenceRejected(why)) => why,
+        other => panic!("expected the lease to be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_desk_enforces_its_lease_offline_and_a_clock_turned_back_buys_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("desk.db");
+    let secrets = Arc::new(MemorySecretStore::new());
+    let mut store = desk(&path, secrets.clone());
+    let t0 = Utc::now().trunc_subsecs(0);
+    let server = SigningKey::from_bytes(&[7u8; 32]);
+
+    // Before any lease (a desk enrolled before leases existed): full access.
+    assert_eq!(store.licence_status(t0).unwrap().access, Access::Full);
+    write(&mut store, 1, t0).unwrap();
+
+    // The first lease pins the server's key.
+    store
+        .accept_licence(&sign(&server, &lease(&store, t0, 30)), t0)
+        .unwrap();
+    let status = store.licence_status(t0).unwrap();
+    assert_eq!(status.access, Access::Full);
+    assert_eq!(status.licence.as_ref().unwrap().modules, ["CLINIC"]);
+
+    // Refused, keeping the lease held: tampered, another key, another desk, another layout.
+    let mut tampered = sign(&server, &lease(&store, t0, 3650));
+    tampered.payload = sign(&server, &lease(&store, t0, 3651)).payload;
+    assert!(rejected(store.accept_licence(&tampered, t0)).contains("signature"));
+    let stranger = SigningKey::from_bytes(&[9u8; 32]);
+    assert!(
+        rejected(store.accept_licence(&sign(&stranger, &lease(&store, t0, 3650)), t0))
+            .contains("another key")
+    );
+    let mut elsewhere = lease(&store, t0, 3650);
+    elsewhere.device_id = uuid::Uuid::now_v7();
+    assert!(
+        rejected(store.accept_licence(&sign(&server, &elsewhere), t0)).contains("another desk")
+    );
+    let mut future_layout = lease(&store, t0, 3650);
+    future_layout.version = 2;
+    rejected(store.accept_licence(&sign(&server, &future_layout), t0));
+    let held = store.licence_status(t0).unwrap().licence.unwrap();
+    assert_eq!(held.full_until, t0 + Duration::days(30));
+
+    // A newer lease replaces it; an older one replayed afterwards does not.
+    let t1 = t0 + Duration::days(1);
+    store
+        .accept_licence(&sign(&server, &lease(&store, t1, 2)), t1)
+        .unwrap();
+    store
+        .accept_licence(&sign(&server, &lease(&store, t0, 30)), t1)
+        .unwrap();
+    let held = store.licence_status(t1).unwrap().licence.unwrap();
+    assert_eq!(held.issued_at, t1);
+    let full_until = t1 + Duration::days(2);
+
+    // Full access until full_until; then read-only; a week later suspended. Reading never stops.
+    write(&mut store, 2, full_until - Duration::seconds(1)).unwrap();
+    assert!(matches!(
+        write(&mut store, 3, full_until),
+        Err(StoreError::SubscriptionReadOnly)
+    ));
+    assert_eq!(
+        store.licence_status(full_until).unwrap().access,
+        Access::ReadOnly
+    );
+    // The clock turned back to before the lease ran out: still read-only.
+    assert!(matches!(
+        write(&mut store, 3, t0),
+        Err(StoreError::SubscriptionReadOnly)
+    ));
+    assert_eq!(store.licence_status(t0).unwrap().access, Access::ReadOnly);
+    let suspended = full_until + Duration::days(7);
+    assert_eq!(
+        store.licence_status(suspended).unwrap().access,
+        Access::Suspended
+    );
+    assert!(matches!(
+        write(&mut store, 3, suspended),
+        Err(StoreError::SubscriptionSuspended)
+    ));
+    assert_eq!(
+        store.search_patients(&SearchQuery::All, 10).unwrap().len(),
+        2
+    );
+
+    // A restart keeps it all, the latest time seen included.
+    drop(store);
+    let mut store = Store::open(&path, secrets.clone()).unwrap();
+    assert_eq!(store.licence_status(t0).unwrap().access, Access::Suspended);
+    assert!(matches!(
+        write(&mut store, 3, t0),
+        Err(StoreError::SubscriptionSuspended)
+    ));
+
+    // A new lease after payment opens it again (issued at the desk's latest time or after).
+    let paid = suspended + Duration::hours(1);
+    store
+        .accept_licence(&sign(&server, &lease(&store, paid, 30)), paid)
+        .unwrap();
+    write(&mut store, 3, paid).unwrap();
+    drop(store);
+
+    // The lease removed from the database: the desk stays shut for writes, not open.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute("DELETE FROM meta WHERE key = 'licence'", [])
+        .unwrap();
+    drop(raw);
+    let mut store = Store::open(&path, secrets).unwrap();
+    assert_eq!(
+        store.licence_status(paid).unwrap().access,
+        Access::Suspended
+    );
+    assert!(matches!(
+        write(&mut store, 4, paid),
+        Err(StoreError::SubscriptionSuspended)
+    ));
+    assert_eq!(
+        store.search_patients(&SearchQuery::All, 10).unwrap().len(),
+        3
+    );
+}
