@@ -188,7 +188,14 @@ pub async fn search_patients(
 }
 
 fn status(state: &DeskState) -> CommandResult<SyncStatusView> {
-    let sync = lock(state)?.sync_state().map_err(error::from_store)?;
+    let (sync, licence) = {
+        let mut store = lock(state)?;
+        (
+            store.sync_state().map_err(error::from_store)?,
+            store.licence_status(Utc::now()).map_err(error::from_store)?,
+        )
+    };
+    let lease = licence.licence.as_ref();
     let live = state
         .engine()
         .map(|engine| engine.live_status())
@@ -205,6 +212,11 @@ fn status(state: &DeskState) -> CommandResult<SyncStatusView> {
         last_synced_at: sync.last_synced_at,
         last_error: sync.last_error,
         needs_reenrolment: live.shut_out,
+        licence_access: licence.access.as_str().to_owned(),
+        licence_plan: lease.map(|lease| lease.plan.clone()),
+        licence_full_until: lease.map(|lease| lease.full_until),
+        licence_read_only_until: lease.map(|lease| lease.read_only_until),
+        licence_modules: lease.map(|lease| lease.modules.clone()).unwrap_or_default(),
     })
 }
 

@@ -38,7 +38,12 @@ function e164(phone: string): string | null {
 
 const EMERGENCY_OPENING_MS = 30 * 60 * 1000;
 
-export function installDevMock(options: { enrolled: boolean; receptionist?: boolean }): void {
+export function installDevMock(options: {
+  enrolled: boolean;
+  receptionist?: boolean;
+  /** `grace` or `suspended`: the desk's licence says so (`/?mock=enrolled&licence=grace`). */
+  licence?: string | null;
+}): void {
   const receptionist = options.receptionist === true;
   let info: AppInfo = options.enrolled
     ? {
@@ -137,6 +142,11 @@ export function installDevMock(options: { enrolled: boolean; receptionist?: bool
     last_synced_at: options.enrolled ? "2026-11-25T01:05:00Z" : null,
     last_error: options.enrolled ? "Cannot reach the server at http://127.0.0.1:8787. Check the network." : null,
     needs_reenrolment: false,
+    licence_access: options.licence === "suspended" ? "SUSPENDED" : options.licence === "grace" ? "READ_ONLY" : "FULL",
+    licence_plan: "PRO",
+    licence_full_until: "2026-12-08T00:00:00Z",
+    licence_read_only_until: "2026-12-15T00:00:00Z",
+    licence_modules: ["CLINIC"],
   };
 
   const commands: Record<string, (args: Record<string, unknown>) => unknown> = {

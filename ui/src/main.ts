@@ -56,7 +56,11 @@ async function start(): Promise<void> {
     const mock = params.get("mock");
     if (mock !== null) {
       const { installDevMock } = await import("./dev-mock");
-      installDevMock({ enrolled: mock === "enrolled", receptionist: params.get("role") === "receptionist" });
+      installDevMock({
+        enrolled: mock === "enrolled",
+        receptionist: params.get("role") === "receptionist",
+        licence: params.get("licence"),
+      });
     }
   }
   const root = document.getElementById("app");

@@ -424,7 +424,24 @@ pull_done: number, pull_total: number, last_synced_at: string | null, last_error
  * The server no longer takes this desk's credentials (head office removed it): the desk
  * keeps working offline and is reconnected with a new enrolment code (`reenrol`).
  */
-needs_reenrolment: boolean, };
+needs_reenrolment: boolean, 
+/**
+ * What the desk's licence lease allows now: FULL, READ_ONLY (the subscription ended: read
+ * and export only) or SUSPENDED (no sync either). Nothing is ever hidden or deleted.
+ */
+licence_access: string, 
+/**
+ * The business's plan, as the lease says (none before the first lease).
+ */
+licence_plan: string | null, 
+/**
+ * When full access ends, and when read-only access ends, as the lease says.
+ */
+licence_full_until: string | null, licence_read_only_until: string | null, 
+/**
+ * The modules the business has switched on (the desk shows only these).
+ */
+licence_modules: Array<string>, };
 
 export type CommandError = { code: string, message: string, fields: Array<FieldError>, };
 

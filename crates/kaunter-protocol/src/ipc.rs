@@ -119,6 +119,16 @@ pub struct SyncStatusView {
     /// The server no longer takes this desk's credentials (head office removed it): the desk
     /// keeps working offline and is reconnected with a new enrolment code (`reenrol`).
     pub needs_reenrolment: bool,
+    /// What the desk's licence lease allows now: FULL, READ_ONLY (the subscription ended: read
+    /// and export only) or SUSPENDED (no sync either). Nothing is ever hidden or deleted.
+    pub licence_access: String,
+    /// The business's plan, as the lease says (none before the first lease).
+    pub licence_plan: Option<String>,
+    /// When full access ends, and when read-only access ends, as the lease says.
+    pub licence_full_until: Option<DateTime<Utc>>,
+    pub licence_read_only_until: Option<DateTime<Utc>>,
+    /// The modules the business has switched on (the desk shows only these).
+    pub licence_modules: Vec<String>,
 }
 
 /// Every command error: a stable code, a sentence, and field errors for forms.

@@ -101,6 +101,7 @@ export function deskScreen(info: AppInfo): HTMLElement {
   const main = h(
     "main",
     { class: "desk-main" },
+    status.banner,
     form,
     list.element,
     conflicts.element,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { SyncStatusView } from "../wire";
-import { pendingText, syncingText } from "./status-bar";
+import { licenceText, pendingText, syncingText } from "./status-bar";
 
 const idle: SyncStatusView = {
   online: true,
@@ -14,6 +14,11 @@ const idle: SyncStatusView = {
   last_synced_at: null,
   last_error: null,
   needs_reenrolment: false,
+  licence_access: "FULL",
+  licence_plan: "PRO",
+  licence_full_until: null,
+  licence_read_only_until: null,
+  licence_modules: ["CLINIC"],
 };
 
 describe("status bar texts", () => {
@@ -31,5 +36,21 @@ describe("status bar texts", () => {
     expect(pendingText({ ...idle, pending: 3, oldest_pending_at: "2026-11-25T01:30:00Z" })).toBe(
       "3 changes waiting (oldest from 09:30 (25/11/2026))",
     );
+  });
+
+  it("says why the desk is read-only and what to do, and reminds before full access ends", () => {
+    const now = new Date("2026-12-06T00:00:00Z");
+    expect(licenceText(idle, now)).toBeNull();
+    expect(licenceText({ ...idle, licence_full_until: "2026-12-30T00:00:00Z" }, now)).toBeNull();
+    expect(licenceText({ ...idle, licence_full_until: "2026-12-08T12:00:00Z" }, now)).toBe(
+      "The subscription ends in 3 days: head office can renew it in Kaunter's billing page.",
+    );
+    const readOnly = licenceText(
+      { ...idle, licence_access: "READ_ONLY", licence_read_only_until: "2026-12-10T01:30:00Z" },
+      now,
+    );
+    expect(readOnly).toContain("read-only");
+    expect(readOnly).toContain("09:30 (10/12/2026)");
+    expect(licenceText({ ...idle, licence_access: "SUSPENDED" }, now)).toContain("suspended");
   });
 });

@@ -12,6 +12,8 @@ export const STATUS_POLL_MS = 2000;
 
 export type StatusBar = {
   element: HTMLElement;
+  /** A banner for the top of the desk: what the subscription allows, when it is not everything. */
+  banner: HTMLElement;
   /** Asks for the status now instead of at the next poll, e.g. after a registration. */
   pollNow(): void;
   stop(): void;
@@ -33,6 +35,28 @@ export function syncingText(status: SyncStatusView): string | null {
 export function pendingText(status: SyncStatusView): string {
   const since = status.oldest_pending_at ? formatSyncTime(status.oldest_pending_at) : null;
   return status.pending > 0 && since ? `${t.pending(status.pending)} (${t.oldestWaiting(since)})` : t.pending(status.pending);
+}
+
+/** Days of full access left at which the banner starts reminding. */
+export const LICENCE_REMINDER_DAYS = 3;
+
+/**
+ * What the banner says about the desk's licence: why it is read-only and what to do, or how
+ * soon full access ends; null when there is nothing to say.
+ */
+export function licenceText(status: SyncStatusView, now: Date = new Date()): string | null {
+  const readOnlyEnds = status.licence_read_only_until ? formatSyncTime(status.licence_read_only_until) : null;
+  switch (status.licence_access) {
+    case "READ_ONLY":
+      return t.licenceReadOnly(readOnlyEnds);
+    case "SUSPENDED":
+      return t.licenceSuspended;
+    default: {
+      if (!status.licence_full_until) return null;
+      const left = Math.ceil((Date.parse(status.licence_full_until) - now.getTime()) / 86_400_000);
+      return left <= LICENCE_REMINDER_DAYS ? t.licenceEndsSoon(Math.max(left, 0)) : null;
+    }
+  }
 }
 
 /** `onSynced` runs whenever a sync has brought something new, so lists can refresh. */
@@ -58,6 +82,7 @@ export function statusBar(
   const lastSync = h("span", { ...testId("status-last-sync") }, "");
   const error = h("span", { ...testId("status-error"), class: "status-error", role: "alert" }, "");
   const syncNow = h("button", { ...testId("sync-now"), type: "button", class: "secondary" }, t.syncNow);
+  const banner = h("div", { ...testId("licence-banner"), class: "licence-banner", role: "status" }, "");
 
   let lastSeenSync: string | null | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -77,6 +102,10 @@ export function statusBar(
     error.textContent = status.last_error ?? "";
     error.hidden = !status.last_error;
     reconnect.hidden = !status.needs_reenrolment;
+    const licence = licenceText(status);
+    banner.textContent = licence ?? "";
+    banner.hidden = licence === null;
+    banner.dataset.access = status.licence_access;
     syncNow.disabled = manualSync || status.syncing;
     if (lastSeenSync !== undefined && status.last_synced_at !== lastSeenSync) onSynced();
     lastSeenSync = status.last_synced_at;
@@ -154,10 +183,12 @@ export function statusBar(
   rejected.hidden = true;
   conflicts.hidden = true;
   reconnect.hidden = true;
+  banner.hidden = true;
   void poll();
 
   return {
     element,
+    banner,
     pollNow: () => void poll(),
     stop: () => {
       stopped = true;
