@@ -192,7 +192,9 @@ fn status(state: &DeskState) -> CommandResult<SyncStatusView> {
         let mut store = lock(state)?;
         (
             store.sync_state().map_err(error::from_store)?,
-            store.licence_status(Utc::now()).map_err(error::from_store)?,
+            store
+                .licence_status(Utc::now())
+                .map_err(error::from_store)?,
         )
     };
     let lease = licence.licence.as_ref();
@@ -402,6 +404,53 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 11, 26).unwrap()
         );
     }
+}
+
+/// Writes everything this desk holds into a new folder of CSV files (in the person's
+/// Documents folder, or `KAUNTER_EXPORT_DIR`), in every subscription state: anyone who may read
+/// patients may export them; clinical records only for a role that reads them.
+#[tauri::command]
+pub async fn export_data(
+    app: tauri::AppHandle,
+    state: State<'_, DeskState>,
+) -> CommandResult<kaunter_protocol::ipc::ExportView> {
+    use tauri::Manager as _;
+    let now = Utc::now();
+    let base = match std::env::var_os("KAUNTER_EXPORT_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => app
+            .path()
+            .document_dir()
+            .or_else(|_| app.path().app_data_dir())
+            .map_err(|error| error::plain("export_failed", error.to_string()))?,
+    };
+    let folder = base.join(format!(
+        "Kaunter export {}",
+        (now + TimeDelta::hours(8)).format("%Y-%m-%d %H%M%S")
+    ));
+    let store = lock(&state)?;
+    store
+        .require(Permission::PatientsRead)
+        .map_err(error::from_store)?;
+    let clinical = store.require(Permission::ClinicalRead).is_ok();
+    let files = store
+        .export_csv(&folder, clinical)
+        .map_err(error::from_store)?;
+    Ok(kaunter_protocol::ipc::ExportView {
+        folder: folder.display().to_string(),
+        files: files
+            .iter()
+            .map(|file| kaunter_protocol::ipc::ExportedFileView {
+                name: file
+                    .path
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                records: u32::try_from(file.records).unwrap_or(u32::MAX),
+            })
+            .collect(),
+        clinical_included: clinical,
+    })
 }
 
 /// The business's catalogue as this desk holds it: anyone who sells or books may read it.

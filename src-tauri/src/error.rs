@@ -62,6 +62,7 @@ pub fn from_store(error: StoreError) -> CommandError {
         StoreError::SubscriptionReadOnly => "subscription_read_only",
         StoreError::SubscriptionSuspended => "subscription_suspended",
         StoreError::LicenceRejected(_) => "licence_rejected",
+        StoreError::Export(_) => "export_failed",
         StoreError::NotFound(_) => "not_found",
         StoreError::SignInRequired => "sign_in_required",
         StoreError::WrongPin => "wrong_pin",

@@ -27,6 +27,7 @@ pub fn run() -> Result<(), tauri::Error> {
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
             commands::desk_activity,
+            commands::export_data,
             commands::enrol,
             commands::register_patient,
             commands::search_patients,

@@ -14,6 +14,7 @@ import type {
   DeskPeopleView,
   EmergencyAccessForm,
   EnrolForm,
+  ExportView,
   PatientView,
   RefusedChangeView,
   RegisterPatientForm,
@@ -80,6 +81,8 @@ export const api = {
   signOut: (): Promise<DeskPeopleView> => call("sign_out"),
   /** The person typed or clicked: a desk left alone signs its person out after a while. */
   deskActivity: (): Promise<void> => call("desk_activity"),
+  /** Writes everything this desk holds into a new folder of CSV files (in every state). */
+  exportData: (): Promise<ExportView> => call("export_data"),
   /** Reconnects a desk head office removed, with a new enrolment code of its branch. */
   reenrol: (code: string): Promise<SyncStatusView> => call("reenrol", { code }),
   /** The business's products and services as this desk holds them. */

@@ -240,6 +240,14 @@ export function installDevMock(options: {
     // One shared desk: nobody in the mock business has a desk PIN.
     desk_people: () => ({ sign_in_required: false, staff: [], signed_in: null }),
     desk_activity: () => undefined,
+    export_data: () => ({
+      folder: "/home/kaunter/Documents/Kaunter export 2026-12-06 101500",
+      files: [
+        { name: "patients.csv", records: patients.length },
+        { name: "appointments.csv", records: 0 },
+      ],
+      clinical_included: !receptionist,
+    }),
     list_catalogue: (args) => catalogue.filter((item) => item.active || args.includeInactive === true),
     clinical_record: (args) => clinicalView(String(args.patientId)),
     add_clinical_entry: (args) => {

@@ -160,6 +160,15 @@ export const en = {
 
   // The catalogue.
   catalogueOpen: "Catalogue",
+  exportOpen: "Export data",
+  exportTitle: "Export this desk's data",
+  exportWorking: "Writing the files…",
+  exportDone: (folder: string) => `Written to ${folder}`,
+  exportFile: (name: string, records: number) => `${name}: ${records} ${records === 1 ? "record" : "records"}`,
+  exportPrivate:
+    "These files hold personal data in the clear (PDPA 2010): keep them safe, share them only with who needs them, and delete them when done. Clinical records are not included for your role.",
+  exportPrivateClinical:
+    "These files hold personal and clinical data in the clear (PDPA 2010): keep them safe, share them only with who needs them, and delete them when done.",
   catalogueTitle: "Products and services",
   catalogueIntro:
     "One catalogue for every branch of the business. Changes reach the other branches at their next sync.",

@@ -490,3 +490,15 @@ entries: Array<ClinicalEntryView>, };
 export type ClinicalEntryForm = { patient_id: string, kind: ClinicalKind, body: string, };
 
 export type EmergencyAccessForm = { patient_id: string, reason: string, };
+
+export type ExportedFileView = { name: string, 
+/**
+ * Records in it.
+ */
+records: number, };
+
+export type ExportView = { folder: string, files: Array<ExportedFileView>, 
+/**
+ * Whether clinical records were included (only for people whose role reads them).
+ */
+clinical_included: boolean, };

@@ -905,6 +905,31 @@ pub mod error_code {
     pub const SUBSCRIPTION_SUSPENDED: &str = "subscription_suspended";
     /// Adding this would pass a limit of the business's plan (users, desks, modules).
     pub const PLAN_LIMIT_REACHED: &str = "plan_limit_reached";
+    /// A payment's billing cycle does not go with its pricing model (kaunter-core's
+    /// `BillingMismatch`).
+    pub const BILLING_MISMATCH: &str = "billing_mismatch";
+    /// A payment for a business that already owns a perpetual licence buys nothing.
+    pub const ALREADY_PERPETUAL: &str = "already_perpetual";
+    /// A payment dated before the last one applied.
+    pub const PAYMENT_OUT_OF_ORDER: &str = "payment_out_of_order";
+    /// Cancelling a trial: it ends by itself.
+    pub const CANCEL_TRIAL: &str = "cancel_trial";
+    /// Cancelling a perpetual licence: there is nothing to renew.
+    pub const CANCEL_PERPETUAL: &str = "cancel_perpetual";
+    /// Cancelling a subscription that has already expired.
+    pub const CANCEL_EXPIRED: &str = "cancel_expired";
+    /// A payment provider's webhook arrived, but the server has no secret to verify it with.
+    pub const WEBHOOK_NOT_CONFIGURED: &str = "webhook_not_configured";
+    /// A webhook whose signature is missing or wrong.
+    pub const WEBHOOK_SIGNATURE_INVALID: &str = "webhook_signature_invalid";
+    /// A webhook signed too long before (or after) the server's clock.
+    pub const WEBHOOK_STALE: &str = "webhook_stale";
+    /// A verified webhook whose event cannot be used (unreadable, or naming no purchase).
+    pub const WEBHOOK_INVALID: &str = "webhook_invalid";
+    /// A verified webhook naming a business that does not exist.
+    pub const WEBHOOK_UNKNOWN_BUSINESS: &str = "webhook_unknown_business";
+    /// A verified webhook whose amount or currency is not the price of what it names.
+    pub const WEBHOOK_AMOUNT_MISMATCH: &str = "webhook_amount_mismatch";
     pub const ENROLMENT_CODE_INVALID: &str = "enrolment_code_invalid";
     /// Login: the business, e-mail or password is wrong (one answer for all three).
     pub const INVALID_CREDENTIALS: &str = "invalid_credentials";

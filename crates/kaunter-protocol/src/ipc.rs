@@ -214,3 +214,21 @@ pub struct EmergencyAccessForm {
     pub patient_id: Uuid,
     pub reason: String,
 }
+
+/// One file an export wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ExportedFileView {
+    pub name: String,
+    /// Records in it.
+    pub records: u32,
+}
+
+/// `export_data`: where the desk wrote its CSV files (decrypted: the folder holds personal data
+/// in the clear, so it says so to the person).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ExportView {
+    pub folder: String,
+    pub files: Vec<ExportedFileView>,
+    /// Whether clinical records were included (only for people whose role reads them).
+    pub clinical_included: bool,
+}

@@ -114,6 +114,8 @@ pub fn typescript_declarations() -> String {
         ipc::ClinicalRecordView::decl(),
         ipc::ClinicalEntryForm::decl(),
         ipc::EmergencyAccessForm::decl(),
+        ipc::ExportedFileView::decl(),
+        ipc::ExportView::decl(),
     ];
     let mut out = String::from(
         "// Generated from crates/kaunter-protocol by `KAUNTER_BLESS=1 cargo test -p kaunter-protocol`.\n// Do not edit by hand: the test fails when this file and the Rust types disagree.\n\n",

@@ -67,6 +67,8 @@ pub enum StoreError {
     SubscriptionSuspended,
     #[error("The server's licence was refused: {0}. The desk keeps the licence it had.")]
     LicenceRejected(String),
+    #[error("The export could not be written ({0}). Choose another folder and try again.")]
+    Export(String),
     #[error("The local database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("The local database is damaged: {0}")]

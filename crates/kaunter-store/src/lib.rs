@@ -7,6 +7,7 @@ mod checkpoint;
 mod cipher;
 pub mod convert;
 mod error;
+mod export;
 mod licence;
 mod migrations;
 mod rows;
@@ -15,6 +16,7 @@ mod store;
 
 pub use cipher::{BlindIndex, FieldCipher, KeyMaterial};
 pub use error::{Result, StoreError};
+pub use export::ExportedFile;
 pub use licence::LicenceStatus;
 pub use secrets::{MemorySecretStore, OsKeyring, SecretStore};
 pub use store::{

@@ -152,6 +152,26 @@ fn the_desk_enforces_its_lease_offline_and_a_clock_turned_back_buys_nothing() {
         Err(StoreError::SubscriptionSuspended)
     ));
 
+    // Suspended, the desk still exports everything it holds.
+    let export = dir.path().join("export");
+    let files = store.export_csv(&export, false).unwrap();
+    let patients = files
+        .iter()
+        .find(|file| file.path.ends_with("patients.csv"))
+        .unwrap();
+    assert_eq!(patients.records, 2);
+    let text = std::fs::read_to_string(&patients.path).unwrap();
+    assert!(
+        text.starts_with("\u{feff}id,branch_id,full_name,"),
+        "{text}"
+    );
+    assert_eq!(text.matches("Pesakit Ujian").count(), 2);
+    assert!(
+        !files
+            .iter()
+            .any(|file| file.path.ends_with("clinical_entries.csv"))
+    );
+
     // A new lease after payment opens it again (issued at the desk's latest time or after).
     let paid = suspended + Duration::hours(1);
     store

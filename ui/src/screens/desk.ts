@@ -8,6 +8,7 @@ import type { AppInfo } from "../wire";
 import { cataloguePanel } from "./catalogue";
 import { clinicalPanel } from "./clinical";
 import { conflictsPanel } from "./conflicts";
+import { exportPanel } from "./export";
 import { patientList } from "./patient-list";
 import { reconnectPanel } from "./reconnect";
 import { refusedPanel } from "./refused";
@@ -33,6 +34,13 @@ export function deskScreen(info: AppInfo): HTMLElement {
     t.catalogueOpen,
   );
   openCatalogue.addEventListener("click", () => catalogue.open());
+  const exporter = exportPanel();
+  const openExport = h(
+    "button",
+    { type: "button", class: "secondary", id: "open-export", "data-testid": "open-export" },
+    t.exportOpen,
+  );
+  openExport.addEventListener("click", () => void exporter.open());
   let person: string | null = null;
   const people = signIn((view) => {
     // While someone must sign in, the desk behind the panel cannot be used or read.
@@ -95,6 +103,7 @@ export function deskScreen(info: AppInfo): HTMLElement {
       ),
     ),
     openCatalogue,
+    openExport,
     people.badge,
   );
 
@@ -108,6 +117,7 @@ export function deskScreen(info: AppInfo): HTMLElement {
     refused.element,
     catalogue.element,
     clinical.element,
+    exporter.element,
   );
   queueMicrotask(() => form.querySelector<HTMLInputElement>("#patient-full-name")?.focus());
   return h(
