@@ -375,6 +375,101 @@ pub async fn sync_status_in(tx: &TenantTx<'_>) -> Result<Vec<DeviceSyncStatus>> 
         .collect()
 }
 
+/// What `record-payment` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedPayment {
+    pub tenant_id: TenantId,
+    pub payment_id: crate::ids::PaymentId,
+    pub amount_sen: i64,
+    /// The subscription's state now: ACTIVE.
+    pub state: String,
+    /// When the access paid for ends; `None` for a perpetual licence.
+    pub period_ends_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Applies a payment an operator received outside the providers (a bank transfer, a demo) as
+/// a CREDIT of provider `operator`, through the same code path as the webhooks
+/// ([`crate::payments::settle`]): kaunter-core decides what it buys, and the subscription and
+/// the payment row are written in one transaction. `amount_sen` defaults to the price and
+/// stands as given (a discount, a free demo). `reference` (the bank transfer's, say) makes it
+/// idempotent: the same reference twice is refused; without one a fresh one is made.
+pub async fn record_payment(
+    pool: &Pool,
+    tenant_id: TenantId,
+    purchase: crate::payments::Purchase,
+    amount_sen: Option<i64>,
+    reference: Option<&str>,
+) -> Result<RecordedPayment> {
+    use crate::payments::{self, Incoming, Kind, Provider, Settled};
+    let crate::payments::Purchase {
+        plan,
+        cycle,
+        pricing,
+    } = purchase;
+    let price = kaunter_core::subscription::expected_amount_sen(plan, cycle, pricing)
+        .map_err(|mismatch| Error::InvalidInput(mismatch.to_string()))?;
+    let amount_sen = amount_sen.unwrap_or(price);
+    if amount_sen < 0 {
+        return Err(Error::InvalidInput(
+            "the amount cannot be negative".to_owned(),
+        ));
+    }
+    let reference = match reference {
+        Some(reference) => payments::clean_id(reference)
+            .filter(|cleaned| cleaned == reference)
+            .ok_or_else(|| {
+                Error::InvalidInput(
+                    "a reference is 1 to 255 characters with no control characters".to_owned(),
+                )
+            })?,
+        None => format!("op_{}", uuid::Uuid::now_v7().simple()),
+    };
+    let mut client = pool.get().await?;
+    let tx = TenantTx::begin(&mut client, tenant_id).await?;
+    let now = chrono::Utc::now();
+    let incoming = Incoming {
+        provider: Provider::Operator,
+        kind: Kind::Credit,
+        external_id: &reference,
+        event_id: None,
+        purchase,
+        amount: amount_sen,
+        currency: payments::CURRENCY,
+        paid: true,
+        paid_at: now,
+        check_amount: false,
+    };
+    let (payment_id, subscription) = match payments::settle(&tx, &incoming).await? {
+        Settled::Applied {
+            payment_id,
+            subscription,
+        } => (payment_id, subscription),
+        Settled::UnknownBusiness => return Err(Error::UnknownTenant(tenant_id)),
+        Settled::AlreadyApplied => {
+            return Err(Error::InvalidInput(format!(
+                "a payment with reference {reference} was already recorded"
+            )));
+        }
+        // Not committed: an operator's refused payment leaves nothing behind.
+        Settled::Refused(refused) => return Err(Error::PaymentRefused(refused)),
+        Settled::ProviderFailed { .. } | Settled::AmountMismatch { .. } => {
+            return Err(Error::Internal(
+                "an operator's payment was treated as a provider's".to_owned(),
+            ));
+        }
+    };
+    tx.commit().await?;
+    tracing::warn!(%tenant_id, %payment_id, purchase = %purchase.describe(), amount_sen,
+                   "payment recorded by an operator");
+    Ok(RecordedPayment {
+        tenant_id,
+        payment_id,
+        amount_sen,
+        state: subscription.state_at(now).as_str().to_owned(),
+        period_ends_at: subscription.facts().period_ends_at,
+    })
+}
+
 async fn require_tenant(tx: &TenantTx<'_>) -> Result<()> {
     let exists = tx
         .query_opt(

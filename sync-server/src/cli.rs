@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use kaunter_core::subscription::{BillingCycle, Plan, PricingModel};
 use kaunter_protocol::http::PullScope;
 
 use crate::config::Config;
@@ -120,6 +121,30 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 90)]
         older_than_days: u64,
     },
+    /// Apply a payment received outside the payment providers (a bank transfer, a demo) as an
+    /// operator's CREDIT; prints {"payment_id":..,"state":..,"period_ends_at":..}.
+    RecordPayment {
+        /// The business's tenant_id.
+        #[arg(long)]
+        tenant: TenantId,
+        /// STARTER, GROWTH, PRO or ENTERPRISE.
+        #[arg(long, value_parser = parse_plan)]
+        plan: Plan,
+        /// MONTHLY, YEARLY or ONE_TIME.
+        #[arg(long, value_parser = parse_cycle)]
+        cycle: BillingCycle,
+        /// SUBSCRIPTION or PERPETUAL; default: the one the cycle goes with (ONE_TIME:
+        /// PERPETUAL, otherwise SUBSCRIPTION).
+        #[arg(long, value_parser = parse_pricing)]
+        pricing: Option<PricingModel>,
+        /// The amount received, in sen; default: the plan's price for the cycle.
+        #[arg(long)]
+        amount_sen: Option<i64>,
+        /// The transfer's reference; the same reference is never applied twice. Default: a
+        /// fresh one.
+        #[arg(long)]
+        reference: Option<String>,
+    },
     /// Revoke a device: its token stops working at once; its data stays.
     RevokeDevice {
         /// The business's tenant_id.
@@ -213,7 +238,40 @@ async fn admin_command(pool: &db::Pool, command: AdminCommand) -> Result<()> {
         AdminCommand::RevokeDevice { tenant, device } => {
             admin::revoke_device(pool, tenant, device).await
         }
+        AdminCommand::RecordPayment {
+            tenant,
+            plan,
+            cycle,
+            pricing,
+            amount_sen,
+            reference,
+        } => {
+            let purchase = crate::payments::Purchase {
+                plan,
+                cycle,
+                pricing: pricing.unwrap_or_else(|| crate::payments::pricing_for(cycle)),
+            };
+            let recorded =
+                admin::record_payment(pool, tenant, purchase, amount_sen, reference.as_deref())
+                    .await?;
+            print_json(&recorded)
+        }
     }
+}
+
+fn parse_plan(text: &str) -> std::result::Result<Plan, String> {
+    Plan::parse(&text.to_ascii_uppercase())
+        .ok_or_else(|| "one of STARTER, GROWTH, PRO, ENTERPRISE".to_owned())
+}
+
+fn parse_cycle(text: &str) -> std::result::Result<BillingCycle, String> {
+    BillingCycle::parse(&text.to_ascii_uppercase())
+        .ok_or_else(|| "one of MONTHLY, YEARLY, ONE_TIME".to_owned())
+}
+
+fn parse_pricing(text: &str) -> std::result::Result<PricingModel, String> {
+    PricingModel::parse(&text.to_ascii_uppercase())
+        .ok_or_else(|| "one of SUBSCRIPTION, PERPETUAL".to_owned())
 }
 
 fn print_json(value: &impl Serialize) -> Result<()> {

@@ -10,6 +10,7 @@ use clap::Args;
 use tokio_postgres::config::Host;
 
 use crate::error::{Error, Result};
+use crate::webhook::WebhookSecret;
 
 /// The role the server connects as: not the owner, not a superuser, no BYPASSRLS. Created by the
 /// first migration.
@@ -59,6 +60,22 @@ pub struct Config {
     /// automatically (`sync-server admin purge-tombstones` still does).
     #[arg(long, env = "KAUNTER_TOMBSTONE_HORIZON_DAYS", default_value_t = 90)]
     pub tombstone_horizon_days: u64,
+
+    /// Stripe's signing secret of the webhook endpoint (`whsec_...`) that
+    /// `POST /v1/webhooks/stripe` verifies deliveries with. Unset: that route answers 503
+    /// webhook_not_configured. Prefer the environment to the flag (flags show in `ps`).
+    #[arg(long, env = "KAUNTER_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<WebhookSecret>,
+
+    /// The FPX / e-wallet gateway's X-Signature key that `POST /v1/webhooks/fpx` verifies
+    /// callbacks with. Unset: that route answers 503 webhook_not_configured.
+    #[arg(long, env = "KAUNTER_FPX_WEBHOOK_SECRET", hide_env_values = true)]
+    pub fpx_webhook_secret: Option<WebhookSecret>,
+
+    /// Seconds a webhook's time (Stripe's signature timestamp, the gateway's paid_at) may be
+    /// from the server's clock, either way, before it is refused as webhook_stale.
+    #[arg(long, env = "KAUNTER_WEBHOOK_TOLERANCE_SECS", default_value_t = 300)]
+    pub webhook_tolerance_secs: u64,
 }
 
 impl Config {
@@ -89,6 +106,10 @@ impl Config {
 
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout_secs.max(1))
+    }
+
+    pub fn webhook_tolerance(&self) -> Duration {
+        Duration::from_secs(self.webhook_tolerance_secs)
     }
 }
 

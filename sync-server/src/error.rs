@@ -94,6 +94,30 @@ pub enum Error {
     /// A plan limit (the sentence says which).
     #[error("{0}")]
     PlanLimitReached(String),
+    /// kaunter-core refused to apply a payment (its code and sentence say why).
+    #[error("{0}")]
+    PaymentRefused(kaunter_core::subscription::PaymentRefused),
+    /// kaunter-core refused a cancellation (a trial, a perpetual licence, already expired).
+    #[error("{0}")]
+    CancelRefused(kaunter_core::subscription::CancelRefused),
+    /// A payment provider's webhook, but no secret is configured to verify it with.
+    #[error("no webhook secret is configured for this provider")]
+    WebhookNotConfigured,
+    /// A webhook whose signature is missing or does not match.
+    #[error("the webhook signature is missing or wrong")]
+    WebhookSignatureInvalid,
+    /// A webhook signed outside the tolerance of the server's clock.
+    #[error("the webhook was signed too long ago or in the future")]
+    WebhookStale,
+    /// A verified webhook whose event cannot be used; the text says why.
+    #[error("the webhook event cannot be used: {0}")]
+    WebhookInvalid(String),
+    /// A verified webhook naming no business that exists.
+    #[error("the webhook names no known business")]
+    WebhookUnknownBusiness,
+    /// A verified webhook whose amount or currency is not the price; the text says what.
+    #[error("{0}")]
+    WebhookAmountMismatch(String),
     /// A resolution that makes no sense for the conflict's kind (merging two bookings).
     #[error("that resolution does not apply to this kind of conflict")]
     ResolutionNotAllowed,
@@ -365,6 +389,56 @@ impl Error {
                 StatusCode::CONFLICT,
                 body(error_code::PLAN_LIMIT_REACHED, message),
             ),
+            Error::PaymentRefused(refused) => (
+                StatusCode::CONFLICT,
+                body(refused.code(), &refused.to_string()),
+            ),
+            Error::CancelRefused(refused) => (
+                StatusCode::CONFLICT,
+                body(refused.code(), &refused.to_string()),
+            ),
+            Error::WebhookNotConfigured => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                body(
+                    error_code::WEBHOOK_NOT_CONFIGURED,
+                    "This server takes no payments from this provider yet: its webhook secret is not configured.",
+                ),
+            ),
+            Error::WebhookSignatureInvalid => (
+                StatusCode::BAD_REQUEST,
+                body(
+                    error_code::WEBHOOK_SIGNATURE_INVALID,
+                    "The webhook's signature is missing or does not match its body under the configured secret.",
+                ),
+            ),
+            Error::WebhookStale => (
+                StatusCode::BAD_REQUEST,
+                body(
+                    error_code::WEBHOOK_STALE,
+                    "The webhook's time is too far from the server's clock; the provider retries with a fresh signature.",
+                ),
+            ),
+            Error::WebhookInvalid(detail) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                body(
+                    error_code::WEBHOOK_INVALID,
+                    &format!("The webhook's event cannot be used: {detail}."),
+                ),
+            ),
+            Error::WebhookUnknownBusiness => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                body(
+                    error_code::WEBHOOK_UNKNOWN_BUSINESS,
+                    "The webhook's event names no business Kaunter knows; check the checkout's metadata.",
+                ),
+            ),
+            Error::WebhookAmountMismatch(reason) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                body(
+                    error_code::WEBHOOK_AMOUNT_MISMATCH,
+                    &format!("The payment was not applied: {reason} It is recorded as failed."),
+                ),
+            ),
             Error::AlreadyReviewed => (
                 StatusCode::CONFLICT,
                 body(
@@ -484,5 +558,52 @@ impl IntoResponse for Error {
             _ => {}
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kaunter_core::subscription::{
+        BillingCycle, BillingMismatch, CancelRefused, PaymentRefused, PricingModel,
+    };
+    use kaunter_protocol::http::error_code;
+
+    #[test]
+    fn kaunter_cores_refusal_codes_are_declared_on_the_wire() {
+        let billing = BillingMismatch {
+            cycle: BillingCycle::OneTime,
+            pricing: PricingModel::Subscription,
+        };
+        for (refused, declared) in [
+            (
+                PaymentRefused::Billing(billing).code(),
+                error_code::BILLING_MISMATCH,
+            ),
+            (
+                PaymentRefused::AlreadyPerpetual.code(),
+                error_code::ALREADY_PERPETUAL,
+            ),
+            (
+                PaymentRefused::BeforeLastPayment {
+                    last_paid_at: chrono::DateTime::UNIX_EPOCH,
+                }
+                .code(),
+                error_code::PAYMENT_OUT_OF_ORDER,
+            ),
+            (CancelRefused::Trial.code(), error_code::CANCEL_TRIAL),
+            (
+                CancelRefused::Perpetual.code(),
+                error_code::CANCEL_PERPETUAL,
+            ),
+            (
+                CancelRefused::Expired {
+                    expired_at: chrono::DateTime::UNIX_EPOCH,
+                }
+                .code(),
+                error_code::CANCEL_EXPIRED,
+            ),
+        ] {
+            assert_eq!(refused, declared);
+        }
     }
 }

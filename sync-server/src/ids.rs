@@ -116,3 +116,11 @@ id_type!(
     /// An enrolled desk (device).
     DeviceId
 );
+id_type!(
+    /// A payment of a business (a row of `payments`).
+    PaymentId
+);
+id_type!(
+    /// One call a payment provider's webhook made (a row of `webhook_deliveries`).
+    DeliveryId
+);

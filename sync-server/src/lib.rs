@@ -19,6 +19,7 @@ pub mod licence;
 pub mod migrate;
 pub mod openapi;
 pub mod password;
+pub mod payments;
 pub mod purge;
 mod routes;
 mod rows;
@@ -29,6 +30,7 @@ mod throttle;
 pub mod token;
 pub mod totp;
 mod validate;
+pub mod webhook;
 
 use std::fmt;
 use std::future::Future;
@@ -65,6 +67,11 @@ pub struct AppState {
     access_token_ttl: Duration,
     /// The automatic tombstone purge's horizon; `None` turns it off.
     tombstone_horizon: Option<Duration>,
+    /// The payment providers' webhook secrets; `None`: that provider's route is not configured.
+    stripe_webhook_secret: Option<webhook::WebhookSecret>,
+    fpx_webhook_secret: Option<webhook::WebhookSecret>,
+    /// How far a webhook's time may be from the server's clock, either way.
+    webhook_tolerance: Duration,
 }
 
 impl AppState {
@@ -77,6 +84,9 @@ impl AppState {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             tombstone_horizon: Some(purge::DEFAULT_HORIZON),
+            stripe_webhook_secret: None,
+            fpx_webhook_secret: None,
+            webhook_tolerance: webhook::DEFAULT_TOLERANCE,
         }
     }
 
@@ -90,7 +100,10 @@ impl AppState {
             .with_request_timeout(config.request_timeout())
             .with_header_read_timeout(config.header_read_timeout())
             .with_access_token_ttl(config.access_token_ttl())
-            .with_tombstone_horizon(config.tombstone_horizon()))
+            .with_tombstone_horizon(config.tombstone_horizon())
+            .with_stripe_webhook_secret(config.stripe_webhook_secret.clone())
+            .with_fpx_webhook_secret(config.fpx_webhook_secret.clone())
+            .with_webhook_tolerance(config.webhook_tolerance()))
     }
 
     pub fn with_body_limit_bytes(mut self, bytes: usize) -> Self {
@@ -122,6 +135,35 @@ impl AppState {
         self
     }
 
+    /// The secret Stripe's webhook deliveries are verified with (`None`: not configured).
+    pub fn with_stripe_webhook_secret(mut self, secret: Option<webhook::WebhookSecret>) -> Self {
+        self.stripe_webhook_secret = secret;
+        self
+    }
+
+    /// The secret the FPX gateway's callbacks are verified with (`None`: not configured).
+    pub fn with_fpx_webhook_secret(mut self, secret: Option<webhook::WebhookSecret>) -> Self {
+        self.fpx_webhook_secret = secret;
+        self
+    }
+
+    pub fn with_webhook_tolerance(mut self, tolerance: Duration) -> Self {
+        self.webhook_tolerance = tolerance;
+        self
+    }
+
+    pub fn stripe_webhook_secret(&self) -> Option<&webhook::WebhookSecret> {
+        self.stripe_webhook_secret.as_ref()
+    }
+
+    pub fn fpx_webhook_secret(&self) -> Option<&webhook::WebhookSecret> {
+        self.fpx_webhook_secret.as_ref()
+    }
+
+    pub fn webhook_tolerance(&self) -> Duration {
+        self.webhook_tolerance
+    }
+
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
@@ -140,6 +182,9 @@ impl fmt::Debug for AppState {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("tombstone_horizon", &self.tombstone_horizon)
+            .field("stripe_webhook_secret", &self.stripe_webhook_secret)
+            .field("fpx_webhook_secret", &self.fpx_webhook_secret)
+            .field("webhook_tolerance", &self.webhook_tolerance)
             .finish()
     }
 }
@@ -215,6 +260,26 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/v1/licence",
         caller: Caller::Device,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/payments",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/subscription/cancel",
+        caller: Caller::Session,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/webhooks/stripe",
+        caller: Caller::Anyone,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/webhooks/fpx",
+        caller: Caller::Anyone,
     },
     Route {
         method: "POST",
@@ -372,6 +437,10 @@ fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
         ("GET", "/v1/emergency-access") => get(routes::emergency_access::list),
         ("GET", "/v1/subscription") => get(routes::subscription::show),
         ("GET", "/v1/licence") => get(routes::licence::licence),
+        ("GET", "/v1/payments") => get(routes::billing::payments),
+        ("POST", "/v1/subscription/cancel") => post(routes::billing::cancel),
+        ("POST", "/v1/webhooks/stripe") => post(routes::webhooks::stripe),
+        ("POST", "/v1/webhooks/fpx") => post(routes::webhooks::fpx),
         ("POST", "/v1/emergency-access/review") => post(routes::emergency_access::review),
         ("POST", "/v1/auth/totp/setup") => post(routes::totp::setup),
         ("POST", "/v1/auth/totp/confirm") => post(routes::totp::confirm),

@@ -236,6 +236,30 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
             ),
             &[],
         ),
+        ("GET", "/v1/payments") => op(
+            "The business's payments, newest first, at most 200 (settings.manage).",
+            None,
+            (200, schema::<crate::routes::billing::PaymentsResponse>(g)),
+            &[],
+        ),
+        ("POST", "/v1/subscription/cancel") => op(
+            "Cancels the paid subscription at its period's end (settings.manage); a trial, a perpetual licence or an expired subscription is refused (409 cancel_trial, cancel_perpetual, cancel_expired).",
+            None,
+            (200, schema::<crate::routes::billing::CancelResponse>(g)),
+            &[409],
+        ),
+        ("POST", "/v1/webhooks/stripe") => op(
+            "Stripe's webhook (header Stripe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">). checkout.session.completed applies the payment its metadata names; other events are recorded and ignored; a replayed event is a duplicate. Refusals: 400 webhook_signature_invalid or webhook_stale, 422 webhook_invalid, webhook_unknown_business or webhook_amount_mismatch, 409 with kaunter-core's refusal code, 503 webhook_not_configured.",
+            Some(stripe_event_schema()),
+            (200, schema::<crate::routes::webhooks::WebhookAnswer>(g)),
+            &[409, 422, 503],
+        ),
+        ("POST", "/v1/webhooks/fpx") => op(
+            "An FPX / e-wallet gateway's callback (header X-Signature: hex HMAC-SHA256 of the fields sorted by key, key + value, joined with |). paid true applies the payment reference_2 names for the business reference_1 names; paid false records it as failed. Refusals as for Stripe's webhook.",
+            Some(fpx_callback_schema()),
+            (200, schema::<crate::routes::webhooks::WebhookAnswer>(g)),
+            &[409, 422, 503],
+        ),
         ("POST", "/v1/emergency-access/review") => op(
             "Records whether an emergency opening was justified, once (access.review).",
             schema::<crate::routes::emergency_access::ReviewRequest>(g),
@@ -333,6 +357,50 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
             panic!("no OpenAPI description for {method} {path}: add it to openapi.rs")
         }
     }
+}
+
+/// The part of a Stripe event the webhook reads.
+fn stripe_event_schema() -> Value {
+    let text = json!({"type": "string"});
+    json!({
+        "type": "object",
+        "required": ["id", "type"],
+        "properties": {
+            "id": {"type": "string", "description": "The event id (evt_...)."},
+            "type": {"type": "string", "description": "checkout.session.completed is acted on."},
+            "created": {"type": "integer", "format": "int64"},
+            "data": {"type": "object", "properties": {"object": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "description": "The checkout session (cs_...)."},
+                    "amount_total": {"type": "integer", "format": "int64",
+                                     "description": "Sen."},
+                    "currency": {"type": "string", "description": "myr."},
+                    "payment_status": text,
+                    "metadata": {"type": "object", "properties": {
+                        "tenant_id": text, "plan": text, "cycle": text, "pricing": text}},
+                },
+            }}},
+        },
+    })
+}
+
+/// The FPX gateway's callback: string fields only.
+fn fpx_callback_schema() -> Value {
+    let text = |description: &str| json!({"type": "string", "description": description});
+    json!({
+        "type": "object",
+        "required": ["id", "paid", "amount", "paid_at", "reference_1", "reference_2"],
+        "properties": {
+            "id": text("The gateway's transaction (bill) id."),
+            "paid": text("true or false."),
+            "amount": text("Ringgit with two decimals, e.g. 49.00."),
+            "paid_at": text("RFC 3339."),
+            "reference_1": text("The business's id."),
+            "reference_2": text("PLAN:CYCLE:PRICING, e.g. STARTER:MONTHLY:SUBSCRIPTION."),
+        },
+        "additionalProperties": {"type": "string"},
+    })
 }
 
 /// Error statuses every route of a kind of caller may give: a malformed request or body (400),
@@ -462,12 +530,15 @@ fn error_description(status: u16) -> &'static str {
         }
         404 => "No such record in this business.",
         409 => {
-            "The state does not allow it (a sequence gap, a resolved conflict, the last ADMIN, a closed branch, a plan limit)."
+            "The state does not allow it (a sequence gap, a resolved conflict, the last ADMIN, a closed branch, a plan limit, a payment or cancellation the subscription refuses)."
         }
         410 => "The desk must download its branch again (resync_required).",
         413 => "The body is over the limit.",
-        422 => "Some fields are not valid; each says why.",
+        422 => {
+            "Some fields are not valid; each says why (for a webhook: an event that cannot be used)."
+        }
         429 => "Too many failed attempts; see Retry-After.",
+        503 => "Not configured here (webhook_not_configured), or the server is busy.",
         _ => "Error.",
     }
 }

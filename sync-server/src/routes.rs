@@ -2,6 +2,7 @@
 //! call the checks, answer; errors become responses in error.rs.
 
 pub mod auth;
+pub mod billing;
 pub mod branches;
 pub mod conflicts;
 pub mod device_tokens;
@@ -18,6 +19,7 @@ pub mod status;
 pub mod subscription;
 pub mod totp;
 pub mod users;
+pub mod webhooks;
 
 use crate::error::Error;
 

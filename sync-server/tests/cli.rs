@@ -210,3 +210,147 @@ async fn serve_refuses_a_role_that_bypasses_rls() {
     );
     db.drop_db().await.unwrap();
 }
+
+#[tokio::test]
+async fn record_payment_activates_a_business_once_per_reference() {
+    let db = TestDatabase::create().await.unwrap();
+    let created = stdout(&sync_server(
+        &db,
+        &[
+            "admin",
+            "create-business",
+            "--name",
+            "Klinik Bank",
+            "--branch",
+            "Main",
+        ],
+    ));
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let tenant = created["tenant_id"].as_str().unwrap().to_owned();
+    let record = |extra: &[&str]| {
+        let mut args = vec!["admin", "record-payment", "--tenant", &tenant];
+        args.extend_from_slice(extra);
+        sync_server(&db, &args)
+    };
+
+    // A bank transfer for a year of PRO, paid during the trial.
+    let paid = stdout(&record(&[
+        "--plan",
+        "PRO",
+        "--cycle",
+        "YEARLY",
+        "--reference",
+        "MBB-20250401-77",
+    ]));
+    assert_eq!(paid.lines().count(), 1, "{paid}");
+    let paid: serde_json::Value = serde_json::from_str(&paid).unwrap();
+    assert_eq!(paid["state"], "ACTIVE");
+    assert_eq!(paid["amount_sen"], 249_000);
+    let owner = db.owner_client().await.unwrap();
+    let row = owner
+        .query_one(
+            "SELECT s.trial_ends_at + interval '365 days', s.period_ends_at, s.plan, s.cycle,
+                    p.kind, p.status, p.provider, p.external_id, p.amount_sen
+             FROM subscriptions s JOIN payments p USING (tenant_id)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (expected_end, end): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
+        (row.get(0), row.get(1));
+    assert_eq!(end, expected_end);
+    assert_eq!(
+        paid["period_ends_at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap(),
+        end
+    );
+    assert_eq!(
+        (
+            row.get::<_, String>(2),
+            row.get::<_, String>(3),
+            row.get::<_, String>(4),
+            row.get::<_, String>(5),
+            row.get::<_, String>(6),
+            row.get::<_, String>(7),
+            row.get::<_, i64>(8),
+        ),
+        (
+            "PRO".to_owned(),
+            "YEARLY".to_owned(),
+            "CREDIT".to_owned(),
+            "COMPLETED".to_owned(),
+            "operator".to_owned(),
+            "MBB-20250401-77".to_owned(),
+            249_000
+        )
+    );
+
+    // The same transfer twice is refused, and changes nothing.
+    let again = record(&[
+        "--plan",
+        "PRO",
+        "--cycle",
+        "YEARLY",
+        "--reference",
+        "MBB-20250401-77",
+    ]);
+    assert!(!again.status.success());
+    assert!(again.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already recorded"));
+    let payments: i64 = owner
+        .query_one("SELECT count(*) FROM payments", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(payments, 1);
+
+    // A plan that does not exist, a pricing the cycle does not go with, another business.
+    let gold = record(&["--plan", "GOLD", "--cycle", "YEARLY"]);
+    assert!(!gold.status.success());
+    let mismatch = record(&[
+        "--plan",
+        "PRO",
+        "--cycle",
+        "YEARLY",
+        "--pricing",
+        "PERPETUAL",
+    ]);
+    assert!(!mismatch.status.success());
+    assert!(String::from_utf8_lossy(&mismatch.stderr).contains("perpetual licence"));
+    let unknown = sync_server(
+        &db,
+        &[
+            "admin",
+            "record-payment",
+            "--tenant",
+            &uuid::Uuid::now_v7().to_string(),
+            "--plan",
+            "PRO",
+            "--cycle",
+            "MONTHLY",
+        ],
+    );
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no business"));
+
+    // A demo licence for nothing: perpetual, no end; then a subscription adds nothing.
+    let demo = stdout(&record(&[
+        "--plan",
+        "ENTERPRISE",
+        "--cycle",
+        "ONE_TIME",
+        "--amount-sen",
+        "0",
+    ]));
+    let demo: serde_json::Value = serde_json::from_str(&demo).unwrap();
+    assert_eq!(demo["state"], "ACTIVE");
+    assert_eq!(demo["amount_sen"], 0);
+    assert!(demo["period_ends_at"].is_null());
+    let refused = record(&["--plan", "ENTERPRISE", "--cycle", "MONTHLY"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("perpetual licence"));
+    db.drop_db().await.unwrap();
+}

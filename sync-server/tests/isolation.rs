@@ -27,6 +27,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 const REQUESTS: usize = 2_000;
+
+fn hmac_hex(key: &str, message: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
 const IN_FLIGHT: usize = 16;
 
 /// One business as the test drives it.
@@ -544,6 +551,36 @@ fn probe(
         // A refresh token naming B's business, with a secret nobody issued.
         "/v1/devices/refresh" => request.json(&json!({"refresh_token":
             format!("kr1.{}.{}.{}", b.tenant_id, Uuid::now_v7(), "A".repeat(43))})),
+        // A's own payments; cancelling A's own trial (refused: it ends by itself).
+        "/v1/payments" | "/v1/subscription/cancel" => request,
+        // A payment naming B's business, signed with a key that is not the server's.
+        "/v1/webhooks/stripe" => {
+            let body = json!({"id": "evt_probe", "type": "checkout.session.completed",
+                "data": {"object": {"id": "cs_probe", "amount_total": 4900, "currency": "myr",
+                    "metadata": {"tenant_id": b.tenant_id, "plan": "STARTER",
+                                 "cycle": "MONTHLY", "pricing": "SUBSCRIPTION"}}}})
+            .to_string();
+            let t = Utc::now().timestamp();
+            let signature = hmac_hex("whsec_not_the_servers", &format!("{t}.{body}"));
+            request
+                .header("Stripe-Signature", format!("t={t},v1={signature}"))
+                .header("Content-Type", "application/json")
+                .body(body)
+        }
+        "/v1/webhooks/fpx" => {
+            let fields: std::collections::BTreeMap<&str, String> = [
+                ("amount", "49.00".to_owned()),
+                ("id", "bill_probe".to_owned()),
+                ("paid", "true".to_owned()),
+                ("paid_at", Utc::now().to_rfc3339()),
+                ("reference_1", b.tenant_id.to_string()),
+                ("reference_2", "STARTER:MONTHLY:SUBSCRIPTION".to_owned()),
+            ]
+            .into();
+            let source: Vec<String> = fields.iter().map(|(k, v)| format!("{k}{v}")).collect();
+            let signature = hmac_hex("not-the-servers-key", &source.join("|"));
+            request.header("X-Signature", signature).json(&fields)
+        }
         other => panic!("no tenancy probe for {other}: add one to tests/isolation.rs"),
     }
 }
@@ -551,7 +588,13 @@ fn probe(
 #[tokio::test]
 async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
     let db = TestDatabase::create().await.unwrap();
-    let server = db.spawn_server().await.unwrap();
+    // With webhook secrets, so the webhooks' probes reach their signature check.
+    let state = kaunter_sync_server::AppState::new(
+        kaunter_sync_server::db::connect_pool(db.app_config().unwrap(), 8).unwrap(),
+    )
+    .with_stripe_webhook_secret(Some("whsec_matrix".parse().unwrap()))
+    .with_fpx_webhook_secret(Some("fpx-matrix".parse().unwrap()));
+    let server = TestServer::start(state).await.unwrap();
     let http = reqwest::Client::new();
     let a = business(&http, &server, "klinik-aman", "Aman").await;
     let b = business(&http, &server, "klinik-bestari", "Bestari").await;
@@ -581,6 +624,8 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
     let b_branches_before = b_office("/v1/branches").await;
     let b_openings_before = b_office("/v1/emergency-access").await;
     assert!(b_openings_before.contains(&b.emergency_id.to_string()));
+    let b_subscription_before = b_office("/v1/subscription").await;
+    let b_payments_before = b_office("/v1/payments").await;
 
     let methods = [
         reqwest::Method::GET,
@@ -633,9 +678,13 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
                 "/v1/invitations/accept" => &[StatusCode::BAD_REQUEST],
                 "/v1/devices/refresh" => &[StatusCode::UNAUTHORIZED],
                 "/v1/auth/pin" => &[StatusCode::NO_CONTENT],
-                "/v1/staff" | "/v1/emergency-access" | "/v1/subscription" | "/v1/licence" => {
-                    &[StatusCode::OK]
-                }
+                "/v1/staff"
+                | "/v1/emergency-access"
+                | "/v1/subscription"
+                | "/v1/licence"
+                | "/v1/payments" => &[StatusCode::OK],
+                "/v1/subscription/cancel" => &[StatusCode::CONFLICT],
+                "/v1/webhooks/stripe" | "/v1/webhooks/fpx" => &[StatusCode::BAD_REQUEST],
                 "/v1/branches/add" => &[StatusCode::CREATED],
                 "/v1/users/invite"
                 | "/v1/users/reinvite"
@@ -711,6 +760,8 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
     assert_eq!(b_people_before, b_office("/v1/users").await);
     assert_eq!(b_branches_before, b_office("/v1/branches").await);
     assert_eq!(b_openings_before, b_office("/v1/emergency-access").await);
+    assert_eq!(b_subscription_before, b_office("/v1/subscription").await);
+    assert_eq!(b_payments_before, b_office("/v1/payments").await);
     let settings = db
         .owner_client()
         .await

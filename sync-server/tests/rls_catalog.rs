@@ -12,8 +12,15 @@ use uuid::Uuid;
 
 /// Tables in `public` allowed to have no tenant_id (and so no RLS). Adding one is a decision.
 /// `login_failures` counts failed logins by hashed key before any tenant is known;
-/// `signing_keys` holds the server's licence key, no business's data.
-const TABLES_WITHOUT_TENANT: &[&str] = &["login_failures", "schema_migrations", "signing_keys"];
+/// `signing_keys` holds the server's licence key, no business's data;
+/// `webhook_deliveries` logs payment webhooks, which arrive before any tenant is known (and a
+/// forged one names none); the app role may write it but not read its details.
+const TABLES_WITHOUT_TENANT: &[&str] = &[
+    "login_failures",
+    "schema_migrations",
+    "signing_keys",
+    "webhook_deliveries",
+];
 
 async fn tenant_tables(owner: &Client) -> Vec<String> {
     owner
@@ -190,7 +197,12 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
                      VALUES ('{tenant}', 'PRO', now() + interval '7 days',
                              now() + interval '7 days');
                  INSERT INTO subscription_modules (tenant_id, module)
-                     VALUES ('{tenant}', 'CLINIC');"
+                     VALUES ('{tenant}', 'CLINIC');
+                 INSERT INTO payments (tenant_id, payment_id, kind, status, amount_sen, plan,
+                     cycle, pricing, provider, external_id, event_id, completed_at)
+                     VALUES ('{tenant}', gen_random_uuid(), 'CHARGE', 'COMPLETED', 4900,
+                             'STARTER', 'MONTHLY', 'SUBSCRIPTION', 'stripe', 'cs_{tenant}',
+                             'evt_{tenant}', now());"
             ))
             .await
             .unwrap();
@@ -228,6 +240,7 @@ async fn every_tenant_table_has_rls_enabled_forced_and_a_policy() {
         "emergency_access_reviews",
         "subscriptions",
         "subscription_modules",
+        "payments",
     ]
     .into();
     let found: BTreeSet<&str> = tables.iter().map(String::as_str).collect();
@@ -364,6 +377,14 @@ async fn the_app_role_cannot_bypass_rls_and_owns_nothing() {
     assert!(
         migrations.is_err(),
         "kaunter_app can read schema_migrations"
+    );
+    // The webhook log names many businesses: the app role writes it, never reads it back.
+    let deliveries = app
+        .query("SELECT business, detail FROM webhook_deliveries", &[])
+        .await;
+    assert!(
+        deliveries.is_err(),
+        "kaunter_app can read webhook deliveries"
     );
 
     db.drop_db().await.unwrap();

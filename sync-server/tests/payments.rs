@@ -1,0 +1,760 @@
+//! Payments over real HTTP against the real server and PostgreSQL: the Stripe and FPX webhooks
+//! signed as the providers sign them (a good checkout activates the business, replays and
+//! racing deliveries apply once, every refusal is recorded and touches nothing), head office's
+//! list of its own payments, and cancelling.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use hmac::{Hmac, Mac};
+use kaunter_protocol::http::{SessionView, SignUpResponse};
+use kaunter_sync_server::AppState;
+use kaunter_sync_server::db;
+use kaunter_sync_server::test_support::{ADMIN_PASSWORD, TestDatabase, TestServer, sign_up_form};
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use uuid::Uuid;
+
+const STRIPE_SECRET: &str = "whsec_kaunter_test";
+const FPX_SECRET: &str = "fpx-x-signature-key";
+
+struct Setup {
+    db: TestDatabase,
+    server: TestServer,
+    http: reqwest::Client,
+}
+
+impl Setup {
+    /// A fresh database and the real server with both providers' secrets configured.
+    async fn new() -> Setup {
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        let db = TestDatabase::create().await.unwrap();
+        let state = AppState::new(db::connect_pool(db.app_config().unwrap(), 8).unwrap())
+            .with_stripe_webhook_secret(Some(STRIPE_SECRET.parse().unwrap()))
+            .with_fpx_webhook_secret(Some(FPX_SECRET.parse().unwrap()));
+        let server = TestServer::start(state).await.unwrap();
+        Setup {
+            db,
+            server,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn finish(self) {
+        drop(self.server);
+        self.db.drop_db().await.unwrap();
+    }
+
+    /// Signs a clinic up and logs its ADMIN in.
+    async fn business(&self, slug: &str) -> Business {
+        let created: SignUpResponse = self
+            .http
+            .post(self.server.url("/v1/signup"))
+            .json(&sign_up_form(
+                slug,
+                &format!("Klinik {slug}"),
+                &format!("admin@{slug}.my"),
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let login = self
+            .http
+            .post(self.server.url("/v1/auth/login"))
+            .json(
+                &json!({"business": slug, "email": format!("admin@{slug}.my"),
+                          "password": ADMIN_PASSWORD}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), StatusCode::OK);
+        let cookie = login.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let view: SessionView = login.json().await.unwrap();
+        Business {
+            tenant_id: created.tenant_id,
+            cookie,
+            csrf: view.csrf_token,
+        }
+    }
+
+    async fn office(&self, business: &Business, path: &str) -> Value {
+        let answer = self
+            .http
+            .get(self.server.url(path))
+            .header(COOKIE, &business.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        answer.json().await.unwrap()
+    }
+
+    async fn subscription(&self, business: &Business) -> Value {
+        self.office(business, "/v1/subscription").await
+    }
+
+    async fn payments(&self, business: &Business) -> Vec<Value> {
+        self.office(business, "/v1/payments").await["payments"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    async fn cancel(&self, business: &Business, csrf: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .post(self.server.url("/v1/subscription/cancel"))
+            .header(COOKIE, &business.cookie);
+        if let Some(csrf) = csrf {
+            request = request.header("X-CSRF-Token", csrf);
+        }
+        let answer = request.send().await.unwrap();
+        (answer.status(), answer.json().await.unwrap())
+    }
+
+    /// Posts `body` to Stripe's webhook, signed at `t` with `secret` (no header if `None`).
+    async fn stripe(&self, body: &[u8], signature: Option<String>) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .post(self.server.url("/v1/webhooks/stripe"))
+            .header("Content-Type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("Stripe-Signature", signature);
+        }
+        let answer = request.send().await.unwrap();
+        (answer.status(), answer.json().await.unwrap())
+    }
+
+    async fn fpx(
+        &self,
+        fields: &BTreeMap<String, String>,
+        signature: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .post(self.server.url("/v1/webhooks/fpx"))
+            .json(fields);
+        if let Some(signature) = signature {
+            request = request.header("X-Signature", signature);
+        }
+        let answer = request.send().await.unwrap();
+        (answer.status(), answer.json().await.unwrap())
+    }
+
+    /// Every delivery recorded, oldest first: (outcome, event id).
+    async fn deliveries(&self) -> Vec<(String, Option<String>)> {
+        self.db
+            .owner_client()
+            .await
+            .unwrap()
+            .query(
+                "SELECT outcome, event_id FROM webhook_deliveries ORDER BY delivery_id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    }
+
+    /// The business's payment rows as stored: (status, amount_sen, failure_reason).
+    async fn stored_payments(
+        &self,
+        business: &Business,
+    ) -> Vec<(String, Option<i64>, Option<String>)> {
+        self.db
+            .owner_client()
+            .await
+            .unwrap()
+            .query(
+                "SELECT status, amount_sen, failure_reason FROM payments WHERE tenant_id = $1
+                 ORDER BY created_at, payment_id",
+                &[&business.tenant_id],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect()
+    }
+}
+
+struct Business {
+    tenant_id: Uuid,
+    cookie: String,
+    csrf: String,
+}
+
+fn hmac_hex(key: &str, message: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `Stripe-Signature` as Stripe makes it: `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+fn stripe_signature(secret: &str, t: i64, body: &[u8]) -> String {
+    let mut message = format!("{t}.").into_bytes();
+    message.extend_from_slice(body);
+    format!("t={t},v1={}", hmac_hex(secret, &message))
+}
+
+fn signed_now(body: &[u8]) -> Option<String> {
+    Some(stripe_signature(
+        STRIPE_SECRET,
+        Utc::now().timestamp(),
+        body,
+    ))
+}
+
+/// A Stripe event about checkout session `session` of `tenant` buying `purchase`
+/// (`PLAN:CYCLE:PRICING`) for `amount` sen of `currency`.
+fn stripe_event(
+    id: &str,
+    kind: &str,
+    session: &str,
+    tenant: &str,
+    purchase: &str,
+    amount: i64,
+    currency: &str,
+) -> Vec<u8> {
+    let mut parts = purchase.split(':');
+    let (plan, cycle, pricing) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    json!({"id": id, "type": kind, "data": {"object": {
+        "id": session, "amount_total": amount, "currency": currency,
+        "metadata": {"tenant_id": tenant, "plan": plan, "cycle": cycle, "pricing": pricing}}}})
+    .to_string()
+    .into_bytes()
+}
+
+fn checkout(id: &str, session: &str, business: &Business, amount: i64) -> Vec<u8> {
+    stripe_event(
+        id,
+        "checkout.session.completed",
+        session,
+        &business.tenant_id.to_string(),
+        "STARTER:MONTHLY:SUBSCRIPTION",
+        amount,
+        "myr",
+    )
+}
+
+fn at(value: &Value) -> DateTime<Utc> {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+fn outcomes(deliveries: &[(String, Option<String>)]) -> Vec<&str> {
+    deliveries
+        .iter()
+        .map(|(outcome, _)| outcome.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stripe_checkout_activates_the_business_and_a_replay_changes_nothing() {
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-bayar").await;
+    let before = setup.subscription(&business).await;
+    assert_eq!(before["state"], "TRIAL");
+    let trial_ends_at = at(&before["trial_ends_at"]);
+
+    let body = checkout("evt_1", "cs_1", &business, 4_900);
+    let (status, answer) = setup.stripe(&body, signed_now(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "applied");
+    assert_eq!(answer["state"], "ACTIVE");
+    // Paid during the trial: the month starts when the trial ends, no free day is lost.
+    assert_eq!(
+        at(&answer["period_ends_at"]),
+        trial_ends_at + TimeDelta::days(30)
+    );
+    let after = setup.subscription(&business).await;
+    assert_eq!(after["state"], "ACTIVE");
+    assert_eq!(after["plan"], "STARTER");
+    assert_eq!(after["cycle"], "MONTHLY");
+    assert_eq!(at(&after["period_ends_at"]), at(&answer["period_ends_at"]));
+
+    // The same event again (Stripe retries; so can an attacker who saw it), freshly signed.
+    let (status, answer) = setup.stripe(&body, signed_now(&body)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer, json!({"outcome": "duplicate"}));
+    // Another event about the same checkout session is the same money: not applied again.
+    let other = checkout("evt_2", "cs_1", &business, 4_900);
+    let (status, answer) = setup.stripe(&other, signed_now(&other)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["outcome"], "duplicate");
+
+    assert_eq!(
+        setup.subscription(&business).await["period_ends_at"],
+        after["period_ends_at"]
+    );
+    let payments = setup.payments(&business).await;
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0]["kind"], "CHARGE");
+    assert_eq!(payments[0]["status"], "COMPLETED");
+    assert_eq!(payments[0]["amount_sen"], 4_900);
+    assert_eq!(payments[0]["currency"], "MYR");
+    assert_eq!(payments[0]["provider"], "stripe");
+    assert_eq!(payments[0]["external_id"], "cs_1");
+    assert_eq!(
+        outcomes(&setup.deliveries().await),
+        ["applied", "duplicate", "duplicate"]
+    );
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn two_concurrent_deliveries_of_one_event_apply_it_once() {
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-serentak").await;
+    let trial_ends_at = at(&setup.subscription(&business).await["trial_ends_at"]);
+    for round in 0..5 {
+        let body = checkout(
+            &format!("evt_race_{round}"),
+            &format!("cs_race_{round}"),
+            &business,
+            4_900,
+        );
+        let signature = signed_now(&body);
+        let (first, second) = tokio::join!(
+            setup.stripe(&body, signature.clone()),
+            setup.stripe(&body, signature.clone())
+        );
+        let mut answers = [first.1["outcome"].clone(), second.1["outcome"].clone()];
+        answers.sort_by_key(Value::to_string);
+        assert_eq!(
+            answers,
+            [json!("applied"), json!("duplicate")],
+            "round {round}"
+        );
+        assert_eq!((first.0, second.0), (StatusCode::OK, StatusCode::OK));
+        // Each round bought one month, counted once.
+        let subscription = setup.subscription(&business).await;
+        assert_eq!(
+            at(&subscription["period_ends_at"]),
+            trial_ends_at + TimeDelta::days(30 * (round + 1))
+        );
+    }
+    assert_eq!(setup.payments(&business).await.len(), 5);
+    let deliveries = setup.deliveries().await;
+    let applied = deliveries.iter().filter(|(o, _)| o == "applied").count();
+    let duplicates = deliveries.iter().filter(|(o, _)| o == "duplicate").count();
+    assert_eq!((applied, duplicates, deliveries.len()), (5, 5, 10));
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn every_refused_delivery_is_recorded_and_touches_no_business() {
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-tolak").await;
+    let trial = setup.subscription(&business).await;
+    let body = checkout("evt_genuine", "cs_genuine", &business, 4_900);
+    let now = Utc::now().timestamp();
+    let refused = |code: &str| json!(code);
+
+    // A wrong secret, no header, a header of garbage: the signature is the credential.
+    for signature in [
+        Some(stripe_signature("whsec_someone_else", now, &body)),
+        None,
+        Some("t=nonsense,v1=zz".to_owned()),
+    ] {
+        let (status, answer) = setup.stripe(&body, signature).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["code"], refused("webhook_signature_invalid"));
+    }
+    // The body changed after signing.
+    let signature = signed_now(&body);
+    let tampered = checkout("evt_genuine", "cs_genuine", &business, 1);
+    let (status, answer) = setup.stripe(&tampered, signature).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["code"], "webhook_signature_invalid");
+    // Signed 301 s ago, or 301 s ahead.
+    for offset in [-301, 301] {
+        let signature = Some(stripe_signature(STRIPE_SECRET, now + offset, &body));
+        let (status, answer) = setup.stripe(&body, signature).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{offset}: {answer}");
+        assert_eq!(answer["code"], "webhook_stale");
+    }
+    assert_eq!(setup.subscription(&business).await, trial);
+    assert!(setup.stored_payments(&business).await.is_empty());
+
+    // None of those claimed the event: the genuine delivery still applies.
+    let (status, answer) = setup.stripe(&body, signed_now(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "applied");
+    let paid = setup.subscription(&business).await;
+
+    // A business nobody has, and one that is not an id at all.
+    for tenant in [Uuid::now_v7().to_string(), "klinik-tolak".to_owned()] {
+        let body = stripe_event(
+            &format!("evt_unknown_{tenant}"),
+            "checkout.session.completed",
+            "cs_unknown",
+            &tenant,
+            "STARTER:MONTHLY:SUBSCRIPTION",
+            4_900,
+            "myr",
+        );
+        let (status, answer) = setup.stripe(&body, signed_now(&body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(answer["code"], "webhook_unknown_business");
+    }
+    // The wrong amount, and the right number in the wrong currency: FAILED, with the reason.
+    let short = checkout("evt_short", "cs_short", &business, 4_800);
+    let (status, answer) = setup.stripe(&short, signed_now(&short)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["code"], "webhook_amount_mismatch");
+    let dollars = stripe_event(
+        "evt_usd",
+        "checkout.session.completed",
+        "cs_usd",
+        &business.tenant_id.to_string(),
+        "STARTER:MONTHLY:SUBSCRIPTION",
+        4_900,
+        "usd",
+    );
+    let (status, answer) = setup.stripe(&dollars, signed_now(&dollars)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer["code"], "webhook_amount_mismatch");
+    // A plan that does not exist is not a purchase.
+    let gold = stripe_event(
+        "evt_gold",
+        "checkout.session.completed",
+        "cs_gold",
+        &business.tenant_id.to_string(),
+        "GOLD:MONTHLY:SUBSCRIPTION",
+        4_900,
+        "myr",
+    );
+    let (status, answer) = setup.stripe(&gold, signed_now(&gold)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer["code"], "webhook_invalid");
+    // Events Kaunter does not act on are taken and ignored.
+    let refund = stripe_event(
+        "evt_refund",
+        "charge.refunded",
+        "ch_1",
+        &business.tenant_id.to_string(),
+        "STARTER:MONTHLY:SUBSCRIPTION",
+        4_900,
+        "myr",
+    );
+    let (status, answer) = setup.stripe(&refund, signed_now(&refund)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer, json!({"outcome": "ignored"}));
+    // A mismatch replayed is a duplicate, not a second FAILED row.
+    let (status, answer) = setup.stripe(&short, signed_now(&short)).await;
+    assert_eq!(
+        (status, answer["outcome"].clone()),
+        (StatusCode::OK, json!("duplicate"))
+    );
+
+    assert_eq!(setup.subscription(&business).await, paid);
+    let stored = setup.stored_payments(&business).await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    assert_eq!(stored[0].0, "COMPLETED");
+    assert_eq!((stored[1].0.as_str(), stored[1].1), ("FAILED", Some(4_800)));
+    assert!(
+        stored[1].2.as_deref().unwrap().contains("4800 sen"),
+        "{stored:?}"
+    );
+    assert_eq!((stored[2].0.as_str(), stored[2].1), ("FAILED", None));
+    assert!(
+        stored[2].2.as_deref().unwrap().contains("USD"),
+        "{stored:?}"
+    );
+    let listed = setup.payments(&business).await;
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[0]["external_id"], "cs_usd", "newest first");
+
+    let deliveries = setup.deliveries().await;
+    assert_eq!(
+        outcomes(&deliveries),
+        [
+            "bad_signature",
+            "bad_signature",
+            "bad_signature",
+            "bad_signature",
+            "stale",
+            "stale",
+            "applied",
+            "unknown_business",
+            "unknown_business",
+            "amount_mismatch",
+            "amount_mismatch",
+            "invalid",
+            "ignored",
+            "duplicate",
+        ]
+    );
+    // The refused deliveries name the event their body claimed, for the operator.
+    assert_eq!(deliveries[0].1.as_deref(), Some("evt_genuine"));
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn a_refusal_of_kaunter_core_is_a_conflict_with_its_code() {
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-kekal").await;
+    let tenant = business.tenant_id.to_string();
+    let licence = stripe_event(
+        "evt_licence",
+        "checkout.session.completed",
+        "cs_licence",
+        &tenant,
+        "STARTER:ONE_TIME:PERPETUAL",
+        4_900 * 30,
+        "myr",
+    );
+    let (status, answer) = setup.stripe(&licence, signed_now(&licence)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer, json!({"outcome": "applied", "state": "ACTIVE"}));
+    let month = checkout("evt_month", "cs_month", &business, 4_900);
+    let (status, answer) = setup.stripe(&month, signed_now(&month)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["code"], "already_perpetual");
+    let stored = setup.stored_payments(&business).await;
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[1].0, "FAILED");
+    assert!(
+        stored[1]
+            .2
+            .as_deref()
+            .unwrap()
+            .starts_with("already_perpetual")
+    );
+    assert_eq!(outcomes(&setup.deliveries().await), ["applied", "refused"]);
+    // Nothing to cancel on a licence one owns.
+    let (status, answer) = setup.cancel(&business, Some(&business.csrf)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(answer["code"], "cancel_perpetual");
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn without_a_secret_the_webhooks_say_they_are_not_configured() {
+    let db = TestDatabase::create().await.unwrap();
+    let server = db.spawn_server().await.unwrap();
+    let http = reqwest::Client::new();
+    for path in ["/v1/webhooks/stripe", "/v1/webhooks/fpx"] {
+        let answer = http
+            .post(server.url(path))
+            .header("Stripe-Signature", "t=1,v1=00")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["code"], "webhook_not_configured");
+    }
+    let outcomes: Vec<String> = db
+        .owner_client()
+        .await
+        .unwrap()
+        .query(
+            "SELECT outcome FROM webhook_deliveries ORDER BY delivery_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(outcomes, ["not_configured", "not_configured"]);
+    drop(server);
+    db.drop_db().await.unwrap();
+}
+
+/// An FPX gateway's callback fields for `bill`.
+fn fpx_fields(bill: &str, paid: bool, business: &str, amount: &str) -> BTreeMap<String, String> {
+    [
+        ("id", bill),
+        ("paid", if paid { "true" } else { "false" }),
+        ("amount", amount),
+        ("paid_at", &Utc::now().to_rfc3339()),
+        ("reference_1", business),
+        ("reference_2", "STARTER:MONTHLY:SUBSCRIPTION"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect()
+}
+
+/// `X-Signature`: HMAC-SHA256 of `key` + `value` pairs sorted by key, joined with `|`.
+fn fpx_signature(secret: &str, fields: &BTreeMap<String, String>) -> String {
+    let source = fields
+        .iter()
+        .map(|(key, value)| format!("{key}{value}"))
+        .collect::<Vec<_>>()
+        .join("|");
+    hmac_hex(secret, source.as_bytes())
+}
+
+#[tokio::test]
+async fn fpx_callbacks_pay_fail_and_refuse_bad_signatures() {
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-fpx").await;
+    let tenant = business.tenant_id.to_string();
+    let trial = setup.subscription(&business).await;
+
+    // A failed attempt: recorded as FAILED, nothing else changes.
+    let failed = fpx_fields("bill_1", false, &tenant, "49.00");
+    let (status, answer) = setup
+        .fpx(&failed, Some(fpx_signature(FPX_SECRET, &failed)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer, json!({"outcome": "payment_failed"}));
+    assert_eq!(setup.subscription(&business).await, trial);
+    assert_eq!(
+        setup.stored_payments(&business).await[0].0,
+        "FAILED".to_owned()
+    );
+
+    // A forged callback (wrong key) and an unsigned one.
+    let paid = fpx_fields("bill_1", true, &tenant, "49.00");
+    for signature in [Some(fpx_signature("not-the-key", &paid)), None] {
+        let (status, answer) = setup.fpx(&paid, signature).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["code"], "webhook_signature_invalid");
+    }
+    // A field changed after signing.
+    let mut cheaper = paid.clone();
+    cheaper.insert("amount".to_owned(), "4.90".to_owned());
+    let (status, answer) = setup
+        .fpx(&cheaper, Some(fpx_signature(FPX_SECRET, &paid)))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["code"], "webhook_signature_invalid");
+    assert_eq!(setup.subscription(&business).await, trial);
+
+    // The same bill, now paid: applied, and its FAILED row becomes COMPLETED.
+    let (status, answer) = setup
+        .fpx(&paid, Some(fpx_signature(FPX_SECRET, &paid)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "applied");
+    assert_eq!(answer["state"], "ACTIVE");
+    assert_eq!(
+        at(&answer["period_ends_at"]),
+        at(&trial["trial_ends_at"]) + TimeDelta::days(30)
+    );
+    let (status, answer) = setup
+        .fpx(&paid, Some(fpx_signature(FPX_SECRET, &paid)))
+        .await;
+    assert_eq!(
+        (status, answer["outcome"].clone()),
+        (StatusCode::OK, json!("duplicate"))
+    );
+    let stored = setup.stored_payments(&business).await;
+    assert_eq!(stored, [("COMPLETED".to_owned(), Some(4_900), None)]);
+    let listed = setup.payments(&business).await;
+    assert_eq!(listed[0]["provider"], "fpx");
+    assert_eq!(listed[0]["external_id"], "bill_1");
+
+    // paid_at 301 s ago.
+    let mut old = fpx_fields("bill_2", true, &tenant, "49.00");
+    old.insert(
+        "paid_at".to_owned(),
+        (Utc::now() - TimeDelta::seconds(301)).to_rfc3339(),
+    );
+    let (status, answer) = setup.fpx(&old, Some(fpx_signature(FPX_SECRET, &old))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["code"], "webhook_stale");
+    // The wrong amount.
+    let short = fpx_fields("bill_3", true, &tenant, "48.00");
+    let (status, answer) = setup
+        .fpx(&short, Some(fpx_signature(FPX_SECRET, &short)))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer["code"], "webhook_amount_mismatch");
+
+    assert_eq!(
+        outcomes(&setup.deliveries().await),
+        [
+            "payment_failed",
+            "bad_signature",
+            "bad_signature",
+            "bad_signature",
+            "applied",
+            "duplicate",
+            "stale",
+            "amount_mismatch",
+        ]
+    );
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn head_office_sees_its_own_payments_and_cancels_a_paid_subscription() {
+    let setup = Setup::new().await;
+    let aman = setup.business("klinik-aman").await;
+    let bestari = setup.business("klinik-bestari").await;
+
+    // A trial cannot be cancelled: it ends by itself.
+    let (status, answer) = setup.cancel(&aman, Some(&aman.csrf)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["code"], "cancel_trial");
+
+    let body = checkout("evt_aman", "cs_aman", &aman, 4_900);
+    let (status, _) = setup.stripe(&body, signed_now(&body)).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = setup.payments(&aman).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["external_id"], "cs_aman");
+    assert!(setup.payments(&bestari).await.is_empty());
+    let text = setup
+        .http
+        .get(setup.server.url("/v1/payments"))
+        .header(COOKIE, &bestari.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("cs_aman"));
+    let nobody = setup
+        .http
+        .get(setup.server.url("/v1/payments"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nobody.status(), StatusCode::UNAUTHORIZED);
+
+    // Cancelling needs the CSRF token, then runs the paid month to its end.
+    let (status, answer) = setup.cancel(&aman, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(answer["code"], "csrf_failed");
+    let (status, answer) = setup.cancel(&aman, Some(&aman.csrf)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["state"], "ACTIVE");
+    assert_eq!(answer["access"], "FULL");
+    assert_eq!(answer["cancel_at_period_end"], true);
+    let subscription = setup.subscription(&aman).await;
+    assert_eq!(subscription["cancel_at_period_end"], true);
+    assert_eq!(subscription["period_ends_at"], answer["period_ends_at"]);
+    // The other business's subscription is untouched.
+    let other = setup.subscription(&bestari).await;
+    assert_eq!(other["state"], "TRIAL");
+    assert_eq!(other["cancel_at_period_end"], false);
+    setup.finish().await;
+}
