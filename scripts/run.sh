@@ -41,6 +41,11 @@ demo="$KAUNTER_RUN_DIR/demo-business.json"
 if [ ! -s "$demo" ] || ! grep -q "$(printf %s "$KAUNTER_DATABASE_URL" | sha256sum | cut -c1-16)" "$demo"; then
     log "Seeding the demo business"
     created=$("$server" admin create-business --name "Klinik Demo" --branch "Kuala Lumpur" --branch-code KL01)
+    # A perpetual PRO licence, as a bank transfer an operator records, so the demo never runs
+    # into the end of its trial.
+    demo_tenant=$(printf %s "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenant_id"])')
+    "$server" admin record-payment --tenant "$demo_tenant" --plan PRO --cycle ONE_TIME \
+        --reference demo-licence >/dev/null
     printf '{"database":"%s","business":%s}\n' \
         "$(printf %s "$KAUNTER_DATABASE_URL" | sha256sum | cut -c1-16)" "$created" >"$demo"
 fi
