@@ -67,6 +67,15 @@ pub struct Config {
     #[arg(long, env = "KAUNTER_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
     pub stripe_webhook_secret: Option<WebhookSecret>,
 
+    /// The mail relay (`host:port`, plain SMTP, typically the machine's own Postfix) that
+    /// e-mail notices and receipts are handed to. Unset: they wait in the outbox.
+    #[arg(long, env = "KAUNTER_SMTP_RELAY")]
+    pub smtp_relay: Option<String>,
+
+    /// The address notices are sent from.
+    #[arg(long, env = "KAUNTER_MAIL_FROM", default_value = "kaunter@localhost")]
+    pub mail_from: String,
+
     /// The FPX / e-wallet gateway's X-Signature key that `POST /v1/webhooks/fpx` verifies
     /// callbacks with. Unset: that route answers 503 webhook_not_configured.
     #[arg(long, env = "KAUNTER_FPX_WEBHOOK_SECRET", hide_env_values = true)]
@@ -84,6 +93,14 @@ impl Config {
     pub fn tombstone_horizon(&self) -> Option<Duration> {
         (self.tombstone_horizon_days > 0)
             .then(|| Duration::from_secs(self.tombstone_horizon_days.saturating_mul(24 * 60 * 60)))
+    }
+
+    /// Where e-mail notices go, if a relay is configured.
+    pub fn mailer(&self) -> Option<crate::mail::Mailer> {
+        self.smtp_relay.as_ref().map(|relay| crate::mail::Mailer {
+            relay: relay.clone(),
+            from: self.mail_from.clone(),
+        })
     }
 
     pub fn app_database_config(&self) -> Result<tokio_postgres::Config> {

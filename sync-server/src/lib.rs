@@ -16,7 +16,9 @@ pub mod error;
 mod extract;
 pub mod ids;
 pub mod licence;
+pub mod mail;
 pub mod migrate;
+pub mod notices;
 pub mod openapi;
 pub mod password;
 pub mod payments;
@@ -72,6 +74,8 @@ pub struct AppState {
     fpx_webhook_secret: Option<webhook::WebhookSecret>,
     /// How far a webhook's time may be from the server's clock, either way.
     webhook_tolerance: Duration,
+    /// Where e-mail notices go; `None`: they wait in the outbox.
+    mailer: Option<std::sync::Arc<mail::Mailer>>,
 }
 
 impl AppState {
@@ -87,6 +91,7 @@ impl AppState {
             stripe_webhook_secret: None,
             fpx_webhook_secret: None,
             webhook_tolerance: webhook::DEFAULT_TOLERANCE,
+            mailer: None,
         }
     }
 
@@ -103,7 +108,8 @@ impl AppState {
             .with_tombstone_horizon(config.tombstone_horizon())
             .with_stripe_webhook_secret(config.stripe_webhook_secret.clone())
             .with_fpx_webhook_secret(config.fpx_webhook_secret.clone())
-            .with_webhook_tolerance(config.webhook_tolerance()))
+            .with_webhook_tolerance(config.webhook_tolerance())
+            .with_mailer(config.mailer()))
     }
 
     pub fn with_body_limit_bytes(mut self, bytes: usize) -> Self {
@@ -171,6 +177,16 @@ impl AppState {
     pub fn tombstone_horizon(&self) -> Option<Duration> {
         self.tombstone_horizon
     }
+
+    /// E-mail notices go to this relay (see [`mail`]); `None`: they wait in the outbox.
+    pub fn with_mailer(mut self, mailer: Option<mail::Mailer>) -> Self {
+        self.mailer = mailer.map(std::sync::Arc::new);
+        self
+    }
+
+    pub fn mailer(&self) -> Option<std::sync::Arc<mail::Mailer>> {
+        self.mailer.clone()
+    }
 }
 
 impl fmt::Debug for AppState {
@@ -185,6 +201,7 @@ impl fmt::Debug for AppState {
             .field("stripe_webhook_secret", &self.stripe_webhook_secret)
             .field("fpx_webhook_secret", &self.fpx_webhook_secret)
             .field("webhook_tolerance", &self.webhook_tolerance)
+            .field("mailer", &self.mailer)
             .finish()
     }
 }

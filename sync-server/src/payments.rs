@@ -298,6 +298,16 @@ pub async fn settle(tx: &TenantTx<'_>, incoming: &Incoming<'_>) -> Result<Settle
     }
     subscription::save(tx, tenant, &current).await?;
     let payment_id = write(tx, incoming, None).await?;
+    // The receipt goes out after the transaction commits (crate::notices).
+    crate::notices::enqueue_receipt(
+        tx,
+        tenant,
+        payment_id.as_uuid(),
+        incoming.amount,
+        &incoming.purchase.describe(),
+        current.facts().period_ends_at,
+    )
+    .await?;
     Ok(Settled::Applied {
         payment_id,
         subscription: current,

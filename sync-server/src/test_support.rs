@@ -305,3 +305,154 @@ pub fn sign_up_form(
         language: String::new(),
     }
 }
+
+/// A mail relay for tests: it speaks just enough SMTP to take messages and keeps them, or, when
+/// `refusing`, refuses every recipient (550) so a test sees the sender try again later.
+#[derive(Debug, Clone)]
+pub struct SmtpCapture {
+    pub addr: std::net::SocketAddr,
+    messages: std::sync::Arc<std::sync::Mutex<Vec<CapturedMail>>>,
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// One message the capture relay took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedMail {
+    pub to: String,
+    /// Headers and body as sent after DATA.
+    pub data: String,
+}
+
+impl CapturedMail {
+    /// The subject line, RFC 2047 base64 decoded when it is encoded.
+    pub fn subject(&self) -> String {
+        use base64::Engine as _;
+        let raw = self
+            .data
+            .lines()
+            .find_map(|line| line.strip_prefix("Subject: "))
+            .unwrap_or_default();
+        match raw
+            .strip_prefix("=?UTF-8?B?")
+            .and_then(|rest| rest.strip_suffix("?="))
+        {
+            Some(encoded) => base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .unwrap_or_default(),
+            None => raw.to_owned(),
+        }
+    }
+
+    /// The body, decoded from base64.
+    pub fn body(&self) -> String {
+        use base64::Engine as _;
+        let encoded: String = self
+            .data
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl SmtpCapture {
+    pub async fn start() -> Result<Self> {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|error| Error::Internal(error.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|error| Error::Internal(error.to_string()))?;
+        let capture = SmtpCapture {
+            addr,
+            messages: Default::default(),
+            refusing: Default::default(),
+        };
+        let (messages, refusing) = (capture.messages.clone(), capture.refusing.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (messages, refusing) = (messages.clone(), refusing.clone());
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    let _ = write.write_all(b"220 capture ready\r\n").await;
+                    let mut to = String::new();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let upper = line.to_ascii_uppercase();
+                        let reply: &[u8] = if upper.starts_with("EHLO") {
+                            b"250-capture\r\n250 8BITMIME\r\n"
+                        } else if upper.starts_with("RCPT TO:") {
+                            if refusing.load(std::sync::atomic::Ordering::SeqCst) {
+                                b"550 no such mailbox here\r\n"
+                            } else {
+                                to = line[8..].trim_matches(['<', '>', ' ']).to_owned();
+                                b"250 OK\r\n"
+                            }
+                        } else if upper == "DATA" {
+                            let _ = write.write_all(b"354 go ahead\r\n").await;
+                            let mut data = String::new();
+                            while let Ok(Some(line)) = lines.next_line().await {
+                                if line == "." {
+                                    break;
+                                }
+                                data.push_str(&line);
+                                data.push_str("\r\n");
+                            }
+                            if let Ok(mut kept) = messages.lock() {
+                                kept.push(CapturedMail {
+                                    to: to.clone(),
+                                    data,
+                                });
+                            }
+                            b"250 queued\r\n"
+                        } else if upper == "QUIT" {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            break;
+                        } else {
+                            b"250 OK\r\n"
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(capture)
+    }
+
+    /// Every message taken so far.
+    pub fn messages(&self) -> Vec<CapturedMail> {
+        self.messages
+            .lock()
+            .map(|kept| kept.clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits (at most 10 s) until `count` messages were taken, and returns them.
+    pub async fn wait_for(&self, count: usize) -> Vec<CapturedMail> {
+        for _ in 0..200 {
+            let taken = self.messages();
+            if taken.len() >= count {
+                return taken;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.messages()
+    }
+
+    /// From now on, refuse (or again take) every recipient.
+    pub fn refuse(&self, refusing: bool) {
+        self.refusing
+            .store(refusing, std::sync::atomic::Ordering::SeqCst);
+    }
+}

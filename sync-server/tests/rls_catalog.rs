@@ -198,6 +198,10 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
                              now() + interval '7 days');
                  INSERT INTO subscription_modules (tenant_id, module)
                      VALUES ('{tenant}', 'CLINIC');
+                 INSERT INTO notice_outbox (tenant_id, notice_id, notice_key, kind, recipient,
+                     subject, body)
+                     VALUES ('{tenant}', gen_random_uuid(), 'RECEIPT:x', 'RECEIPT',
+                             'a@klinik.my', 'Receipt', 'Thank you');
                  INSERT INTO payments (tenant_id, payment_id, kind, status, amount_sen, plan,
                      cycle, pricing, provider, external_id, event_id, completed_at)
                      VALUES ('{tenant}', gen_random_uuid(), 'CHARGE', 'COMPLETED', 4900,

@@ -19,7 +19,19 @@ pub async fn licence(
     let mut client = state.pool().get().await?;
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
     let device = auth::authenticate(&tx, &token, RowLock::None).await?;
-    let signed = crate::licence::issue(&tx, &device, Utc::now()).await?;
+    let now = Utc::now();
+    let signed = crate::licence::issue(&tx, &device, now).await?;
+    // Every round of every desk comes here, whatever the subscription's state: the business's
+    // e-mail notices are looked at from here, at most once an hour.
+    let look = crate::notices::claim_check(&tx, device.tenant_id).await?;
+    if look {
+        crate::notices::enqueue_due(&tx, device.tenant_id, now).await?;
+    }
+    // Anything waiting to be sent (a receipt, a notice whose retry is due) goes now too.
+    let waiting = crate::notices::any_due(&tx, device.tenant_id).await?;
     tx.commit().await?;
+    if waiting {
+        crate::notices::deliver_later(state.pool(), device.tenant_id, state.mailer());
+    }
     Ok(Json(signed))
 }

@@ -269,6 +269,9 @@ async fn process(
     tx.commit().await?;
     tracing::info!(provider = provider.as_str(), tenant = %business,
                    outcome = outcome.as_str(), %detail, "webhook processed");
+    if outcome == Outcome::Applied {
+        crate::notices::deliver_later(state.pool(), business, state.mailer());
+    }
     answer
 }
 

@@ -1,0 +1,190 @@
+//! E-mail notices over real HTTP, real PostgreSQL and a real SMTP conversation (a capture relay
+//! started by the test): a desk's licence fetch looks at its business's notices; the trial's
+//! day-5 warning goes out once however often desks ask, expiry sends its own notice, a payment
+//! sends a receipt, and a relay that refuses leaves the notice waiting with its reason and
+//! tries again later. Another business's desks never send this business's notices.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use kaunter_core::subscription::{BillingCycle, Plan, PricingModel};
+use kaunter_protocol::http::{EnrolResponse, SignUpResponse};
+use kaunter_sync_server::AppState;
+use kaunter_sync_server::admin;
+use kaunter_sync_server::ids::{BranchId, TenantId};
+use kaunter_sync_server::mail::Mailer;
+use kaunter_sync_server::payments::Purchase;
+use kaunter_sync_server::test_support::{SmtpCapture, TestDatabase, TestServer, sign_up_form};
+use reqwest::StatusCode;
+use serde_json::json;
+
+async fn sign_up_with_desk(
+    http: &reqwest::Client,
+    server: &TestServer,
+    slug: &str,
+) -> (SignUpResponse, EnrolResponse) {
+    let created: SignUpResponse = http
+        .post(server.url("/v1/signup"))
+        .json(&sign_up_form(
+            slug,
+            &format!("Klinik {slug}"),
+            &format!("admin@{slug}.my"),
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = admin::create_enrolment_code(
+        server.pool(),
+        TenantId::from_uuid(created.tenant_id),
+        BranchId::from_uuid(created.branch_id),
+        admin::DEFAULT_ENROLMENT_CODE_TTL,
+    )
+    .await
+    .unwrap();
+    let desk: EnrolResponse = http
+        .post(server.url("/v1/enrol"))
+        .json(&json!({"code": code, "device_name": "Kaunter 1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (created, desk)
+}
+
+async fn fetch_licence(http: &reqwest::Client, server: &TestServer, desk: &EnrolResponse) {
+    let answer = http
+        .get(server.url("/v1/licence"))
+        .bearer_auth(&desk.device_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn notices_and_receipts_go_out_once_each_and_a_refusing_relay_keeps_them_waiting() {
+    let db = TestDatabase::create().await.unwrap();
+    let relay = SmtpCapture::start().await.unwrap();
+    let state = AppState::new(db.app_pool().unwrap()).with_mailer(Some(Mailer {
+        relay: relay.addr.to_string(),
+        from: "billing@kaunter.test".to_owned(),
+    }));
+    let server = TestServer::start(state).await.unwrap();
+    let http = reqwest::Client::new();
+    let (clinic, desk) = sign_up_with_desk(&http, &server, "klinik-notis").await;
+    let (_, other_desk) = sign_up_with_desk(&http, &server, "klinik-lain").await;
+    let owner = db.owner_client().await.unwrap();
+    let tenant = clinic.tenant_id;
+    let set = |sql: &'static str| {
+        let owner = &owner;
+        async move { owner.execute(sql, &[&tenant]).await.unwrap() }
+    };
+
+    // Day 5 of the trial (2.5 days left): the first licence fetch sends the warning, to the
+    // business's own address.
+    set(
+        "UPDATE subscriptions SET trial_ends_at = now() + interval '60 hours',
+             period_ends_at = now() + interval '60 hours', notices_checked_at = NULL
+         WHERE tenant_id = $1",
+    )
+    .await;
+    fetch_licence(&http, &server, &desk).await;
+    let mail = relay.wait_for(1).await;
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].to, "pejabat@klinik-notis.my");
+    assert_eq!(mail[0].subject(), "Your Kaunter trial ends in 3 days");
+    assert!(
+        mail[0].body().contains("Klinik klinik-notis"),
+        "{}",
+        mail[0].body()
+    );
+
+    // Asked again (within the hour, and after it): the same notice is not sent twice, and the
+    // other business's desk sends nothing of this one's.
+    fetch_licence(&http, &server, &desk).await;
+    set("UPDATE subscriptions SET notices_checked_at = NULL WHERE tenant_id = $1").await;
+    fetch_licence(&http, &server, &desk).await;
+    fetch_licence(&http, &server, &other_desk).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(relay.messages().len(), 1);
+
+    // The trial ended: its own notice.
+    set(
+        "UPDATE subscriptions SET trial_ends_at = now() - interval '1 hour',
+             period_ends_at = now() - interval '1 hour', notices_checked_at = NULL
+         WHERE tenant_id = $1",
+    )
+    .await;
+    fetch_licence(&http, &server, &desk).await;
+    let mail = relay.wait_for(2).await;
+    assert_eq!(mail.len(), 2);
+    assert!(
+        mail[1].subject().contains("read-only for 7 days"),
+        "{}",
+        mail[1].subject()
+    );
+
+    // A relay that refuses: the receipt of a payment waits with the reason, and goes out once
+    // the relay takes it again.
+    relay.refuse(true);
+    let paid = admin::record_payment(
+        server.pool(),
+        TenantId::from_uuid(tenant),
+        Purchase {
+            plan: Plan::Starter,
+            cycle: BillingCycle::Monthly,
+            pricing: PricingModel::Subscription,
+        },
+        None,
+        Some("bank-transfer-1"),
+    )
+    .await
+    .unwrap();
+    let _ = paid;
+    fetch_licence(&http, &server, &desk).await;
+    let mut waited = None;
+    for _ in 0..100 {
+        let row = owner
+            .query_one(
+                "SELECT attempts, last_error, sent_at IS NULL FROM notice_outbox
+                 WHERE tenant_id = $1 AND kind = 'RECEIPT'",
+                &[&tenant],
+            )
+            .await
+            .unwrap();
+        let attempts: i32 = row.get(0);
+        if attempts > 0 {
+            waited = Some((row.get::<_, Option<String>>(1), row.get::<_, bool>(2)));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (error, unsent) = waited.expect("the receipt was tried");
+    assert!(unsent);
+    assert!(error.unwrap().contains("550"));
+    relay.refuse(false);
+    owner
+        .execute(
+            "UPDATE notice_outbox SET next_attempt_at = now() WHERE tenant_id = $1",
+            &[&tenant],
+        )
+        .await
+        .unwrap();
+    fetch_licence(&http, &server, &desk).await;
+    let mail = relay.wait_for(3).await;
+    assert_eq!(mail.len(), 3);
+    assert_eq!(mail[2].subject(), "Your Kaunter receipt");
+    assert!(mail[2].body().contains("RM 49.00"), "{}", mail[2].body());
+    let unsent: i64 = owner
+        .query_one(
+            "SELECT count(*) FROM notice_outbox WHERE tenant_id = $1 AND sent_at IS NULL",
+            &[&tenant],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unsent, 0);
+}
