@@ -245,6 +245,7 @@ async fn every_tenant_table_has_rls_enabled_forced_and_a_policy() {
         "subscriptions",
         "subscription_modules",
         "payments",
+        "notice_outbox",
     ]
     .into();
     let found: BTreeSet<&str> = tables.iter().map(String::as_str).collect();
