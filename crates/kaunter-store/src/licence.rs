@@ -6,8 +6,12 @@
 //! a lease.
 //!
 //! The pinned key, the lease and the latest time are kept in `meta` as envelopes under the
-//! desk's data key, so editing the database cannot forge them; a lease that no longer opens, or
-//! goes missing once a key is pinned, counts as suspended until the next sync brings a new one.
+//! desk's data key, so editing the database cannot forge them, and the pin is also kept in the
+//! OS keyring beside the data key (with the device it belongs to), so removing rows from the
+//! database cannot unpin it; a lease that no longer opens, or goes missing once a key is
+//! pinned, counts as suspended until the next sync brings a new one. The latest time is never
+//! earlier than the held lease's own time, and a lease pulls it back to at most 48 hours past
+//! the server's time, so a clock once set far ahead does not lock a paying desk for good.
 //! A desk that never had a lease (enrolled before leases existed) has full access until its
 //! first sync brings one.
 //!
@@ -31,6 +35,10 @@ const LEASE: &str = "licence";
 const SEEN: &str = "licence_seen";
 /// How stale the persisted latest time may get before a status check writes it again.
 const SEEN_WRITE_EVERY_SECS: i64 = 60;
+/// How far ahead of a lease's (server-signed) time the desk's latest time may be when a lease
+/// arrives: a clock once set far ahead is pulled back to the server's time (plus this), so a
+/// mistyped year does not lock a paying desk for good.
+const MAX_AHEAD_OF_SERVER: chrono::Duration = chrono::Duration::hours(48);
 
 /// The desk's licence as of a moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,8 +121,12 @@ pub(crate) fn accept(
     identity: &DeskIdentity,
     signed: &SignedLicence,
     now: DateTime<Utc>,
+    keyring_pin: Option<&str>,
 ) -> Result<()> {
-    let pinned = get(conn, cipher, KEY);
+    // The pin in the OS keyring wins over the copy in the database, which an edit can remove.
+    let pinned = keyring_pin
+        .map(str::to_owned)
+        .or_else(|| get(conn, cipher, KEY));
     let had_key = conn
         .query_row(
             "SELECT 1 FROM meta WHERE key = ?1",
@@ -130,7 +142,7 @@ pub(crate) fn accept(
             "it is signed with another key than this desk's server's".to_owned(),
         ));
     }
-    if pinned.is_none() && had_key {
+    if pinned.is_none() && had_key && keyring_pin.is_none() {
         // The pinned key no longer opens: the data was tampered with. Pin nothing new.
         return Err(StoreError::LicenceRejected(
             "this desk's pinned key was tampered with".to_owned(),
@@ -157,18 +169,19 @@ pub(crate) fn accept(
         // An older lease replayed: keep the newer one.
         return Ok(());
     }
-    if pinned.is_none() {
+    if get(conn, cipher, KEY).is_none() {
         set(conn, cipher, KEY, &signed.public_key)?;
     }
     let json = serde_json::to_string(signed).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     set(conn, cipher, LEASE, &json)?;
-    let latest = [Some(now), Some(licence.issued_at), seen]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(now);
+    // The server's time is the one to trust: the desk's latest time is at least the lease's,
+    // and at most a little ahead of it.
+    let desk_latest = seen.map_or(now, |seen| seen.max(now));
+    let latest = desk_latest
+        .min(licence.issued_at + MAX_AHEAD_OF_SERVER)
+        .max(licence.issued_at);
     set(conn, cipher, SEEN, &timestamp(latest))?;
-    refresh_clock(conn, cipher)
+    refresh_clock(conn, cipher, true)
 }
 
 /// The desk's licence at `now` (the clock's time), judged at the later of `now` and the
@@ -177,22 +190,34 @@ pub(crate) fn status(
     conn: &Connection,
     cipher: &FieldCipher,
     now: DateTime<Utc>,
+    keyring_pinned: bool,
 ) -> Result<LicenceStatus> {
-    let seen = latest_seen(conn, cipher);
-    let trusted_now = seen.map_or(now, |seen| seen.max(now));
-    if seen.is_none_or(|seen| (now - seen).num_seconds() >= SEEN_WRITE_EVERY_SECS) {
-        set(conn, cipher, SEEN, &timestamp(trusted_now))?;
-        refresh_clock(conn, cipher)?;
-    }
-    let pinned = conn
-        .query_row(
-            "SELECT 1 FROM meta WHERE key = ?1",
-            params![KEY],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
     let licence = stored_lease(conn, cipher);
+    let seen = latest_seen(conn, cipher);
+    // Never earlier than the lease's own (server-signed) time, even if the latest time seen
+    // was removed from the database.
+    let trusted_now = [
+        Some(now),
+        seen,
+        licence.as_ref().map(|lease| lease.issued_at),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(now);
+    if seen.is_none_or(|seen| (trusted_now - seen).num_seconds() >= SEEN_WRITE_EVERY_SECS) {
+        set(conn, cipher, SEEN, &timestamp(trusted_now))?;
+        refresh_clock(conn, cipher, keyring_pinned)?;
+    }
+    let pinned = keyring_pinned
+        || conn
+            .query_row(
+                "SELECT 1 FROM meta WHERE key = ?1",
+                params![KEY],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
     let access = match &licence {
         Some(lease) => lease_access(lease.full_until, lease.read_only_until, trusted_now),
         None if pinned => Access::Suspended,
@@ -207,16 +232,21 @@ pub(crate) fn status(
 
 /// Fills the connection's `licence_clock` from what is stored: when full access ends (none: no
 /// lease was ever pinned) and the latest time seen. Called at open and whenever they change.
-pub(crate) fn refresh_clock(conn: &Connection, cipher: &FieldCipher) -> Result<()> {
+pub(crate) fn refresh_clock(
+    conn: &Connection,
+    cipher: &FieldCipher,
+    keyring_pinned: bool,
+) -> Result<()> {
     conn.execute("DELETE FROM temp.licence_clock", [])?;
-    let pinned = conn
-        .query_row(
-            "SELECT 1 FROM meta WHERE key = ?1",
-            params![KEY],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
+    let pinned = keyring_pinned
+        || conn
+            .query_row(
+                "SELECT 1 FROM meta WHERE key = ?1",
+                params![KEY],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
     let lease = stored_lease(conn, cipher);
     let ends = match (&lease, pinned) {
         (Some(lease), _) => Some((lease.full_until, lease.read_only_until)),
@@ -225,7 +255,14 @@ pub(crate) fn refresh_clock(conn: &Connection, cipher: &FieldCipher) -> Result<(
         (None, false) => None,
     };
     if let Some((full_until, read_only_until)) = ends {
-        let seen = latest_seen(conn, cipher).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let seen = [
+            latest_seen(conn, cipher),
+            lease.as_ref().map(|lease| lease.issued_at),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         conn.execute(
             "INSERT INTO temp.licence_clock (full_until, read_only_until, latest_seen) \
              VALUES (?1, ?2, ?3)",

@@ -71,6 +71,9 @@ use crate::rows::{self, LocalRow, load_row, save_row};
 use crate::secrets::SecretStore;
 
 const SECRET_DATA_KEYS: &str = "data-keys";
+/// The licence key this desk pinned, as `<device id> <public key>` (a new enrolment, under
+/// another device id, pins afresh).
+const SECRET_LICENCE_PIN: &str = "licence-pin";
 const SECRET_DEVICE_TOKEN: &str = "device-token";
 /// With rotating credentials: the refresh token that renews the device token.
 const SECRET_REFRESH_TOKEN: &str = "refresh-token";
@@ -367,8 +370,9 @@ impl Store {
         let cipher = identity
             .as_ref()
             .map(|identity| FieldCipher::new(&keys, &identity.tenant_id.to_string()));
-        if let Some(cipher) = &cipher {
-            crate::licence::refresh_clock(&conn, cipher)?;
+        if let (Some(cipher), Some(identity)) = (&cipher, &identity) {
+            let pinned = keyring_pin(secrets.as_ref(), identity)?.is_some();
+            crate::licence::refresh_clock(&conn, cipher, pinned)?;
         }
         // Checkpoints run on a thread of their own, not inside a commit (see checkpoint.rs).
         let checkpointer = match Checkpointer::start(&path) {
@@ -595,7 +599,7 @@ impl Store {
         self.signed_in = None;
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM temp.desk_session", [])?;
-        tx.execute("DELETE FROM temp.emergency_openings", [])?;
+        // Emergency openings are each person's own (keyed by them); signing out ends them.
         tx.execute(
             "INSERT INTO temp.desk_session (actor) VALUES (?1)",
             params![id],
@@ -709,14 +713,23 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let (identity, cipher) = self.enrolled()?;
-        crate::licence::accept(&self.conn, cipher, identity, signed, now)
+        let pin = keyring_pin(self.secrets.as_ref(), identity)?;
+        crate::licence::accept(&self.conn, cipher, identity, signed, now, pin.as_deref())?;
+        if pin.is_none() {
+            self.secrets.set(
+                SECRET_LICENCE_PIN,
+                &format!("{} {}", identity.device_id, signed.public_key),
+            )?;
+        }
+        Ok(())
     }
 
     /// What the desk's licence allows at `now` (judged at the latest time ever seen, so a
     /// clock turned back does not extend it).
     pub fn licence_status(&mut self, now: DateTime<Utc>) -> Result<crate::licence::LicenceStatus> {
-        let (_, cipher) = self.enrolled()?;
-        crate::licence::status(&self.conn, cipher, now)
+        let (identity, cipher) = self.enrolled()?;
+        let pinned = keyring_pin(self.secrets.as_ref(), identity)?.is_some();
+        crate::licence::status(&self.conn, cipher, now, pinned)
     }
 
     /// Signs the person out when they have done nothing for [`IDLE_SIGN_OUT`] by `now`, and
@@ -1676,9 +1689,11 @@ impl Store {
         let entity = Entity::parse(&entity)
             .ok_or_else(|| StoreError::Corrupt(format!("outbox entity {entity:?}")))?;
         drop_row(&tx, cipher, entity, parse_uuid(&row_id)?)?;
-        // The server's copy comes back with a download of the branch (a pull from 0 alone would
-        // not remove rows the server purged while this desk was away).
-        full_resync(&tx, cipher)?;
+        // The server's copy comes back with a download of the branch: the next pull starts from
+        // 0, and its first page, once the server has sent it, replaces what this desk holds (a
+        // pull from 0 alone would not remove rows the server purged while it was away). Until
+        // then the desk keeps everything, offline or suspended.
+        tx.execute("UPDATE sync_state SET pull_cursor = 0", [])?;
         tx.commit()?;
         Ok(())
     }
@@ -1931,8 +1946,15 @@ fn append_approved(
     now: DateTime<Utc>,
     approver: Option<Uuid>,
 ) -> Result<i64> {
-    // The licence lease allows it (read-only once the subscription ended; see licence.rs).
-    crate::licence::writes_allowed(tx, now)?;
+    // The licence lease allows it (read-only once the subscription ended; see licence.rs). An
+    // emergency opening of a clinical record is the record of a read, which no state refuses:
+    // it waits in the outbox like anything else.
+    let emergency_opening = change.entity == Entity::ClinicalEntry
+        && change.fields.get("kind").and_then(Value::as_str)
+            == Some(ClinicalKind::EmergencyAccess.as_str());
+    if !emergency_opening {
+        crate::licence::writes_allowed(tx, now)?;
+    }
     let seq: i64 = tx
         .prepare_cached("UPDATE sync_state SET last_seq = last_seq + 1 RETURNING last_seq")?
         .query_row([], |r| r.get(0))?;
@@ -2023,6 +2045,17 @@ fn view(record: PatientRecord, synced: bool, created_at: DateTime<Utc>) -> Patie
         created_at,
         synced,
     }
+}
+
+/// The licence key pinned in the OS keyring for this desk's device, if any.
+fn keyring_pin(secrets: &dyn SecretStore, identity: &DeskIdentity) -> Result<Option<String>> {
+    let device = identity.device_id.to_string();
+    Ok(secrets.get(SECRET_LICENCE_PIN)?.and_then(|stored| {
+        stored
+            .split_once(' ')
+            .filter(|(pinned_for, _)| *pinned_for == device)
+            .map(|(_, key)| key.to_owned())
+    }))
 }
 
 fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {

@@ -139,7 +139,18 @@ fn only_clinical_roles_read_and_write_and_others_open_a_record_only_in_an_emerge
         store.clinical_record(patient, later).unwrap().access,
         ClinicalAccess::Closed
     );
-    // ... and when they sign out, even within it.
+    // ... and when they sign out, even within it; another person signing in meanwhile does
+    // not inherit it.
+    store.sign_in(clerk.user_id, "604137").unwrap();
+    assert_eq!(
+        store.clinical_record(patient, now).unwrap().access,
+        ClinicalAccess::Closed
+    );
+    store.sign_in(receptionist.user_id, "593026").unwrap();
+    assert_eq!(
+        store.clinical_record(patient, now).unwrap().access,
+        ClinicalAccess::Emergency
+    );
     store.sign_out().unwrap();
     store.sign_in(receptionist.user_id, "593026").unwrap();
     assert_eq!(
@@ -218,4 +229,59 @@ fn at_a_desk_nobody_signs_in_to_the_record_is_open_and_entries_name_nobody() {
         .unwrap();
     assert_eq!(entry.actor, None);
     assert_eq!(entry.change.fields.get("author_id"), Some(&Value::Null));
+}
+
+#[test]
+fn a_read_only_desk_still_opens_a_record_in_an_emergency_but_takes_no_notes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = desk(
+        &dir.path().join("desk.db"),
+        Arc::new(MemorySecretStore::new()),
+    );
+    let doctor = member(
+        "Dr Farid Hakim",
+        "482915",
+        &[
+            Permission::PatientsRead,
+            Permission::PatientsWrite,
+            Permission::ClinicalRead,
+            Permission::ClinicalWrite,
+        ],
+    );
+    let receptionist = member(
+        "Nurul Penyambut",
+        "593026",
+        &[Permission::PatientsRead, Permission::BreakGlass],
+    );
+    store
+        .replace_staff(&roster(&[&doctor, &receptionist]))
+        .unwrap();
+    store.sign_in(doctor.user_id, "482915").unwrap();
+    register(&mut store, "Aminah binti Ali", "900101-14-5678").unwrap();
+    let patient = the_patient(&store);
+    // The subscription ended a day ago: the desk's lease is read-only now.
+    let now = Utc::now().trunc_subsecs(0);
+    let server = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let issued = now - Duration::days(2);
+    store
+        .accept_licence(
+            &common::sign(&server, &common::lease(&store, issued, 1)),
+            now,
+        )
+        .unwrap();
+    assert!(matches!(
+        store.add_clinical_entry(patient, ClinicalKind::Note, "BP 120/80", now),
+        Err(StoreError::SubscriptionReadOnly)
+    ));
+    // Reading is never refused, and an emergency opening is the record of a read.
+    store.sign_in(receptionist.user_id, "593026").unwrap();
+    let opened = store
+        .open_clinical_record_in_emergency(patient, "Collapsed at the counter", now)
+        .unwrap();
+    assert_eq!(opened.access, ClinicalAccess::Emergency);
+    assert_eq!(opened.entries[0].kind, ClinicalKind::EmergencyAccess);
+    assert!(
+        !opened.entries[0].synced,
+        "it waits in the outbox to be sent"
+    );
 }

@@ -9,42 +9,12 @@ mod common;
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use common::{desk, patient_form};
-use ed25519_dalek::{Signer, SigningKey};
+use common::{desk, lease, patient_form, sign};
+use ed25519_dalek::SigningKey;
 use kaunter_core::SearchQuery;
 use kaunter_core::subscription::Access;
-use kaunter_protocol::http::{Licence, SignedLicence};
 use kaunter_store::{MemorySecretStore, Store, StoreError};
-
-fn lease(store: &Store, issued_at: DateTime<Utc>, full_days: i64) -> Licence {
-    let identity = store.identity().unwrap();
-    Licence {
-        version: 1,
-        tenant_id: identity.tenant_id.as_uuid(),
-        device_id: identity.device_id.as_uuid(),
-        plan: "PRO".into(),
-        modules: vec!["CLINIC".into()],
-        max_modules: Some(5),
-        max_users: Some(25),
-        max_devices: Some(10),
-        state: "TRIAL".into(),
-        issued_at,
-        full_until: issued_at + Duration::days(full_days),
-        read_only_until: issued_at + Duration::days(full_days + 7),
-    }
-}
-
-fn sign(key: &SigningKey, licence: &Licence) -> SignedLicence {
-    let payload = serde_json::to_vec(licence).unwrap();
-    SignedLicence {
-        payload: STANDARD.encode(&payload),
-        signature: STANDARD.encode(key.sign(&payload).to_bytes()),
-        public_key: STANDARD.encode(key.verifying_key().to_bytes()),
-    }
-}
 
 fn write(store: &mut Store, n: u32, at: DateTime<Utc>) -> Result<(), StoreError> {
     let mykad = format!("900101-14-{:04}", 1000 + n);
@@ -198,4 +168,74 @@ fn the_desk_enforces_its_lease_offline_and_a_clock_turned_back_buys_nothing() {
         store.search_patients(&SearchQuery::All, 10).unwrap().len(),
         3
     );
+}
+
+#[test]
+fn removing_the_licence_rows_from_the_database_does_not_reopen_the_desk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("desk.db");
+    let secrets = Arc::new(MemorySecretStore::new());
+    let mut store = desk(&path, secrets.clone());
+    let t0 = Utc::now().trunc_subsecs(0);
+    let server = SigningKey::from_bytes(&[7u8; 32]);
+    store
+        .accept_licence(&sign(&server, &lease(&store, t0, 1)), t0)
+        .unwrap();
+    let later = t0 + Duration::days(3);
+    assert_eq!(
+        store.licence_status(later).unwrap().access,
+        Access::ReadOnly
+    );
+    drop(store);
+
+    // Every licence row removed, and the clock turned back to the lease's day: the pin kept in
+    // the OS keyring still holds the desk shut for writes.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute("DELETE FROM meta WHERE key LIKE 'licence%'", [])
+        .unwrap();
+    drop(raw);
+    let mut store = Store::open(&path, secrets.clone()).unwrap();
+    assert_eq!(store.licence_status(t0).unwrap().access, Access::Suspended);
+    assert!(matches!(
+        write(&mut store, 1, t0),
+        Err(StoreError::SubscriptionSuspended)
+    ));
+    // Another server's lease is still refused: the pin was not lost with the rows.
+    let stranger = SigningKey::from_bytes(&[9u8; 32]);
+    assert!(
+        rejected(store.accept_licence(&sign(&stranger, &lease(&store, later, 30)), later))
+            .contains("another key")
+    );
+    // The real server's next lease opens it again.
+    store
+        .accept_licence(&sign(&server, &lease(&store, later, 30)), later)
+        .unwrap();
+    write(&mut store, 1, later).unwrap();
+}
+
+#[test]
+fn a_clock_once_set_far_ahead_does_not_lock_a_paying_desk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = desk(
+        &dir.path().join("desk.db"),
+        Arc::new(MemorySecretStore::new()),
+    );
+    let t0 = Utc::now().trunc_subsecs(0);
+    let server = SigningKey::from_bytes(&[7u8; 32]);
+    store
+        .accept_licence(&sign(&server, &lease(&store, t0, 30)), t0)
+        .unwrap();
+    // Someone types next year for a minute: the desk sees it, and is read-only meanwhile.
+    let typo = t0 + Duration::days(365);
+    assert_eq!(
+        store.licence_status(typo).unwrap().access,
+        Access::Suspended
+    );
+    // The clock is put right and the next round brings a lease: the server's time wins.
+    let t1 = t0 + Duration::hours(1);
+    store
+        .accept_licence(&sign(&server, &lease(&store, t1, 30)), t1)
+        .unwrap();
+    assert_eq!(store.licence_status(t1).unwrap().access, Access::Full);
+    write(&mut store, 1, t1).unwrap();
 }

@@ -59,6 +59,9 @@ pub async fn sync_once_at(
     on_progress: &(dyn Fn(PullProgress) + Sync),
 ) -> Result<SyncReport> {
     let mut report = SyncReport::default();
+    // In the subscription's grace the server takes no pushes but still sends other desks'
+    // changes: the round pulls anyway, then reports the refusal.
+    let mut push_refused = None;
     loop {
         let batch = lock(store)?.pending_batch(PUSH_BATCH)?;
         let Some(first_seq) = batch.first().map(|e| e.seq) else {
@@ -76,6 +79,13 @@ pub async fn sync_once_at(
                     "the server expects change {expected} but this desk's outbox starts at {first_seq}"
                 ))));
             }
+            Err(error @ SyncError::Refused { .. })
+                if matches!(&error, SyncError::Refused { code, .. }
+                            if code == error_code::SUBSCRIPTION_READ_ONLY) =>
+            {
+                push_refused = Some(error);
+                break;
+            }
             Err(error) => return Err(error),
         };
         lock(store)?.acknowledge(answer.acked_seq, &answer.rejected)?;
@@ -89,6 +99,9 @@ pub async fn sync_once_at(
         }
     }
     let checkpoint = pull_all(store, client, &now, &mut report, on_progress).await?;
+    if let Some(refused) = push_refused {
+        return Err(refused);
+    }
     // With nothing waiting to push, this desk's rows must now be the server's. If they are not,
     // something skipped or misapplied a change: download the branch again, and if that does
     // not fix it, say so.
@@ -124,10 +137,10 @@ async fn pull_all(
     let mut progress = PullProgress::default();
     // From 0 the desk is sent everything the server has. Rows it holds with nothing waiting
     // to be sent (say its own registrations, pushed before it ever pulled) go first: if the
-    // server has since purged one, no change would tell the desk so.
-    if lock(store)?.sync_state()?.pull_cursor == 0 {
-        lock(store)?.begin_full_resync()?;
-    }
+    // server has since purged one, no change would tell the desk so. They go only once the
+    // server has answered with the first page: a desk that cannot download its branch right now
+    // (offline, or its business suspended) keeps everything it holds.
+    let mut from_nothing = lock(store)?.sync_state()?.pull_cursor == 0;
     // The next page is asked for while this one is applied (the server reads and sends it
     // while the desk writes): a prefetched page is used only if the cursor is still the one it
     // was asked from, and the store drops it anyway if the cursor moved.
@@ -157,6 +170,10 @@ async fn pull_all(
             }
             Err(error) => return Err(error),
         };
+        if from_nothing && cursor == 0 {
+            lock(store)?.begin_full_resync()?;
+            from_nothing = false;
+        }
         if let Some(remaining) = page.remaining {
             progress.total = u64::try_from(remaining).unwrap_or(0);
         }

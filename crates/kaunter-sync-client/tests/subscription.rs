@@ -30,7 +30,7 @@ const PIN: &str = "472913";
 struct Desk {
     store: Arc<Mutex<Store>>,
     engine: SyncEngine,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn enrol_code(server: &TestServer, tenant: Uuid, branch: Uuid) -> String {
@@ -56,11 +56,7 @@ async fn desk(server: &TestServer, tenant: Uuid, branch: Uuid, admin: Uuid, name
     let engine = SyncEngine::new(store.clone(), client);
     engine.sync_now(Utc::now).await.unwrap();
     store.lock().unwrap().sign_in(admin, PIN).unwrap();
-    Desk {
-        store,
-        engine,
-        _dir: dir,
-    }
+    Desk { store, engine, dir }
 }
 
 fn register(desk: &Desk, name: &str, mykad: &str) {
@@ -187,6 +183,8 @@ async fn the_subscription_decides_what_desks_sync_and_nothing_waiting_is_lost() 
     register(&front, "Aminah binti Ali", "900101-14-5678");
     let report = front.engine.sync_now(Utc::now).await.unwrap();
     assert_eq!(report.pushed, 1);
+    register(&back, "Lim Ah Kow", "750505-10-5151");
+    back.engine.sync_now(Utc::now).await.unwrap();
 
     // The trial ends: GRACE. A push is refused with its own code and the change waits; the
     // other desk still receives what reached the server before.
@@ -202,15 +200,17 @@ async fn the_subscription_decides_what_desks_sync_and_nothing_waiting_is_lost() 
     let refused = front.engine.sync_now(Utc::now).await.unwrap_err();
     assert_eq!(refused_code(refused), error_code::SUBSCRIPTION_READ_ONLY);
     assert_eq!(front.store.lock().unwrap().sync_state().unwrap().pending, 1);
+    // Its push refused, the desk still pulled what another desk sent before the grace.
+    assert_eq!(patients(&front), 3);
     // The round brought the grace's lease: the desk itself now refuses new writes.
     let refused = front
         .store
         .lock()
         .unwrap()
-        .register_patient(&patient("Lim Ah Kow", "750505-10-5151"), Utc::now());
+        .register_patient(&patient("Siti Aisyah", "020202-14-0202"), Utc::now());
     assert!(matches!(refused, Err(StoreError::SubscriptionReadOnly)));
     back.engine.sync_now(Utc::now).await.unwrap();
-    assert_eq!(patients(&back), 1);
+    assert_eq!(patients(&back), 2);
 
     // A week later: SUSPENDED. Sync is refused both ways, and every desk still opens its data.
     period_ends_in(&db, tenant, "-8 days").await;
@@ -223,7 +223,16 @@ async fn the_subscription_decides_what_desks_sync_and_nothing_waiting_is_lost() 
         let refused = desk.engine.sync_now(Utc::now).await.unwrap_err();
         assert_eq!(refused_code(refused), error_code::SUBSCRIPTION_SUSPENDED);
     }
-    assert_eq!((patients(&front), patients(&back)), (2, 1));
+    assert_eq!((patients(&front), patients(&back)), (3, 2));
+    // A desk whose next pull starts from nothing (an upgrade, a discarded refusal) keeps what it
+    // holds while the server cannot send its branch.
+    let raw = rusqlite::Connection::open(back.dir.path().join("desk.db")).unwrap();
+    raw.execute("UPDATE sync_state SET pull_cursor = 0", [])
+        .unwrap();
+    drop(raw);
+    let refused = back.engine.sync_now(Utc::now).await.unwrap_err();
+    assert_eq!(refused_code(refused), error_code::SUBSCRIPTION_SUSPENDED);
+    assert_eq!(patients(&back), 2);
     assert_eq!(front.store.lock().unwrap().sync_state().unwrap().pending, 1);
 
     // Paid (the webhook's effect, written here as facts): what waited goes up once, and the
@@ -240,7 +249,7 @@ async fn the_subscription_decides_what_desks_sync_and_nothing_waiting_is_lost() 
     let report = front.engine.sync_now(Utc::now).await.unwrap();
     assert_eq!((report.pushed, report.rejected), (1, 0));
     back.engine.sync_now(Utc::now).await.unwrap();
-    assert_eq!(patients(&back), 2);
+    assert_eq!(patients(&back), 3);
     let changes: i64 = owner
         .query_one(
             "SELECT count(*) FROM changes WHERE tenant_id = $1",
@@ -249,7 +258,7 @@ async fn the_subscription_decides_what_desks_sync_and_nothing_waiting_is_lost() 
         .await
         .unwrap()
         .get(0);
-    assert_eq!(changes, 2, "each registration applied exactly once");
+    assert_eq!(changes, 3, "each registration applied exactly once");
     let paid = subscription(&http, &server, &admin).await;
     assert_eq!(
         (&paid["state"], &paid["plan"], &paid["days_left"]),

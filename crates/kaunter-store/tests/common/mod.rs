@@ -12,6 +12,12 @@ use kaunter_protocol::http::{StaffMember, StaffResponse};
 use kaunter_store::{DeskIdentity, MemorySecretStore, Store, StoreError};
 use uuid::Uuid;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Duration};
+use ed25519_dalek::{Signer, SigningKey};
+use kaunter_protocol::http::{Licence, SignedLicence};
+
 pub fn pin_hash(pin: &str) -> String {
     let salt = SaltString::encode_b64(b"a salt of sixteen").unwrap();
     argon2::Argon2::default()
@@ -78,4 +84,32 @@ pub fn register(store: &mut Store, name: &str, mykad: &str) -> Result<(), StoreE
     store
         .register_patient(&patient_form(name, mykad), Utc::now())
         .map(|_| ())
+}
+
+/// A lease for `store`'s desk issued at `issued_at`, full for `full_days` then 7 read-only.
+pub fn lease(store: &Store, issued_at: DateTime<Utc>, full_days: i64) -> Licence {
+    let identity = store.identity().unwrap();
+    Licence {
+        version: 1,
+        tenant_id: identity.tenant_id.as_uuid(),
+        device_id: identity.device_id.as_uuid(),
+        plan: "PRO".into(),
+        modules: vec!["CLINIC".into()],
+        max_modules: Some(5),
+        max_users: Some(25),
+        max_devices: Some(10),
+        state: "TRIAL".into(),
+        issued_at,
+        full_until: issued_at + Duration::days(full_days),
+        read_only_until: issued_at + Duration::days(full_days + 7),
+    }
+}
+
+pub fn sign(key: &SigningKey, licence: &Licence) -> SignedLicence {
+    let payload = serde_json::to_vec(licence).unwrap();
+    SignedLicence {
+        payload: STANDARD.encode(&payload),
+        signature: STANDARD.encode(key.sign(&payload).to_bytes()),
+        public_key: STANDARD.encode(key.verifying_key().to_bytes()),
+    }
 }
