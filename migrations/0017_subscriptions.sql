@@ -25,12 +25,14 @@ CREATE TABLE subscription_modules (
     PRIMARY KEY (tenant_id, module)
 );
 
--- Every business that exists already starts its trial now (or keeps a later one it had), so
--- none is suspended by the arrival of subscriptions; its industry's module is switched on.
+-- Every business that exists already is a live customer, not a new trial: it gets 30 days
+-- from now to choose a plan (or keeps a later trial end it had), so none turns read-only or is
+-- suspended by the arrival of subscriptions; the operator can record its payments before then
+-- (`admin record-payment`). Its industry's module is switched on.
 ALTER TABLE tenants NO FORCE ROW LEVEL SECURITY;
 INSERT INTO subscriptions (tenant_id, plan, trial_ends_at, period_ends_at)
-SELECT tenant_id, 'PRO', greatest(trial_ends_at, now() + interval '7 days'),
-       greatest(trial_ends_at, now() + interval '7 days')
+SELECT tenant_id, 'PRO', greatest(trial_ends_at, now() + interval '30 days'),
+       greatest(trial_ends_at, now() + interval '30 days')
 FROM tenants;
 INSERT INTO subscription_modules (tenant_id, module)
 SELECT tenant_id, CASE industry WHEN 'RETAIL' THEN 'RETAIL_POS' WHEN 'BEAUTY' THEN 'SALON'

@@ -4,10 +4,16 @@
 //! relay after it commits, each exactly once (a unique key per notice), with retries.
 //!
 //! Row-level security keeps every business apart here too, so there is no sweep over all
-//! businesses: a business's notices are looked at when one of its desks fetches its licence
-//! (every sync round; claimed at most once an hour), and its receipts go out after the payment.
+//! businesses: a business's notices are looked at in the background after one of its desks
+//! fetched its licence (every sync round; claimed at most once an hour; the desk's answer never
+//! waits for it or fails because of it), and its receipts go out after the payment.
 //! A notice that could not be handed over stays unsent and is tried again at the next look.
 //! Without a relay configured, notices wait in the outbox.
+//!
+//! Delivery never holds a transaction, a row lock or a database connection while it talks to
+//! the relay: it claims a batch by moving the rows' next attempt forward in one short
+//! transaction, talks SMTP, then records each result in its own short transaction. A few
+//! deliveries at most run at once ([`MAX_CONCURRENT_DELIVERIES`]).
 
 use chrono::{DateTime, Duration, Utc};
 use kaunter_core::subscription::{Notice, Subscription};
@@ -206,53 +212,149 @@ pub async fn any_due(tx: &TenantTx<'_>, tenant: TenantId) -> Result<bool> {
         .try_get(0)?)
 }
 
-/// Hands the business's unsent notices to the relay, oldest first; each one sent is marked, a
-/// failure is kept with its reason and tried again later (after 5, 10, 20 ... minutes, at most
-/// a day). Returns how many were sent.
-pub async fn deliver(pool: &Pool, tenant: TenantId, mailer: &Mailer) -> Result<usize> {
+/// How long a delivery holds the notices it claimed: a concurrent delivery skips them until
+/// then. Longer than a whole batch may take (see [`MESSAGE_TIMEOUT`] and [`STOP_STARTING_AFTER`]).
+const CLAIM_FOR_MINUTES: i64 = 10;
+/// Longest one message's SMTP conversation may take.
+const MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// A delivery starts no new conversation after this long (the rest of its claim is given
+/// back), so every message it sends is handed over well inside its claim.
+const STOP_STARTING_AFTER: std::time::Duration = std::time::Duration::from_secs(6 * 60);
+/// Most deliveries talking to the relay at once, across every business: a stuck relay holds
+/// at most this many tasks (and never a database connection).
+pub const MAX_CONCURRENT_DELIVERIES: usize = 4;
+static DELIVERIES: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(MAX_CONCURRENT_DELIVERIES);
+
+/// One claimed notice.
+struct Claimed {
+    id: uuid::Uuid,
+    to: String,
+    subject: String,
+    body: String,
+    attempts: i32,
+}
+
+/// In one short transaction, claims up to [`SEND_BATCH`] of the business's due notices, oldest
+/// first, by moving their next attempt [`CLAIM_FOR_MINUTES`] on (a concurrent delivery skips
+/// rows being claimed and no longer sees these as due).
+async fn claim_due(pool: &Pool, tenant: TenantId) -> Result<Vec<Claimed>> {
     let mut client = pool.get().await?;
     let tx = TenantTx::begin(&mut client, tenant).await?;
-    // Locked while they are sent, so two deliveries of one business never send one twice.
-    let pending = tx
+    let rows = tx
         .query(
-            "SELECT notice_id, recipient, subject, body, attempts FROM notice_outbox
-             WHERE tenant_id = $1 AND sent_at IS NULL AND next_attempt_at <= now()
-             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-            &[&tenant, &SEND_BATCH],
+            "UPDATE notice_outbox o
+             SET next_attempt_at = now() + $3::bigint * interval '1 minute'
+             FROM (SELECT notice_id FROM notice_outbox
+                   WHERE tenant_id = $1 AND sent_at IS NULL AND next_attempt_at <= now()
+                   ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
+             WHERE o.tenant_id = $1 AND o.notice_id = due.notice_id
+             RETURNING o.notice_id, o.recipient, o.subject, o.body, o.attempts, o.created_at",
+            &[&tenant, &SEND_BATCH, &CLAIM_FOR_MINUTES],
         )
         .await?;
+    tx.commit().await?;
+    let mut claimed = rows
+        .iter()
+        .map(|row| {
+            let created_at: DateTime<Utc> = row.try_get(5)?;
+            Ok((
+                created_at,
+                Claimed {
+                    id: row.try_get(0)?,
+                    to: row.try_get(1)?,
+                    subject: row.try_get(2)?,
+                    body: row.try_get(3)?,
+                    attempts: row.try_get(4)?,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // RETURNING keeps no order.
+    claimed.sort_by_key(|(created_at, claimed)| (*created_at, claimed.id));
+    Ok(claimed.into_iter().map(|(_, claimed)| claimed).collect())
+}
+
+/// Runs one short statement of the business's in its own transaction.
+async fn record(
+    pool: &Pool,
+    tenant: TenantId,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<()> {
+    let mut client = pool.get().await?;
+    let tx = TenantTx::begin(&mut client, tenant).await?;
+    tx.execute(sql, params).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Hands the business's unsent notices to the relay, oldest first: claims a batch in one short
+/// transaction, talks SMTP with no transaction open (and no database connection held), then
+/// records each result in its own short transaction. Each one sent is marked, a failure is kept
+/// with its reason and tried again later (after 5, 10, 20 ... minutes, at most a day). At most
+/// [`MAX_CONCURRENT_DELIVERIES`] run at once; when that many are busy this one does nothing and
+/// the notices wait for the next round. Returns how many were sent.
+pub async fn deliver(pool: &Pool, tenant: TenantId, mailer: &Mailer) -> Result<usize> {
+    let Ok(_permit) = DELIVERIES.try_acquire() else {
+        tracing::debug!(%tenant, "every delivery slot is busy; notices go at the next round");
+        return Ok(0);
+    };
+    let claimed = claim_due(pool, tenant).await?;
+    let started = std::time::Instant::now();
     let mut sent = 0;
-    for row in &pending {
-        let id: uuid::Uuid = row.try_get(0)?;
-        let to: String = row.try_get(1)?;
-        let subject: String = row.try_get(2)?;
-        let body: String = row.try_get(3)?;
-        let attempts: i32 = row.try_get(4)?;
-        match mailer.send(&to, &subject, &body).await {
+    for (at, notice) in claimed.iter().enumerate() {
+        if started.elapsed() >= STOP_STARTING_AFTER {
+            // Given back: due again at once, for the next round.
+            let rest: Vec<uuid::Uuid> = claimed[at..].iter().map(|notice| notice.id).collect();
+            record(
+                pool,
+                tenant,
+                "UPDATE notice_outbox SET next_attempt_at = now()
+                 WHERE tenant_id = $1 AND notice_id = ANY($2) AND sent_at IS NULL",
+                &[&tenant, &rest],
+            )
+            .await?;
+            break;
+        }
+        let outcome = match tokio::time::timeout(
+            MESSAGE_TIMEOUT,
+            mailer.send(&notice.to, &notice.subject, &notice.body),
+        )
+        .await
+        {
+            Ok(outcome) => outcome.map_err(|error| error.to_string()),
+            Err(_) => Err("the mail relay took too long over the whole message".to_owned()),
+        };
+        match outcome {
             Ok(()) => {
                 sent += 1;
-                tx.execute(
+                record(
+                    pool,
+                    tenant,
                     "UPDATE notice_outbox SET sent_at = now(), attempts = attempts + 1,
                          last_error = NULL
                      WHERE tenant_id = $1 AND notice_id = $2",
-                    &[&tenant, &id],
+                    &[&tenant, &notice.id],
                 )
                 .await?;
             }
             Err(error) => {
-                let wait_minutes = (5i64 << attempts.clamp(0, 8)).min(24 * 60);
-                tracing::warn!(%tenant, notice = %id, %error, "notice not sent; tried again later");
-                tx.execute(
+                let wait_minutes = (5i64 << notice.attempts.clamp(0, 8)).min(24 * 60);
+                tracing::warn!(%tenant, notice = %notice.id, %error,
+                               "notice not sent; tried again later");
+                record(
+                    pool,
+                    tenant,
                     "UPDATE notice_outbox SET attempts = attempts + 1, last_error = $3,
                          next_attempt_at = now() + $4::bigint * interval '1 minute'
                      WHERE tenant_id = $1 AND notice_id = $2",
-                    &[&tenant, &id, &error.to_string(), &wait_minutes],
+                    &[&tenant, &notice.id, &error, &wait_minutes],
                 )
                 .await?;
             }
         }
     }
-    tx.commit().await?;
     Ok(sent)
 }
 
@@ -268,4 +370,34 @@ pub fn deliver_later(pool: &Pool, tenant: TenantId, mailer: Option<std::sync::Ar
             tracing::warn!(%tenant, %error, "notices not delivered; tried again at the next look");
         }
     });
+}
+
+/// A desk of the business fetched its licence: in the background, in transactions of its own,
+/// looks at the business's notices when its hourly look is due (putting those due in the
+/// outbox), then delivers whatever is waiting and due (a receipt, a retry) when a relay is
+/// configured. Errors are logged; the desk's answer never depends on any of this.
+pub fn look_later(pool: &Pool, tenant: TenantId, mailer: Option<std::sync::Arc<Mailer>>) {
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        if let Err(error) = look(&pool, tenant, mailer.as_deref()).await {
+            tracing::warn!(%tenant, %error, "notices not looked at or delivered; tried again at the next round");
+        }
+    });
+}
+
+async fn look(pool: &Pool, tenant: TenantId, mailer: Option<&Mailer>) -> Result<()> {
+    let waiting = {
+        let mut client = pool.get().await?;
+        let tx = TenantTx::begin(&mut client, tenant).await?;
+        if claim_check(&tx, tenant).await? {
+            enqueue_due(&tx, tenant, Utc::now()).await?;
+        }
+        let waiting = any_due(&tx, tenant).await?;
+        tx.commit().await?;
+        waiting
+    };
+    if let (true, Some(mailer)) = (waiting, mailer) {
+        deliver(pool, tenant, mailer).await?;
+    }
+    Ok(())
 }

@@ -113,7 +113,7 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
             &[422],
         ),
         ("GET", "/v1/staff") => op(
-            "Every ACTIVE person of the business with a desk PIN: names, permissions, PIN hashes.",
+            "Every ACTIVE person of the business with a desk PIN: names, permissions, PIN hashes; in every subscription state.",
             None,
             (200, schema::<wire::StaffResponse>(g)),
             &[],

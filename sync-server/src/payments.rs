@@ -5,7 +5,8 @@
 //! [`settle`] runs inside the business's [`TenantTx`] with its subscription row locked, so two
 //! payments of one business (or two deliveries of one event) are applied one after the other:
 //! the amount is checked against kaunter-core's price list, kaunter-core's
-//! `Subscription::apply_payment` decides what the payment buys, and the new facts and the
+//! `Subscription::apply_payment` decides what the payment buys (a payment delivered after a
+//! later one counts as made at the later one's time, never refused), and the new facts and the
 //! payment row are written in that same transaction. A provider's transaction is counted once
 //! (`payments` is unique per business, provider and external id), whatever events announce it.
 //!
@@ -94,7 +95,7 @@ pub enum Outcome {
     Invalid,
     /// An event type Kaunter does not act on.
     Ignored,
-    /// kaunter-core refused to apply the payment (a perpetual licence already, out of order).
+    /// kaunter-core refused to apply the payment (a perpetual licence already).
     Refused,
     /// The provider reported the payment as failed.
     PaymentFailed,
@@ -292,7 +293,14 @@ pub async fn settle(tx: &TenantTx<'_>, incoming: &Incoming<'_>) -> Result<Settle
             return Ok(Settled::AmountMismatch { reason });
         }
     }
-    if let Err(refused) = current.apply_payment(plan, cycle, pricing, incoming.paid_at) {
+    // Providers do not deliver in the order payments were made (and an operator may record an
+    // older transfer late): a payment dated before the last one applied counts as made at that
+    // time instead, so money received is never refused for arriving late.
+    let paid_at = current
+        .facts()
+        .last_paid_at
+        .map_or(incoming.paid_at, |last| last.max(incoming.paid_at));
+    if let Err(refused) = current.apply_payment(plan, cycle, pricing, paid_at) {
         write(tx, incoming, Some(&refusal_reason(refused))).await?;
         return Ok(Settled::Refused(refused));
     }

@@ -93,7 +93,8 @@ pub async fn save(tx: &TenantTx<'_>, tenant: TenantId, subscription: &Subscripti
 pub enum SyncNeed {
     /// Sending changes up: only with full access.
     Push,
-    /// Receiving changes (pull, conflicts, the roster): also in grace.
+    /// Receiving changes (pull, conflicts): also in grace. (The staff roster is not sync: it is
+    /// served in every state.)
     Pull,
 }
 

@@ -2,7 +2,8 @@
 //! started by the test): a desk's licence fetch looks at its business's notices; the trial's
 //! day-5 warning goes out once however often desks ask, expiry sends its own notice, a payment
 //! sends a receipt, and a relay that refuses leaves the notice waiting with its reason and
-//! tries again later. Another business's desks never send this business's notices.
+//! tries again later. Another business's desks never send this business's notices. And the
+//! staff roster, like the licence, reaches the desks of a suspended business.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use kaunter_core::subscription::{BillingCycle, Plan, PricingModel};
@@ -187,4 +188,86 @@ async fn notices_and_receipts_go_out_once_each_and_a_refusing_relay_keeps_them_w
         .unwrap()
         .get(0);
     assert_eq!(unsent, 0);
+}
+
+/// The names on the desk's roster (`GET /v1/staff`), which must be answered.
+async fn roster(http: &reqwest::Client, server: &TestServer, desk: &EnrolResponse) -> Vec<String> {
+    let answer = http
+        .get(server.url("/v1/staff"))
+        .bearer_auth(&desk.device_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    body["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| member["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_suspended_business_desk_still_gets_the_roster_without_a_person_removed() {
+    let db = TestDatabase::create().await.unwrap();
+    let server = db.spawn_server().await.unwrap();
+    let http = reqwest::Client::new();
+    let (clinic, desk) = sign_up_with_desk(&http, &server, "klinik-gantung").await;
+    let owner = db.owner_client().await.unwrap();
+    let tenant = clinic.tenant_id;
+    // Two people with a desk PIN: the ADMIN who signed up and Siti.
+    owner
+        .execute(
+            "UPDATE users SET pin_hash = '$argon2id$admin' WHERE tenant_id = $1",
+            &[&tenant],
+        )
+        .await
+        .unwrap();
+    owner
+        .execute(
+            "INSERT INTO users (tenant_id, user_id, email, email_key, name, status, pin_hash)
+             VALUES ($1, gen_random_uuid(), 'siti@klinik.my', 'siti@klinik.my', 'Siti',
+                     'ACTIVE', '$argon2id$siti')",
+            &[&tenant],
+        )
+        .await
+        .unwrap();
+    let before = roster(&http, &server, &desk).await;
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert!(before.contains(&"Siti".to_owned()));
+
+    // The trial ended long ago: suspended, so the desk no longer syncs.
+    owner
+        .execute(
+            "UPDATE subscriptions SET trial_ends_at = now() - interval '30 days',
+                 period_ends_at = now() - interval '30 days'
+             WHERE tenant_id = $1",
+            &[&tenant],
+        )
+        .await
+        .unwrap();
+    let pull = http
+        .get(server.url("/v1/sync/pull?cursor=0"))
+        .bearer_auth(&desk.device_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pull.status(), StatusCode::PAYMENT_REQUIRED);
+    let body: serde_json::Value = pull.json().await.unwrap();
+    assert_eq!(body["code"], "subscription_suspended");
+
+    // Siti leaves: the desk's next roster no longer has her, so her PIN stops working there.
+    owner
+        .execute(
+            "UPDATE users SET status = 'INACTIVE' WHERE tenant_id = $1 AND name = 'Siti'",
+            &[&tenant],
+        )
+        .await
+        .unwrap();
+    let after = roster(&http, &server, &desk).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(!after.contains(&"Siti".to_owned()));
+    drop(server);
+    db.drop_db().await.unwrap();
 }

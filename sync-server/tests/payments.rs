@@ -510,6 +510,46 @@ async fn every_refused_delivery_is_recorded_and_touches_no_business() {
     setup.finish().await;
 }
 
+/// A checkout event made at `created` (unix seconds), as Stripe dates its events.
+fn checkout_created(id: &str, session: &str, business: &Business, created: i64) -> Vec<u8> {
+    let mut event: Value = serde_json::from_slice(&checkout(id, session, business, 4_900)).unwrap();
+    event["created"] = json!(created);
+    event.to_string().into_bytes()
+}
+
+#[tokio::test]
+async fn two_checkouts_delivered_in_reverse_order_both_apply() {
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-lewat").await;
+    let trial_ends_at = at(&setup.subscription(&business).await["trial_ends_at"]);
+    let now = Utc::now().timestamp();
+    // Paid an hour ago and a minute ago; Stripe delivers the later one first.
+    let earlier = checkout_created("evt_early", "cs_early", &business, now - 3_600);
+    let later = checkout_created("evt_late", "cs_late", &business, now - 60);
+    let (status, answer) = setup.stripe(&later, signed_now(&later)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "applied");
+    let (status, answer) = setup.stripe(&earlier, signed_now(&earlier)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "applied");
+    assert_eq!(answer["state"], "ACTIVE");
+    // Both months are counted.
+    assert_eq!(
+        at(&answer["period_ends_at"]),
+        trial_ends_at + TimeDelta::days(60)
+    );
+    let stored = setup.stored_payments(&business).await;
+    assert_eq!(
+        stored,
+        [
+            ("COMPLETED".to_owned(), Some(4_900), None),
+            ("COMPLETED".to_owned(), Some(4_900), None)
+        ]
+    );
+    assert_eq!(outcomes(&setup.deliveries().await), ["applied", "applied"]);
+    setup.finish().await;
+}
+
 #[tokio::test]
 async fn a_refusal_of_kaunter_core_is_a_conflict_with_its_code() {
     let setup = Setup::new().await;
@@ -610,7 +650,7 @@ fn fpx_signature(secret: &str, fields: &BTreeMap<String, String>) -> String {
 }
 
 #[tokio::test]
-async fn fpx_callbacks_pay_fail_and_refuse_bad_signatures() {
+async fn fpx_callbacks_pay_fail_refuse_bad_signatures_and_are_never_stale() {
     let setup = Setup::new().await;
     let business = setup.business("klinik-fpx").await;
     let tenant = business.tenant_id.to_string();
@@ -670,15 +710,27 @@ async fn fpx_callbacks_pay_fail_and_refuse_bad_signatures() {
     assert_eq!(listed[0]["provider"], "fpx");
     assert_eq!(listed[0]["external_id"], "bill_1");
 
-    // paid_at 301 s ago.
+    // The gateway's retry after 10 minutes of downtime: the FPX shape signs no delivery time
+    // and paid_at never changes, so it is not stale; paid before bill_1 was applied, it still
+    // counts (as paid at bill_1's time). Its replay is a duplicate.
     let mut old = fpx_fields("bill_2", true, &tenant, "49.00");
     old.insert(
         "paid_at".to_owned(),
-        (Utc::now() - TimeDelta::seconds(301)).to_rfc3339(),
+        (Utc::now() - TimeDelta::minutes(10)).to_rfc3339(),
     );
     let (status, answer) = setup.fpx(&old, Some(fpx_signature(FPX_SECRET, &old))).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(answer["code"], "webhook_stale");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "applied");
+    assert_eq!(
+        at(&answer["period_ends_at"]),
+        at(&trial["trial_ends_at"]) + TimeDelta::days(60)
+    );
+    let (status, answer) = setup.fpx(&old, Some(fpx_signature(FPX_SECRET, &old))).await;
+    assert_eq!(
+        (status, answer["outcome"].clone()),
+        (StatusCode::OK, json!("duplicate"))
+    );
+    assert_eq!(setup.stored_payments(&business).await.len(), 2);
     // The wrong amount.
     let short = fpx_fields("bill_3", true, &tenant, "48.00");
     let (status, answer) = setup
@@ -696,7 +748,8 @@ async fn fpx_callbacks_pay_fail_and_refuse_bad_signatures() {
             "bad_signature",
             "applied",
             "duplicate",
-            "stale",
+            "applied",
+            "duplicate",
             "amount_mismatch",
         ]
     );

@@ -2,6 +2,8 @@
 //! their desk PIN, kept as an Argon2id hash. `GET /v1/staff` (a desk): every ACTIVE person of
 //! the business with a PIN, with what their roles allow and the PIN's hash, so the desk can
 //! let them sign in while it is offline and check each command against their permissions.
+//! The roster is answered whatever the subscription's state (it revokes access; it syncs no
+//! data), so a person removed still loses their PIN at the desks of a suspended business.
 //!
 //! The hashes are of six digits, so a copy is guessable offline with enough time: desks keep
 //! them encrypted under their data key (in the OS keyring), and a PIN opens only the desk.
@@ -58,8 +60,10 @@ pub async fn roster(
 ) -> Result<Json<StaffResponse>> {
     let mut client = state.pool().get().await?;
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
-    let device = auth::authenticate(&tx, &token, RowLock::None).await?;
-    crate::subscription::require(device.access, crate::subscription::SyncNeed::Pull)?;
+    // Served in every subscription state, suspended included: the roster is how a person
+    // removed at head office loses their desk PIN, not data sync, so it must keep reaching desks
+    // that no longer sync.
+    auth::authenticate(&tx, &token, RowLock::None).await?;
     let rows = tx
         .query(
             "SELECT u.user_id, u.name, u.pin_hash,

@@ -5,7 +5,8 @@
 //! A delivery is checked in this order, each refusal recorded: the body is read raw (the
 //! signature covers its exact bytes) under the usual size limit; the provider's secret must be
 //! configured (503 `webhook_not_configured`); the signature must match (400
-//! `webhook_signature_invalid`) and the time be within the tolerance (400 `webhook_stale`).
+//! `webhook_signature_invalid`) and, for Stripe, the signing time be within the tolerance (400
+//! `webhook_stale`; FPX signs no delivery time, see `webhook.rs`).
 //! Only then is the event trusted and claimed by its id, in the transaction that applies it, so
 //! a replay, or a second delivery racing the first, is answered 200 `duplicate` and changes
 //! nothing. A claimed event that cannot be used is 422 (`webhook_invalid`,
@@ -119,7 +120,7 @@ async fn receive(
     let (now, tolerance) = (Utc::now(), state.webhook_tolerance());
     let verified = match provider {
         Provider::Stripe => webhook::verify_stripe(secret, header, &body, now, tolerance),
-        _ => webhook::verify_fpx(secret, header, &body, now, tolerance),
+        _ => webhook::verify_fpx(secret, header, &body, now),
     };
     match verified {
         Ok(event) => process(state, provider, event).await,
