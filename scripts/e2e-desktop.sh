@@ -5,7 +5,8 @@
 # already built both binaries and made sure PostgreSQL is up (KAUNTER_PG_URL).
 #
 # Usage: scripts/e2e-desktop.sh <kaunter-desktop binary> <sync-server binary>
-# Leaves a screenshot of the window and the server log in .run/e2e/.
+# Leaves screenshots of the window (at the end, and while read-only) and the server log in
+# .run/e2e/.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 desktop_binary=${1:?usage: e2e-desktop.sh <kaunter-desktop binary> <sync-server binary>}
@@ -32,6 +33,8 @@ export KAUNTER_DATABASE_URL
 KAUNTER_DATABASE_URL=$(pg_url_with_db "$KAUNTER_PG_URL" "$database")
 port=$(free_port)
 export KAUNTER_LISTEN="127.0.0.1:$port"
+# The server verifies Stripe's webhook with this secret; the test signs its payment with it.
+export KAUNTER_STRIPE_WEBHOOK_SECRET="whsec_kaunter_e2e_$database"
 
 "$server_binary" serve >"$out/server.log" 2>&1 &
 server_pid=$!
@@ -56,6 +59,8 @@ PY
 )
 tenant=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tenant_id"])' "$business")
 branch=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["branch_id"])' "$business")
+# The test ends the business's trial (psql as superuser on KAUNTER_DATABASE_URL) and pays for it.
+export KAUNTER_TENANT_ID="$tenant"
 code=$("$server_binary" admin enrolment-code --tenant "$tenant" --branch "$branch" --ttl-hours 1)
 # A second desk of the same branch, played by the test itself over HTTP.
 code_2=$("$server_binary" admin enrolment-code --tenant "$tenant" --branch "$branch" --ttl-hours 1)
@@ -72,6 +77,7 @@ export KAUNTER_E2E_SCREENSHOT="$out/desktop.png"
 export KAUNTER_DATA_DIR="$work/desk"
 export KAUNTER_KEYRING_PROFILE="e2e-$database"
 export KAUNTER_SYNC_INTERVAL_SECS=2
+export KAUNTER_EXPORT_DIR="$work/exports"
 export KEYRING_HOME="$work/keyring" KAUNTER_SESSION_LOG="$out/session.log"
 : >"$KAUNTER_SESSION_LOG"
 export DRIVER_PORT=$driver_port NATIVE_PORT=$native_port OUT=$out

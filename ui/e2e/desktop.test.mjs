@@ -8,7 +8,16 @@
 //   KAUNTER_ENROL_CODE      a fresh enrolment code, XXXX-XXXX-XXXX (required)
 //   KAUNTER_ENROL_CODE_2    a second code for the same branch: the test plays a second desk
 //                           over HTTP with it (required)
-//   KAUNTER_E2E_SCREENSHOT  where to write a PNG of the window at the end (optional)
+//   KAUNTER_ADMIN_SLUG, KAUNTER_ADMIN_EMAIL, KAUNTER_ADMIN_PASSWORD  the business's ADMIN,
+//                           who logs in to head office (required)
+//   KAUNTER_DATABASE_URL    a superuser URL of the server's database: the test ends the
+//                           business's trial with psql (required)
+//   KAUNTER_TENANT_ID       the business's tenant id, which its payment names (required)
+//   KAUNTER_STRIPE_WEBHOOK_SECRET  the server's Stripe webhook secret: the test signs the
+//                           business's payment with it (required)
+//   KAUNTER_EXPORT_DIR      where the desk app writes exports; the test reads them there (required)
+//   KAUNTER_E2E_SCREENSHOT  where to write a PNG of the window at the end (optional; a second
+//                           one, "-read-only" added to its name, shows the desk while read-only)
 //   KAUNTER_WEBDRIVER_URL   tauri-driver's address (default http://127.0.0.1:4444)
 //   KAUNTER_E2E_CAPABILITIES, KAUNTER_E2E_START_URL  only for trying this script against a
 //     plain browser and the front-end's dev preview (`/?mock`): replace the session
@@ -17,7 +26,10 @@
 // Run: node --test ui/e2e/desktop.test.mjs
 
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { test } from "node:test";
 
 const WEBDRIVER_URL = (process.env.KAUNTER_WEBDRIVER_URL ?? "http://127.0.0.1:4444").replace(/\/+$/, "");
@@ -45,6 +57,16 @@ const INVALID = {
   mykadDigits: "900101001234",
   phone: "013-456 7890",
 };
+
+/** Registered while the desk is read-only (refused), then again after the payment. */
+const AFTER_PAYMENT = {
+  fullName: "Lim Ah Kow",
+  mykad: "750505-10-5151",
+  mykadDigits: "750505105151",
+};
+
+/** What GROWTH paid MONTHLY costs, in sen: kaunter-core's price list (`terms`). */
+const GROWTH_MONTHLY_SEN = 12_900;
 
 /** The other desk's registration of the same person. */
 const SECOND_DESK = {
@@ -344,7 +366,7 @@ function fieldErrors(session) {
   );
 }
 
-test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKad, and resolves a duplicate from another desk", { timeout: 180_000 }, async () => {
+test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKad, resolves a duplicate from another desk, and goes read-only until the business pays", { timeout: 180_000 }, async () => {
   const serverUrl = requiredEnv("KAUNTER_SERVER_URL");
   const enrolCode = requiredEnv("KAUNTER_ENROL_CODE");
   const screenshotPath = process.env.KAUNTER_E2E_SCREENSHOT;
@@ -745,6 +767,148 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
     );
     const back = (await listDesks()).find((desk) => desk.device_id === appDesk.device_id);
     assert.equal(back.revoked, false, "the same desk is active again");
+
+    // 6f. The trial ended an hour ago (GRACE): after a sync the banner says the desk is
+    //     read-only, a registration is refused for the subscription and nothing is added, and
+    //     everything the desk holds still exports. A Stripe payment for the business (GROWTH,
+    //     monthly) brings full access back at the next sync, and a registration reaches the server.
+    //     (The reconnect dialog stays open to say the desk is back: close it first.)
+    await session.click(await session.get("#reconnect-close"));
+    await waitFor("the reconnect dialog to close", () =>
+      session.script("return document.querySelector('#reconnect-panel').hidden;"),
+    );
+    const databaseUrl = requiredEnv("KAUNTER_DATABASE_URL");
+    const tenantId = requiredEnv("KAUNTER_TENANT_ID");
+    const ended = execFileSync(
+      "psql",
+      [
+        databaseUrl,
+        "-qAtX",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        `UPDATE subscriptions SET period_ends_at = now() - interval '1 hour', trial_ends_at = now() - interval '1 hour'
+         WHERE tenant_id = '${tenantId}' RETURNING tenant_id`,
+      ],
+      { encoding: "utf8", timeout: STEP_TIMEOUT_MS },
+    ).trim();
+    assert.equal(ended, tenantId, "the business's trial is ended in the database");
+    const licenceBanner = () =>
+      session.script(
+        `const b = document.querySelector('[data-testid="licence-banner"]');
+         return b ? { hidden: b.hidden, access: b.dataset.access ?? null } : null;`,
+      );
+    await session.click(await session.get("#sync-now"));
+    const readOnlyText = await waitFor("the licence banner to say the desk is read-only", async () => {
+      const banner = await licenceBanner();
+      if (!banner || banner.hidden || banner.access !== "READ_ONLY") return null;
+      const text = (await session.text(await session.get('[data-testid="licence-banner"]'))).trim();
+      return text.includes("read-only") ? text : null;
+    });
+    assert.match(readOnlyText, /subscription/, `the banner says why: ${JSON.stringify(readOnlyText)}`);
+    if (screenshotPath) {
+      const readOnlyShot = screenshotPath.replace(/(\.png)?$/, "-read-only.png");
+      const bytes = await session.screenshot(readOnlyShot);
+      console.log(`read-only screenshot: ${readOnlyShot} (${bytes} bytes)`);
+    }
+    await session.fill("#patient-full-name", AFTER_PAYMENT.fullName);
+    await session.fill("#patient-id-number", AFTER_PAYMENT.mykad);
+    await session.click(await session.get("#patient-submit"));
+    const readOnlyRefusal = await waitFor("the registration to be answered while read-only", async () => {
+      const message = await formMessage(session);
+      return message.kind === "error" || message.text.includes(AFTER_PAYMENT.fullName) ? message : null;
+    });
+    assert.equal(readOnlyRefusal.kind, "error", `a read-only desk registered someone: ${readOnlyRefusal.text}`);
+    assert.match(readOnlyRefusal.text, /subscription|read-only/, "the refusal names the subscription");
+    assert.equal((await session.search(AFTER_PAYMENT.mykadDigits)).length, 0, "no patient is added while read-only");
+
+    // Export, read-only: every live patient the flow registered (the other desk's duplicate was
+    // merged away) is in patients.csv, written where KAUNTER_EXPORT_DIR says.
+    const exportDir = requiredEnv("KAUNTER_EXPORT_DIR");
+    const registeredNames = [PATIENT.fullName, "Tan Mei Ling"];
+    await session.click(await session.get("#open-export"));
+    const exportFolder = await waitFor("the export to be written", async () => {
+      const problem = (await session.text(await session.get('[data-testid="export-message"]'))).trim();
+      if (problem) throw new Fatal(`the export failed: ${problem}`);
+      const text = (await session.text(await session.get('[data-testid="export-folder"]'))).trim();
+      return text.startsWith("Written to ") ? text.slice("Written to ".length) : null;
+    });
+    assert.ok(exportFolder.startsWith(exportDir), `the export is under KAUNTER_EXPORT_DIR: ${exportFolder}`);
+    const exportLines = [];
+    for (const item of await session.findAll("li", await session.get('[data-testid="export-files"]'))) {
+      exportLines.push((await session.text(item)).trim());
+    }
+    assert.ok(
+      exportLines.includes(`patients.csv: ${registeredNames.length} records`),
+      `the panel lists patients.csv with ${registeredNames.length} records: ${JSON.stringify(exportLines)}`,
+    );
+    const csv = await readFile(join(exportFolder, "patients.csv"));
+    assert.deepEqual([...csv.subarray(0, 3)], [0xef, 0xbb, 0xbf], "patients.csv starts with a UTF-8 BOM");
+    const csvText = csv.subarray(3).toString("utf8");
+    assert.ok(csvText.startsWith("id,branch_id,full_name"), `patients.csv's header: ${JSON.stringify(csvText.slice(0, 80))}`);
+    for (const name of registeredNames) {
+      assert.ok(csvText.includes(name), `patients.csv holds ${name}`);
+    }
+    assert.equal(
+      csvText.split("\r\n").filter((line) => line !== "").length,
+      registeredNames.length + 1,
+      "patients.csv has a header and one line per patient",
+    );
+    await session.click(await session.get('[data-testid="export-close"]'));
+    await waitFor("the export panel to close", () => session.script("return document.querySelector('#export-panel').hidden;"));
+
+    // Stripe reports the business's checkout, signed as Stripe signs it.
+    const event = JSON.stringify({
+      id: `evt_e2e_${crypto.randomUUID()}`,
+      type: "checkout.session.completed",
+      data: {
+        object: {
+          id: `cs_e2e_${crypto.randomUUID()}`,
+          amount_total: GROWTH_MONTHLY_SEN,
+          currency: "myr",
+          metadata: { tenant_id: tenantId, plan: "GROWTH", cycle: "MONTHLY", pricing: "SUBSCRIPTION" },
+        },
+      },
+    });
+    const signedAt = Math.floor(Date.now() / 1000);
+    const v1 = createHmac("sha256", requiredEnv("KAUNTER_STRIPE_WEBHOOK_SECRET")).update(`${signedAt}.${event}`).digest("hex");
+    const delivery = await fetch(`${serverUrl}/v1/webhooks/stripe`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "stripe-signature": `t=${signedAt},v1=${v1}` },
+      body: event,
+    });
+    const deliveryAnswer = await delivery.json();
+    assert.equal(delivery.status, 200, `the payment webhook: ${JSON.stringify(deliveryAnswer)}`);
+    assert.equal(deliveryAnswer.outcome, "applied", `the payment webhook: ${JSON.stringify(deliveryAnswer)}`);
+    assert.equal(deliveryAnswer.state, "ACTIVE", "the business is active once paid");
+
+    await session.click(await session.get("#sync-now"));
+    await waitFor("the licence banner to go after the payment", async () => {
+      const banner = await licenceBanner();
+      return banner?.hidden === true && banner.access === "FULL";
+    });
+    await session.fill("#patient-full-name", AFTER_PAYMENT.fullName);
+    await session.fill("#patient-id-number", AFTER_PAYMENT.mykad);
+    await session.click(await session.get("#patient-submit"));
+    const paidRegistration = await waitFor("the registration after the payment", async () => {
+      const message = await formMessage(session);
+      return message.kind === "error" || message.text.includes(AFTER_PAYMENT.fullName) ? message : null;
+    });
+    assert.equal(
+      paidRegistration.kind,
+      "success",
+      `registration after paying: ${paidRegistration.text}; field errors: ${(await fieldErrors(session)).join("; ") || "none"}`,
+    );
+    assert.equal((await session.search(AFTER_PAYMENT.mykadDigits)).length, 1, "the patient is listed after paying");
+    await session.click(await session.get("#sync-now"));
+    await waitFor("the other desk to be sent the registration made after paying", async () => {
+      const page = await call(serverUrl, "GET", "/v1/sync/pull?cursor=0&limit=5000&schema_version=4", undefined, secondDesk.device_token);
+      return page.changes.some((pulled) => pulled.change.entity === "patient" && pulled.change.fields.full_name === AFTER_PAYMENT.fullName);
+    });
+    await waitFor("the status bar to show nothing waiting after paying", async () => {
+      const text = (await session.text(await session.get('[data-testid="status-pending"]'))).trim();
+      return text === "No changes waiting" ? text : null;
+    });
 
     // 7. Evidence.
     if (screenshotPath) {
