@@ -173,6 +173,9 @@ pub struct Store {
     signed_in: Option<SignedIn>,
     /// When the person signed in last did something at the desk (see [`Store::touch`]).
     last_action: Option<DateTime<Utc>>,
+    /// The licence key pinned in the OS keyring for this desk, read once at open (the keyring
+    /// is a D-Bus call away on Linux: not something to ask on every status poll).
+    licence_pin: Option<String>,
 }
 
 /// A person who may sign in at this desk, as the picker shows them.
@@ -370,9 +373,12 @@ impl Store {
         let cipher = identity
             .as_ref()
             .map(|identity| FieldCipher::new(&keys, &identity.tenant_id.to_string()));
-        if let (Some(cipher), Some(identity)) = (&cipher, &identity) {
-            let pinned = keyring_pin(secrets.as_ref(), identity)?.is_some();
-            crate::licence::refresh_clock(&conn, cipher, pinned)?;
+        let licence_pin = match &identity {
+            Some(identity) => keyring_pin(secrets.as_ref(), identity)?,
+            None => None,
+        };
+        if let Some(cipher) = &cipher {
+            crate::licence::refresh_clock(&conn, cipher, licence_pin.is_some())?;
         }
         // Checkpoints run on a thread of their own, not inside a commit (see checkpoint.rs).
         let checkpointer = match Checkpointer::start(&path) {
@@ -395,6 +401,7 @@ impl Store {
             _checkpointer: checkpointer,
             signed_in: None,
             last_action: None,
+            licence_pin,
         })
     }
 
@@ -713,13 +720,20 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let (identity, cipher) = self.enrolled()?;
-        let pin = keyring_pin(self.secrets.as_ref(), identity)?;
-        crate::licence::accept(&self.conn, cipher, identity, signed, now, pin.as_deref())?;
-        if pin.is_none() {
+        crate::licence::accept(
+            &self.conn,
+            cipher,
+            identity,
+            signed,
+            now,
+            self.licence_pin.as_deref(),
+        )?;
+        if self.licence_pin.is_none() {
             self.secrets.set(
                 SECRET_LICENCE_PIN,
                 &format!("{} {}", identity.device_id, signed.public_key),
             )?;
+            self.licence_pin = Some(signed.public_key.clone());
         }
         Ok(())
     }
@@ -727,9 +741,8 @@ impl Store {
     /// What the desk's licence allows at `now` (judged at the latest time ever seen, so a
     /// clock turned back does not extend it).
     pub fn licence_status(&mut self, now: DateTime<Utc>) -> Result<crate::licence::LicenceStatus> {
-        let (identity, cipher) = self.enrolled()?;
-        let pinned = keyring_pin(self.secrets.as_ref(), identity)?.is_some();
-        crate::licence::status(&self.conn, cipher, now, pinned)
+        let (_, cipher) = self.enrolled()?;
+        crate::licence::status(&self.conn, cipher, now, self.licence_pin.is_some())
     }
 
     /// Signs the person out when they have done nothing for [`IDLE_SIGN_OUT`] by `now`, and
