@@ -33,6 +33,9 @@ export KAUNTER_DATABASE_URL
 KAUNTER_DATABASE_URL=$(pg_url_with_db "$KAUNTER_PG_URL" "$database")
 port=$(free_port)
 export KAUNTER_LISTEN="127.0.0.1:$port"
+# The payment webhooks configured, as in production: fuzzed deliveries then meet the signature
+# checks (400) rather than the "not configured" answer (503).
+export KAUNTER_STRIPE_WEBHOOK_SECRET="whsec_kaunter_api_fuzz" KAUNTER_FPX_WEBHOOK_SECRET="fpx_kaunter_api_fuzz"
 base="http://127.0.0.1:$port"
 "$server_binary" serve >"$out/server.log" 2>&1 &
 server_pid=$!
