@@ -74,6 +74,18 @@ fn set(conn: &Connection, cipher: &FieldCipher, key: &'static str, value: &str) 
     Ok(())
 }
 
+/// Whether a pinned key's row is in `meta` (whether or not it still opens).
+fn key_row_exists(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM meta WHERE key = ?1",
+            params![KEY],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 /// Checks a signed lease against `key` and decodes it.
 fn verify(signed: &SignedLicence, key: &VerifyingKey) -> Result<Licence> {
     let rejected = |why: &str| StoreError::LicenceRejected(why.to_owned());
@@ -127,14 +139,7 @@ pub(crate) fn accept(
     let pinned = keyring_pin
         .map(str::to_owned)
         .or_else(|| get(conn, cipher, KEY));
-    let had_key = conn
-        .query_row(
-            "SELECT 1 FROM meta WHERE key = ?1",
-            params![KEY],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
+    let had_key = key_row_exists(conn)?;
     if let Some(pinned) = &pinned
         && pinned != &signed.public_key
     {
@@ -209,15 +214,7 @@ pub(crate) fn status(
         set(conn, cipher, SEEN, &timestamp(trusted_now))?;
         refresh_clock(conn, cipher, keyring_pinned)?;
     }
-    let pinned = keyring_pinned
-        || conn
-            .query_row(
-                "SELECT 1 FROM meta WHERE key = ?1",
-                params![KEY],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
+    let pinned = keyring_pinned || key_row_exists(conn)?;
     let access = match &licence {
         Some(lease) => lease_access(lease.full_until, lease.read_only_until, trusted_now),
         None if pinned => Access::Suspended,
@@ -238,15 +235,7 @@ pub(crate) fn refresh_clock(
     keyring_pinned: bool,
 ) -> Result<()> {
     conn.execute("DELETE FROM temp.licence_clock", [])?;
-    let pinned = keyring_pinned
-        || conn
-            .query_row(
-                "SELECT 1 FROM meta WHERE key = ?1",
-                params![KEY],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
+    let pinned = keyring_pinned || key_row_exists(conn)?;
     let lease = stored_lease(conn, cipher);
     let ends = match (&lease, pinned) {
         (Some(lease), _) => Some((lease.full_until, lease.read_only_until)),
