@@ -19,6 +19,7 @@ KAUNTER_APT_PACKAGES=(
     libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev
     libdbus-1-dev gnome-keyring libsecret-tools dbus-x11
     xvfb xauth webkit2gtk-driver
+    chromium chromium-driver fonts-liberation
     postgresql postgresql-client
     python3-venv
 )

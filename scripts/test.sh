@@ -7,7 +7,9 @@
 #   4. the real OS keyring backend inside a private Secret Service session;
 #   5. the built desktop app in a real window (Xvfb) driven by tauri-driver + WebKitWebDriver
 #      against the real sync server;
-#   6. schemathesis against the running sync server and its OpenAPI document.
+#   6. head office's pages, served by the real sync server, in real headless Chromium
+#      (playwright-core);
+#   7. schemathesis against the running sync server and its OpenAPI document.
 # Any failure stops the run with a non-zero exit. Extra arguments go to `cargo nextest run`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -25,27 +27,30 @@ ensure_schemathesis
 # below uses the same feature set so nothing is compiled twice.
 CARGO_FEATURES=(--workspace --locked --features kaunter-desktop/custom-protocol)
 
-log "1/6 Formatting and the front-end"
+log "1/7 Formatting and the front-end"
 cargo fmt --all -- --check
 npm --prefix ui run --silent build
 npm --prefix ui test --silent
 
-log "2/6 clippy -D warnings"
+log "2/7 clippy -D warnings"
 cargo clippy "${CARGO_FEATURES[@]}" --all-targets -- -D warnings
 
-log "3/6 Rust tests (nextest)"
+log "3/7 Rust tests (nextest)"
 cargo build "${CARGO_FEATURES[@]}" --all-targets
 cargo nextest run "${CARGO_FEATURES[@]}" --no-fail-fast "$@"
 
-log "4/6 The OS keyring backend (private Secret Service session)"
+log "4/7 The OS keyring backend (private Secret Service session)"
 in_private_keyring cargo nextest run "${CARGO_FEATURES[@]}" \
     --ignore-default-filter -E 'binary(os_keyring)'
 
-log "5/6 The desktop app in a real window"
+log "5/7 The desktop app in a real window"
 "$KAUNTER_ROOT/scripts/e2e-desktop.sh" "$KAUNTER_ROOT/target/debug/kaunter-desktop" \
     "$KAUNTER_ROOT/target/debug/sync-server"
 
-log "6/6 The HTTP API against its OpenAPI document (schemathesis)"
+log "6/7 The head-office pages in real Chromium"
+"$KAUNTER_ROOT/scripts/e2e-office.sh" "$KAUNTER_ROOT/target/debug/sync-server"
+
+log "7/7 The HTTP API against its OpenAPI document (schemathesis)"
 "$KAUNTER_ROOT/scripts/api-fuzz.sh" "$KAUNTER_ROOT/target/debug/sync-server"
 
 log "All tests passed"

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -85,6 +86,12 @@ pub struct Config {
     /// from the server's clock, either way, before it is refused as webhook_stale.
     #[arg(long, env = "KAUNTER_WEBHOOK_TOLERANCE_SECS", default_value_t = 300)]
     pub webhook_tolerance_secs: u64,
+
+    /// The built head-office pages (`npm --prefix ui run build` makes `ui/dist`): `office.html`
+    /// is served at `/` and its `assets/` under `/assets/`, read once at start (restart after a
+    /// rebuild). Unset: `GET /` answers a JSON 404 saying so; the API is the same either way.
+    #[arg(long, env = "KAUNTER_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Config {

@@ -32,6 +32,7 @@ mod throttle;
 pub mod token;
 pub mod totp;
 mod validate;
+pub mod web;
 pub mod webhook;
 
 use std::fmt;
@@ -76,6 +77,8 @@ pub struct AppState {
     webhook_tolerance: Duration,
     /// Where e-mail notices go; `None`: they wait in the outbox.
     mailer: Option<std::sync::Arc<mail::Mailer>>,
+    /// Head office's pages (see [`web`]); `None`: `GET /` says none are configured.
+    web_pages: Option<web::WebPages>,
 }
 
 impl AppState {
@@ -92,12 +95,25 @@ impl AppState {
             fpx_webhook_secret: None,
             webhook_tolerance: webhook::DEFAULT_TOLERANCE,
             mailer: None,
+            web_pages: None,
         }
     }
 
     /// Opens the app-role pool the configuration names, refuses a role that row-level security
-    /// would not bind (see [`db::check_app_role`]), and applies the configured limits.
+    /// would not bind (see [`db::check_app_role`]), applies the configured limits and reads the
+    /// web directory, if one is named.
     pub async fn connect(config: &Config) -> Result<Self> {
+        let web_pages = config
+            .web_dir
+            .as_deref()
+            .map(web::WebPages::load)
+            .transpose()?;
+        if let Some(pages) = &web_pages {
+            tracing::info!(
+                assets = pages.asset_count(),
+                "serving head office's pages at /"
+            );
+        }
         let pool = db::connect_pool(config.app_database_config()?, config.db_pool_size)?;
         db::check_app_role(&pool).await?;
         Ok(Self::new(pool)
@@ -109,7 +125,8 @@ impl AppState {
             .with_stripe_webhook_secret(config.stripe_webhook_secret.clone())
             .with_fpx_webhook_secret(config.fpx_webhook_secret.clone())
             .with_webhook_tolerance(config.webhook_tolerance())
-            .with_mailer(config.mailer()))
+            .with_mailer(config.mailer())
+            .with_web_pages(web_pages))
     }
 
     pub fn with_body_limit_bytes(mut self, bytes: usize) -> Self {
@@ -187,6 +204,16 @@ impl AppState {
     pub fn mailer(&self) -> Option<std::sync::Arc<mail::Mailer>> {
         self.mailer.clone()
     }
+
+    /// Head office's pages, served at `/` (see [`web`]); `None`: none.
+    pub fn with_web_pages(mut self, pages: Option<web::WebPages>) -> Self {
+        self.web_pages = pages;
+        self
+    }
+
+    pub fn web_pages(&self) -> Option<&web::WebPages> {
+        self.web_pages.as_ref()
+    }
 }
 
 impl fmt::Debug for AppState {
@@ -202,6 +229,7 @@ impl fmt::Debug for AppState {
             .field("fpx_webhook_secret", &self.fpx_webhook_secret)
             .field("webhook_tolerance", &self.webhook_tolerance)
             .field("mailer", &self.mailer)
+            .field("web_pages", &self.web_pages)
             .finish()
     }
 }
@@ -490,7 +518,8 @@ fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
     }
 }
 
-/// The HTTP API. Every answer, errors included, is JSON.
+/// The HTTP API, every answer of which, errors included, is JSON; and head office's pages at
+/// `/` and `/assets/...` ([`web`], not part of [`ROUTES`]: no data, no credentials).
 pub fn router(state: AppState) -> Router {
     let body_limit_bytes = state.body_limit_bytes;
     let request_timeout = state.request_timeout;
@@ -499,6 +528,8 @@ pub fn router(state: AppState) -> Router {
         router = router.route(route.path, handler(route));
     }
     router
+        .route("/", get(web::office_page))
+        .route("/assets/{*path}", get(web::asset))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         // Enforced where the body is read (extract.rs), so an oversized body gets a JSON 413.

@@ -1,0 +1,424 @@
+//! Head office's dashboard: the business and its branches, every desk's sync health, the
+//! subscription, payments, emergency openings to review and the people. Each section loads on
+//! its own: one the person's role does not allow (403) says so in its place, and the rest of
+//! the page carries on.
+
+import { h, testId } from "../dom";
+import type { OfficeApi } from "./api";
+import { toRefusal } from "./api";
+import type {
+  BranchView,
+  DeviceSyncStatus,
+  EmergencyAccessView,
+  PaymentView,
+  ReviewOutcome,
+  SubscriptionView,
+  UserView,
+} from "./api-types";
+import {
+  STALE_AFTER_HOURS,
+  accessLabel,
+  daysLeftText,
+  deskHealth,
+  desksByAttention,
+  formatAge,
+  formatDateTime,
+  formatDay,
+  humanise,
+  limitLine,
+  moduleLabel,
+  payDue,
+  paymentRow,
+  sectionMessage,
+  stateLabel,
+} from "./format";
+import { t } from "./strings";
+import type { SessionView } from "../wire";
+
+type Cell = Node | string;
+
+/** A section: its heading, an optional introduction, and a body that shows one state at a time. */
+type Section = {
+  element: HTMLElement;
+  show: (state: "loading" | "ready" | "refused", ...content: Cell[]) => void;
+};
+
+function section(name: string, title: string, intro?: string): Section {
+  const body = h("div", { ...testId(`${name}-body`), class: "section-body", "aria-live": "polite" });
+  const element = h(
+    "section",
+    { ...testId(`${name}-section`), class: "card office-section", "aria-labelledby": `${name}-title` },
+    h("h2", { id: `${name}-title` }, title),
+    intro ? h("p", { class: "field-hint" }, intro) : null,
+    body,
+  );
+  const show: Section["show"] = (state, ...content) => {
+    body.dataset.state = state;
+    element.dataset.state = state;
+    body.replaceChildren(...content);
+  };
+  show("loading", h("p", { class: "loading-inline" }, t.loading));
+  return { element, show };
+}
+
+/** Loads a section's data; a refusal becomes its plain sentence in the section's place. */
+async function fill<T>(target: Section, name: string, load: () => Promise<T>, render: (value: T) => Cell[]): Promise<void> {
+  try {
+    const value = await load();
+    target.show("ready", ...render(value));
+  } catch (reason) {
+    const refusal = toRefusal(reason);
+    const kind = refusal.code === "forbidden" ? "not-allowed" : "error";
+    target.show(
+      "refused",
+      h("p", { ...testId(`${name}-${kind}`), class: "section-refused", role: "note", "data-code": refusal.code }, sectionMessage(refusal)),
+    );
+  }
+}
+
+function table(name: string, caption: string, headers: string[], rows: HTMLTableRowElement[]): HTMLElement {
+  return h(
+    "div",
+    { class: "table-scroll" },
+    h(
+      "table",
+      { ...testId(`${name}-table`), class: "office-table" },
+      h("caption", { class: "visually-hidden" }, caption),
+      h("thead", {}, h("tr", {}, ...headers.map((header) => h("th", { scope: "col" }, header)))),
+      h("tbody", {}, ...rows),
+    ),
+  );
+}
+
+function row(attributes: Record<string, string | boolean | undefined>, ...cells: Cell[]): HTMLTableRowElement {
+  return h("tr", attributes, ...cells.map((cell) => h("td", {}, cell)));
+}
+
+const empty = (name: string, text: string): HTMLElement => h("p", { ...testId(`${name}-empty`), class: "empty" }, text);
+
+function branchesView(branches: BranchView[]): Cell[] {
+  if (branches.length === 0) return [empty("branches", t.noBranches)];
+  return [
+    table(
+      "branches",
+      t.branchesTitle,
+      [t.branchName, t.branchCode, t.branchStatus, t.branchDesks],
+      branches.map((branch) =>
+        row(
+          { "data-testid": "branch-row" },
+          h("span", { "data-testid": "branch-name" }, branch.name),
+          branch.code ?? "—",
+          branch.closed_at ? t.branchClosed(formatDay(branch.closed_at)) : t.branchOpen,
+          String(branch.active_devices),
+        ),
+      ),
+    ),
+  ];
+}
+
+function seenCell(instant: string | null | undefined, now: Date): Cell {
+  if (!instant) return t.never;
+  return h("span", {}, formatDateTime(instant), h("br"), h("small", { class: "muted" }, formatAge(instant, now)));
+}
+
+function desksView(devices: DeviceSyncStatus[], now: Date): Cell[] {
+  if (devices.length === 0) return [empty("desks", t.noDesks)];
+  const attention = devices.filter((desk) => deskHealth(desk, now).attention).length;
+  return [
+    h(
+      "p",
+      { ...testId("desks-summary"), class: attention > 0 ? "summary summary-warning" : "summary" },
+      attention > 0
+        ? `${attention} of ${devices.length} desks need attention.`
+        : `All ${devices.length} desks are in sync.`,
+    ),
+    table(
+      "desks",
+      t.desksTitle,
+      [t.desk, t.branchName, t.deskStatus, t.lastSeen, t.waiting, t.refused, t.lastSync, t.lastError, t.appVersion],
+      desksByAttention(devices, now).map((desk) => {
+        const health = deskHealth(desk, now);
+        return row(
+          {
+            "data-testid": "desk-row",
+            "data-desk": desk.device_name,
+            "data-health": health.level,
+            class: health.attention ? "attention" : health.level === "removed" ? "removed" : undefined,
+          },
+          h("strong", { "data-testid": "desk-name" }, desk.device_name),
+          h("span", { "data-testid": "desk-branch" }, desk.branch_name),
+          h("span", { "data-testid": "desk-status", class: `health health-${health.level}` }, health.label),
+          seenCell(desk.last_seen_at, now),
+          h(
+            "span",
+            { "data-testid": "desk-pending" },
+            desk.pending === null || desk.pending === undefined
+              ? "—"
+              : `${desk.pending}${desk.pending > 0 && desk.oldest_pending_at ? ` (since ${formatDateTime(desk.oldest_pending_at)})` : ""}`,
+          ),
+          h("span", { "data-testid": "desk-refused" }, desk.refused === null || desk.refused === undefined ? "—" : String(desk.refused)),
+          desk.last_synced_at ? formatDateTime(desk.last_synced_at) : t.never,
+          h("span", { "data-testid": "desk-error", class: desk.last_error ? "error-text" : undefined }, desk.last_error ?? t.none),
+          desk.app_version ?? "—",
+        );
+      }),
+    ),
+  ];
+}
+
+function definition(name: string, term: string, value: Cell): HTMLElement[] {
+  return [h("dt", {}, term), h("dd", { "data-testid": `subscription-${name}` }, value)];
+}
+
+function subscriptionView(view: SubscriptionView, session: SessionView): Cell[] {
+  const due = payDue(view);
+  const limits = view.limits.map(limitLine);
+  const modules = view.modules.filter((module) => module.enabled || module.status !== "INACTIVE");
+  const cells: Array<HTMLElement | null> = [
+    due
+      ? h(
+          "div",
+          { ...testId("pay-due"), class: "pay-due", role: "alert" },
+          h("h3", {}, t.payTitle),
+          h("p", {}, due.situation),
+          due.prices ? h("p", { "data-testid": "pay-prices" }, due.prices) : null,
+          h("p", {}, due.how),
+          h("p", {}, `${t.payReference}: `, h("code", { "data-testid": "pay-reference" }, session.tenant_id)),
+        )
+      : null,
+    h(
+      "dl",
+      { class: "facts" },
+      ...definition("plan", t.plan, humanise(view.plan)),
+      ...definition("state", t.state, h("span", { class: `state state-${view.state.toLowerCase()}` }, stateLabel(view.state))),
+      ...definition("access", t.access, accessLabel(view.access)),
+      ...definition("days-left", t.daysLeft, daysLeftText(view)),
+      ...(view.trial_ends_at && view.state === "TRIAL" ? definition("trial-ends", t.trialEnds, formatDateTime(view.trial_ends_at)) : []),
+      ...(view.period_ends_at && view.state !== "TRIAL" ? definition("period-ends", t.periodEnds, formatDateTime(view.period_ends_at)) : []),
+      ...(view.last_paid_at ? definition("last-paid", t.lastPaid, formatDateTime(view.last_paid_at)) : []),
+    ),
+    view.cancel_at_period_end && view.period_ends_at
+      ? h("p", { ...testId("subscription-cancelled"), class: "summary summary-warning" }, t.cancelAtPeriodEnd(formatDay(view.period_ends_at)))
+      : null,
+    h("h3", {}, t.limitsTitle),
+    h(
+      "ul",
+      { ...testId("subscription-limits"), class: "plain-list" },
+      ...limits.map((line) =>
+        h(
+          "li",
+          { "data-testid": `limit-${line.resource}`, class: line.full ? "limit-full" : undefined },
+          `${line.label}: `,
+          h("strong", {}, line.text),
+        ),
+      ),
+    ),
+    h("h3", {}, t.modulesTitle),
+    h(
+      "ul",
+      { ...testId("subscription-modules"), class: "plain-list" },
+      ...modules.map((module) =>
+        h(
+          "li",
+          { "data-testid": `module-${module.module}`, "data-enabled": String(module.enabled) },
+          `${moduleLabel(module.module)}: `,
+          h("strong", {}, module.enabled ? t.moduleOn : t.moduleOff),
+        ),
+      ),
+    ),
+  ];
+  return cells.filter((cell): cell is HTMLElement => cell !== null);
+}
+
+function paymentsView(payments: PaymentView[]): Cell[] {
+  if (payments.length === 0) return [empty("payments", t.noPayments)];
+  return [
+    table(
+      "payments",
+      t.paymentsTitle,
+      [t.paymentDate, t.paymentKind, t.paymentStatus, t.paymentFor, t.paymentAmount, t.paymentReference],
+      payments.map((payment) => {
+        const view = paymentRow(payment);
+        return row(
+          { "data-testid": "payment-row", class: view.failed ? "attention" : undefined },
+          view.date,
+          view.kind,
+          view.status,
+          view.what,
+          h("span", { "data-testid": "payment-amount", class: "mono" }, view.amount),
+          h("code", { "data-testid": "payment-reference" }, view.reference),
+        );
+      }),
+    ),
+  ];
+}
+
+function emergencyItem(api: OfficeApi, opening: EmergencyAccessView, onReviewed: () => void): HTMLElement {
+  const noteId = `note-${opening.entry_id}`;
+  const note = h("input", { id: noteId, "data-testid": "review-note", maxlength: 2000 });
+  const result = h("p", { "data-testid": "review-result", class: "form-message", role: "status", hidden: true });
+  const justified = h("button", { type: "button", class: "primary", "data-testid": "review-justified" }, t.justified);
+  const notJustified = h("button", { type: "button", class: "secondary", "data-testid": "review-not-justified" }, t.notJustified);
+  const item = h(
+    "li",
+    { "data-testid": "emergency-item", "data-entry": opening.entry_id, class: "emergency" },
+    h(
+      "dl",
+      { class: "facts" },
+      h("dt", {}, t.openedAt),
+      h("dd", {}, formatDateTime(opening.opened_at)),
+      h("dt", {}, t.branchName),
+      h("dd", {}, opening.branch_name ?? "—"),
+      h("dt", {}, t.patient),
+      h("dd", { "data-testid": "emergency-patient" }, opening.patient_name ?? t.unknownPatient),
+      h("dt", {}, t.openedBy),
+      h("dd", {}, opening.opened_by_name ?? t.nobody),
+      h("dt", {}, t.reason),
+      h("dd", { "data-testid": "emergency-reason" }, opening.reason),
+    ),
+    h("div", { class: "field" }, h("label", { for: noteId }, t.reviewNote), note),
+    h("div", { class: "actions" }, justified, notJustified),
+    result,
+  );
+  const review = async (outcome: ReviewOutcome): Promise<void> => {
+    justified.disabled = true;
+    notJustified.disabled = true;
+    result.hidden = false;
+    result.dataset.kind = "";
+    result.textContent = t.reviewing;
+    try {
+      const reviewed = await api.post("/v1/emergency-access/review", {
+        entry_id: opening.entry_id,
+        outcome,
+        note: note.value.trim(),
+      });
+      const decided = reviewed.review?.outcome ?? outcome;
+      result.dataset.kind = "success";
+      result.textContent = t.reviewedAs(decided === "justified" ? t.justified.toLowerCase() : t.notJustified.toLowerCase());
+      item.dataset.reviewed = decided;
+      note.disabled = true;
+      onReviewed();
+    } catch (reason) {
+      const refusal = toRefusal(reason);
+      result.dataset.kind = "error";
+      result.textContent = refusal.code === "already_reviewed" ? t.alreadyReviewed : sectionMessage(refusal);
+      if (refusal.code !== "already_reviewed") {
+        justified.disabled = false;
+        notJustified.disabled = false;
+      }
+    }
+  };
+  justified.addEventListener("click", () => void review("justified"));
+  notJustified.addEventListener("click", () => void review("not_justified"));
+  return item;
+}
+
+function emergencyView(api: OfficeApi, openings: EmergencyAccessView[], pending: number): Cell[] {
+  if (openings.length === 0) return [empty("emergency", t.noEmergencies)];
+  const count = h("p", { ...testId("emergency-pending"), class: "summary summary-warning" }, `${pending} waiting for review.`);
+  let left = pending;
+  const onReviewed = (): void => {
+    left = Math.max(0, left - 1);
+    count.textContent = left === 0 ? "All reviewed." : `${left} waiting for review.`;
+    count.className = left === 0 ? "summary" : "summary summary-warning";
+  };
+  return [count, h("ul", { class: "plain-list" }, ...openings.map((opening) => emergencyItem(api, opening, onReviewed)))];
+}
+
+function usersView(users: UserView[], now: Date): Cell[] {
+  if (users.length === 0) return [empty("users", t.noUsers)];
+  return [
+    table(
+      "users",
+      t.usersTitle,
+      [t.userName, t.userEmail, t.userStatus, t.userRoles, t.userTotp, t.lastLogin],
+      users.map((user) =>
+        row(
+          { "data-testid": "user-row" },
+          h("span", { "data-testid": "user-name" }, user.name),
+          user.email,
+          humanise(user.status),
+          user.roles.map((role) => role.name).join(", ") || "—",
+          user.totp_enabled ? t.yes : t.no,
+          seenCell(user.last_login_at, now),
+        ),
+      ),
+    ),
+  ];
+}
+
+/** The whole dashboard for `session`; `onSignOut` runs once the person has signed out. */
+export function dashboardScreen(api: OfficeApi, session: SessionView, onSignOut: () => void): HTMLElement {
+  const refresh = h("button", { ...testId("refresh"), type: "button", class: "secondary" }, t.refresh);
+  const signOut = h("button", { ...testId("sign-out"), type: "button", class: "secondary" }, t.signOut);
+  const sections = {
+    branches: section("branches", t.branchesTitle),
+    desks: section("desks", t.desksTitle, t.desksIntro(STALE_AFTER_HOURS)),
+    subscription: section("subscription", t.subscriptionTitle),
+    payments: section("payments", t.paymentsTitle),
+    emergency: section("emergency", t.emergencyTitle, t.emergencyIntro),
+    users: section("users", t.usersTitle),
+  };
+
+  const load = (): Promise<unknown> => {
+    const now = new Date();
+    return Promise.all([
+      fill(sections.branches, "branches", () => api.get("/v1/branches"), (answer) => branchesView(answer.branches)),
+      fill(sections.desks, "desks", () => api.get("/v1/devices"), (answer) => desksView(answer.devices, now)),
+      fill(sections.subscription, "subscription", () => api.get("/v1/subscription"), (answer) => subscriptionView(answer, session)),
+      fill(sections.payments, "payments", () => api.get("/v1/payments"), (answer) => paymentsView(answer.payments)),
+      fill(
+        sections.emergency,
+        "emergency",
+        () => api.get("/v1/emergency-access", "?state=pending"),
+        (answer) => emergencyView(api, answer.openings, answer.pending),
+      ),
+      fill(sections.users, "users", () => api.get("/v1/users"), (answer) => usersView(answer.users, now)),
+    ]);
+  };
+
+  refresh.addEventListener("click", () => {
+    refresh.disabled = true;
+    void load().finally(() => {
+      refresh.disabled = false;
+    });
+  });
+  signOut.addEventListener("click", () => {
+    signOut.disabled = true;
+    void api
+      .logout()
+      .catch(() => {
+        // The session is forgotten here whatever the server said; the cookie ends with it.
+      })
+      .finally(onSignOut);
+  });
+
+  const page = h(
+    "div",
+    { class: "office" },
+    h(
+      "header",
+      { class: "topbar" },
+      h("span", { class: "brand" }, t.appName),
+      h(
+        "div",
+        { class: "who" },
+        h("h1", { ...testId("business-name") }, session.business_name),
+        h("p", { ...testId("signed-in-as") }, t.signedInAs(session.name, session.email)),
+      ),
+      h("div", { class: "actions" }, refresh, signOut),
+    ),
+    h(
+      "main",
+      { class: "office-main" },
+      sections.branches.element,
+      sections.subscription.element,
+      sections.desks.element,
+      sections.emergency.element,
+      sections.payments.element,
+      sections.users.element,
+    ),
+  );
+  void load();
+  return page;
+}
