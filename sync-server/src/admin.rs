@@ -415,13 +415,7 @@ pub async fn record_payment(
         ));
     }
     let reference = match reference {
-        Some(reference) => payments::clean_id(reference)
-            .filter(|cleaned| cleaned == reference)
-            .ok_or_else(|| {
-                Error::InvalidInput(
-                    "a reference is 1 to 255 characters with no control characters".to_owned(),
-                )
-            })?,
+        Some(reference) => checked_reference(reference)?,
         None => format!("op_{}", uuid::Uuid::now_v7().simple()),
     };
     let mut client = pool.get().await?;
@@ -431,6 +425,7 @@ pub async fn record_payment(
         provider: Provider::Operator,
         kind: Kind::Credit,
         external_id: &reference,
+        payment_ref: None,
         event_id: None,
         purchase,
         amount: amount_sen,
@@ -465,6 +460,214 @@ pub async fn record_payment(
         tenant_id,
         payment_id,
         amount_sen,
+        state: subscription.state_at(now).as_str().to_owned(),
+        period_ends_at: subscription.facts().period_ends_at,
+    })
+}
+
+/// A reference as an operator typed it: 1 to 255 characters, no control characters.
+fn checked_reference(reference: &str) -> Result<String> {
+    crate::payments::clean_id(reference)
+        .filter(|cleaned| cleaned == reference)
+        .ok_or_else(|| {
+            Error::InvalidInput(
+                "a reference is 1 to 255 characters with no control characters".to_owned(),
+            )
+        })
+}
+
+/// What `adjust-subscription` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdjustedSubscription {
+    pub tenant_id: TenantId,
+    /// The ADJUSTMENT payment row.
+    pub payment_id: crate::ids::PaymentId,
+    pub days: i64,
+    pub amount_sen: i64,
+    /// The subscription's state now.
+    pub state: String,
+    /// When the access ended before, and ends now.
+    pub previous_period_ends_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub period_ends_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Moves a business's period by `days` whole days (negative takes days away) for `reason`,
+/// recording an ADJUSTMENT payment of provider `operator` (`amount_sen`, 0 by default, and the
+/// reason kept) in the same transaction as the new period: kaunter-core's
+/// `Subscription::adjust` decides, and refuses zero days, a perpetual licence, days taken from
+/// a period that has ended or more than are left. A reason is required. `reference` makes it
+/// idempotent: the same reference twice is refused; without one a fresh one is made.
+pub async fn adjust_subscription(
+    pool: &Pool,
+    tenant_id: TenantId,
+    days: i64,
+    reason: &str,
+    amount_sen: Option<i64>,
+    reference: Option<&str>,
+) -> Result<AdjustedSubscription> {
+    use crate::payments::{self, Adjusted, Adjustment};
+    let reference = match reference {
+        Some(reference) => checked_reference(reference)?,
+        None => format!("adj_{}", uuid::Uuid::now_v7().simple()),
+    };
+    let amount_sen = amount_sen.unwrap_or(0);
+    let mut client = pool.get().await?;
+    let tx = TenantTx::begin(&mut client, tenant_id).await?;
+    let now = chrono::Utc::now();
+    let adjustment = Adjustment {
+        days,
+        reason,
+        amount_sen,
+        reference: &reference,
+    };
+    let (payment_id, previous_period_ends_at, subscription) =
+        match payments::adjust(&tx, &adjustment, now).await? {
+            Adjusted::Applied {
+                payment_id,
+                ended_at,
+                subscription,
+            } => (payment_id, ended_at, subscription),
+            Adjusted::UnknownBusiness => return Err(Error::UnknownTenant(tenant_id)),
+            Adjusted::AlreadyApplied => {
+                return Err(Error::InvalidInput(format!(
+                    "a payment with reference {reference} was already recorded"
+                )));
+            }
+            Adjusted::Refused(refused) => {
+                return Err(Error::InvalidInput(format!(
+                    "{}: {refused}",
+                    refused.code()
+                )));
+            }
+        };
+    tx.commit().await?;
+    tracing::warn!(%tenant_id, %payment_id, days, amount_sen, reason = reason.trim(),
+                   "subscription adjusted by an operator");
+    Ok(AdjustedSubscription {
+        tenant_id,
+        payment_id,
+        days,
+        amount_sen,
+        state: subscription.state_at(now).as_str().to_owned(),
+        previous_period_ends_at,
+        period_ends_at: subscription.facts().period_ends_at,
+    })
+}
+
+/// What `refund-payment` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefundedPayment {
+    pub tenant_id: TenantId,
+    /// The REFUND payment row.
+    pub payment_id: crate::ids::PaymentId,
+    /// The payment refunded.
+    pub refund_of: crate::ids::PaymentId,
+    pub amount_sen: i64,
+    /// Whether the payment is now refunded in full (and what it bought taken back).
+    pub refunded_in_full: bool,
+    /// The subscription's state now.
+    pub state: String,
+    pub period_ends_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Which payment `refund-payment` gives money back for.
+#[derive(Debug, Clone, Copy)]
+pub enum RefundOf<'a> {
+    /// An operator's payment (`record-payment`), by the reference it was recorded with.
+    Reference(&'a str),
+    /// Any payment of the business by its id as head office lists it: one whose provider sends
+    /// no refund events (an FPX bill refunded at the gateway).
+    Payment(crate::ids::PaymentId),
+}
+
+/// Refunds a payment through the same code path as a provider's refund
+/// ([`crate::payments::refund`]): `amount_sen` more (default: everything not refunded yet),
+/// recorded as a REFUND of provider `operator` naming the payment, with the reason if given. A
+/// refund that completes the payment's refunds takes back what it still gives (kaunter-core's
+/// `take_back`) and marks it REFUNDED; a partial one changes no access. Either way a refund
+/// notice is queued. Refused with nothing written: a payment the business never made or never
+/// completed (`unknown_payment`), one refunded in full already, more than was paid
+/// (`refund_exceeds_payment`). Stripe payments are refunded at Stripe, whose `charge.refunded`
+/// tells Kaunter.
+pub async fn refund_payment(
+    pool: &Pool,
+    tenant_id: TenantId,
+    of: RefundOf<'_>,
+    amount_sen: Option<i64>,
+    reason: Option<&str>,
+) -> Result<RefundedPayment> {
+    use crate::payments::{self, Original, Provider, RefundAmount, RefundIncoming, RefundSettled};
+    let reference;
+    let original = match of {
+        RefundOf::Reference(given) => {
+            reference = checked_reference(given)?;
+            Original::ExternalId(&reference)
+        }
+        RefundOf::Payment(payment_id) => Original::PaymentId(payment_id),
+    };
+    if amount_sen.is_some_and(|amount| amount <= 0) {
+        return Err(Error::InvalidInput(
+            "a refund's amount is a positive number of sen".to_owned(),
+        ));
+    }
+    let reason = reason.map(str::trim);
+    if reason.is_some_and(|reason| reason.is_empty() || reason.chars().count() > 500) {
+        return Err(Error::InvalidInput(
+            "a reason is 1 to 500 characters".to_owned(),
+        ));
+    }
+    let mut client = pool.get().await?;
+    let tx = TenantTx::begin(&mut client, tenant_id).await?;
+    let now = chrono::Utc::now();
+    let incoming = RefundIncoming {
+        provider: Provider::Operator,
+        original,
+        event_id: None,
+        amount: RefundAmount::More(amount_sen),
+        currency: payments::CURRENCY,
+        reason,
+    };
+    // Refusals are not committed: an operator's refused refund leaves nothing behind.
+    let refused =
+        |code: &str, detail: String| Err(Error::InvalidInput(format!("{code}: {detail}")));
+    let (payment_id, refund_of, amount_sen, in_full, subscription) =
+        match payments::refund(&tx, &incoming, now).await? {
+            RefundSettled::Applied {
+                payment_id,
+                refund_of,
+                amount_sen,
+                in_full,
+                subscription,
+                ..
+            } => (payment_id, refund_of, amount_sen, in_full, subscription),
+            RefundSettled::UnknownBusiness => return Err(Error::UnknownTenant(tenant_id)),
+            RefundSettled::UnknownPayment { detail } => {
+                return refused(payments::Outcome::UnknownPayment.as_str(), detail);
+            }
+            RefundSettled::AlreadyApplied => {
+                return refused(
+                    "already_refunded",
+                    "that payment is already refunded in full".to_owned(),
+                );
+            }
+            RefundSettled::Exceeds { reason } => {
+                return refused(payments::Outcome::RefundExceedsPayment.as_str(), reason);
+            }
+            RefundSettled::WrongCurrency { .. } => {
+                return Err(Error::Internal(
+                    "an operator's refund was taken for another currency's".to_owned(),
+                ));
+            }
+        };
+    tx.commit().await?;
+    tracing::warn!(%tenant_id, %payment_id, %refund_of, amount_sen, in_full,
+                   "payment refunded by an operator");
+    Ok(RefundedPayment {
+        tenant_id,
+        payment_id,
+        refund_of,
+        amount_sen,
+        refunded_in_full: in_full,
         state: subscription.state_at(now).as_str().to_owned(),
         period_ends_at: subscription.facts().period_ends_at,
     })

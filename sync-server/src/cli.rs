@@ -14,7 +14,7 @@ use kaunter_protocol::http::PullScope;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::ids::{BranchId, DeviceId, TenantId};
+use crate::ids::{BranchId, DeviceId, PaymentId, TenantId};
 use crate::{AppState, admin, db, migrate};
 
 /// Kaunter sync server.
@@ -145,6 +145,48 @@ pub enum AdminCommand {
         #[arg(long)]
         reference: Option<String>,
     },
+    /// Move a business's paid period (or trial) by whole days, for a reason, recorded as an
+    /// operator's ADJUSTMENT; prints {"payment_id":..,"state":..,"period_ends_at":..}.
+    AdjustSubscription {
+        /// The business's tenant_id.
+        #[arg(long)]
+        tenant: TenantId,
+        /// Days to add; negative takes days away (e.g. --days -3). Not zero.
+        #[arg(long, allow_hyphen_values = true)]
+        days: i64,
+        /// Why (kept with the adjustment), e.g. "outage on 3 April".
+        #[arg(long)]
+        reason: String,
+        /// Money that went with it, in sen; default 0.
+        #[arg(long, allow_hyphen_values = true)]
+        amount_sen: Option<i64>,
+        /// The adjustment's reference; the same reference is never applied twice. Default: a
+        /// fresh one.
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    /// Refund a payment: one recorded with record-payment (a bank transfer) by its --reference,
+    /// or any payment by its --payment id (an FPX bill refunded at the gateway); refunded in
+    /// full, what it bought is taken back. Stripe's refunds arrive by its webhook. Prints
+    /// {"payment_id":..,"refund_of":..,"refunded_in_full":..,"state":..,"period_ends_at":..}.
+    #[command(group(clap::ArgGroup::new("refunded").required(true).args(["reference", "payment"])))]
+    RefundPayment {
+        /// The business's tenant_id.
+        #[arg(long)]
+        tenant: TenantId,
+        /// The reference record-payment was given.
+        #[arg(long)]
+        reference: Option<String>,
+        /// The payment's payment_id, as head office's payments list shows it.
+        #[arg(long)]
+        payment: Option<PaymentId>,
+        /// How much to refund, in sen; default: everything not refunded yet.
+        #[arg(long)]
+        amount_sen: Option<i64>,
+        /// Why (kept with the refund).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Revoke a device: its token stops working at once; its data stays.
     RevokeDevice {
         /// The business's tenant_id.
@@ -255,6 +297,45 @@ async fn admin_command(pool: &db::Pool, command: AdminCommand) -> Result<()> {
                 admin::record_payment(pool, tenant, purchase, amount_sen, reference.as_deref())
                     .await?;
             print_json(&recorded)
+        }
+        AdminCommand::AdjustSubscription {
+            tenant,
+            days,
+            reason,
+            amount_sen,
+            reference,
+        } => {
+            let adjusted = admin::adjust_subscription(
+                pool,
+                tenant,
+                days,
+                &reason,
+                amount_sen,
+                reference.as_deref(),
+            )
+            .await?;
+            print_json(&adjusted)
+        }
+        AdminCommand::RefundPayment {
+            tenant,
+            reference,
+            payment,
+            amount_sen,
+            reason,
+        } => {
+            // clap's group lets exactly one through.
+            let of = match (reference.as_deref(), payment) {
+                (Some(reference), _) => admin::RefundOf::Reference(reference),
+                (None, Some(payment)) => admin::RefundOf::Payment(payment),
+                (None, None) => {
+                    return Err(Error::InvalidInput(
+                        "name the payment with --reference or --payment".to_owned(),
+                    ));
+                }
+            };
+            let refunded =
+                admin::refund_payment(pool, tenant, of, amount_sen, reason.as_deref()).await?;
+            print_json(&refunded)
         }
     }
 }

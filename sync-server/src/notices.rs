@@ -1,12 +1,14 @@
 //! E-mail notices: which subscription notices are due (kaunter-core decides: trial day 5 and
-//! day 7, renewal in 7 days and in 1 day, expiry, suspension) and payment receipts, put in the
+//! day 7, renewal in 7 days and in 1 day, expiry, suspension), payment receipts and refund
+//! notices, put in the
 //! business's `notice_outbox` in the transaction that sees their cause, then handed to the mail
 //! relay after it commits, each exactly once (a unique key per notice), with retries.
 //!
 //! Row-level security keeps every business apart here too, so there is no sweep over all
 //! businesses: a business's notices are looked at in the background after one of its desks
 //! fetched its licence (every sync round; claimed at most once an hour; the desk's answer never
-//! waits for it or fails because of it), and its receipts go out after the payment.
+//! waits for it or fails because of it), and its receipts and refund notices go out after the
+//! payment or refund.
 //! A notice that could not be handed over stays unsent and is tried again at the next look.
 //! Without a relay configured, notices wait in the outbox.
 //!
@@ -177,6 +179,54 @@ pub async fn enqueue_receipt(
             &tenant,
             &uuid::Uuid::now_v7(),
             &format!("RECEIPT:{payment_id}"),
+            &to,
+            &body,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Puts a notice of a refund in the business's outbox (once per refund): how much went back
+/// for which payment and what became of what it paid for: unchanged by a partial refund, taken
+/// back by a full one (`access_until`: when full access now ends), or already used up.
+pub async fn enqueue_refund(
+    tx: &TenantTx<'_>,
+    tenant: TenantId,
+    refund_id: uuid::Uuid,
+    amount_sen: i64,
+    payment: &str,
+    in_full: bool,
+    access_until: Option<DateTime<Utc>>,
+) -> Result<()> {
+    let Some(to) = recipient(tx, tenant).await? else {
+        return Ok(());
+    };
+    let effect = match (in_full, access_until) {
+        (false, _) => "It is a part of that payment: what it paid for is unchanged.".to_owned(),
+        (true, Some(end)) => format!(
+            "That payment is now refunded in full and what it paid for was taken back: full access runs until {}.",
+            day(end)
+        ),
+        (true, None) => {
+            "That payment is now refunded in full; nothing it paid for was still to come."
+                .to_owned()
+        }
+    };
+    let body = format!(
+        "We refunded RM {}.{:02} of payment {payment}. {effect}\n\nRefund reference: {refund_id}\n\nKaunter\n",
+        amount_sen / 100,
+        amount_sen % 100
+    );
+    tx.execute(
+        "INSERT INTO notice_outbox (tenant_id, notice_id, notice_key, kind, recipient, subject,
+             body)
+         VALUES ($1, $2, $3, 'REFUND', $4, 'Your Kaunter refund', $5)
+         ON CONFLICT (tenant_id, notice_key) DO NOTHING",
+        &[
+            &tenant,
+            &uuid::Uuid::now_v7(),
+            &format!("REFUND:{refund_id}"),
             &to,
             &body,
         ],

@@ -1,6 +1,8 @@
 //! Payments as the server keeps them: one code path from "money arrived" to a changed
 //! subscription, shared by the providers' webhooks (`routes/webhooks.rs`) and the operator's
-//! `admin record-payment`, and the log of every webhook delivery.
+//! `admin record-payment`; one from "money went back" ([`refund`]: Stripe's `charge.refunded`,
+//! `admin refund-payment`); an operator's [`adjust`]ment of the period; and the log of every
+//! webhook delivery.
 //!
 //! [`settle`] runs inside the business's [`TenantTx`] with its subscription row locked, so two
 //! payments of one business (or two deliveries of one event) are applied one after the other:
@@ -9,12 +11,26 @@
 //! later one counts as made at the later one's time, never refused), and the new facts and the
 //! payment row are written in that same transaction. A provider's transaction is counted once
 //! (`payments` is unique per business, provider and external id), whatever events announce it.
+//! Each applied payment keeps what it bought (kaunter-core's `Bought`: the span of its days, or
+//! its licence), so that a refund can take back exactly that.
+//!
+//! A refund is a REFUND row linked to the payment it gives money back for, of the amount newly
+//! refunded: a provider reports the total refunded so far, so two events announcing the same
+//! total are one refund (its external id is the payment's with `:refund:<total>`), and an older
+//! total arriving after a newer one adds nothing. Partial refunds change no access: the payment
+//! stays COMPLETED and the business keeps what it bought (a partial refund is a concession on
+//! the price). Once the refunds reach what was paid, the payment becomes REFUNDED and
+//! kaunter-core's `Subscription::take_back` takes back what it still gives (the days still to
+//! come, never before now; the licence, if it is the one held); the spans of days bought after
+//! it move up. A refund of a payment the business never made (or never completed) and one
+//! larger than what was paid are refused; the second leaves a FAILED REFUND row.
 //!
 //! No card data ever reaches this module: only the provider's ids.
 
 use chrono::{DateTime, Utc};
 use kaunter_core::subscription::{
-    BillingCycle, PaymentRefused, Plan, PricingModel, Subscription, expected_amount_sen,
+    AdjustRefused, BillingCycle, Bought, PaymentRefused, Plan, PricingModel, Subscription,
+    TakenBack, expected_amount_sen,
 };
 use serde::Serialize;
 use tokio_postgres::GenericClient;
@@ -63,15 +79,20 @@ pub enum Kind {
     Charge,
     /// Access an operator granted (money received outside the providers, or none for a demo).
     Credit,
+    /// Money given back for a CHARGE or a CREDIT.
+    Refund,
+    /// An operator moved the period's end by whole days, for a reason.
+    Adjustment,
 }
 
 impl Kind {
-    /// The stored spelling (the schema also knows REFUND and ADJUSTMENT, which nothing makes
-    /// yet).
+    /// The stored spelling. FROZEN: payments hold it.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Charge => "CHARGE",
             Kind::Credit => "CREDIT",
+            Kind::Refund => "REFUND",
+            Kind::Adjustment => "ADJUSTMENT",
         }
     }
 }
@@ -101,6 +122,10 @@ pub enum Outcome {
     PaymentFailed,
     /// The server has no secret for this provider.
     NotConfigured,
+    /// A refund names no payment the business made (or one never completed).
+    UnknownPayment,
+    /// A refund larger than what was paid.
+    RefundExceedsPayment,
 }
 
 impl Outcome {
@@ -118,6 +143,8 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::PaymentFailed => "payment_failed",
             Outcome::NotConfigured => "not_configured",
+            Outcome::UnknownPayment => "unknown_payment",
+            Outcome::RefundExceedsPayment => "refund_exceeds_payment",
         }
     }
 
@@ -175,6 +202,9 @@ pub struct Incoming<'a> {
     pub kind: Kind,
     /// The provider's transaction id.
     pub external_id: &'a str,
+    /// The reference the provider's later events (refunds) name the payment by: Stripe's
+    /// payment intent; `None` when there is none.
+    pub payment_ref: Option<&'a str>,
     /// The webhook event that announced it; `None` for an operator's.
     pub event_id: Option<&'a str>,
     pub purchase: Purchase,
@@ -223,22 +253,9 @@ pub enum Settled {
 /// back after [`Settled::AlreadyApplied`] or [`Settled::UnknownBusiness`], which wrote nothing.
 pub async fn settle(tx: &TenantTx<'_>, incoming: &Incoming<'_>) -> Result<Settled> {
     let tenant = tx.tenant();
-    // The business is looked up under its own tenant setting: a uuid that names no business
-    // (or one that is not visible to it, which is the same thing under row-level security)
-    // finds no subscription row. Every business has one from its first transaction.
-    let Some(row) = tx
-        .query_opt(
-            &format!(
-                "SELECT {} FROM subscriptions s WHERE s.tenant_id = $1 FOR UPDATE",
-                subscription::COLUMNS
-            ),
-            &[&tenant],
-        )
-        .await?
-    else {
+    let Some(mut current) = lock_subscription(tx).await? else {
         return Ok(Settled::UnknownBusiness);
     };
-    let mut current = subscription::decode(&row, 0)?;
     let existing: Option<String> = tx
         .query_opt(
             "SELECT status FROM payments
@@ -300,12 +317,15 @@ pub async fn settle(tx: &TenantTx<'_>, incoming: &Incoming<'_>) -> Result<Settle
         .facts()
         .last_paid_at
         .map_or(incoming.paid_at, |last| last.max(incoming.paid_at));
-    if let Err(refused) = current.apply_payment(plan, cycle, pricing, paid_at) {
-        write(tx, incoming, Some(&refusal_reason(refused))).await?;
-        return Ok(Settled::Refused(refused));
-    }
+    let bought = match current.apply_payment(plan, cycle, pricing, paid_at) {
+        Ok(bought) => bought,
+        Err(refused) => {
+            write(tx, incoming, Some(&refusal_reason(refused))).await?;
+            return Ok(Settled::Refused(refused));
+        }
+    };
     subscription::save(tx, tenant, &current).await?;
-    let payment_id = write(tx, incoming, None).await?;
+    let payment_id = write_applied(tx, incoming, bought).await?;
     // The receipt goes out after the transaction commits (crate::notices).
     crate::notices::enqueue_receipt(
         tx,
@@ -327,13 +347,42 @@ fn refusal_reason(refused: PaymentRefused) -> String {
     format!("{}: {refused}", refused.code())
 }
 
-/// Writes the payment row of `incoming`: COMPLETED, or FAILED with `failure`. A FAILED row of
-/// the same transaction is overwritten (a later attempt that succeeded, or failed again);
-/// [`settle`] never calls this for a transaction already COMPLETED.
+/// Writes the FAILED payment row of `incoming`, with `failure` as its reason.
 async fn write(
     tx: &TenantTx<'_>,
     incoming: &Incoming<'_>,
     failure: Option<&str>,
+) -> Result<PaymentId> {
+    write_row(tx, incoming, failure, None).await
+}
+
+/// Writes the COMPLETED payment row of `incoming`, with what it `bought`.
+async fn write_applied(
+    tx: &TenantTx<'_>,
+    incoming: &Incoming<'_>,
+    bought: Bought,
+) -> Result<PaymentId> {
+    write_row(tx, incoming, None, Some(bought)).await
+}
+
+/// The span a payment's days cover, as the columns `covers_from` and `covers_until` keep it
+/// (`None` for a licence).
+fn covers(bought: Option<Bought>) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    match bought {
+        Some(Bought::Days { from, until }) => (Some(from), Some(until)),
+        Some(Bought::Licence { .. }) | None => (None, None),
+    }
+}
+
+/// Writes the payment row of `incoming`: COMPLETED with what it `bought`, or FAILED with
+/// `failure`. A FAILED row of the same transaction is overwritten (a later attempt that
+/// succeeded, or failed again); [`settle`] never calls this for a transaction already
+/// COMPLETED.
+async fn write_row(
+    tx: &TenantTx<'_>,
+    incoming: &Incoming<'_>,
+    failure: Option<&str>,
+    bought: Option<Bought>,
 ) -> Result<PaymentId> {
     let status = if failure.is_some() {
         "FAILED"
@@ -346,18 +395,24 @@ async fn write(
         cycle,
         pricing,
     } = incoming.purchase;
+    let (covers_from, covers_until) = covers(bought);
+    let payment_ref = incoming.payment_ref.and_then(clean_id);
     let row = tx
         .query_opt(
             "INSERT INTO payments (tenant_id, payment_id, kind, status, amount_sen, currency,
                  plan, cycle, pricing, provider, external_id, event_id, failure_reason,
-                 completed_at)
-             VALUES ($1, $2, $3, $4, $5, 'MYR', $6, $7, $8, $9, $10, $11, $12, $13)
+                 completed_at, provider_payment_ref, covers_from, covers_until)
+             VALUES ($1, $2, $3, $4, $5, 'MYR', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                     $16)
              ON CONFLICT (tenant_id, provider, external_id) DO UPDATE SET
                  kind = EXCLUDED.kind, status = EXCLUDED.status,
                  amount_sen = EXCLUDED.amount_sen, plan = EXCLUDED.plan,
                  cycle = EXCLUDED.cycle, pricing = EXCLUDED.pricing,
                  event_id = EXCLUDED.event_id, failure_reason = EXCLUDED.failure_reason,
-                 completed_at = EXCLUDED.completed_at
+                 completed_at = EXCLUDED.completed_at,
+                 provider_payment_ref = coalesce(EXCLUDED.provider_payment_ref,
+                                                 payments.provider_payment_ref),
+                 covers_from = EXCLUDED.covers_from, covers_until = EXCLUDED.covers_until
              WHERE payments.status = 'FAILED'
              RETURNING payment_id",
             &[
@@ -374,6 +429,9 @@ async fn write(
                 &incoming.event_id,
                 &failure.map(clean_text),
                 &completed_at,
+                &payment_ref,
+                &covers_from,
+                &covers_until,
             ],
         )
         .await?;
@@ -384,6 +442,485 @@ async fn write(
             "a completed payment's transaction was written again".to_owned(),
         )),
     }
+}
+
+/// Which payment a refund gives money back for.
+#[derive(Debug, Clone, Copy)]
+pub enum Original<'a> {
+    /// The reference the provider's later events name it by (Stripe's payment intent).
+    PaymentRef(&'a str),
+    /// Its own transaction id (an operator's reference).
+    ExternalId(&'a str),
+    /// Its payment id, whichever provider took it (an operator recording a refund made at the
+    /// FPX gateway, which sends no refund callback).
+    PaymentId(PaymentId),
+}
+
+/// How much a refund gives back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundAmount {
+    /// The total refunded of the payment so far, as the provider reports it (Stripe's
+    /// `amount_refunded`), in the currency's smallest unit.
+    Total(i64),
+    /// This much more, in sen; `None`: everything not refunded yet.
+    More(Option<i64>),
+}
+
+/// A refund as it arrived, before anything was decided about it.
+#[derive(Debug, Clone, Copy)]
+pub struct RefundIncoming<'a> {
+    /// Who refunded: the original payment's provider.
+    pub provider: Provider,
+    pub original: Original<'a>,
+    /// The webhook event that announced it; `None` for an operator's.
+    pub event_id: Option<&'a str>,
+    pub amount: RefundAmount,
+    /// Upper-case ISO 4217.
+    pub currency: &'a str,
+    /// Why, when someone said (an operator).
+    pub reason: Option<&'a str>,
+}
+
+/// What [`refund`] did.
+#[derive(Debug, Clone)]
+pub enum RefundSettled {
+    /// A REFUND row was written, and when it completed the refunds of the payment, the payment
+    /// became REFUNDED and what it bought was taken back.
+    Applied {
+        payment_id: PaymentId,
+        /// The payment refunded.
+        refund_of: PaymentId,
+        /// Newly refunded, in sen.
+        amount_sen: i64,
+        /// Whether the payment is now refunded in full.
+        in_full: bool,
+        taken_back: TakenBack,
+        subscription: Subscription,
+    },
+    /// Nothing new: this total (or a larger one) was refunded before. Nothing was written.
+    AlreadyApplied,
+    /// No business has this id: nothing was written.
+    UnknownBusiness,
+    /// The business made no such payment, or never completed it: nothing was written.
+    UnknownPayment { detail: String },
+    /// More than was paid: a FAILED REFUND row says so.
+    Exceeds { reason: String },
+    /// Not in ringgit: a FAILED REFUND row says so.
+    WrongCurrency { reason: String },
+}
+
+/// The refunded payment, as [`refund`] reads it.
+struct Refundable {
+    payment_id: PaymentId,
+    status: String,
+    amount_sen: Option<i64>,
+    external_id: String,
+    /// Who took it (an operator may refund another provider's payment).
+    provider: String,
+    bought: Option<Bought>,
+}
+
+/// Decides and writes the refund `incoming` for the business `tx` is scoped to, at `now`: see
+/// the module's documentation. Like [`settle`], inside the business's transaction with its
+/// subscription row locked; commit to keep what it wrote (a FAILED row too), roll back after
+/// [`RefundSettled::AlreadyApplied`], [`RefundSettled::UnknownBusiness`] or
+/// [`RefundSettled::UnknownPayment`], which wrote nothing.
+pub async fn refund(
+    tx: &TenantTx<'_>,
+    incoming: &RefundIncoming<'_>,
+    now: DateTime<Utc>,
+) -> Result<RefundSettled> {
+    let tenant = tx.tenant();
+    let Some(current) = lock_subscription(tx).await? else {
+        return Ok(RefundSettled::UnknownBusiness);
+    };
+    // Only CHARGE and CREDIT rows are refunded; a completed payment is preferred should a
+    // failed attempt share its reference.
+    const SELECT: &str = "SELECT payment_id, status, amount_sen, external_id, plan, cycle,
+                                 covers_from, covers_until, provider
+                          FROM payments
+                          WHERE tenant_id = $1 AND kind IN ('CHARGE', 'CREDIT')";
+    const LOCK: &str = "ORDER BY status = 'FAILED', created_at LIMIT 1 FOR UPDATE";
+    let provider = incoming.provider.as_str();
+    let (row, named) = match incoming.original {
+        Original::PaymentRef(reference) => (
+            tx.query_opt(
+                &format!("{SELECT} AND provider = $2 AND provider_payment_ref = $3 {LOCK}"),
+                &[&tenant, &provider, &reference],
+            )
+            .await?,
+            format!("{provider} payment {reference:?}"),
+        ),
+        Original::ExternalId(reference) => (
+            tx.query_opt(
+                &format!("{SELECT} AND provider = $2 AND external_id = $3 {LOCK}"),
+                &[&tenant, &provider, &reference],
+            )
+            .await?,
+            format!("{provider} payment {reference:?}"),
+        ),
+        Original::PaymentId(payment_id) => (
+            tx.query_opt(
+                &format!("{SELECT} AND payment_id = $2 {LOCK}"),
+                &[&tenant, &payment_id],
+            )
+            .await?,
+            format!("payment {payment_id}"),
+        ),
+    };
+    let Some(row) = row else {
+        return Ok(RefundSettled::UnknownPayment {
+            detail: format!("the business made no {named}"),
+        });
+    };
+    let original = refundable(&row)?;
+    match original.status.as_str() {
+        "COMPLETED" => {}
+        "REFUNDED" => return Ok(RefundSettled::AlreadyApplied),
+        status => {
+            return Ok(RefundSettled::UnknownPayment {
+                detail: format!(
+                    "payment {} is {status}: nothing was paid to refund",
+                    original.external_id
+                ),
+            });
+        }
+    }
+    let paid = original.amount_sen.unwrap_or(0);
+    let already: i64 = tx
+        .query_one(
+            "SELECT coalesce(sum(amount_sen), 0)::bigint FROM payments
+             WHERE tenant_id = $1 AND refund_of = $2 AND status = 'COMPLETED'",
+            &[&tenant, &original.payment_id],
+        )
+        .await?
+        .try_get(0)?;
+    let total = match incoming.amount {
+        RefundAmount::Total(total) => Some(total),
+        RefundAmount::More(Some(more)) => already.checked_add(more),
+        RefundAmount::More(None) => Some(paid),
+    };
+    let row = |amount: Option<i64>, total: Option<i64>, reason: String| RefundRow {
+        original: &original,
+        amount,
+        total,
+        reason,
+    };
+    if incoming.currency != CURRENCY {
+        let reason = format!(
+            "Refunded in {}, not {CURRENCY}: payment {} was in ringgit.",
+            incoming.currency, original.external_id
+        );
+        write_refund(tx, incoming, &row(None, total, reason.clone())).await?;
+        return Ok(RefundSettled::WrongCurrency { reason });
+    }
+    let Some(total) = total.filter(|total| *total <= paid) else {
+        let reason = match total {
+            Some(total) => format!(
+                "Refunds of {total} sen in total exceed the {paid} sen paid for {}.",
+                original.external_id
+            ),
+            None => format!(
+                "The refund exceeds the {paid} sen paid for {}.",
+                original.external_id
+            ),
+        };
+        let amount = total.map(|total| total - already);
+        write_refund(tx, incoming, &row(amount, total, reason.clone())).await?;
+        return Ok(RefundSettled::Exceeds { reason });
+    };
+    // An older total arriving after a newer one, or the same total announced again. (A
+    // payment of nothing, a demo's, is refunded once, for nothing.)
+    if total <= already && paid > 0 {
+        return Ok(RefundSettled::AlreadyApplied);
+    }
+    let amount = total - already;
+    let Some(payment_id) =
+        write_refund(tx, incoming, &row(Some(amount), Some(total), String::new())).await?
+    else {
+        return Ok(RefundSettled::AlreadyApplied);
+    };
+    let in_full = total == paid;
+    let mut subscription = current;
+    let mut taken_back = TakenBack::Nothing;
+    if in_full {
+        tx.execute(
+            "UPDATE payments SET status = 'REFUNDED' WHERE tenant_id = $1 AND payment_id = $2",
+            &[&tenant, &original.payment_id],
+        )
+        .await?;
+        if let Some(bought) = original.bought {
+            taken_back = subscription.take_back(bought, now);
+        }
+        if taken_back != TakenBack::Nothing {
+            subscription::save(tx, tenant, &subscription).await?;
+            move_later_spans(tx, taken_back).await?;
+        }
+    }
+    if amount > 0 {
+        crate::notices::enqueue_refund(
+            tx,
+            tenant,
+            payment_id.as_uuid(),
+            amount,
+            &original.external_id,
+            in_full,
+            // When full access now ends, if anything was taken back.
+            (taken_back != TakenBack::Nothing)
+                .then_some(subscription.facts().period_ends_at)
+                .flatten(),
+        )
+        .await?;
+    }
+    Ok(RefundSettled::Applied {
+        payment_id,
+        refund_of: original.payment_id,
+        amount_sen: amount,
+        in_full,
+        taken_back,
+        subscription,
+    })
+}
+
+/// The business's subscription, locked until the transaction ends; `None` when no business
+/// has the transaction's tenant id. The business is looked up under its own tenant setting: a
+/// uuid that names no business (or one not visible to it, the same thing under row-level
+/// security) finds no subscription row. Every business has one from its first transaction.
+async fn lock_subscription(tx: &TenantTx<'_>) -> Result<Option<Subscription>> {
+    tx.query_opt(
+        &format!(
+            "SELECT {} FROM subscriptions s WHERE s.tenant_id = $1 FOR UPDATE",
+            subscription::COLUMNS
+        ),
+        &[&tx.tenant()],
+    )
+    .await?
+    .map(|row| subscription::decode(&row, 0))
+    .transpose()
+}
+
+/// A payment row as [`refund`] selects it.
+fn refundable(row: &tokio_postgres::Row) -> Result<Refundable> {
+    let plan: Option<String> = row.try_get(4)?;
+    let cycle: Option<String> = row.try_get(5)?;
+    let covers_from: Option<DateTime<Utc>> = row.try_get(6)?;
+    let covers_until: Option<DateTime<Utc>> = row.try_get(7)?;
+    let bought = match (
+        plan.as_deref().and_then(Plan::parse),
+        cycle.as_deref().and_then(BillingCycle::parse),
+        covers_from,
+        covers_until,
+    ) {
+        (Some(plan), Some(BillingCycle::OneTime), _, _) => Some(Bought::Licence { plan }),
+        (_, _, Some(from), Some(until)) => Some(Bought::Days { from, until }),
+        // A failed payment bought nothing.
+        _ => None,
+    };
+    Ok(Refundable {
+        payment_id: row.try_get(0)?,
+        status: row.try_get(1)?,
+        amount_sen: row.try_get(2)?,
+        external_id: row.try_get(3)?,
+        provider: row.try_get(8)?,
+        bought,
+    })
+}
+
+/// Days bought after the refunded ones move up by what was taken back (kaunter-core's
+/// `TakenBack::moved`), so a later refund of them takes back what they really still give.
+async fn move_later_spans(tx: &TenantTx<'_>, taken_back: TakenBack) -> Result<()> {
+    let TakenBack::Days { after, .. } = taken_back else {
+        return Ok(());
+    };
+    let rows = tx
+        .query(
+            "SELECT payment_id, covers_from, covers_until FROM payments
+             WHERE tenant_id = $1 AND status = 'COMPLETED' AND covers_from >= $2",
+            &[&tx.tenant(), &after],
+        )
+        .await?;
+    for row in rows {
+        let payment_id: PaymentId = row.try_get(0)?;
+        let bought = Bought::Days {
+            from: row.try_get(1)?,
+            until: row.try_get(2)?,
+        };
+        let (from, until) = covers(Some(taken_back.moved(bought)));
+        tx.execute(
+            "UPDATE payments SET covers_from = $3, covers_until = $4
+             WHERE tenant_id = $1 AND payment_id = $2",
+            &[&tx.tenant(), &payment_id, &from, &until],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a REFUND row records beyond its [`RefundIncoming`].
+struct RefundRow<'a> {
+    original: &'a Refundable,
+    /// Newly refunded, in sen; `None` when not in ringgit.
+    amount: Option<i64>,
+    /// The total refunded it brings the payment to, which names the refund.
+    total: Option<i64>,
+    /// Why it failed; empty for a COMPLETED refund.
+    reason: String,
+}
+
+/// Writes a REFUND row: COMPLETED when `row.reason` is empty, else FAILED with it. A FAILED
+/// row of the same refund is overwritten; `None` when the refund was COMPLETED before.
+async fn write_refund(
+    tx: &TenantTx<'_>,
+    incoming: &RefundIncoming<'_>,
+    row: &RefundRow<'_>,
+) -> Result<Option<PaymentId>> {
+    let failure = (!row.reason.is_empty()).then(|| clean_text(&row.reason));
+    let status = if failure.is_some() {
+        "FAILED"
+    } else {
+        "COMPLETED"
+    };
+    let completed_at = failure.is_none().then(Utc::now);
+    // One refund per total the payment reaches; a total that is not a number (an overflow)
+    // is named by the event.
+    let suffix = row.total.map_or_else(
+        || format!("invalid:{}", incoming.event_id.unwrap_or("operator")),
+        |total| total.to_string(),
+    );
+    // Named after the payment, and its provider when the refund comes from another (an
+    // operator's refund of an FPX bill), so it never meets the refund of an operator's own
+    // payment of the same reference.
+    let original = &row.original;
+    let prefix = if original.provider == incoming.provider.as_str() {
+        String::new()
+    } else {
+        format!("{}:", original.provider)
+    };
+    let mut external_id = format!("{prefix}{}:refund:{suffix}", original.external_id);
+    if external_id.chars().count() > ID_MAX_CHARS {
+        external_id = format!("{}:refund:{suffix}", original.payment_id);
+    }
+    let external_id = clean_id(&external_id).unwrap_or_default();
+    let payment = tx
+        .query_opt(
+            "INSERT INTO payments (tenant_id, payment_id, kind, status, amount_sen, currency,
+                 provider, external_id, event_id, failure_reason, completed_at, refund_of,
+                 reason)
+             VALUES ($1, $2, 'REFUND', $3, $4, 'MYR', $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (tenant_id, provider, external_id) DO UPDATE SET
+                 status = EXCLUDED.status, amount_sen = EXCLUDED.amount_sen,
+                 event_id = EXCLUDED.event_id, failure_reason = EXCLUDED.failure_reason,
+                 completed_at = EXCLUDED.completed_at, reason = EXCLUDED.reason
+             WHERE payments.status = 'FAILED' AND payments.kind = 'REFUND'
+             RETURNING payment_id",
+            &[
+                &tx.tenant(),
+                &PaymentId::new_v7(),
+                &status,
+                &row.amount,
+                &incoming.provider.as_str(),
+                &external_id,
+                &incoming.event_id,
+                &failure,
+                &completed_at,
+                &row.original.payment_id,
+                &incoming.reason.map(clean_text),
+            ],
+        )
+        .await?;
+    payment.map(|row| Ok(row.try_get(0)?)).transpose()
+}
+
+/// An operator's adjustment of a business's period.
+#[derive(Debug, Clone, Copy)]
+pub struct Adjustment<'a> {
+    /// Whole days the period's end moves by; negative takes days away.
+    pub days: i64,
+    /// Why (kept with the ADJUSTMENT row, required).
+    pub reason: &'a str,
+    /// Money that went with it, in sen (0 for none; negative for money given back).
+    pub amount_sen: i64,
+    /// The adjustment's reference: the same reference is never applied twice.
+    pub reference: &'a str,
+}
+
+/// What [`adjust`] did.
+#[derive(Debug, Clone)]
+pub enum Adjusted {
+    /// The period moved and the ADJUSTMENT row was written.
+    Applied {
+        payment_id: PaymentId,
+        /// The period's end before.
+        ended_at: Option<DateTime<Utc>>,
+        subscription: Subscription,
+    },
+    /// An adjustment with this reference was applied before: nothing was written.
+    AlreadyApplied,
+    /// No business has this id: nothing was written.
+    UnknownBusiness,
+    /// kaunter-core refused it: nothing was written.
+    Refused(AdjustRefused),
+}
+
+/// Moves the period of the business `tx` is scoped to by `adjustment.days` at `now` with
+/// kaunter-core's `Subscription::adjust`, and records an ADJUSTMENT row of provider `operator`
+/// with the reason, in the same transaction (with its subscription row locked). An empty
+/// reason is refused before anything is read.
+pub async fn adjust(
+    tx: &TenantTx<'_>,
+    adjustment: &Adjustment<'_>,
+    now: DateTime<Utc>,
+) -> Result<Adjusted> {
+    let reason = adjustment.reason.trim();
+    if reason.is_empty() || reason.chars().count() > DETAIL_MAX_CHARS {
+        return Err(Error::InvalidInput(format!(
+            "an adjustment needs a reason of 1 to {DETAIL_MAX_CHARS} characters"
+        )));
+    }
+    let tenant = tx.tenant();
+    let Some(mut subscription) = lock_subscription(tx).await? else {
+        return Ok(Adjusted::UnknownBusiness);
+    };
+    let taken = tx
+        .query_opt(
+            "SELECT 1 FROM payments WHERE tenant_id = $1 AND provider = $2 AND external_id = $3",
+            &[&tenant, &Provider::Operator.as_str(), &adjustment.reference],
+        )
+        .await?
+        .is_some();
+    if taken {
+        return Ok(Adjusted::AlreadyApplied);
+    }
+    let ended_at = subscription.facts().period_ends_at;
+    if let Err(refused) = subscription.adjust(adjustment.days, now) {
+        return Ok(Adjusted::Refused(refused));
+    }
+    // kaunter-core bounds the days far below i32's range.
+    let days = i32::try_from(adjustment.days)
+        .map_err(|_| Error::Internal("an adjustment's days out of range".to_owned()))?;
+    subscription::save(tx, tenant, &subscription).await?;
+    let payment_id = PaymentId::new_v7();
+    tx.execute(
+        "INSERT INTO payments (tenant_id, payment_id, kind, status, amount_sen, currency,
+             provider, external_id, completed_at, reason, adjust_days)
+         VALUES ($1, $2, 'ADJUSTMENT', 'COMPLETED', $3, 'MYR', $4, $5, $6, $7, $8)",
+        &[
+            &tenant,
+            &payment_id,
+            &adjustment.amount_sen,
+            &Provider::Operator.as_str(),
+            &adjustment.reference,
+            &now,
+            &clean_text(reason),
+            &days,
+        ],
+    )
+    .await?;
+    Ok(Adjusted::Applied {
+        payment_id,
+        ended_at,
+        subscription,
+    })
 }
 
 /// One payment as head office sees it.
@@ -409,6 +946,12 @@ pub struct PaymentView {
     pub failure_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// For a REFUND: the payment_id of the payment it gives money back for.
+    pub refund_of: Option<PaymentId>,
+    /// Why, as the operator gave it: an ADJUSTMENT's (always) or a REFUND's.
+    pub reason: Option<String>,
+    /// For an ADJUSTMENT: the whole days the period's end moved by (negative: taken away).
+    pub adjust_days: Option<i32>,
 }
 
 /// The business's payments, newest first, at most [`LIST_LIMIT`].
@@ -416,7 +959,8 @@ pub async fn list(tx: &TenantTx<'_>) -> Result<Vec<PaymentView>> {
     let rows = tx
         .query(
             "SELECT payment_id, kind, status, amount_sen, currency, plan, cycle, pricing,
-                    provider, external_id, failure_reason, created_at, completed_at
+                    provider, external_id, failure_reason, created_at, completed_at,
+                    refund_of, reason, adjust_days
              FROM payments WHERE tenant_id = $1
              ORDER BY created_at DESC, payment_id DESC LIMIT $2",
             &[&tx.tenant(), &LIST_LIMIT],
@@ -438,6 +982,9 @@ pub async fn list(tx: &TenantTx<'_>) -> Result<Vec<PaymentView>> {
                 failure_reason: row.try_get(10)?,
                 created_at: row.try_get(11)?,
                 completed_at: row.try_get(12)?,
+                refund_of: row.try_get(13)?,
+                reason: row.try_get(14)?,
+                adjust_days: row.try_get(15)?,
             })
         })
         .collect()
@@ -554,6 +1101,8 @@ mod tests {
             Outcome::Ignored,
             Outcome::Refused,
             Outcome::PaymentFailed,
+            Outcome::UnknownPayment,
+            Outcome::RefundExceedsPayment,
         ] {
             assert!(outcome.claims(), "{outcome:?}");
         }

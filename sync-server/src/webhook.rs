@@ -15,6 +15,19 @@
 //! ever: FPX deliveries have no freshness check, and a replay is kept out by the event id's
 //! claim and the payment's unique external id instead. Signatures are compared in constant
 //! time (`verify_slice`).
+//!
+//! Refunds: Stripe's `charge.refunded` carries the Charge, whose `amount_refunded` is the total
+//! refunded so far (so events arriving out of order or twice settle to the same total), whose
+//! `payment_intent` is the one the checkout session named (kept with the CHARGE), and whose
+//! `metadata.tenant_id` must name the business (a checkout sets it in
+//! `payment_intent_data.metadata` besides its own metadata, for its charge to carry it): the
+//! business must be known before anything is looked up, and a charge that names none is refused
+//! as an unknown business, recorded. `refund.created` and
+//! `refund.updated` name no business (a Refund's metadata is its own) and are ignored, like
+//! `charge.refund.updated`. The FPX gateway's callback (Billplz's) has no refund shape: a bill
+//! is paid or not, and refunds are made outside it, so an operator records them
+//! (`admin refund-payment` refunds an operator's CREDIT; an FPX bill refunded by hand is settled
+//! with `admin adjust-subscription`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -38,6 +51,8 @@ pub const STRIPE_CHECKOUT_COMPLETED: &str = "checkout.session.completed";
 /// A delayed payment method (FPX through Stripe) that succeeded, or failed, after checkout.
 pub const STRIPE_ASYNC_SUCCEEDED: &str = "checkout.session.async_payment_succeeded";
 pub const STRIPE_ASYNC_FAILED: &str = "checkout.session.async_payment_failed";
+/// A charge was refunded, in part or in full: its `amount_refunded` is the total so far.
+pub const STRIPE_CHARGE_REFUNDED: &str = "charge.refunded";
 
 /// A webhook signing secret, kept as the HMAC keyed with it. Debug never shows it.
 #[derive(Clone)]
@@ -105,6 +120,8 @@ pub struct VerifiedEvent {
 pub enum EventBody {
     /// A payment (or a failed attempt) for a purchase.
     Payment(PaymentNotice),
+    /// Money given back for a payment.
+    Refund(RefundNotice),
     /// An event Kaunter does not act on; the sentence says which.
     Ignored(String),
     /// Signed, but not usable; the sentence says why.
@@ -116,6 +133,8 @@ pub enum EventBody {
 pub struct PaymentNotice {
     /// The provider's transaction id (Stripe's checkout session, the gateway's bill).
     pub external_id: String,
+    /// What later events (refunds) name the payment by: Stripe's payment intent.
+    pub payment_ref: Option<String>,
     /// The business the event names; `None` when what it names is not a business id at all.
     pub business: Option<TenantId>,
     pub purchase: Purchase,
@@ -125,6 +144,21 @@ pub struct PaymentNotice {
     pub currency: String,
     /// Whether the money was taken.
     pub paid: bool,
+}
+
+/// A provider's word that money went back for a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundNotice {
+    /// The payment refunded, as the provider names it: Stripe's payment intent.
+    pub payment_ref: String,
+    /// The provider's id of what was refunded (Stripe's charge), for the log.
+    pub charge: String,
+    /// The business the event names; `None` when what it names is not a business id at all.
+    pub business: Option<TenantId>,
+    /// The total refunded of the payment so far, in the currency's smallest unit.
+    pub amount_refunded: i64,
+    /// Upper-case ISO 4217.
+    pub currency: String,
 }
 
 /// Whether `at` is within `tolerance` of `now`, either way, in whole seconds (as Stripe's own
@@ -231,8 +265,66 @@ struct StripeCheckoutSession {
     /// `paid`, `unpaid` (a delayed method such as FPX: its own event follows), or
     /// `no_payment_required`.
     payment_status: Option<String>,
+    /// The payment intent the checkout made: what its refunds name (an id, or the object when
+    /// expanded).
+    payment_intent: Option<serde_json::Value>,
     #[serde(default)]
     metadata: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct StripeCharge {
+    id: String,
+    /// The total refunded so far.
+    amount_refunded: Option<i64>,
+    currency: Option<String>,
+    payment_intent: Option<serde_json::Value>,
+    #[serde(default)]
+    metadata: BTreeMap<String, serde_json::Value>,
+}
+
+/// An id Stripe gives as a string, or as the object when expanded.
+fn stripe_id(value: Option<&serde_json::Value>) -> Option<&str> {
+    match value? {
+        serde_json::Value::String(id) => Some(id),
+        serde_json::Value::Object(object) => object.get("id")?.as_str(),
+        _ => None,
+    }
+}
+
+/// What a `charge.refunded` event's charge says.
+fn parse_stripe_refund(object: serde_json::Value) -> EventBody {
+    let charge: StripeCharge = match serde_json::from_value(object) {
+        Ok(charge) => charge,
+        Err(error) => {
+            return EventBody::Invalid(format!("data.object is not a charge: {error}"));
+        }
+    };
+    let notice = (|| -> Result<RefundNotice, String> {
+        let payment_ref = stripe_id(charge.payment_intent.as_ref()).ok_or_else(|| {
+            "the charge names no payment_intent: it is not from a Kaunter checkout".to_owned()
+        })?;
+        Ok(RefundNotice {
+            payment_ref: checked_id("the payment intent id", payment_ref)?,
+            charge: checked_id("the charge id", &charge.id)?,
+            business: match charge.metadata.get("tenant_id") {
+                Some(serde_json::Value::String(text)) => business_id(text),
+                _ => None,
+            },
+            amount_refunded: charge
+                .amount_refunded
+                .filter(|amount| *amount >= 0)
+                .ok_or_else(|| "amount_refunded is missing or negative".to_owned())?,
+            currency: charge
+                .currency
+                .ok_or_else(|| "currency is missing".to_owned())?
+                .to_ascii_uppercase(),
+        })
+    })();
+    match notice {
+        Ok(notice) => EventBody::Refund(notice),
+        Err(detail) => EventBody::Invalid(detail),
+    }
 }
 
 /// What a verified Stripe body says.
@@ -265,6 +357,12 @@ fn parse_stripe(body: &[u8], signed_at: DateTime<Utc>) -> VerifiedEvent {
     let paid = match event.event_type.as_str() {
         STRIPE_CHECKOUT_COMPLETED | STRIPE_ASYNC_SUCCEEDED => true,
         STRIPE_ASYNC_FAILED => false,
+        STRIPE_CHARGE_REFUNDED => {
+            return verified(match event.data {
+                Some(data) => parse_stripe_refund(data.object),
+                None => EventBody::Invalid("the event has no data".to_owned()),
+            });
+        }
         other => {
             return verified(EventBody::Ignored(format!(
                 "Kaunter does not act on {other:?} events"
@@ -302,8 +400,12 @@ fn parse_stripe(body: &[u8], signed_at: DateTime<Utc>) -> VerifiedEvent {
             .currency
             .ok_or_else(|| "currency is missing".to_owned())?
             .to_ascii_uppercase();
+        let payment_ref = stripe_id(session.payment_intent.as_ref())
+            .map(|id| checked_id("the payment intent id", id))
+            .transpose()?;
         Ok(PaymentNotice {
             external_id: checked_id("the checkout session id", &session.id)?,
+            payment_ref,
             business: metadata("tenant_id").ok().and_then(business_id),
             purchase,
             amount,
@@ -385,6 +487,7 @@ pub fn verify_fpx(
             .ok_or_else(|| "amount is not ringgit with two decimals".to_owned())?;
         Ok(PaymentNotice {
             external_id: id.clone(),
+            payment_ref: None,
             business: business_id(field("reference_1")?),
             purchase: purchase(plan, cycle, pricing)?,
             amount,
@@ -579,6 +682,82 @@ mod tests {
         let event = verify_stripe(&secret(), Some(&header), &body, now, DEFAULT_TOLERANCE).unwrap();
         assert_eq!(event.event_id, None);
         assert!(matches!(event.body, EventBody::Invalid(_)));
+    }
+
+    fn charge_refunded(object: serde_json::Value) -> EventBody {
+        let now = Utc::now();
+        let body = serde_json::json!({"id": "evt_r", "type": STRIPE_CHARGE_REFUNDED,
+                                      "data": {"object": object}})
+        .to_string()
+        .into_bytes();
+        let header = stripe_header(now.timestamp(), &body, "whsec_test");
+        let event = verify_stripe(&secret(), Some(&header), &body, now, DEFAULT_TOLERANCE).unwrap();
+        assert_eq!(event.event_id.as_deref(), Some("evt_r"));
+        event.body
+    }
+
+    #[test]
+    fn a_charge_refunded_names_the_payment_intent_the_business_and_the_total() {
+        let body = charge_refunded(serde_json::json!({
+            "id": "ch_1", "object": "charge", "amount": 4900, "amount_refunded": 1000,
+            "refunded": false, "currency": "myr", "payment_intent": "pi_1",
+            "metadata": {"tenant_id": TENANT}}));
+        assert_eq!(
+            body,
+            EventBody::Refund(RefundNotice {
+                payment_ref: "pi_1".to_owned(),
+                charge: "ch_1".to_owned(),
+                business: Some(TENANT.parse().unwrap()),
+                amount_refunded: 1000,
+                currency: "MYR".to_owned(),
+            })
+        );
+        // An expanded payment intent; a business that is not an id.
+        let body = charge_refunded(serde_json::json!({
+            "id": "ch_2", "amount_refunded": 4900, "currency": "myr",
+            "payment_intent": {"id": "pi_2", "object": "payment_intent"},
+            "metadata": {"tenant_id": "klinik"}}));
+        let EventBody::Refund(notice) = body else {
+            panic!("{body:?}")
+        };
+        assert_eq!(
+            (notice.payment_ref.as_str(), notice.business),
+            ("pi_2", None)
+        );
+        // No payment intent, no total: not usable.
+        for object in [
+            serde_json::json!({"id": "ch_3", "amount_refunded": 1, "currency": "myr"}),
+            serde_json::json!({"id": "ch_4", "currency": "myr", "payment_intent": "pi_4"}),
+            serde_json::json!({"id": "ch_5", "amount_refunded": -1, "currency": "myr",
+                               "payment_intent": "pi_5"}),
+            serde_json::json!("ch_6"),
+        ] {
+            let body = charge_refunded(object.clone());
+            assert!(matches!(body, EventBody::Invalid(_)), "{object}: {body:?}");
+        }
+    }
+
+    #[test]
+    fn a_checkout_keeps_its_payment_intent() {
+        let now = Utc::now();
+        let mut event: serde_json::Value =
+            serde_json::from_slice(&stripe_body(STRIPE_CHECKOUT_COMPLETED, 4900)).unwrap();
+        event["data"]["object"]["payment_intent"] = serde_json::json!("pi_9");
+        let body = event.to_string().into_bytes();
+        let header = stripe_header(now.timestamp(), &body, "whsec_test");
+        let event = verify_stripe(&secret(), Some(&header), &body, now, DEFAULT_TOLERANCE).unwrap();
+        let EventBody::Payment(notice) = event.body else {
+            panic!("{event:?}")
+        };
+        assert_eq!(notice.payment_ref.as_deref(), Some("pi_9"));
+        // Other refund events name no business: ignored.
+        for kind in ["refund.created", "refund.updated", "charge.refund.updated"] {
+            let body = stripe_body(kind, 4900);
+            let header = stripe_header(now.timestamp(), &body, "whsec_test");
+            let event =
+                verify_stripe(&secret(), Some(&header), &body, now, DEFAULT_TOLERANCE).unwrap();
+            assert!(matches!(event.body, EventBody::Ignored(_)), "{kind}");
+        }
     }
 
     fn fpx_body(paid: &str, paid_at: DateTime<Utc>) -> BTreeMap<String, String> {

@@ -354,3 +354,169 @@ async fn record_payment_activates_a_business_once_per_reference() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("perpetual licence"));
     db.drop_db().await.unwrap();
 }
+
+#[tokio::test]
+async fn adjust_subscription_and_refund_payment_print_their_result() {
+    let db = TestDatabase::create().await.unwrap();
+    let created = stdout(&sync_server(
+        &db,
+        &[
+            "admin",
+            "create-business",
+            "--name",
+            "Klinik Laras",
+            "--branch",
+            "Main",
+        ],
+    ));
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let tenant = created["tenant_id"].as_str().unwrap().to_owned();
+    let admin = |command: &str, extra: &[&str]| {
+        let mut args = vec!["admin", command, "--tenant", &tenant];
+        args.extend_from_slice(extra);
+        sync_server(&db, &args)
+    };
+    let owner = db.owner_client().await.unwrap();
+    let period_end = || async {
+        owner
+            .query_one("SELECT period_ends_at FROM subscriptions", &[])
+            .await
+            .unwrap()
+            .get::<_, chrono::DateTime<chrono::Utc>>(0)
+    };
+    let parse = |text: &str| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+
+    // Days taken away (a negative number on the command line) and given.
+    let trial_end = period_end().await;
+    let minus = stdout(&admin(
+        "adjust-subscription",
+        &["--days", "-2", "--reason", "trial started late"],
+    ));
+    assert_eq!(minus.lines().count(), 1, "{minus}");
+    let minus: serde_json::Value = serde_json::from_str(&minus).unwrap();
+    assert_eq!(minus["days"], -2);
+    assert_eq!(minus["state"], "TRIAL");
+    assert_eq!(
+        parse(minus["previous_period_ends_at"].as_str().unwrap()),
+        trial_end
+    );
+    let shortened = trial_end - chrono::TimeDelta::days(2);
+    assert_eq!(parse(minus["period_ends_at"].as_str().unwrap()), shortened);
+    assert_eq!(period_end().await, shortened);
+    let plus: serde_json::Value = serde_json::from_str(&stdout(&admin(
+        "adjust-subscription",
+        &[
+            "--days",
+            "10",
+            "--reason",
+            "outage",
+            "--reference",
+            "adj-outage",
+        ],
+    )))
+    .unwrap();
+    let extended = shortened + chrono::TimeDelta::days(10);
+    assert_eq!(parse(plus["period_ends_at"].as_str().unwrap()), extended);
+    let row = owner
+        .query_one(
+            "SELECT kind, status, adjust_days, reason, provider FROM payments
+             WHERE external_id = 'adj-outage'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, i32>(2),
+            row.get::<_, String>(3),
+            row.get::<_, String>(4)
+        ),
+        (
+            "ADJUSTMENT".to_owned(),
+            "COMPLETED".to_owned(),
+            10,
+            "outage".to_owned(),
+            "operator".to_owned()
+        )
+    );
+
+    // No reason (clap refuses the command), an empty one, zero days: refused, nothing moves.
+    for extra in [
+        &["--days", "3"][..],
+        &["--days", "3", "--reason", ""],
+        &["--days", "0", "--reason", "nothing"],
+    ] {
+        let refused = admin("adjust-subscription", extra);
+        assert!(!refused.status.success(), "{extra:?}");
+        assert!(refused.stdout.is_empty());
+    }
+    let stderr = String::from_utf8_lossy(&admin("adjust-subscription", &["--days", "3"]).stderr)
+        .into_owned();
+    assert!(stderr.contains("--reason"), "{stderr}");
+    assert_eq!(period_end().await, extended);
+
+    // A bank transfer, refunded in two parts: the second takes the month back.
+    stdout(&admin(
+        "record-payment",
+        &[
+            "--plan",
+            "STARTER",
+            "--cycle",
+            "MONTHLY",
+            "--reference",
+            "MBB-1",
+        ],
+    ));
+    assert_eq!(period_end().await, extended + chrono::TimeDelta::days(30));
+    let part: serde_json::Value = serde_json::from_str(&stdout(&admin(
+        "refund-payment",
+        &[
+            "--reference",
+            "MBB-1",
+            "--amount-sen",
+            "900",
+            "--reason",
+            "discount",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(part["amount_sen"], 900);
+    assert_eq!(part["refunded_in_full"], false);
+    let rest: serde_json::Value =
+        serde_json::from_str(&stdout(&admin("refund-payment", &["--reference", "MBB-1"]))).unwrap();
+    assert_eq!(rest["amount_sen"], 4_000);
+    assert_eq!(rest["refunded_in_full"], true);
+    assert_eq!(period_end().await, extended);
+    // Refused: nothing named, a payment nobody made, more than is left.
+    let nothing = admin("refund-payment", &[]);
+    assert!(!nothing.status.success());
+    let unknown = admin("refund-payment", &["--reference", "MBB-404"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown_payment"));
+    stdout(&admin(
+        "record-payment",
+        &[
+            "--plan",
+            "STARTER",
+            "--cycle",
+            "MONTHLY",
+            "--reference",
+            "MBB-2",
+        ],
+    ));
+    let over = admin(
+        "refund-payment",
+        &["--reference", "MBB-2", "--amount-sen", "4901"],
+    );
+    assert!(!over.status.success());
+    assert!(String::from_utf8_lossy(&over.stderr).contains("refund_exceeds_payment"));
+    let refunds: i64 = owner
+        .query_one("SELECT count(*) FROM payments WHERE kind = 'REFUND'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(refunds, 2);
+    db.drop_db().await.unwrap();
+}

@@ -1,7 +1,7 @@
 //! E-mail notices over real HTTP, real PostgreSQL and a real SMTP conversation (a capture relay
 //! started by the test): a desk's licence fetch looks at its business's notices; the trial's
 //! day-5 warning goes out once however often desks ask, expiry sends its own notice, a payment
-//! sends a receipt, and a relay that refuses leaves the notice waiting with its reason and
+//! sends a receipt and its refund a refund notice, and a relay that refuses leaves the notice waiting with its reason and
 //! tries again later. Another business's desks never send this business's notices. And the
 //! staff roster, like the licence, reaches the desks of a suspended business.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -179,6 +179,28 @@ async fn notices_and_receipts_go_out_once_each_and_a_refusing_relay_keeps_them_w
     assert_eq!(mail.len(), 3);
     assert_eq!(mail[2].subject(), "Your Kaunter receipt");
     assert!(mail[2].body().contains("RM 49.00"), "{}", mail[2].body());
+
+    // The transfer refunded in full: its own notice, saying the month was taken back.
+    admin::refund_payment(
+        server.pool(),
+        TenantId::from_uuid(tenant),
+        admin::RefundOf::Reference("bank-transfer-1"),
+        None,
+        Some("paid twice"),
+    )
+    .await
+    .unwrap();
+    fetch_licence(&http, &server, &desk).await;
+    let mail = relay.wait_for(4).await;
+    assert_eq!(mail.len(), 4);
+    assert_eq!(mail[3].to, "pejabat@klinik-notis.my");
+    assert_eq!(mail[3].subject(), "Your Kaunter refund");
+    let body = mail[3].body();
+    assert!(
+        body.contains("RM 49.00 of payment bank-transfer-1"),
+        "{body}"
+    );
+    assert!(body.contains("taken back"), "{body}");
     let unsent: i64 = owner
         .query_one(
             "SELECT count(*) FROM notice_outbox WHERE tenant_id = $1 AND sent_at IS NULL",

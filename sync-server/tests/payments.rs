@@ -1,7 +1,11 @@
 //! Payments over real HTTP against the real server and PostgreSQL: the Stripe and FPX webhooks
 //! signed as the providers sign them (a good checkout activates the business, replays and
 //! racing deliveries apply once, every refusal is recorded and touches nothing), head office's
-//! list of its own payments, and cancelling.
+//! list of its own payments, and cancelling. Refunds (Stripe's `charge.refunded` and an
+//! operator's): in full they take back what the payment still buys, in part nothing; replays
+//! and racing deliveries apply once; a payment of no such business (another business's
+//! included) or more than was paid is refused with its own outcome. An operator's adjustments
+//! move the period by whole days, with a reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -447,11 +451,12 @@ async fn every_refused_delivery_is_recorded_and_touches_no_business() {
     let (status, answer) = setup.stripe(&gold, signed_now(&gold)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(answer["code"], "webhook_invalid");
-    // Events Kaunter does not act on are taken and ignored.
+    // Events Kaunter does not act on are taken and ignored (charge.refunded is acted on: see
+    // the refund tests).
     let refund = stripe_event(
         "evt_refund",
-        "charge.refunded",
-        "ch_1",
+        "customer.updated",
+        "cus_1",
         &business.tenant_id.to_string(),
         "STARTER:MONTHLY:SUBSCRIPTION",
         4_900,
@@ -809,5 +814,717 @@ async fn head_office_sees_its_own_payments_and_cancels_a_paid_subscription() {
     let other = setup.subscription(&bestari).await;
     assert_eq!(other["state"], "TRIAL");
     assert_eq!(other["cancel_at_period_end"], false);
+    setup.finish().await;
+}
+
+/// A checkout for a month of STARTER whose charge is the payment intent `intent` (what Stripe's
+/// refunds name).
+fn checkout_with_intent(id: &str, session: &str, intent: &str, business: &Business) -> Vec<u8> {
+    let mut event: Value = serde_json::from_slice(&checkout(id, session, business, 4_900)).unwrap();
+    event["data"]["object"]["payment_intent"] = json!(intent);
+    event.to_string().into_bytes()
+}
+
+/// Stripe's `charge.refunded` for the charge of payment intent `intent`, naming `tenant` in
+/// the charge's metadata, with `refunded` sen refunded so far in all.
+fn charge_refunded(id: &str, intent: &str, tenant: &str, refunded: i64, currency: &str) -> Vec<u8> {
+    json!({"id": id, "type": "charge.refunded", "data": {"object": {
+        "id": format!("ch_{intent}"), "object": "charge", "amount": 4_900,
+        "amount_refunded": refunded, "refunded": refunded >= 4_900, "currency": currency,
+        "payment_intent": intent, "metadata": {"tenant_id": tenant}}}})
+    .to_string()
+    .into_bytes()
+}
+
+impl Setup {
+    /// Posts `body` to Stripe's webhook, signed now, and expects 200 with `outcome`.
+    async fn stripe_ok(&self, body: &[u8], outcome: &str) -> Value {
+        let (status, answer) = self.stripe(body, signed_now(body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["outcome"], outcome, "{answer}");
+        answer
+    }
+
+    /// The span each of the business's payments covers, by external id, oldest first.
+    async fn covers(
+        &self,
+        business: &Business,
+    ) -> Vec<(String, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+        self.db
+            .owner_client()
+            .await
+            .unwrap()
+            .query(
+                "SELECT external_id, covers_from, covers_until FROM payments
+                 WHERE tenant_id = $1 AND kind IN ('CHARGE', 'CREDIT')
+                 ORDER BY created_at, payment_id",
+                &[&business.tenant_id],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect()
+    }
+
+    /// The business's refund notices waiting in its outbox: (key, body).
+    async fn refund_notices(&self, business: &Business) -> Vec<(String, String)> {
+        self.db
+            .owner_client()
+            .await
+            .unwrap()
+            .query(
+                "SELECT notice_key, body FROM notice_outbox
+                 WHERE tenant_id = $1 AND kind = 'REFUND' ORDER BY created_at, notice_id",
+                &[&business.tenant_id],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    }
+
+    /// Every delivery's outcome and detail for `event`, oldest first.
+    async fn delivery_details(&self, event: &str) -> Vec<(String, String)> {
+        self.db
+            .owner_client()
+            .await
+            .unwrap()
+            .query(
+                "SELECT outcome, detail FROM webhook_deliveries WHERE event_id = $1
+                 ORDER BY delivery_id",
+                &[&event],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_stripe_refund_in_full_takes_back_the_month_once_and_queues_its_notice() {
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-pulang").await;
+    let tenant = business.tenant_id.to_string();
+    let trial_ends_at = at(&setup.subscription(&business).await["trial_ends_at"]);
+    let paid = checkout_with_intent("evt_pay", "cs_pay", "pi_pay", &business);
+    setup.stripe_ok(&paid, "applied").await;
+    // Paid in the trial: the month runs from the trial's end, and the charge keeps that span.
+    assert_eq!(
+        setup.covers(&business).await,
+        [(
+            "cs_pay".to_owned(),
+            Some(trial_ends_at),
+            Some(trial_ends_at + TimeDelta::days(30))
+        )]
+    );
+
+    let refund = charge_refunded("evt_back", "pi_pay", &tenant, 4_900, "myr");
+    let answer = setup.stripe_ok(&refund, "applied").await;
+    // The month is taken back: access ends where the trial did (still paid, so ACTIVE).
+    assert_eq!(answer["state"], "ACTIVE");
+    assert_eq!(at(&answer["period_ends_at"]), trial_ends_at);
+    let after = setup.subscription(&business).await;
+    assert_eq!(at(&after["period_ends_at"]), trial_ends_at);
+
+    // Replayed (twice), and the same total announced by another event: applied once.
+    for _ in 0..2 {
+        setup.stripe_ok(&refund, "duplicate").await;
+    }
+    let again = charge_refunded("evt_back_again", "pi_pay", &tenant, 4_900, "myr");
+    setup.stripe_ok(&again, "duplicate").await;
+    assert_eq!(setup.subscription(&business).await, after);
+
+    let listed = setup.payments(&business).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let (refund_row, charge) = (&listed[0], &listed[1]);
+    assert_eq!(charge["kind"], "CHARGE");
+    assert_eq!(charge["status"], "REFUNDED");
+    assert_eq!(refund_row["kind"], "REFUND");
+    assert_eq!(refund_row["status"], "COMPLETED");
+    assert_eq!(refund_row["amount_sen"], 4_900);
+    assert_eq!(refund_row["provider"], "stripe");
+    assert_eq!(refund_row["refund_of"], charge["payment_id"]);
+    assert_eq!(refund_row["external_id"], "cs_pay:refund:4900");
+    assert!(refund_row["reason"].is_null());
+    assert!(refund_row["adjust_days"].is_null());
+    assert!(charge["refund_of"].is_null());
+
+    // One refund notice, keyed by the refund.
+    let notices = setup.refund_notices(&business).await;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let refund_id = refund_row["payment_id"].as_str().unwrap();
+    assert_eq!(notices[0].0, format!("REFUND:{refund_id}"));
+    assert!(
+        notices[0].1.contains("RM 49.00 of payment cs_pay"),
+        "{}",
+        notices[0].1
+    );
+    assert!(
+        notices[0].1.contains("refunded in full"),
+        "{}",
+        notices[0].1
+    );
+
+    assert_eq!(
+        outcomes(&setup.deliveries().await),
+        ["applied", "applied", "duplicate", "duplicate", "duplicate"]
+    );
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn a_partial_refund_keeps_access_until_the_rest_is_refunded() {
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-separuh").await;
+    let tenant = business.tenant_id.to_string();
+    let trial_ends_at = at(&setup.subscription(&business).await["trial_ends_at"]);
+    // Two months, the second after the first.
+    setup
+        .stripe_ok(
+            &checkout_with_intent("evt_a", "cs_a", "pi_a", &business),
+            "applied",
+        )
+        .await;
+    setup
+        .stripe_ok(
+            &checkout_with_intent("evt_b", "cs_b", "pi_b", &business),
+            "applied",
+        )
+        .await;
+    let two_months = setup.subscription(&business).await;
+    assert_eq!(
+        at(&two_months["period_ends_at"]),
+        trial_ends_at + TimeDelta::days(60)
+    );
+
+    // RM 10 of the first month back: a concession, nothing is taken back.
+    let part = charge_refunded("evt_part", "pi_a", &tenant, 1_000, "myr");
+    let answer = setup.stripe_ok(&part, "applied").await;
+    assert_eq!(answer["period_ends_at"], two_months["period_ends_at"]);
+    assert_eq!(setup.subscription(&business).await, two_months);
+    let listed = setup.payments(&business).await;
+    assert_eq!(
+        (listed[0]["kind"].as_str(), listed[0]["amount_sen"].as_i64()),
+        (Some("REFUND"), Some(1_000))
+    );
+    assert_eq!(listed[2]["status"], "COMPLETED", "{listed:?}");
+    let notices = setup.refund_notices(&business).await;
+    assert_eq!(notices.len(), 1);
+    assert!(notices[0].1.contains("RM 10.00"), "{}", notices[0].1);
+    assert!(notices[0].1.contains("unchanged"), "{}", notices[0].1);
+
+    // The rest: the first month is taken back, the second moves up to follow the trial.
+    let rest = charge_refunded("evt_rest", "pi_a", &tenant, 4_900, "myr");
+    let answer = setup.stripe_ok(&rest, "applied").await;
+    assert_eq!(
+        at(&answer["period_ends_at"]),
+        trial_ends_at + TimeDelta::days(30)
+    );
+    let listed = setup.payments(&business).await;
+    assert_eq!(listed[0]["amount_sen"], 3_900, "{listed:?}");
+    assert_eq!(listed[0]["external_id"], "cs_a:refund:4900");
+    assert_eq!(
+        setup.covers(&business).await,
+        [
+            (
+                "cs_a".to_owned(),
+                Some(trial_ends_at),
+                Some(trial_ends_at + TimeDelta::days(30))
+            ),
+            (
+                "cs_b".to_owned(),
+                Some(trial_ends_at),
+                Some(trial_ends_at + TimeDelta::days(30))
+            ),
+        ]
+    );
+    // The older total, delivered late: nothing new.
+    let late = charge_refunded("evt_late_part", "pi_a", &tenant, 1_000, "myr");
+    setup.stripe_ok(&late, "duplicate").await;
+
+    // The second month refunded too: back to the trial's end.
+    let second = charge_refunded("evt_second", "pi_b", &tenant, 4_900, "myr");
+    let answer = setup.stripe_ok(&second, "applied").await;
+    assert_eq!(at(&answer["period_ends_at"]), trial_ends_at);
+    let statuses: Vec<(String, String)> = setup
+        .payments(&business)
+        .await
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap().to_owned(),
+                p["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("REFUND".to_owned(), "COMPLETED".to_owned()),
+            ("REFUND".to_owned(), "COMPLETED".to_owned()),
+            ("REFUND".to_owned(), "COMPLETED".to_owned()),
+            ("CHARGE".to_owned(), "REFUNDED".to_owned()),
+            ("CHARGE".to_owned(), "REFUNDED".to_owned()),
+        ]
+    );
+    assert_eq!(setup.refund_notices(&business).await.len(), 3);
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn a_month_refunded_after_the_trial_ends_at_the_refund_and_the_business_is_read_only() {
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-tamat").await;
+    let tenant = business.tenant_id.to_string();
+    // The trial ended an hour ago: GRACE. A month paid now runs from now.
+    setup
+        .db
+        .owner_client()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE subscriptions SET trial_ends_at = now() - interval '1 hour',
+                 period_ends_at = now() - interval '1 hour' WHERE tenant_id = $1",
+            &[&business.tenant_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(setup.subscription(&business).await["state"], "GRACE");
+    let answer = setup
+        .stripe_ok(
+            &checkout_with_intent("evt_m", "cs_m", "pi_m", &business),
+            "applied",
+        )
+        .await;
+    assert_eq!(answer["state"], "ACTIVE");
+    let covers = setup.covers(&business).await;
+    let (from, until) = (covers[0].1.unwrap(), covers[0].2.unwrap());
+    assert_eq!(until - from, TimeDelta::days(30));
+    assert_eq!(at(&answer["period_ends_at"]), until);
+
+    // Refunded in full: the days still to come are taken back, never before now.
+    let before = Utc::now();
+    let answer = setup
+        .stripe_ok(
+            &charge_refunded("evt_r", "pi_m", &tenant, 4_900, "myr"),
+            "applied",
+        )
+        .await;
+    let after = Utc::now();
+    assert_eq!(answer["state"], "GRACE", "{answer}");
+    let ends = at(&answer["period_ends_at"]);
+    assert!(
+        before <= ends && ends <= after,
+        "{ends} not in {before}..{after}"
+    );
+    let subscription = setup.subscription(&business).await;
+    assert_eq!(subscription["state"], "GRACE");
+    assert_eq!(subscription["access"], "READ_ONLY");
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn refunds_naming_no_payment_of_the_business_or_more_than_was_paid_are_refused_and_recorded()
+{
+    let setup = Setup::new().await;
+    let aman = setup.business("klinik-a").await;
+    let bestari = setup.business("klinik-b").await;
+    let (a, b) = (aman.tenant_id.to_string(), bestari.tenant_id.to_string());
+    setup
+        .stripe_ok(
+            &checkout_with_intent("evt_a", "cs_a", "pi_a", &aman),
+            "applied",
+        )
+        .await;
+    let paid = setup.subscription(&aman).await;
+    let other = setup.subscription(&bestari).await;
+
+    // A payment intent nobody paid with.
+    let unknown = charge_refunded("evt_unknown", "pi_nobody", &a, 4_900, "myr");
+    let (status, answer) = setup.stripe(&unknown, signed_now(&unknown)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["code"], "webhook_invalid");
+    // Tenancy: business B's refund naming A's payment finds nothing of A's.
+    let across = charge_refunded("evt_across", "pi_a", &b, 4_900, "myr");
+    let (status, answer) = setup.stripe(&across, signed_now(&across)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["code"], "webhook_invalid");
+    assert!(!answer.to_string().contains("cs_a"), "{answer}");
+    // More than was paid: FAILED, with the reason, and A keeps its month.
+    let over = charge_refunded("evt_over", "pi_a", &a, 5_000, "myr");
+    let (status, answer) = setup.stripe(&over, signed_now(&over)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["code"], "webhook_amount_mismatch");
+    // Each replayed: a duplicate, nothing more written.
+    for body in [&unknown, &across, &over] {
+        setup.stripe_ok(body, "duplicate").await;
+    }
+    // Not in ringgit, and a charge of no Kaunter checkout (no payment intent).
+    let dollars = charge_refunded("evt_usd", "pi_a", &a, 4_900, "usd");
+    let (status, answer) = setup.stripe(&dollars, signed_now(&dollars)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["code"], "webhook_amount_mismatch");
+    let mut loose: Value =
+        serde_json::from_slice(&charge_refunded("evt_loose", "pi_a", &a, 1, "myr")).unwrap();
+    loose["data"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("payment_intent");
+    let loose = loose.to_string().into_bytes();
+    let (status, answer) = setup.stripe(&loose, signed_now(&loose)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["code"], "webhook_invalid");
+
+    assert_eq!(setup.subscription(&aman).await, paid);
+    assert_eq!(setup.subscription(&bestari).await, other);
+    assert!(setup.payments(&bestari).await.is_empty());
+    let listed = setup.payments(&aman).await;
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let charge = &listed[2];
+    assert_eq!(
+        (&charge["kind"], &charge["status"]),
+        (&json!("CHARGE"), &json!("COMPLETED"))
+    );
+    for failed in &listed[..2] {
+        assert_eq!(failed["kind"], "REFUND");
+        assert_eq!(failed["status"], "FAILED");
+        assert_eq!(failed["refund_of"], charge["payment_id"]);
+    }
+    assert_eq!(listed[1]["amount_sen"], 5_000);
+    let reason = listed[1]["failure_reason"].as_str().unwrap();
+    assert!(reason.contains("exceed the 4900 sen paid"), "{reason}");
+    assert!(
+        listed[0]["failure_reason"]
+            .as_str()
+            .unwrap()
+            .contains("USD")
+    );
+    assert!(setup.refund_notices(&aman).await.is_empty());
+
+    // Each refusal is recorded with its own outcome.
+    let unknown = setup.delivery_details("evt_unknown").await;
+    assert_eq!(unknown[0].0, "unknown_payment");
+    assert!(unknown[0].1.contains("pi_nobody"), "{unknown:?}");
+    assert_eq!(
+        setup.delivery_details("evt_across").await[0].0,
+        "unknown_payment"
+    );
+    assert_eq!(
+        setup.delivery_details("evt_over").await[0].0,
+        "refund_exceeds_payment"
+    );
+    assert_eq!(
+        outcomes(&setup.deliveries().await),
+        [
+            "applied",
+            "unknown_payment",
+            "unknown_payment",
+            "refund_exceeds_payment",
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "amount_mismatch",
+            "invalid",
+        ]
+    );
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn an_operator_refunds_and_adjusts_through_the_same_rules() {
+    use kaunter_core::subscription::{BillingCycle, Plan, PricingModel};
+    use kaunter_sync_server::admin::{self, RefundOf};
+    use kaunter_sync_server::ids::TenantId;
+    use kaunter_sync_server::payments::Purchase;
+
+    let setup = Setup::new().await;
+    let aman = setup.business("klinik-operator").await;
+    let bestari = setup.business("klinik-jiran").await;
+    let pool = setup.server.pool();
+    let (a, b) = (
+        TenantId::from_uuid(aman.tenant_id),
+        TenantId::from_uuid(bestari.tenant_id),
+    );
+    let trial_ends_at = at(&setup.subscription(&aman).await["trial_ends_at"]);
+    let month = Purchase {
+        plan: Plan::Starter,
+        cycle: BillingCycle::Monthly,
+        pricing: PricingModel::Subscription,
+    };
+    let credit = admin::record_payment(pool, a, month, None, Some("bank-1"))
+        .await
+        .unwrap();
+    let refused = |result: Result<admin::RefundedPayment, kaunter_sync_server::error::Error>| {
+        result.unwrap_err().to_string()
+    };
+
+    // RM 10 back, with a reason: nothing is taken back.
+    let part = admin::refund_payment(
+        pool,
+        a,
+        RefundOf::Reference("bank-1"),
+        Some(1_000),
+        Some("late start"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (part.amount_sen, part.refunded_in_full, part.refund_of),
+        (1_000, false, credit.payment_id)
+    );
+    assert_eq!(part.period_ends_at, credit.period_ends_at);
+    // More than is left, a reference nobody recorded, and another business's payment (by its
+    // reference and by its id): refused with their codes, nothing written.
+    let over =
+        admin::refund_payment(pool, a, RefundOf::Reference("bank-1"), Some(4_000), None).await;
+    assert!(refused(over).starts_with("refund_exceeds_payment"));
+    let unknown = admin::refund_payment(pool, a, RefundOf::Reference("bank-9"), None, None).await;
+    assert!(refused(unknown).starts_with("unknown_payment"));
+    for of in [
+        RefundOf::Reference("bank-1"),
+        RefundOf::Payment(credit.payment_id),
+    ] {
+        let across = admin::refund_payment(pool, b, of, None, None).await;
+        let message = refused(across);
+        assert!(message.starts_with("unknown_payment"), "{message}");
+    }
+    assert!(setup.payments(&bestari).await.is_empty());
+    // Zero, a negative amount, a blank reason.
+    for (amount, reason) in [(Some(0), None), (Some(-5), None), (None, Some("  "))] {
+        let bad =
+            admin::refund_payment(pool, a, RefundOf::Reference("bank-1"), amount, reason).await;
+        assert!(bad.is_err());
+    }
+    assert_eq!(setup.payments(&aman).await.len(), 2);
+
+    // The rest: refunded in full, the month taken back to the trial's end.
+    let rest = admin::refund_payment(pool, a, RefundOf::Reference("bank-1"), None, None)
+        .await
+        .unwrap();
+    assert_eq!((rest.amount_sen, rest.refunded_in_full), (3_900, true));
+    assert_eq!(rest.period_ends_at, Some(trial_ends_at));
+    let again = admin::refund_payment(pool, a, RefundOf::Reference("bank-1"), None, None).await;
+    assert!(refused(again).starts_with("already_refunded"));
+
+    // Adjustments: five days given, three taken, each recorded with its reason.
+    let plus = admin::adjust_subscription(pool, a, 5, "outage on 3 April", None, Some("adj-1"))
+        .await
+        .unwrap();
+    assert_eq!(plus.previous_period_ends_at, Some(trial_ends_at));
+    assert_eq!(
+        plus.period_ends_at,
+        Some(trial_ends_at + TimeDelta::days(5))
+    );
+    let minus = admin::adjust_subscription(pool, a, -3, "goodwill overstated", None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        minus.period_ends_at,
+        Some(trial_ends_at + TimeDelta::days(2))
+    );
+    assert_eq!(
+        at(&setup.subscription(&aman).await["period_ends_at"]),
+        trial_ends_at + TimeDelta::days(2)
+    );
+    // No reason, zero days, too many taken, the same reference again: refused, nothing moves.
+    let refusals = [
+        (5, "", Some("adj-2"), "reason"),
+        (5, "   ", None, "reason"),
+        (0, "nothing", None, "adjust_no_days"),
+        (-30, "too much", None, "adjust_not_enough_left"),
+        (1, "again", Some("adj-1"), "already recorded"),
+    ];
+    for (days, reason, reference, says) in refusals {
+        let error = admin::adjust_subscription(pool, a, days, reason, None, reference)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(says), "{days} {reason:?}: {error}");
+    }
+    // Another business's adjustment moves only its own period.
+    let other_before = setup.subscription(&bestari).await;
+    admin::adjust_subscription(pool, b, 1, "support call", None, None)
+        .await
+        .unwrap();
+    let other_after = setup.subscription(&bestari).await;
+    assert_eq!(
+        at(&other_after["period_ends_at"]),
+        at(&other_before["period_ends_at"]) + TimeDelta::days(1)
+    );
+    assert_eq!(
+        at(&setup.subscription(&aman).await["period_ends_at"]),
+        trial_ends_at + TimeDelta::days(2)
+    );
+
+    // Head office's list shows each with what it is.
+    let listed = setup.payments(&aman).await;
+    let line = |p: &Value| {
+        (
+            p["kind"].as_str().unwrap().to_owned(),
+            p["status"].as_str().unwrap().to_owned(),
+            p["amount_sen"].as_i64(),
+            p["refund_of"].as_str().map(str::to_owned),
+            p["reason"].as_str().map(str::to_owned),
+            p["adjust_days"].as_i64(),
+        )
+    };
+    let lines: Vec<_> = listed.iter().map(line).collect();
+    let credit_id = Some(credit.payment_id.to_string());
+    let s = |text: &str| Some(text.to_owned());
+    assert_eq!(
+        lines,
+        [
+            (
+                "ADJUSTMENT".to_owned(),
+                "COMPLETED".to_owned(),
+                Some(0),
+                None,
+                s("goodwill overstated"),
+                Some(-3)
+            ),
+            (
+                "ADJUSTMENT".to_owned(),
+                "COMPLETED".to_owned(),
+                Some(0),
+                None,
+                s("outage on 3 April"),
+                Some(5)
+            ),
+            (
+                "REFUND".to_owned(),
+                "COMPLETED".to_owned(),
+                Some(3_900),
+                credit_id.clone(),
+                None,
+                None
+            ),
+            (
+                "REFUND".to_owned(),
+                "COMPLETED".to_owned(),
+                Some(1_000),
+                credit_id,
+                s("late start"),
+                None
+            ),
+            (
+                "CREDIT".to_owned(),
+                "REFUNDED".to_owned(),
+                Some(4_900),
+                None,
+                None,
+                None
+            ),
+        ]
+    );
+    assert_eq!(listed[1]["external_id"], "adj-1");
+    assert_eq!(setup.refund_notices(&aman).await.len(), 2);
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn an_fpx_bill_refunded_at_the_gateway_is_recorded_by_its_payment_id() {
+    use kaunter_sync_server::admin::{self, RefundOf};
+    use kaunter_sync_server::ids::TenantId;
+
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-fpx-balik").await;
+    let tenant = business.tenant_id.to_string();
+    let trial_ends_at = at(&setup.subscription(&business).await["trial_ends_at"]);
+    let paid = fpx_fields("bill_r", true, &tenant, "49.00");
+    let (status, answer) = setup
+        .fpx(&paid, Some(fpx_signature(FPX_SECRET, &paid)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let bill = setup.payments(&business).await[0]["payment_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The bill is not an operator's payment: its reference does not name it.
+    let by_reference = admin::refund_payment(
+        setup.server.pool(),
+        TenantId::from_uuid(business.tenant_id),
+        RefundOf::Reference("bill_r"),
+        None,
+        None,
+    )
+    .await;
+    assert!(
+        by_reference
+            .unwrap_err()
+            .to_string()
+            .starts_with("unknown_payment")
+    );
+    let refunded = admin::refund_payment(
+        setup.server.pool(),
+        TenantId::from_uuid(business.tenant_id),
+        RefundOf::Payment(bill),
+        None,
+        Some("refunded at the gateway"),
+    )
+    .await
+    .unwrap();
+    assert!(refunded.refunded_in_full);
+    assert_eq!(refunded.period_ends_at, Some(trial_ends_at));
+    let listed = setup.payments(&business).await;
+    assert_eq!(listed[0]["provider"], "operator");
+    assert_eq!(listed[0]["external_id"], "fpx:bill_r:refund:4900");
+    assert_eq!(listed[1]["status"], "REFUNDED");
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_refund_apply_it_once() {
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-serentak-balik").await;
+    let tenant = business.tenant_id.to_string();
+    let trial_ends_at = at(&setup.subscription(&business).await["trial_ends_at"]);
+    setup
+        .stripe_ok(
+            &checkout_with_intent("evt_p", "cs_p", "pi_p", &business),
+            "applied",
+        )
+        .await;
+    // One event delivered twice at once, then two events of one total at once.
+    let first = charge_refunded("evt_r1", "pi_p", &tenant, 2_000, "myr");
+    let (one, two) = tokio::join!(
+        setup.stripe(&first, signed_now(&first)),
+        setup.stripe(&first, signed_now(&first))
+    );
+    let second = charge_refunded("evt_r2", "pi_p", &tenant, 4_900, "myr");
+    let second_again = charge_refunded("evt_r2b", "pi_p", &tenant, 4_900, "myr");
+    let (three, four) = tokio::join!(
+        setup.stripe(&second, signed_now(&second)),
+        setup.stripe(&second_again, signed_now(&second_again))
+    );
+    for pair in [[one, two], [three, four]] {
+        let mut answers: Vec<_> = pair
+            .iter()
+            .map(|(status, answer)| (*status, answer["outcome"].as_str().unwrap().to_owned()))
+            .collect();
+        answers.sort();
+        assert_eq!(
+            answers,
+            [
+                (StatusCode::OK, "applied".to_owned()),
+                (StatusCode::OK, "duplicate".to_owned())
+            ]
+        );
+    }
+    let amounts: Vec<_> = setup
+        .payments(&business)
+        .await
+        .iter()
+        .map(|p| p["amount_sen"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts, [2_900, 2_000, 4_900]);
+    assert_eq!(
+        at(&setup.subscription(&business).await["period_ends_at"]),
+        trial_ends_at
+    );
     setup.finish().await;
 }

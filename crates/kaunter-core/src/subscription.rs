@@ -8,7 +8,9 @@
 //! again. EXPIRED is the instant between the two (shown as `expired_at` and the
 //! [`Notice::Expired`] e-mail), not a state of its own: at that instant the state is already
 //! GRACE. Time only moves a subscription forward (TRIAL or ACTIVE, then GRACE, then SUSPENDED);
-//! only a new fact (a payment) moves it back to ACTIVE.
+//! only a new fact (a payment, or an operator's adjustment that gives days) moves it back to
+//! ACTIVE. A payment refunded in full takes back what it still gives (`take_back`), never
+//! before the refund's time; an operator's adjustment moves the period's end by whole days.
 //!
 //! No state ever deletes or hides anything stored at a desk: the weakest state still opens the
 //! business's data read-only and exports it. The states only stop new writes and sync.
@@ -839,7 +841,7 @@ pub enum InvalidSubscription {
     UnpaidWithoutTrial,
     /// Nothing was ever paid, yet access ends at another time than the trial.
     UnpaidPeriodIsNotTheTrial,
-    /// A perpetual licence with a period end, or a subscription without one.
+    /// A subscription without a period end (only a perpetual licence has none).
     PeriodEndDoesNotMatchPricing,
     /// A cancellation is pending on something other than a paid subscription.
     CancellingWithoutSubscription,
@@ -975,6 +977,133 @@ impl fmt::Display for CancelRefused {
 
 impl std::error::Error for CancelRefused {}
 
+/// What one applied payment bought ([`Subscription::apply_payment`] says): kept with the
+/// payment, so that a refund of it takes back exactly that ([`Subscription::take_back`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bought {
+    /// Days of a subscription, at the span `from..until` they were added at: after the trial,
+    /// after the period they extended (or the days it carried over from another plan), or from
+    /// the payment itself after expiry. Days bought later come after `until`.
+    Days {
+        /// Where the payment's days begin.
+        from: DateTime<Utc>,
+        /// Where they end (the period's end the payment set).
+        until: DateTime<Utc>,
+    },
+    /// A perpetual licence of `plan`.
+    Licence {
+        /// The plan licensed.
+        plan: Plan,
+    },
+}
+
+/// What [`Subscription::take_back`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TakenBack {
+    /// Nothing: the payment's days were used up, or what it bought has been replaced since
+    /// (a licence bought after the days, another plan's licence after the licence).
+    Nothing,
+    /// The period's end moved back by `taken`: the payment's days still to come. Days bought
+    /// after them (spans starting at or after `after`) move up by as much: see
+    /// [`TakenBack::moved`].
+    Days {
+        /// How far the period's end moved back.
+        taken: TimeDelta,
+        /// The refunded payment's `until`.
+        after: DateTime<Utc>,
+    },
+    /// The licence held was the refunded one: it ends at the refund's time.
+    Licence,
+}
+
+impl TakenBack {
+    /// Where the days `bought` by another payment lie once this was taken back: days bought
+    /// after the refunded ones start earlier by what was taken (they are used sooner), so a
+    /// later refund of them takes back what they really still give. Anything else is unmoved.
+    pub fn moved(&self, bought: Bought) -> Bought {
+        match (*self, bought) {
+            (TakenBack::Days { taken, after }, Bought::Days { from, until }) if from >= after => {
+                let earlier = |time: DateTime<Utc>| time.checked_sub_signed(taken).unwrap_or(time);
+                Bought::Days {
+                    from: earlier(from),
+                    until: earlier(until),
+                }
+            }
+            _ => bought,
+        }
+    }
+}
+
+/// The most days an operator's adjustment moves a period by, either way (about ten years).
+pub const MAX_ADJUSTMENT_DAYS: i64 = 3_660;
+
+/// Why an operator's adjustment of the period was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdjustRefused {
+    /// Zero days moves nothing.
+    NoDays,
+    /// More than [`MAX_ADJUSTMENT_DAYS`] either way.
+    TooManyDays,
+    /// A perpetual licence (held, or taken back) has no period to move.
+    Perpetual,
+    /// Days cannot be taken from a subscription that has already ended.
+    Expired {
+        /// When it ended.
+        expired_at: DateTime<Utc>,
+    },
+    /// Taking that many days would end the period before now.
+    NotEnoughLeft {
+        /// What is left of the period.
+        left: TimeDelta,
+        /// How many days were to be taken.
+        asked: i64,
+    },
+}
+
+impl AdjustRefused {
+    /// A stable code for the wire, the UI and logs.
+    pub fn code(self) -> &'static str {
+        match self {
+            AdjustRefused::NoDays => "adjust_no_days",
+            AdjustRefused::TooManyDays => "adjust_too_many_days",
+            AdjustRefused::Perpetual => "adjust_perpetual",
+            AdjustRefused::Expired { .. } => "adjust_expired",
+            AdjustRefused::NotEnoughLeft { .. } => "adjust_not_enough_left",
+        }
+    }
+}
+
+impl fmt::Display for AdjustRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdjustRefused::NoDays => f.write_str(
+                "Zero days changes nothing: give the days to add (a positive number) or to take away (a negative one).",
+            ),
+            AdjustRefused::TooManyDays => write!(
+                f,
+                "An adjustment moves the period by at most {MAX_ADJUSTMENT_DAYS} days either way; record a payment or a licence instead."
+            ),
+            AdjustRefused::Perpetual => f.write_str(
+                "A perpetual licence has no period end to move: record a payment for it, or refund the licence, instead.",
+            ),
+            AdjustRefused::Expired { expired_at } => write!(
+                f,
+                "This subscription ended at {}: there are no days left to take away (days can still be given with a positive number).",
+                expired_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+            ),
+            AdjustRefused::NotEnoughLeft { left, asked } => write!(
+                f,
+                "This subscription has {} days and {} hours left: taking {asked} days would end it before now. Take at most {} days.",
+                left.num_days(),
+                left.num_hours() - left.num_days() * 24,
+                left.num_days()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AdjustRefused {}
+
 /// The facts stored about a business's subscription: one row, as the server keeps it. Turn
 /// them into a [`Subscription`] with [`Subscription::restore`], which checks they agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -989,7 +1118,8 @@ pub struct SubscriptionFacts {
     /// business that never had a trial.
     pub trial_ends_at: Option<DateTime<Utc>>,
     /// When the access already granted ends: the trial's end while nothing is paid, the paid
-    /// period's end after. `None` only for a perpetual licence, which has no end.
+    /// period's end after. `None` only for a perpetual licence, which has no end (one taken
+    /// back by a refund ends at the refund's time).
     pub period_ends_at: Option<DateTime<Utc>>,
     /// The business cancelled: the paid period runs to its end and is not renewed.
     pub cancel_at_period_end: bool,
@@ -1041,12 +1171,12 @@ impl Subscription {
                     return Err(InvalidSubscription::UnpaidPeriodIsNotTheTrial);
                 }
             }
-            Some(pricing) => {
-                let perpetual = pricing == PricingModel::Perpetual;
-                if perpetual != facts.period_ends_at.is_none() {
-                    return Err(InvalidSubscription::PeriodEndDoesNotMatchPricing);
-                }
+            // A subscription always has an end. A licence has none while it stands; one taken
+            // back by a refund ([`Subscription::take_back`]) ends at the refund's time.
+            Some(PricingModel::Subscription) if facts.period_ends_at.is_none() => {
+                return Err(InvalidSubscription::PeriodEndDoesNotMatchPricing);
             }
+            Some(_) => {}
         }
         if facts.cancel_at_period_end && paid != Some(PricingModel::Subscription) {
             return Err(InvalidSubscription::CancellingWithoutSubscription);
@@ -1169,17 +1299,19 @@ impl Subscription {
     ///   cheaper plan's days);
     /// - after expiry (in the grace or suspended): the cycle's days after `paid_at`.
     ///
-    /// Refused, with nothing changed, for the reasons in [`PaymentRefused`].
+    /// Returns what the payment bought (keep it with the payment: a refund of it takes back
+    /// exactly that, see [`Subscription::take_back`]). Refused, with nothing changed, for the
+    /// reasons in [`PaymentRefused`].
     pub fn apply_payment(
         &mut self,
         plan: Plan,
         cycle: BillingCycle,
         pricing: PricingModel,
         paid_at: DateTime<Utc>,
-    ) -> Result<(), PaymentRefused> {
+    ) -> Result<Bought, PaymentRefused> {
         self.check_payment(plan, cycle, pricing, paid_at)?;
-        let period_ends_at = match cycle.days() {
-            None => None,
+        let (period_ends_at, bought) = match cycle.days() {
+            None => (None, Bought::Licence { plan }),
             Some(days) => {
                 let starts_at = match self.state_at(paid_at) {
                     State::Trial { ends_at } => ends_at,
@@ -1197,7 +1329,14 @@ impl Subscription {
                     | State::Grace { .. }
                     | State::Suspended { .. } => paid_at,
                 };
-                Some(days_after(starts_at, days))
+                let until = days_after(starts_at, days);
+                (
+                    Some(until),
+                    Bought::Days {
+                        from: starts_at,
+                        until,
+                    },
+                )
             }
         };
         self.facts = SubscriptionFacts {
@@ -1209,7 +1348,7 @@ impl Subscription {
             cancel_at_period_end: false,
             last_paid_at: Some(paid_at),
         };
-        Ok(())
+        Ok(bought)
     }
 
     /// Where the days left of the current paid period (ending `until`) carry a payment for
@@ -1252,6 +1391,13 @@ impl Subscription {
         match self.state_at(now) {
             State::Trial { .. } => Err(CancelRefused::Trial),
             State::Active { until: None, .. } => Err(CancelRefused::Perpetual),
+            // A licence taken back and its end moved later would be the only way here; a
+            // licence is never renewed, so there is nothing to cancel.
+            State::Active { until: Some(_), .. }
+                if self.facts.pricing == Some(PricingModel::Perpetual) =>
+            {
+                Err(CancelRefused::Perpetual)
+            }
             State::Active { until: Some(_), .. } => {
                 self.facts.cancel_at_period_end = true;
                 Ok(())
@@ -1260,6 +1406,95 @@ impl Subscription {
                 Err(CancelRefused::Expired { expired_at })
             }
         }
+    }
+
+    /// Takes back, at `now`, what a payment `bought` once the payment has been refunded in
+    /// full. The rule: a refund takes back what the payment still gives, never what it already
+    /// gave, and never gives anything (the state at `now` is never better than before).
+    ///
+    /// - Days ([`Bought::Days`]): the part of the payment's span still to come (from the later
+    ///   of its start and `now` to its end), but no more than what is left of the period, comes
+    ///   off the period's end; so the end moves back by the days the payment added, never before
+    ///   `now`. A refund of the payment that bought the current period ends it at `now` (GRACE
+    ///   starts then: a refund never suspends at once); one paid during the trial and refunded
+    ///   before the trial's end puts the end back at the trial's end; days bought by later
+    ///   payments stay, moved up ([`TakenBack::moved`]); days used up, or a period that has
+    ///   already ended, give nothing back, and neither do days a licence bought since replaced.
+    /// - A licence ([`Bought::Licence`]): when it is the licence held, it ends at `now`; one
+    ///   replaced since by another plan's licence changes nothing.
+    ///
+    /// What a change of plan carried over is not re-valued: the days taken back are counted as
+    /// the refunded payment added them. The plan, cycle and last payment's time stay as they
+    /// are (a business whose only payment, made in its trial, is refunded shows ACTIVE until the
+    /// trial's end rather than TRIAL: its access is the same).
+    pub fn take_back(&mut self, bought: Bought, now: DateTime<Utc>) -> TakenBack {
+        if self.facts.last_paid_at.is_none() {
+            // Nothing was ever applied, so nothing can be taken back.
+            return TakenBack::Nothing;
+        }
+        match (bought, self.facts.period_ends_at) {
+            (Bought::Licence { plan }, None) if plan == self.facts.plan => {
+                self.facts.period_ends_at = Some(now);
+                self.facts.cancel_at_period_end = false;
+                TakenBack::Licence
+            }
+            (Bought::Days { from, until }, Some(end)) => {
+                let still_to_come = until - from.max(now);
+                let left = end - now;
+                let taken = still_to_come.min(left);
+                if taken <= TimeDelta::zero() {
+                    return TakenBack::Nothing;
+                }
+                let new_end = end.checked_sub_signed(taken).unwrap_or(now).max(now);
+                self.facts.period_ends_at = Some(new_end);
+                TakenBack::Days {
+                    taken: end - new_end,
+                    after: until,
+                }
+            }
+            _ => TakenBack::Nothing,
+        }
+    }
+
+    /// An operator's adjustment at `now`: moves the period's end by `days` (negative takes days
+    /// away). Given days count from the period's end, or from `now` once it has ended (as a
+    /// payment would); during the trial (nothing paid) the trial moves with it. Refused, with
+    /// nothing changed, for the reasons in [`AdjustRefused`]: zero days, more than
+    /// [`MAX_ADJUSTMENT_DAYS`], a perpetual licence (held or taken back), days taken from a
+    /// period that has ended or more days than are left (the end never moves before `now`).
+    pub fn adjust(&mut self, days: i64, now: DateTime<Utc>) -> Result<(), AdjustRefused> {
+        if days == 0 {
+            return Err(AdjustRefused::NoDays);
+        }
+        if days.unsigned_abs() > MAX_ADJUSTMENT_DAYS.unsigned_abs() {
+            return Err(AdjustRefused::TooManyDays);
+        }
+        let (Some(end), false) = (
+            self.facts.period_ends_at,
+            self.facts.pricing == Some(PricingModel::Perpetual),
+        ) else {
+            return Err(AdjustRefused::Perpetual);
+        };
+        let new_end = if days > 0 {
+            days_after(end.max(now), days)
+        } else {
+            if end <= now {
+                return Err(AdjustRefused::Expired { expired_at: end });
+            }
+            let new_end = days_before(end, -days);
+            if new_end < now {
+                return Err(AdjustRefused::NotEnoughLeft {
+                    left: end - now,
+                    asked: -days,
+                });
+            }
+            new_end
+        };
+        self.facts.period_ends_at = Some(new_end);
+        if self.facts.last_paid_at.is_none() {
+            self.facts.trial_ends_at = Some(new_end);
+        }
+        Ok(())
     }
 
     /// The notices to send at `now` that are not in `already_sent`. At any moment at most one
@@ -1947,6 +2182,330 @@ mod tests {
         );
     }
 
+    /// Payments made one after another: (cycle, plan, seconds after t0).
+    type Payments = [(BillingCycle, Plan, i64)];
+
+    /// The trial (from t0, ending at +7d) and then `payments`, with what each bought.
+    fn history(payments: &Payments) -> (Subscription, Vec<Bought>) {
+        let mut subscription = Subscription::trial(t0());
+        let bought = payments
+            .iter()
+            .map(|(cycle, plan, offset)| {
+                subscription
+                    .apply_payment(*plan, *cycle, cycle.pricing(), at(*offset))
+                    .unwrap()
+            })
+            .collect();
+        (subscription, bought)
+    }
+
+    #[test]
+    fn what_a_payment_bought_is_its_span_or_its_licence() {
+        use BillingCycle::*;
+        let (_, bought) = history(&[
+            (Monthly, Plan::Growth, DAY),
+            (Monthly, Plan::Growth, 10 * DAY),
+            (Monthly, Plan::Growth, 80 * DAY),
+            (OneTime, Plan::Pro, 81 * DAY),
+        ]);
+        assert_eq!(
+            bought,
+            [
+                // In the trial: after it.
+                Bought::Days {
+                    from: at(7 * DAY),
+                    until: at(37 * DAY)
+                },
+                // During a period: after it.
+                Bought::Days {
+                    from: at(37 * DAY),
+                    until: at(67 * DAY)
+                },
+                // After expiry: from the payment.
+                Bought::Days {
+                    from: at(80 * DAY),
+                    until: at(110 * DAY)
+                },
+                Bought::Licence { plan: Plan::Pro },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refund_takes_back_the_days_still_to_come_never_before_now() {
+        use BillingCycle::*;
+        use Plan::*;
+        let one = [(Monthly, Growth, DAY)]; // bought 7d..37d
+        let two = [(Monthly, Growth, DAY), (Monthly, Growth, 10 * DAY)]; // 7..37, 37..67
+        let lapsed = [(Monthly, Growth, DAY), (Monthly, Growth, 60 * DAY)]; // 7..37, 60..90
+        let after_expiry = [(Monthly, Growth, 10 * DAY)]; // 10..40
+        let licence = [(OneTime, Pro, DAY)];
+        let days_then_licence = [(Monthly, Growth, DAY), (OneTime, Pro, 5 * DAY)];
+        let two_licences = [(OneTime, Starter, DAY), (OneTime, Pro, 2 * DAY)];
+        // (payments, which are refunded in turn, when, the period's end after; None: no end)
+        let table: &[(&Payments, &[usize], i64, Option<i64>)] = &[
+            // Refunded during the trial: back to the trial's end.
+            (&one, &[0], 2 * DAY, Some(7 * DAY)),
+            // At the trial's end, in the paid month, its last second: the month ends now.
+            (&one, &[0], 7 * DAY, Some(7 * DAY)),
+            (&one, &[0], 20 * DAY, Some(20 * DAY)),
+            (&one, &[0], 37 * DAY - 1, Some(37 * DAY - 1)),
+            // Used up, or ended already: nothing moves (and never later).
+            (&one, &[0], 37 * DAY, Some(37 * DAY)),
+            (&one, &[0], 40 * DAY, Some(40 * DAY - 3 * DAY)),
+            // The earlier of two: the later month's days stay, from now.
+            (&two, &[0], 20 * DAY, Some(50 * DAY)),
+            (&two, &[1], 20 * DAY, Some(37 * DAY)),
+            (&two, &[1], 2 * DAY, Some(37 * DAY)),
+            // Both, in either order: the period ends now.
+            (&two, &[0, 0], 20 * DAY, Some(20 * DAY)),
+            (&two, &[1, 0], 20 * DAY, Some(20 * DAY)),
+            (&two, &[0, 0], 2 * DAY, Some(7 * DAY)),
+            // A month used up before a lapse takes nothing from the month paid since.
+            (&lapsed, &[0], 70 * DAY, Some(90 * DAY)),
+            (&lapsed, &[1], 70 * DAY, Some(70 * DAY)),
+            (&after_expiry, &[0], 15 * DAY, Some(15 * DAY)),
+            // The licence held ends now; days a licence replaced give nothing back.
+            (&licence, &[0], 3 * DAY, Some(3 * DAY)),
+            (&days_then_licence, &[0], 6 * DAY, None),
+            (&days_then_licence, &[1], 6 * DAY, Some(6 * DAY)),
+            // Another plan's licence replaced the refunded one: it stands.
+            (&two_licences, &[0], 3 * DAY, None),
+            (&two_licences, &[1], 3 * DAY, Some(3 * DAY)),
+        ];
+        for (payments, refunds, now, want) in table {
+            let (mut subscription, mut bought) = history(payments);
+            let now = at(*now);
+            let access_before = subscription.access(now);
+            for index in *refunds {
+                let refunded = bought.remove(*index);
+                let taken = subscription.take_back(refunded, now);
+                bought = bought.into_iter().map(|b| taken.moved(b)).collect();
+            }
+            let case = format!("{payments:?} refunds {refunds:?} at {now}");
+            assert_eq!(subscription.facts().period_ends_at, want.map(at), "{case}");
+            // Never better than before, and what is stored restores.
+            assert!(
+                access_rank(subscription.access(now)) >= access_rank(access_before),
+                "{case}"
+            );
+            assert_eq!(
+                Subscription::restore(*subscription.facts()),
+                Ok(subscription)
+            );
+        }
+        // A month refunded at its last second is GRACE from then: read-only, not suspended.
+        let (mut subscription, bought) = history(&one);
+        let now = at(20 * DAY);
+        assert_eq!(
+            subscription.take_back(bought[0], now),
+            TakenBack::Days {
+                taken: TimeDelta::days(17),
+                after: at(37 * DAY)
+            }
+        );
+        assert_eq!(
+            subscription.state_at(now),
+            State::Grace {
+                expired_at: now,
+                read_only_until: at(27 * DAY)
+            }
+        );
+        // A licence taken back: GRACE now, and a new payment starts afresh.
+        let (mut owned, bought) = history(&licence);
+        assert_eq!(owned.take_back(bought[0], at(3 * DAY)), TakenBack::Licence);
+        assert_eq!(owned.access(at(3 * DAY)), Access::ReadOnly);
+        assert_eq!(
+            owned.cancel(at(3 * DAY)),
+            Err(CancelRefused::Expired {
+                expired_at: at(3 * DAY)
+            })
+        );
+        owned
+            .apply_payment(Pro, OneTime, PricingModel::Perpetual, at(4 * DAY))
+            .unwrap();
+        assert_eq!(owned.facts().period_ends_at, None);
+        // Days taken away by an operator first: a period that has ended already never moves
+        // (later), though the payment's own span is not over.
+        let (mut shortened, bought) = history(&one);
+        shortened.adjust(-10, at(10 * DAY)).unwrap();
+        let before = shortened;
+        assert_eq!(
+            shortened.take_back(bought[0], at(30 * DAY)),
+            TakenBack::Nothing
+        );
+        assert_eq!(shortened, before);
+        // ... and while it runs, no more than what is left of it is taken.
+        assert_eq!(
+            shortened.take_back(bought[0], at(20 * DAY)),
+            TakenBack::Days {
+                taken: TimeDelta::days(7),
+                after: at(37 * DAY)
+            }
+        );
+        assert_eq!(shortened.facts().period_ends_at, Some(at(20 * DAY)));
+        // Nothing was ever paid: nothing to take back.
+        let mut trial = Subscription::trial(t0());
+        let days = Bought::Days {
+            from: at(7 * DAY),
+            until: at(37 * DAY),
+        };
+        assert_eq!(trial.take_back(days, at(DAY)), TakenBack::Nothing);
+        assert_eq!(trial, Subscription::trial(t0()));
+    }
+
+    #[test]
+    fn later_days_move_up_by_what_was_taken_back() {
+        let taken = TakenBack::Days {
+            taken: TimeDelta::days(17),
+            after: at(37 * DAY),
+        };
+        let later = Bought::Days {
+            from: at(37 * DAY),
+            until: at(67 * DAY),
+        };
+        let earlier = Bought::Days {
+            from: at(7 * DAY),
+            until: at(37 * DAY),
+        };
+        let licence = Bought::Licence { plan: Plan::Pro };
+        assert_eq!(
+            taken.moved(later),
+            Bought::Days {
+                from: at(20 * DAY),
+                until: at(50 * DAY)
+            }
+        );
+        assert_eq!(taken.moved(earlier), earlier);
+        assert_eq!(taken.moved(licence), licence);
+        assert_eq!(TakenBack::Nothing.moved(later), later);
+        assert_eq!(TakenBack::Licence.moved(later), later);
+    }
+
+    #[test]
+    fn an_adjustment_moves_the_end_by_whole_days_and_refuses_what_makes_no_sense() {
+        use BillingCycle::*;
+        let trial = Subscription::trial(t0());
+        let (monthly, _) = history(&[(Monthly, Plan::Growth, DAY)]); // ends +37d
+        let (licence, bought) = history(&[(OneTime, Plan::Pro, DAY)]);
+        let mut taken_back = licence;
+        taken_back.take_back(bought[0], at(2 * DAY));
+        let mut cancelled = monthly;
+        cancelled.cancel(at(2 * DAY)).unwrap();
+        // (subscription, days, when, the new end or the refusal)
+        let table: &[(Subscription, i64, i64, Result<i64, AdjustRefused>)] = &[
+            // During the trial the trial moves, either way, down to ending now.
+            (trial, 7, DAY, Ok(14 * DAY)),
+            (trial, -3, DAY, Ok(4 * DAY)),
+            (trial, -6, DAY, Ok(DAY)),
+            (
+                trial,
+                -7,
+                DAY,
+                Err(AdjustRefused::NotEnoughLeft {
+                    left: TimeDelta::days(6),
+                    asked: 7,
+                }),
+            ),
+            // A paid period, from its end.
+            (monthly, 5, 10 * DAY, Ok(42 * DAY)),
+            (monthly, -27, 10 * DAY, Ok(10 * DAY)),
+            (
+                monthly,
+                -28,
+                10 * DAY,
+                Err(AdjustRefused::NotEnoughLeft {
+                    left: TimeDelta::days(27),
+                    asked: 28,
+                }),
+            ),
+            (
+                monthly,
+                MAX_ADJUSTMENT_DAYS,
+                10 * DAY,
+                Ok((37 + 3_660) * DAY),
+            ),
+            // Ended: given days count from now; none can be taken.
+            (monthly, 5, 40 * DAY, Ok(45 * DAY)),
+            (monthly, 5, 37 * DAY, Ok(42 * DAY)),
+            (
+                monthly,
+                -1,
+                37 * DAY,
+                Err(AdjustRefused::Expired {
+                    expired_at: at(37 * DAY),
+                }),
+            ),
+            (trial, 3, 30 * DAY, Ok(33 * DAY)),
+            // Nonsense.
+            (monthly, 0, DAY, Err(AdjustRefused::NoDays)),
+            (
+                monthly,
+                MAX_ADJUSTMENT_DAYS + 1,
+                DAY,
+                Err(AdjustRefused::TooManyDays),
+            ),
+            (
+                monthly,
+                -MAX_ADJUSTMENT_DAYS - 1,
+                DAY,
+                Err(AdjustRefused::TooManyDays),
+            ),
+            (monthly, i64::MIN, DAY, Err(AdjustRefused::TooManyDays)),
+            (licence, 5, 3 * DAY, Err(AdjustRefused::Perpetual)),
+            (taken_back, 5, 3 * DAY, Err(AdjustRefused::Perpetual)),
+            // A cancellation stays: the period still ends without renewal, later.
+            (cancelled, 5, 3 * DAY, Ok(42 * DAY)),
+        ];
+        for (subscription, days, now, want) in table {
+            let mut adjusted = *subscription;
+            let result = adjusted.adjust(*days, at(*now));
+            let case = format!("{days} days at +{now}s of {subscription:?}");
+            match want {
+                Ok(end) => {
+                    assert_eq!(result, Ok(()), "{case}");
+                    assert_eq!(adjusted.facts().period_ends_at, Some(at(*end)), "{case}");
+                    let unpaid = subscription.facts().last_paid_at.is_none();
+                    if unpaid {
+                        assert_eq!(adjusted.facts().trial_ends_at, Some(at(*end)), "{case}");
+                    } else {
+                        assert_eq!(
+                            adjusted.facts().trial_ends_at,
+                            subscription.facts().trial_ends_at
+                        );
+                    }
+                    assert_eq!(
+                        adjusted.facts().cancel_at_period_end,
+                        subscription.facts().cancel_at_period_end
+                    );
+                    assert_eq!(Subscription::restore(*adjusted.facts()), Ok(adjusted));
+                }
+                Err(refused) => {
+                    assert_eq!(result, Err(*refused), "{case}");
+                    assert_eq!(adjusted, *subscription, "{case}");
+                }
+            }
+        }
+        // A trial given days after it ended is a trial again.
+        let mut lapsed = trial;
+        lapsed.adjust(3, at(30 * DAY)).unwrap();
+        assert_eq!(
+            lapsed.state_at(at(30 * DAY)),
+            State::Trial {
+                ends_at: at(33 * DAY)
+            }
+        );
+        assert_eq!(
+            AdjustRefused::NotEnoughLeft {
+                left: TimeDelta::hours(9 * 24 + 4),
+                asked: 40
+            }
+            .to_string(),
+            "This subscription has 9 days and 4 hours left: taking 40 days would end it before now. Take at most 9 days."
+        );
+        assert_eq!(AdjustRefused::Perpetual.code(), "adjust_perpetual");
+    }
+
     #[test]
     fn cancellation_runs_to_the_period_end_then_grace() {
         let mut subscription = paid(Plan::Growth, BillingCycle::Monthly, t0());
@@ -2061,7 +2620,11 @@ mod tests {
         let trial = Subscription::trial(t0());
         let monthly = paid(Plan::Growth, BillingCycle::Monthly, t0());
         let licence = paid(Plan::Pro, BillingCycle::OneTime, t0());
-        for subscription in [trial, monthly, licence] {
+        // A licence taken back by a refund keeps its pricing and ends when it was taken back.
+        let mut taken_back = licence;
+        taken_back.take_back(Bought::Licence { plan: Plan::Pro }, at(DAY));
+        assert_eq!(taken_back.facts().period_ends_at, Some(at(DAY)));
+        for subscription in [trial, monthly, licence, taken_back] {
             assert_eq!(
                 Subscription::restore(*subscription.facts()),
                 Ok(subscription)
@@ -2113,13 +2676,6 @@ mod tests {
                 SubscriptionFacts {
                     period_ends_at: None,
                     ..monthly_facts
-                },
-                InvalidSubscription::PeriodEndDoesNotMatchPricing,
-            ),
-            (
-                SubscriptionFacts {
-                    period_ends_at: Some(at(DAY)),
-                    ..*licence.facts()
                 },
                 InvalidSubscription::PeriodEndDoesNotMatchPricing,
             ),
@@ -2213,11 +2769,12 @@ mod tests {
             let mut now = t0();
             let mut subscription = Subscription::trial(now);
             let mut sent: Vec<Notice> = Vec::new();
+            let mut bought: Vec<Bought> = Vec::new();
             for step in 0..80 {
                 let before = subscription;
                 let access_before = subscription.access(now);
                 let mut paid_now = false;
-                match rng.below(10) {
+                match rng.below(13) {
                     0..=5 => now += seconds(&mut rng, 20),
                     6 | 7 => {
                         let plan = *rng.pick(&Plan::ALL).unwrap();
@@ -2230,7 +2787,8 @@ mod tests {
                             now
                         };
                         match subscription.apply_payment(plan, cycle, pricing, paid_at) {
-                            Ok(()) => {
+                            Ok(what) => {
+                                bought.push(what);
                                 paid_now = true;
                                 assert_eq!(subscription.plan(), plan);
                                 if paid_at == now {
@@ -2244,10 +2802,47 @@ mod tests {
                             Err(_) => assert_eq!(subscription, before, "seed {seed} step {step}"),
                         }
                     }
-                    _ => match subscription.cancel(now) {
+                    8 | 9 => match subscription.cancel(now) {
                         Ok(()) => assert_eq!(subscription.access(now), Access::Full),
                         Err(_) => assert_eq!(subscription, before, "seed {seed} step {step}"),
                     },
+                    // A refund in full of one of the payments applied so far.
+                    10 | 11 if !bought.is_empty() => {
+                        let refunded = bought.remove(rng.index(bought.len()));
+                        let taken = subscription.take_back(refunded, now);
+                        bought = bought.into_iter().map(|b| taken.moved(b)).collect();
+                        let (end_before, end_after) = (
+                            before.facts().period_ends_at,
+                            subscription.facts().period_ends_at,
+                        );
+                        match taken {
+                            TakenBack::Nothing => assert_eq!(subscription, before),
+                            TakenBack::Licence => {
+                                assert_eq!(end_before, None);
+                                assert_eq!(end_after, Some(now));
+                            }
+                            TakenBack::Days { taken, .. } => {
+                                let (end_before, end_after) =
+                                    (end_before.unwrap(), end_after.unwrap());
+                                assert!(taken > TimeDelta::zero(), "seed {seed} step {step}");
+                                assert_eq!(end_before - end_after, taken);
+                                assert!(end_after >= now, "seed {seed} step {step}");
+                            }
+                        }
+                    }
+                    10 | 11 => {}
+                    _ => {
+                        let days = i64::try_from(rng.below(81)).unwrap() - 40;
+                        match subscription.adjust(days, now) {
+                            Ok(()) => {
+                                // Given days may restore access, like a payment.
+                                paid_now = days > 0;
+                                let end = subscription.facts().period_ends_at.unwrap();
+                                assert!(end >= now, "seed {seed} step {step}");
+                            }
+                            Err(_) => assert_eq!(subscription, before, "seed {seed} step {step}"),
+                        }
+                    }
                 }
                 let access_after = subscription.access(now);
                 if !paid_now {

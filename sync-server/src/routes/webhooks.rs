@@ -14,6 +14,13 @@
 //! last), one kaunter-core refuses is 409 with its code, and one applied is 200 `applied` with
 //! the subscription's new state.
 //!
+//! A Stripe `charge.refunded` is a refund ([`payments::refund`]) of the CHARGE whose payment
+//! intent it names: applied (200 `applied`, with the state after what was taken back), nothing
+//! new (200 `duplicate`: that total was refunded before), or refused and recorded with its own
+//! outcome: a payment the business never made is `unknown_payment` (422 `webhook_invalid`), a
+//! refund larger than what was paid `refund_exceeds_payment` (422 `webhook_amount_mismatch`,
+//! with a FAILED REFUND row).
+//!
 //! Finding the business: a verified event names its business's uuid (Kaunter put it in the
 //! checkout's metadata or the bill's reference). No lookup policy is needed before the tenant
 //! is known: a [`TenantTx`] is opened for the uuid named, and under row-level security a uuid
@@ -26,13 +33,17 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
+use kaunter_core::subscription::Subscription;
 use serde::Serialize;
 
 use crate::AppState;
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
-use crate::payments::{self, Delivery, Incoming, Kind, Outcome, Provider, Settled};
-use crate::webhook::{self, EventBody, VerifiedEvent};
+use crate::payments::{
+    self, Delivery, Incoming, Kind, Original, Outcome, Provider, RefundAmount, RefundIncoming,
+    RefundSettled, Settled,
+};
+use crate::webhook::{self, EventBody, PaymentNotice, RefundNotice, VerifiedEvent};
 
 /// What a webhook is answered when it was taken (refusals are error bodies).
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -184,7 +195,7 @@ async fn process(
         amount_sen,
     };
     // Outcomes decided without a business are claimed on their own.
-    let notice = match &event.body {
+    let (business, currency, amount) = match &event.body {
         EventBody::Ignored(detail) => {
             let claimed = claim(Outcome::Ignored, detail.as_str(), None, None);
             return match payments::record_delivery(&**client, &claimed).await? {
@@ -199,10 +210,11 @@ async fn process(
                 None => duplicate(&client, provider, event_id, None).await,
             };
         }
-        EventBody::Payment(notice) => notice,
+        EventBody::Payment(notice) => (notice.business, &notice.currency, notice.amount),
+        EventBody::Refund(notice) => (notice.business, &notice.currency, notice.amount_refunded),
     };
-    let amount_sen = (notice.currency == payments::CURRENCY).then_some(notice.amount);
-    let Some(business) = notice.business else {
+    let amount_sen = (currency == payments::CURRENCY).then_some(amount);
+    let Some(business) = business else {
         let detail = "the event's business id is not a uuid";
         let claimed = claim(Outcome::UnknownBusiness, detail, None, amount_sen);
         return match payments::record_delivery(&**client, &claimed).await? {
@@ -219,52 +231,18 @@ async fn process(
         drop(tx);
         return duplicate(&client, provider, event_id, Some(business)).await;
     };
-    let incoming = Incoming {
-        provider,
-        kind: Kind::Charge,
-        external_id: &notice.external_id,
-        event_id,
-        purchase: notice.purchase,
-        amount: notice.amount,
-        currency: &notice.currency,
-        paid: notice.paid,
-        paid_at: event.occurred_at,
-        check_amount: true,
+    let decided = match &event.body {
+        EventBody::Payment(notice) => pay(&tx, provider, &event, notice).await?,
+        EventBody::Refund(notice) => refund(&tx, provider, event_id, notice).await?,
+        // Answered above.
+        EventBody::Ignored(_) | EventBody::Invalid(_) => Decided::Duplicate,
     };
-    let (outcome, detail, answer) = match payments::settle(&tx, &incoming).await? {
-        Settled::AlreadyApplied => {
+    let (outcome, detail, answer) = match decided {
+        Decided::Duplicate => {
             drop(tx);
             return duplicate(&client, provider, event_id, Some(business)).await;
         }
-        Settled::Applied { subscription, .. } => {
-            let answer = Json(WebhookAnswer {
-                outcome: Outcome::Applied.as_str().to_owned(),
-                state: Some(subscription.state_at(Utc::now()).as_str().to_owned()),
-                period_ends_at: subscription.facts().period_ends_at,
-            });
-            let detail = format!("{} applied", notice.purchase.describe());
-            (Outcome::Applied, detail, Ok(answer))
-        }
-        Settled::ProviderFailed { .. } => (
-            Outcome::PaymentFailed,
-            "the provider reported the payment as not paid".to_owned(),
-            Ok(WebhookAnswer::only(Outcome::PaymentFailed)),
-        ),
-        Settled::UnknownBusiness => (
-            Outcome::UnknownBusiness,
-            "no business has the event's business id".to_owned(),
-            Err(Error::WebhookUnknownBusiness),
-        ),
-        Settled::AmountMismatch { reason } => (
-            Outcome::AmountMismatch,
-            reason.clone(),
-            Err(Error::WebhookAmountMismatch(reason)),
-        ),
-        Settled::Refused(refused) => (
-            Outcome::Refused,
-            format!("{}: {refused}", refused.code()),
-            Err(Error::PaymentRefused(refused)),
-        ),
+        Decided::Done(outcome, detail, answer) => (outcome, detail, answer),
     };
     payments::finish_delivery(&*tx, delivery_id, outcome, &detail).await?;
     tx.commit().await?;
@@ -274,6 +252,128 @@ async fn process(
         crate::notices::deliver_later(state.pool(), business, state.mailer());
     }
     answer
+}
+
+/// What became of a claimed event: nothing new (a duplicate: roll back), or an outcome for the
+/// log with its detail and the answer.
+enum Decided {
+    Duplicate,
+    Done(Outcome, String, Result<Json<WebhookAnswer>>),
+}
+
+/// The answer to an event that changed the subscription.
+fn applied(subscription: &Subscription) -> Json<WebhookAnswer> {
+    Json(WebhookAnswer {
+        outcome: Outcome::Applied.as_str().to_owned(),
+        state: Some(subscription.state_at(Utc::now()).as_str().to_owned()),
+        period_ends_at: subscription.facts().period_ends_at,
+    })
+}
+
+/// A payment: settled by [`payments::settle`].
+async fn pay(
+    tx: &TenantTx<'_>,
+    provider: Provider,
+    event: &VerifiedEvent,
+    notice: &PaymentNotice,
+) -> Result<Decided> {
+    let incoming = Incoming {
+        provider,
+        kind: Kind::Charge,
+        external_id: &notice.external_id,
+        payment_ref: notice.payment_ref.as_deref(),
+        event_id: event.event_id.as_deref(),
+        purchase: notice.purchase,
+        amount: notice.amount,
+        currency: &notice.currency,
+        paid: notice.paid,
+        paid_at: event.occurred_at,
+        check_amount: true,
+    };
+    Ok(match payments::settle(tx, &incoming).await? {
+        Settled::AlreadyApplied => Decided::Duplicate,
+        Settled::Applied { subscription, .. } => {
+            let detail = format!("{} applied", notice.purchase.describe());
+            Decided::Done(Outcome::Applied, detail, Ok(applied(&subscription)))
+        }
+        Settled::ProviderFailed { .. } => Decided::Done(
+            Outcome::PaymentFailed,
+            "the provider reported the payment as not paid".to_owned(),
+            Ok(WebhookAnswer::only(Outcome::PaymentFailed)),
+        ),
+        Settled::UnknownBusiness => Decided::Done(
+            Outcome::UnknownBusiness,
+            "no business has the event's business id".to_owned(),
+            Err(Error::WebhookUnknownBusiness),
+        ),
+        Settled::AmountMismatch { reason } => Decided::Done(
+            Outcome::AmountMismatch,
+            reason.clone(),
+            Err(Error::WebhookAmountMismatch(reason)),
+        ),
+        Settled::Refused(refused) => Decided::Done(
+            Outcome::Refused,
+            format!("{}: {refused}", refused.code()),
+            Err(Error::PaymentRefused(refused)),
+        ),
+    })
+}
+
+/// A refund: settled by [`payments::refund`], at the server's time (a refund never ends a
+/// period before the moment it is applied).
+async fn refund(
+    tx: &TenantTx<'_>,
+    provider: Provider,
+    event_id: Option<&str>,
+    notice: &RefundNotice,
+) -> Result<Decided> {
+    let incoming = RefundIncoming {
+        provider,
+        original: Original::PaymentRef(&notice.payment_ref),
+        event_id,
+        amount: RefundAmount::Total(notice.amount_refunded),
+        currency: &notice.currency,
+        reason: None,
+    };
+    Ok(match payments::refund(tx, &incoming, Utc::now()).await? {
+        RefundSettled::AlreadyApplied => Decided::Duplicate,
+        RefundSettled::Applied {
+            amount_sen,
+            in_full,
+            subscription,
+            ..
+        } => {
+            let detail = format!(
+                "refund of {amount_sen} sen of {} ({}) applied{}",
+                notice.payment_ref,
+                notice.charge,
+                if in_full { ", refunded in full" } else { "" }
+            );
+            Decided::Done(Outcome::Applied, detail, Ok(applied(&subscription)))
+        }
+        RefundSettled::UnknownBusiness => Decided::Done(
+            Outcome::UnknownBusiness,
+            "no business has the event's business id".to_owned(),
+            Err(Error::WebhookUnknownBusiness),
+        ),
+        RefundSettled::UnknownPayment { detail } => Decided::Done(
+            Outcome::UnknownPayment,
+            detail.clone(),
+            Err(Error::WebhookInvalid(format!(
+                "the refund names no payment Kaunter applied: {detail}"
+            ))),
+        ),
+        RefundSettled::Exceeds { reason } => Decided::Done(
+            Outcome::RefundExceedsPayment,
+            reason.clone(),
+            Err(Error::WebhookAmountMismatch(reason)),
+        ),
+        RefundSettled::WrongCurrency { reason } => Decided::Done(
+            Outcome::AmountMismatch,
+            reason.clone(),
+            Err(Error::WebhookAmountMismatch(reason)),
+        ),
+    })
 }
 
 /// Records a delivery of an event already processed, and answers so.

@@ -133,6 +133,10 @@ export type ModuleView = {
  */
 export type PaymentView = {
   /**
+   * For an ADJUSTMENT: the whole days the period's end moved by (negative: taken away).
+   */
+  adjust_days?: number | null;
+  /**
    * Sen; None only for a failed payment in another currency.
    */
   amount_sen?: number | null;
@@ -162,6 +166,14 @@ export type PaymentView = {
    * stripe, fpx or operator.
    */
   provider: string;
+  /**
+   * Why, as the operator gave it: an ADJUSTMENT's (always) or a REFUND's.
+   */
+  reason?: string | null;
+  /**
+   * For a REFUND: the payment_id of the payment it gives money back for.
+   */
+  refund_of?: string | null;
   /**
    * PENDING, COMPLETED, FAILED or REFUNDED.
    */
