@@ -25,9 +25,8 @@
 //! as an unknown business, recorded. `refund.created` and
 //! `refund.updated` name no business (a Refund's metadata is its own) and are ignored, like
 //! `charge.refund.updated`. The FPX gateway's callback (Billplz's) has no refund shape: a bill
-//! is paid or not, and refunds are made outside it, so an operator records them
-//! (`admin refund-payment` refunds an operator's CREDIT; an FPX bill refunded by hand is settled
-//! with `admin adjust-subscription`).
+//! is paid or not, and refunds are made outside it, so an operator records them with
+//! `admin refund-payment --payment <payment_id>`.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -2252,7 +2252,7 @@ mod tests {
             (&one, &[0], 37 * DAY - 1, Some(37 * DAY - 1)),
             // Used up, or ended already: nothing moves (and never later).
             (&one, &[0], 37 * DAY, Some(37 * DAY)),
-            (&one, &[0], 40 * DAY, Some(40 * DAY - 3 * DAY)),
+            (&one, &[0], 40 * DAY, Some(37 * DAY)),
             // The earlier of two: the later month's days stay, from now.
             (&two, &[0], 20 * DAY, Some(50 * DAY)),
             (&two, &[1], 20 * DAY, Some(37 * DAY)),
