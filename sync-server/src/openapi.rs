@@ -249,7 +249,7 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
             &[409],
         ),
         ("POST", "/v1/webhooks/stripe") => op(
-            "Stripe's webhook (header Stripe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">). checkout.session.completed applies the payment its metadata names; other events are recorded and ignored; a replayed event is a duplicate. Refusals: 400 webhook_signature_invalid or webhook_stale, 422 webhook_invalid, webhook_unknown_business or webhook_amount_mismatch, 409 with kaunter-core's refusal code, 503 webhook_not_configured.",
+            "Stripe's webhook (header Stripe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">). checkout.session.completed applies the payment its metadata names; charge.refunded refunds the CHARGE whose payment_intent it names (its metadata names the business; a refund naming no payment of the business or more than was paid is 422 and recorded); other events are recorded and ignored; a replayed event is a duplicate. Refusals: 400 webhook_signature_invalid or webhook_stale, 422 webhook_invalid, webhook_unknown_business or webhook_amount_mismatch, 409 with kaunter-core's refusal code, 503 webhook_not_configured.",
             Some(stripe_event_schema()),
             (200, schema::<crate::routes::webhooks::WebhookAnswer>(g)),
             &[409, 422, 503],
@@ -367,12 +367,16 @@ fn stripe_event_schema() -> Value {
         "required": ["id", "type"],
         "properties": {
             "id": {"type": "string", "description": "The event id (evt_...)."},
-            "type": {"type": "string", "description": "checkout.session.completed is acted on."},
+            "type": {"type": "string", "description": "checkout.session.completed and charge.refunded are acted on."},
             "created": {"type": "integer", "format": "int64"},
             "data": {"type": "object", "properties": {"object": {
                 "type": "object",
                 "properties": {
-                    "id": {"type": "string", "description": "The checkout session (cs_...)."},
+                    "id": {"type": "string", "description": "The checkout session (cs_...) or the charge (ch_...)."},
+                    "payment_intent": {"type": "string", "nullable": true,
+                                       "description": "The payment intent (pi_...): kept with a CHARGE, named by its refunds."},
+                    "amount_refunded": {"type": "integer", "format": "int64",
+                                        "description": "A charge's total refunded so far, in sen."},
                     "amount_total": {"type": "integer", "format": "int64",
                                      "description": "Sen."},
                     "currency": {"type": "string", "description": "myr."},

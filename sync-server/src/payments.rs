@@ -1033,7 +1033,38 @@ pub async fn record_delivery(
             ],
         )
         .await?;
+    if !delivery.outcome.claims() {
+        prune_unclaimed(client).await?;
+    }
     Ok((inserted == 1).then_some(delivery_id))
+}
+
+/// How long the log keeps a delivery that claimed nothing (see [`prune_unclaimed`]).
+pub const UNCLAIMED_KEPT_DAYS: i32 = 90;
+
+/// At most this many old deliveries go with each new one that claims nothing: a flood of
+/// forged calls then takes the old ones out as fast as it adds new ones, in small steps.
+const PRUNE_STEP: i64 = 100;
+
+/// Deletes deliveries that claimed nothing (bad signatures, stale times, no secret, duplicates:
+/// what a flood of forged or replayed calls adds) received more than [`UNCLAIMED_KEPT_DAYS`]
+/// ago, oldest first, at most [`PRUNE_STEP`] of them. A delivery that claimed its event stays:
+/// it is what answers a later replay of the event as a duplicate.
+async fn prune_unclaimed(client: &impl GenericClient) -> Result<()> {
+    client
+        .execute(
+            &format!(
+                "DELETE FROM webhook_deliveries WHERE delivery_id IN (
+                     SELECT delivery_id FROM webhook_deliveries
+                     WHERE received_at < now() - make_interval(days => $1)
+                       AND NOT ({CLAIM_PREDICATE})
+                     ORDER BY received_at
+                     LIMIT $2)"
+            ),
+            &[&UNCLAIMED_KEPT_DAYS, &PRUNE_STEP],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Sets the outcome of a delivery recorded (and claimed) in the same transaction before it was

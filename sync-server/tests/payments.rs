@@ -14,8 +14,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{Hmac, Mac};
 use kaunter_protocol::http::{SessionView, SignUpResponse};
 use kaunter_sync_server::AppState;
-use kaunter_sync_server::db;
 use kaunter_sync_server::test_support::{ADMIN_PASSWORD, TestDatabase, TestServer, sign_up_form};
+use kaunter_sync_server::{db, payments};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::{Value, json};
@@ -1526,5 +1526,68 @@ async fn concurrent_deliveries_of_one_refund_apply_it_once() {
         at(&setup.subscription(&business).await["period_ends_at"]),
         trial_ends_at
     );
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn the_log_keeps_what_claimed_an_event_and_prunes_old_forged_calls() {
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-log").await;
+    let owner = setup.db.owner_client().await.unwrap();
+    // Older than the retention: a forged call, a stale one, a duplicate and an applied event;
+    // just inside it: another forged call.
+    let kept = payments::UNCLAIMED_KEPT_DAYS;
+    for (event, outcome, age_days) in [
+        ("evt_old_forged", "bad_signature", kept + 1),
+        ("evt_old_stale", "stale", kept + 30),
+        ("evt_old_duplicate", "duplicate", kept + 2),
+        ("evt_old_applied", "applied", kept + 400),
+        ("evt_recent_forged", "bad_signature", kept - 1),
+    ] {
+        owner
+            .execute(
+                "INSERT INTO webhook_deliveries (delivery_id, provider, event_id, outcome,
+                     received_at)
+                 VALUES ($1, 'stripe', $2, $3, now() - make_interval(days => $4))",
+                &[&Uuid::now_v7(), &event, &outcome, &age_days],
+            )
+            .await
+            .unwrap();
+    }
+    // A new forged call prunes the old deliveries that claimed nothing.
+    let body = checkout("evt_new_forged", "cs_forged", &business, 4_900);
+    let forged = Some(stripe_signature(
+        "whsec_someone_else",
+        Utc::now().timestamp(),
+        &body,
+    ));
+    let (status, _) = setup.stripe(&body, forged).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let left: Vec<Option<String>> = setup
+        .deliveries()
+        .await
+        .into_iter()
+        .map(|(_, event)| event)
+        .collect();
+    let mut left: Vec<&str> = left.iter().flatten().map(String::as_str).collect();
+    left.sort_unstable();
+    assert_eq!(
+        left,
+        ["evt_new_forged", "evt_old_applied", "evt_recent_forged"]
+    );
+    // The applied event it kept still answers a replay as a duplicate.
+    let replay = stripe_event(
+        "evt_old_applied",
+        "checkout.session.completed",
+        "cs_old",
+        &business.tenant_id.to_string(),
+        "STARTER:MONTHLY:SUBSCRIPTION",
+        4_900,
+        "myr",
+    );
+    let (status, answer) = setup.stripe(&replay, signed_now(&replay)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "duplicate");
+    assert!(setup.stored_payments(&business).await.is_empty());
     setup.finish().await;
 }
