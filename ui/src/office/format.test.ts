@@ -215,6 +215,19 @@ describe("payments", () => {
     expect(row.date).toBe("10/03/2026 12:00");
   });
 
+  it("names an adjustment's days and a refund, each with its reason", () => {
+    const adjusted = (days: number, reason: string | null) =>
+      paymentRow(payment({ kind: "ADJUSTMENT", plan: null, cycle: null, pricing: null, adjust_days: days, reason })).what;
+    expect(adjusted(5, "Clinic closed for the flood")).toBe("+5 days: Clinic closed for the flood");
+    expect(adjusted(-3, "Goodwill days taken back")).toBe("\u22123 days: Goodwill days taken back");
+    expect(adjusted(1, null)).toBe("+1 day");
+    const refunded = paymentRow(
+      payment({ kind: "REFUND", plan: null, cycle: null, pricing: null, refund_of: "0190a0a0-0000-7000-8000-0000000000aa", reason: "Charged twice" }),
+    );
+    expect(refunded.kind).toBe("Refund");
+    expect(refunded.what).toBe("Refund of an earlier payment: Charged twice");
+  });
+
   it("copes with a payment that names no plan or amount", () => {
     const row = paymentRow(payment({ plan: null, cycle: null, amount_sen: null }));
     expect(row.what).toBe("—");

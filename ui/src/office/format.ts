@@ -234,9 +234,16 @@ export type PaymentRow = {
 };
 
 export function paymentRow(payment: PaymentView): PaymentRow {
-  const what = [payment.plan ? humanise(payment.plan) : null, payment.cycle ? payment.cycle.toLowerCase().replace(/_/g, " ") : null]
+  // A plan's payment names what it bought; an adjustment its days and a refund that it is one,
+  // each with the operator's reason when there is one.
+  const bought = [payment.plan ? humanise(payment.plan) : null, payment.cycle ? payment.cycle.toLowerCase().replace(/_/g, " ") : null]
     .filter((part): part is string => part !== null)
     .join(", ");
+  const moved = typeof payment.adjust_days === "number" && payment.adjust_days !== 0 ? t.adjustedBy(payment.adjust_days) : null;
+  const refund = payment.refund_of ? t.refundOfPayment : null;
+  const what = [moved ?? refund ?? (bought || null), payment.reason || null]
+    .filter((part): part is string => part !== null)
+    .join(": ");
   const status = payment.failure_reason ? `${humanise(payment.status)}: ${payment.failure_reason}` : humanise(payment.status);
   return {
     date: formatDateTime(payment.completed_at ?? payment.created_at),

@@ -95,6 +95,9 @@ export const en = {
   paymentAmount: "Amount",
   paymentReference: "Reference",
   noPayments: "No payments yet.",
+  adjustedBy: (days: number) =>
+    `${days > 0 ? "+" : "\u2212"}${Math.abs(days)} ${Math.abs(days) === 1 ? "day" : "days"}`,
+  refundOfPayment: "Refund of an earlier payment",
 
   emergencyTitle: "Emergency openings to review",
   emergencyIntro:
