@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use kaunter_core::lww::LwwRecord;
 use kaunter_protocol::http::{Change, DELETED_FIELD, Entity, Fields, PatientRecord, WireStamp};
 use kaunter_protocol::merge::{
-    is_deleted, record_from_parts, record_into_parts, row_digest, stamp_to_wire, update_digest,
+    is_deleted, record_from_parts, row_digest, stamp_to_wire, update_digest,
 };
 use kaunter_protocol::records::{
     AppointmentRecord, AppointmentStatus, CashKind, CashMovementRecord, CatalogueItemRecord,
@@ -38,6 +38,55 @@ pub struct StoredRow {
     pub updated_at: DateTime<Utc>,
     pub last_change_seq: i64,
     pub dirty: bool,
+    /// `record` as its entity's typed record, when the merge already made it (the row's last
+    /// change in this batch won every field it set, so what validation decoded is the row);
+    /// `None`: decode `record` when needed.
+    pub typed: Option<Typed>,
+}
+
+/// A row as its entity's typed record: what [`check_merged`] decoded, kept so that storing the
+/// row or looking for its duplicates does not decode it again.
+#[derive(Debug, Clone)]
+pub enum Typed {
+    Patient(PatientRecord),
+    Appointment(AppointmentRecord),
+    CashMovement(CashMovementRecord),
+    CatalogueItem(CatalogueItemRecord),
+    ClinicalEntry(ClinicalEntryRecord),
+}
+
+/// A typed record [`Typed`] may hold.
+trait Cached: EntityRecord + Clone {
+    fn cached(typed: &Typed) -> Option<&Self>;
+}
+
+macro_rules! cached {
+    ($record:ty, $variant:ident) => {
+        impl Cached for $record {
+            fn cached(typed: &Typed) -> Option<&Self> {
+                match typed {
+                    Typed::$variant(record) => Some(record),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+cached!(PatientRecord, Patient);
+cached!(AppointmentRecord, Appointment);
+cached!(CashMovementRecord, CashMovement);
+cached!(CatalogueItemRecord, CatalogueItem);
+cached!(ClinicalEntryRecord, ClinicalEntry);
+
+impl StoredRow {
+    /// The row as a patient record, `None` for another entity's row.
+    pub fn patient(&self, id: Uuid) -> Result<Option<PatientRecord>> {
+        match &self.typed {
+            Some(Typed::Patient(patient)) => Ok(Some(patient.clone())),
+            Some(_) => Ok(None),
+            None => typed_record::<PatientRecord>(id, self).map(Some),
+        }
+    }
 }
 
 impl StoredRow {
@@ -51,6 +100,7 @@ impl StoredRow {
             updated_at: at,
             last_change_seq: seq,
             dirty: false,
+            typed: None,
         }
     }
 }
@@ -276,6 +326,7 @@ pub fn decode_row(entity: Entity, row: &tokio_postgres::Row) -> Result<(Uuid, St
             updated_at: row.try_get(4)?,
             last_change_seq: row.try_get(5)?,
             dirty: false,
+            typed: None,
         },
     ))
 }
@@ -382,7 +433,7 @@ pub fn check_merged(
     fields: &Fields,
     changed: &Fields,
     seq: i64,
-) -> std::result::Result<(), (String, Vec<FieldError>)> {
+) -> std::result::Result<Typed, (String, Vec<FieldError>)> {
     let incomplete =
         |detail: String| (format!("The record would be incomplete: {detail}."), vec![]);
     let field = |name: &str| format!("seq[{seq}].{name}");
@@ -395,30 +446,35 @@ pub fn check_merged(
             })
             .collect()
     };
-    let (mut errors, canonical) = match entity {
+    let (mut errors, canonical, typed) = match entity {
         Entity::Patient => {
             let record = PatientRecord::from_fields(id, branch_id, fields).map_err(incomplete)?;
-            (validate::patient(&record, seq), record.fields())
+            let errors = validate::patient(&record, seq);
+            (errors, record.fields(), Typed::Patient(record))
         }
         Entity::Appointment => {
             let record =
                 AppointmentRecord::from_fields(id, branch_id, fields).map_err(incomplete)?;
-            (problems(record.problems()), record.fields())
+            let errors = problems(record.problems());
+            (errors, record.fields(), Typed::Appointment(record))
         }
         Entity::CashMovement => {
             let record =
                 CashMovementRecord::from_fields(id, branch_id, fields).map_err(incomplete)?;
-            (problems(record.problems()), record.fields())
+            let errors = problems(record.problems());
+            (errors, record.fields(), Typed::CashMovement(record))
         }
         Entity::CatalogueItem => {
             let record =
                 CatalogueItemRecord::from_fields(id, branch_id, fields).map_err(incomplete)?;
-            (problems(record.problems()), record.fields())
+            let errors = problems(record.problems());
+            (errors, record.fields(), Typed::CatalogueItem(record))
         }
         Entity::ClinicalEntry => {
             let record =
                 ClinicalEntryRecord::from_fields(id, branch_id, fields).map_err(incomplete)?;
-            (problems(record.problems()), record.fields())
+            let errors = problems(record.problems());
+            (errors, record.fields(), Typed::ClinicalEntry(record))
         }
     };
     for name in records::non_canonical_fields(changed, &canonical) {
@@ -429,7 +485,7 @@ pub fn check_merged(
         });
     }
     if errors.is_empty() {
-        Ok(())
+        Ok(typed)
     } else {
         Err(("Some fields are not valid.".to_owned(), errors))
     }
@@ -566,12 +622,24 @@ struct Write {
     upsert: bool,
 }
 
+/// A merged row as its typed record: the one the merge kept, else decoded from its fields.
+fn typed_record<T: Cached>(id: Uuid, row: &StoredRow) -> Result<T> {
+    if let Some(record) = row.typed.as_ref().and_then(T::cached) {
+        return Ok(record.clone());
+    }
+    let fields: Fields = row
+        .record
+        .registers()
+        .map(|(name, register)| (name.to_owned(), register.value.clone()))
+        .collect();
+    T::from_fields(id, row.branch_id, &fields)
+        .map_err(|detail| Error::Internal(format!("a merged row does not decode: {detail}")))
+}
+
 /// A merged row as its typed record and its stamps as stored.
-fn merged<T: EntityRecord>(id: Uuid, row: &StoredRow) -> Result<(T, Vec<u8>)> {
-    let (fields, stamps) = record_into_parts(&row.record);
-    let record = T::from_fields(id, row.branch_id, &fields)
-        .map_err(|detail| Error::Internal(format!("a merged row does not decode: {detail}")))?;
-    let stamps = crate::stamps::encode(&stamps)
+fn merged<T: Cached>(id: Uuid, row: &StoredRow) -> Result<(T, Vec<u8>)> {
+    let record = typed_record::<T>(id, row)?;
+    let stamps = crate::stamps::encode_record(&row.record)
         .map_err(|error| Error::Internal(format!("row {id}: {error}")))?;
     Ok((record, stamps))
 }

@@ -65,12 +65,18 @@ pub fn row_digest(row_id: uuid::Uuid, record: &LwwRecord<Value>) -> u64 {
     let mut hasher = Sha256::new();
     hasher.update(b"kaunter-row/v1");
     hasher.update(row_id.as_bytes());
+    // Each value's compact JSON text (its `to_string`), written into one reused buffer.
+    let mut value = Vec::with_capacity(64);
     for (name, register) in record.registers() {
         hasher.update((name.len() as u64).to_be_bytes());
         hasher.update(name.as_bytes());
-        let value = register.value.to_string();
+        value.clear();
+        if serde_json::to_writer(&mut value, &register.value).is_err() {
+            // Writing a JSON value into memory does not fail; were it to, the text is the same.
+            value = register.value.to_string().into_bytes();
+        }
         hasher.update((value.len() as u64).to_be_bytes());
-        hasher.update(value.as_bytes());
+        hasher.update(&value);
         hasher.update(register.stamp.hlc.as_u64().to_be_bytes());
         hasher.update(register.stamp.device.as_uuid().as_bytes());
     }
@@ -185,6 +191,29 @@ mod tests {
             update_digest(digest, row_digest(*id, r), 0)
         });
         assert_eq!(emptied, 0);
+    }
+
+    #[test]
+    fn a_row_digest_is_frozen() {
+        // Worked out independently of this code (SHA-256 over the documented layout, values as
+        // compact JSON with non-ASCII kept as UTF-8): desks and the server, of any version,
+        // must compute exactly this.
+        let mut record = LwwRecord::new();
+        apply_change(
+            &mut record,
+            &change(
+                10,
+                7,
+                &[("full_name", "Siti Nur\u{2019}aini \"Ah\"".into())],
+            ),
+        );
+        apply_change(&mut record, &change(11, 7, &[("phone", Value::Null)]));
+        apply_change(&mut record, &change(12, 9, &[(DELETED_FIELD, true.into())]));
+        apply_change(&mut record, &change(13, 9, &[("amount", 42.into())]));
+        assert_eq!(
+            row_digest(Uuid::from_u128(0x1234), &record),
+            0xaa72_af56_e322_d2ac
+        );
     }
 
     #[test]

@@ -15,10 +15,10 @@ use axum::extract::State;
 use chrono::{DateTime, Datelike, Utc};
 use kaunter_core::hlc::{MAX_DRIFT_MS, check_drift};
 use kaunter_protocol::http::{
-    Change, DELETED_FIELD, Entity, OutboxEntry, PatientRecord, PushRequest, PushResponse,
-    RejectedEntry, error_code,
+    Change, DELETED_FIELD, Entity, Fields, OutboxEntry, PushRequest, PushResponse, RejectedEntry,
+    error_code,
 };
-use kaunter_protocol::merge::{apply_change, is_deleted, record_into_parts};
+use kaunter_protocol::merge::{is_deleted, stamp_from_wire};
 use kaunter_protocol::records::ClinicalKind;
 use kaunter_protocol::{ACCEPTED_SCHEMA_VERSIONS, FieldError};
 use serde_json::Value;
@@ -296,11 +296,10 @@ async fn apply(
             .filter(move |((e, _), row)| *e == entity && row.dirty && !is_deleted(&row.record))
     };
     let touched_patients: Vec<conflicts::Registered> = live(Entity::Patient)
-        .map(|((_, id), row)| {
-            let (fields, _) = record_into_parts(&row.record);
-            PatientRecord::from_fields(*id, row.branch_id, &fields)
-                .map(|record| (record, row.created_at))
-                .map_err(|detail| Error::Internal(format!("a merged patient: {detail}")))
+        .filter_map(|((_, id), row)| {
+            row.patient(*id)
+                .transpose()
+                .map(|record| record.map(|record| (record, row.created_at)))
         })
         .collect::<Result<_>>()?;
     let batch_patients: Vec<Uuid> = rows
@@ -704,22 +703,45 @@ fn merge_entry(
             Vec::new(),
         ));
     }
-    let mut candidate = row.record.clone();
-    apply_change(&mut candidate, change);
     // The row as if this change won every field it sets: its values are checked whether or not
-    // a later write already beat them here (other replicas may merge in another order).
-    let (mut probe, _) = record_into_parts(&row.record);
-    probe.extend(change.fields.clone());
-    rows::check_merged(
+    // a later write already beat them here (other replicas may merge in another order). For a
+    // new row that is the change's own fields.
+    let probe_of_stored: Fields;
+    let probe = if row.record.is_empty() {
+        &change.fields
+    } else {
+        let mut fields: Fields = row
+            .record
+            .registers()
+            .map(|(name, register)| (name.to_owned(), register.value.clone()))
+            .collect();
+        // The change's values replace the stored ones.
+        fields.extend(
+            change
+                .fields
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone())),
+        );
+        probe_of_stored = fields;
+        &probe_of_stored
+    };
+    let typed = rows::check_merged(
         change.entity,
         change.row_id,
         change.branch_id,
-        &probe,
+        probe,
         &change.fields,
         entry.seq,
     )
     .map_err(|(message, errors)| refusal(entry, error_code::VALIDATION_FAILED, &message, errors))?;
-    row.record = candidate;
+    let stamp = stamp_from_wire(change.stamp);
+    let mut won_every_field = true;
+    for (name, value) in &change.fields {
+        won_every_field &= row.record.offer(name, value.clone(), stamp);
+    }
+    // Having won every field it set, the change made the row the probe: its typed record is
+    // the row's.
+    row.typed = won_every_field.then_some(typed);
     row.updated_at = row.updated_at.max(change.recorded_at);
     row.last_change_seq = tenant_seq;
     row.dirty = true;
