@@ -1783,11 +1783,26 @@ impl Store {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
 
-    /// Writes the WAL back into the main file (used by tests that inspect both files).
+    /// Writes the whole WAL back into the main file and empties it (used by tests that inspect
+    /// both files). The checkpoint thread's own pass can hold the checkpoint for a moment, and
+    /// SQLite then reports this one as blocked rather than waiting: it is tried again, for up
+    /// to five seconds, and an error says so if it never completes.
     pub fn checkpoint(&self) -> Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let blocked: i64 =
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+            if blocked == 0 {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::Corrupt(
+                    "the WAL checkpoint stayed blocked for five seconds".to_owned(),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
 
