@@ -92,6 +92,12 @@ pub struct Config {
     /// rebuild). Unset: `GET /` answers a JSON 404 saying so; the API is the same either way.
     #[arg(long, env = "KAUNTER_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
+
+    /// Seconds between the server's own sweeps of businesses' notices (trial warnings, expiry,
+    /// suspension, retries), which reach a business none of whose desks syncs; 0 turns the
+    /// sweep off (desks' rounds still look at their business's notices).
+    #[arg(long, env = "KAUNTER_NOTICE_SWEEP_SECS", default_value_t = 300)]
+    pub notice_sweep_secs: u64,
 }
 
 impl Config {
@@ -134,6 +140,11 @@ impl Config {
 
     pub fn webhook_tolerance(&self) -> Duration {
         Duration::from_secs(self.webhook_tolerance_secs)
+    }
+
+    /// `None`: no sweep.
+    pub fn notice_sweep(&self) -> Option<Duration> {
+        (self.notice_sweep_secs > 0).then(|| Duration::from_secs(self.notice_sweep_secs))
     }
 }
 

@@ -79,6 +79,8 @@ pub struct AppState {
     mailer: Option<std::sync::Arc<mail::Mailer>>,
     /// Head office's pages (see [`web`]); `None`: `GET /` says none are configured.
     web_pages: Option<web::WebPages>,
+    /// How often [`serve`] sweeps businesses' notices ([`notices::sweep`]); `None`: never.
+    notice_sweep: Option<Duration>,
 }
 
 impl AppState {
@@ -96,6 +98,7 @@ impl AppState {
             webhook_tolerance: webhook::DEFAULT_TOLERANCE,
             mailer: None,
             web_pages: None,
+            notice_sweep: None,
         }
     }
 
@@ -126,7 +129,8 @@ impl AppState {
             .with_fpx_webhook_secret(config.fpx_webhook_secret.clone())
             .with_webhook_tolerance(config.webhook_tolerance())
             .with_mailer(config.mailer())
-            .with_web_pages(web_pages))
+            .with_web_pages(web_pages)
+            .with_notice_sweep(config.notice_sweep()))
     }
 
     pub fn with_body_limit_bytes(mut self, bytes: usize) -> Self {
@@ -214,6 +218,13 @@ impl AppState {
     pub fn web_pages(&self) -> Option<&web::WebPages> {
         self.web_pages.as_ref()
     }
+
+    /// Sweeps businesses' notices every `every` while [`serve`] runs (the first after one
+    /// interval); `None` (the default): only desks' rounds look at them.
+    pub fn with_notice_sweep(mut self, every: Option<Duration>) -> Self {
+        self.notice_sweep = every;
+        self
+    }
 }
 
 impl fmt::Debug for AppState {
@@ -230,6 +241,7 @@ impl fmt::Debug for AppState {
             .field("webhook_tolerance", &self.webhook_tolerance)
             .field("mailer", &self.mailer)
             .field("web_pages", &self.web_pages)
+            .field("notice_sweep", &self.notice_sweep)
             .finish()
     }
 }
@@ -518,6 +530,15 @@ fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
     }
 }
 
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The HTTP API, every answer of which, errors included, is JSON; and head office's pages at
 /// `/` and `/assets/...` ([`web`], not part of [`ROUTES`]: no data, no credentials).
 pub fn router(state: AppState) -> Router {
@@ -571,6 +592,27 @@ pub async fn serve(
     use tower::ServiceExt as _;
 
     let header_read_timeout = state.header_read_timeout;
+    // The notice sweep lives as long as this function: dropped (the server stopped, or this
+    // future dropped), its task is aborted.
+    let _sweeping = state.notice_sweep.map(|every| {
+        let (pool, mailer) = (state.pool().clone(), state.mailer());
+        AbortOnDrop(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // An interval's first tick is at once: the first sweep waits one interval.
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                match notices::sweep(&pool, mailer.as_deref()).await {
+                    Ok(0) => {}
+                    Ok(looked_at) => tracing::debug!(looked_at, "notice sweep"),
+                    Err(error) => {
+                        tracing::warn!(%error, "notice sweep failed; next at the next interval")
+                    }
+                }
+            }
+        }))
+    });
     let app = router(state);
     let mut builder =
         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();

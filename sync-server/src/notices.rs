@@ -4,11 +4,13 @@
 //! business's `notice_outbox` in the transaction that sees their cause, then handed to the mail
 //! relay after it commits, each exactly once (a unique key per notice), with retries.
 //!
-//! Row-level security keeps every business apart here too, so there is no sweep over all
-//! businesses: a business's notices are looked at in the background after one of its desks
-//! fetched its licence (every sync round; claimed at most once an hour; the desk's answer never
-//! waits for it or fails because of it), and its receipts and refund notices go out after the
-//! payment or refund.
+//! Row-level security keeps every business apart here too. A business's notices are looked at
+//! in the background after one of its desks fetched its licence (every sync round; claimed at
+//! most once an hour; the desk's answer never waits for it or fails because of it), and by the
+//! server's own [`sweep`], which finds whose turn has come in `notice_schedule` (ids and times
+//! only) and looks at each business inside its own transaction, so a business none of whose
+//! desks syncs still hears that its trial or subscription is ending. Receipts and refund
+//! notices go out after the payment or refund.
 //! A notice that could not be handed over stays unsent and is tried again at the next look.
 //! Without a relay configured, notices wait in the outbox.
 //!
@@ -433,6 +435,41 @@ pub fn look_later(pool: &Pool, tenant: TenantId, mailer: Option<std::sync::Arc<M
             tracing::warn!(%tenant, %error, "notices not looked at or delivered; tried again at the next round");
         }
     });
+}
+
+/// Most businesses one sweep looks at; the rest wait for the next.
+const SWEEP_BATCH: i64 = 50;
+
+/// The server's own look at businesses' notices: claims up to [`SWEEP_BATCH`] businesses whose
+/// turn has come in `notice_schedule` (moving each one's turn [`CHECK_EVERY`] on, so another
+/// server sweeping at the same moment skips them), then looks at each one as a desk's licence
+/// fetch does, one after another, inside its own transaction. One business's failure is logged
+/// and the others still go. Returns how many businesses it looked at.
+pub async fn sweep(pool: &Pool, mailer: Option<&Mailer>) -> Result<usize> {
+    let due: Vec<uuid::Uuid> = {
+        let client = pool.get().await?;
+        client
+            .query(
+                "UPDATE notice_schedule
+                 SET look_after = now() + $2::bigint * interval '1 second'
+                 WHERE business IN (SELECT business FROM notice_schedule
+                                    WHERE look_after <= now()
+                                    ORDER BY look_after LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 RETURNING business",
+                &[&SWEEP_BATCH, &CHECK_EVERY.num_seconds()],
+            )
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<std::result::Result<_, _>>()?
+    };
+    for business in &due {
+        let tenant = TenantId::from_uuid(*business);
+        if let Err(error) = look(pool, tenant, mailer).await {
+            tracing::warn!(%tenant, %error, "notices not looked at; tried again at the next turn");
+        }
+    }
+    Ok(due.len())
 }
 
 async fn look(pool: &Pool, tenant: TenantId, mailer: Option<&Mailer>) -> Result<()> {

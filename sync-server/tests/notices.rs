@@ -2,7 +2,8 @@
 //! started by the test): a desk's licence fetch looks at its business's notices; the trial's
 //! day-5 warning goes out once however often desks ask, expiry sends its own notice, a payment
 //! sends a receipt and its refund a refund notice, and a relay that refuses leaves the notice waiting with its reason and
-//! tries again later. Another business's desks never send this business's notices. And the
+//! tries again later. Another business's desks never send this business's notices. The
+//! server's own sweep reaches businesses whose desks never sync, each with its own notice, once. And the
 //! staff roster, like the licence, reaches the desks of a suspended business.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -290,6 +291,94 @@ async fn a_suspended_business_desk_still_gets_the_roster_without_a_person_remove
     let after = roster(&http, &server, &desk).await;
     assert_eq!(after.len(), 1, "{after:?}");
     assert!(!after.contains(&"Siti".to_owned()));
+    drop(server);
+    db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_servers_sweep_reaches_businesses_whose_desks_never_sync() {
+    let db = TestDatabase::create().await.unwrap();
+    let relay = SmtpCapture::start().await.unwrap();
+    let state = AppState::new(db.app_pool().unwrap())
+        .with_mailer(Some(Mailer {
+            relay: relay.addr.to_string(),
+            from: "billing@kaunter.test".to_owned(),
+        }))
+        .with_notice_sweep(Some(std::time::Duration::from_millis(200)));
+    let server = TestServer::start(state).await.unwrap();
+    let http = reqwest::Client::new();
+    // Two businesses with a desk each that never fetches anything, and a third mid-trial.
+    let (quiet, _) = sign_up_with_desk(&http, &server, "klinik-senyap").await;
+    let (ended, _) = sign_up_with_desk(&http, &server, "klinik-tamat").await;
+    let (_, _) = sign_up_with_desk(&http, &server, "klinik-awal").await;
+    let owner = db.owner_client().await.unwrap();
+    // The first is on day 5 of its trial, the second's trial ended an hour ago; each business's
+    // turn in the sweep has come.
+    for (tenant, ends) in [(quiet.tenant_id, "60 hours"), (ended.tenant_id, "-1 hour")] {
+        owner
+            .execute(
+                "UPDATE subscriptions SET trial_ends_at = now() + $2::text::interval,
+                     period_ends_at = now() + $2::text::interval, notices_checked_at = NULL
+                 WHERE tenant_id = $1",
+                &[&tenant, &ends],
+            )
+            .await
+            .unwrap();
+    }
+    owner
+        .execute("UPDATE notice_schedule SET look_after = now()", &[])
+        .await
+        .unwrap();
+
+    // With no desk asking, each gets its own notice at its own address, and the business
+    // mid-trial gets none.
+    let mut mail = relay.wait_for(2).await;
+    mail.sort_by_key(|message| message.to.clone());
+    let seen: Vec<(String, String)> = mail
+        .iter()
+        .map(|message| (message.to.clone(), message.subject()))
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].0, "pejabat@klinik-senyap.my");
+    assert_eq!(seen[0].1, "Your Kaunter trial ends in 3 days");
+    assert!(mail[0].body().contains("Klinik klinik-senyap"));
+    assert_eq!(seen[1].0, "pejabat@klinik-tamat.my");
+    assert!(seen[1].1.contains("read-only for 7 days"), "{seen:?}");
+    assert!(mail[1].body().contains("Klinik klinik-tamat"));
+
+    // Each business's turn moved on an hour; when it comes again, what was sent is not sent
+    // twice.
+    let turns: Vec<bool> = owner
+        .query(
+            "SELECT look_after > now() + interval '50 minutes' FROM notice_schedule",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(turns, [true, true, true]);
+    owner
+        .batch_execute(
+            "UPDATE subscriptions SET notices_checked_at = NULL;
+             UPDATE notice_schedule SET look_after = now();",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    let taken: Vec<i64> = owner
+        .query(
+            "SELECT count(*) FROM notice_schedule WHERE look_after <= now()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(taken, [0], "the sweep took every business's turn again");
+    assert_eq!(relay.messages().len(), 2);
     drop(server);
     db.drop_db().await.unwrap();
 }

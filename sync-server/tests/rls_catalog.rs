@@ -14,9 +14,12 @@ use uuid::Uuid;
 /// `login_failures` counts failed logins by hashed key before any tenant is known;
 /// `signing_keys` holds the server's licence key, no business's data;
 /// `webhook_deliveries` logs payment webhooks, which arrive before any tenant is known (and a
-/// forged one names none); the app role may write it but not read its details.
+/// forged one names none); the app role may write it but not read its details;
+/// `notice_schedule` says when the server's sweep next looks at a business's notices (ids and
+/// times only): the sweep must find whom to look at before it can enter any business.
 const TABLES_WITHOUT_TENANT: &[&str] = &[
     "login_failures",
+    "notice_schedule",
     "schema_migrations",
     "signing_keys",
     "webhook_deliveries",
