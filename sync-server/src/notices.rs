@@ -172,16 +172,39 @@ pub async fn enqueue_receipt(
         amount_sen / 100,
         amount_sen % 100
     );
+    enqueue_once(
+        tx,
+        tenant,
+        ("RECEIPT", &payment_id.to_string()),
+        &to,
+        "Your Kaunter receipt",
+        &body,
+    )
+    .await
+}
+
+/// Puts one message in the business's outbox under the key `kind:id`, unless one with that key
+/// is there already (sent or not).
+async fn enqueue_once(
+    tx: &TenantTx<'_>,
+    tenant: TenantId,
+    (kind, id): (&str, &str),
+    to: &str,
+    subject: &str,
+    body: &str,
+) -> Result<()> {
     tx.execute(
         "INSERT INTO notice_outbox (tenant_id, notice_id, notice_key, kind, recipient, subject,
              body)
-         VALUES ($1, $2, $3, 'RECEIPT', $4, 'Your Kaunter receipt', $5)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (tenant_id, notice_key) DO NOTHING",
         &[
             &tenant,
             &uuid::Uuid::now_v7(),
-            &format!("RECEIPT:{payment_id}"),
+            &format!("{kind}:{id}"),
+            &kind,
             &to,
+            &subject,
             &body,
         ],
     )
@@ -220,21 +243,15 @@ pub async fn enqueue_refund(
         amount_sen / 100,
         amount_sen % 100
     );
-    tx.execute(
-        "INSERT INTO notice_outbox (tenant_id, notice_id, notice_key, kind, recipient, subject,
-             body)
-         VALUES ($1, $2, $3, 'REFUND', $4, 'Your Kaunter refund', $5)
-         ON CONFLICT (tenant_id, notice_key) DO NOTHING",
-        &[
-            &tenant,
-            &uuid::Uuid::now_v7(),
-            &format!("REFUND:{refund_id}"),
-            &to,
-            &body,
-        ],
+    enqueue_once(
+        tx,
+        tenant,
+        ("REFUND", &refund_id.to_string()),
+        &to,
+        "Your Kaunter refund",
+        &body,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Claims the business's next look at its notices when the last was more than
