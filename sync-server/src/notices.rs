@@ -20,12 +20,14 @@
 //! deliveries at most run at once ([`MAX_CONCURRENT_DELIVERIES`]).
 
 use chrono::{DateTime, Duration, Utc};
-use kaunter_core::subscription::{Notice, Subscription};
+use kaunter_core::business::Language;
+use kaunter_core::subscription::{BillingCycle, Notice, Plan, Subscription};
 
 use crate::db::{Pool, TenantTx};
 use crate::error::Result;
 use crate::ids::TenantId;
 use crate::mail::Mailer;
+use crate::payments::Purchase;
 use crate::subscription;
 
 /// How often one business's notices are looked at, at most.
@@ -56,44 +58,142 @@ fn day(at: DateTime<Utc>) -> String {
     (at + Duration::hours(8)).format("%d/%m/%Y").to_string()
 }
 
-/// The subject and body of a subscription notice.
-pub fn render(notice: &Notice, business: &str) -> (String, String) {
+/// The language the business chose for what Kaunter writes to it (`business_settings`);
+/// English for a business with no settings.
+async fn language(tx: &TenantTx<'_>, tenant: TenantId) -> Result<Language> {
+    let stored: Option<String> = tx
+        .query_opt(
+            "SELECT language FROM business_settings WHERE tenant_id = $1",
+            &[&tenant],
+        )
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+    Ok(stored
+        .as_deref()
+        .and_then(Language::parse)
+        .unwrap_or(Language::English))
+}
+
+/// The subject and body of a subscription notice, in the business's language.
+pub fn render(notice: &Notice, business: &str, language: Language) -> (String, String) {
     let end = day(notice.period_end());
-    let pay = "Head office can pay in Kaunter's billing page at any time; nothing on your desks \
-               is ever deleted.";
-    let (subject, lead) = match notice {
-        Notice::TrialDay5 { .. } => (
-            "Your Kaunter trial ends in 3 days".to_owned(),
-            format!("The free trial of {business} ends on {end}."),
-        ),
-        Notice::TrialDay7 { .. } => (
-            "Your Kaunter trial ends today".to_owned(),
-            format!(
-                "The free trial of {business} ends on {end}. After it, your desks are read-only for 7 days until a plan is paid."
-            ),
-        ),
-        Notice::RenewalIn7Days { .. } => (
-            "Your Kaunter subscription renews in 7 days".to_owned(),
-            format!("The subscription of {business} runs until {end}."),
-        ),
-        Notice::RenewalIn1Day { .. } => (
-            "Your Kaunter subscription ends tomorrow".to_owned(),
-            format!("The subscription of {business} runs until {end}."),
-        ),
-        Notice::Expired { .. } => (
-            "Your Kaunter subscription has ended: read-only for 7 days".to_owned(),
-            format!(
-                "The subscription of {business} ended on {end}. Your desks are read-only for 7 days: everything can still be read and exported, and changes waiting on them are kept and sent once it is paid."
-            ),
-        ),
-        Notice::Suspended { .. } => (
-            "Your Kaunter subscription is suspended".to_owned(),
-            format!(
-                "The subscription of {business} ended on {end} and has now been suspended: your desks no longer sync. Their data stays on them, read-only, and can be exported."
-            ),
-        ),
+    let (subject, lead, pay) = match language {
+        Language::English => {
+            let (subject, lead) = match notice {
+                Notice::TrialDay5 { .. } => (
+                    "Your Kaunter trial ends in 3 days",
+                    format!("The free trial of {business} ends on {end}."),
+                ),
+                Notice::TrialDay7 { .. } => (
+                    "Your Kaunter trial ends today",
+                    format!(
+                        "The free trial of {business} ends on {end}. After it, your desks are read-only for 7 days until a plan is paid."
+                    ),
+                ),
+                Notice::RenewalIn7Days { .. } => (
+                    "Your Kaunter subscription renews in 7 days",
+                    format!("The subscription of {business} runs until {end}."),
+                ),
+                Notice::RenewalIn1Day { .. } => (
+                    "Your Kaunter subscription ends tomorrow",
+                    format!("The subscription of {business} runs until {end}."),
+                ),
+                Notice::Expired { .. } => (
+                    "Your Kaunter subscription has ended: read-only for 7 days",
+                    format!(
+                        "The subscription of {business} ended on {end}. Your desks are read-only for 7 days: everything can still be read and exported, and changes waiting on them are kept and sent once it is paid."
+                    ),
+                ),
+                Notice::Suspended { .. } => (
+                    "Your Kaunter subscription is suspended",
+                    format!(
+                        "The subscription of {business} ended on {end} and has now been suspended: your desks no longer sync. Their data stays on them, read-only, and can be exported."
+                    ),
+                ),
+            };
+            (
+                subject,
+                lead,
+                "Head office can pay in Kaunter's billing page at any time; nothing on your \
+                 desks is ever deleted.",
+            )
+        }
+        Language::Malay => {
+            let (subject, lead) = match notice {
+                Notice::TrialDay5 { .. } => (
+                    "Tempoh percubaan Kaunter anda tamat dalam 3 hari",
+                    format!("Tempoh percubaan percuma {business} tamat pada {end}."),
+                ),
+                Notice::TrialDay7 { .. } => (
+                    "Tempoh percubaan Kaunter anda tamat hari ini",
+                    format!(
+                        "Tempoh percubaan percuma {business} tamat pada {end}. Selepas itu, kaunter anda hanya boleh dibaca selama 7 hari sehingga pelan dibayar."
+                    ),
+                ),
+                Notice::RenewalIn7Days { .. } => (
+                    "Langganan Kaunter anda diperbaharui dalam 7 hari",
+                    format!("Langganan {business} berjalan sehingga {end}."),
+                ),
+                Notice::RenewalIn1Day { .. } => (
+                    "Langganan Kaunter anda tamat esok",
+                    format!("Langganan {business} berjalan sehingga {end}."),
+                ),
+                Notice::Expired { .. } => (
+                    "Langganan Kaunter anda telah tamat: baca sahaja selama 7 hari",
+                    format!(
+                        "Langganan {business} tamat pada {end}. Kaunter anda kini baca sahaja selama 7 hari: semua data masih boleh dibaca dan dieksport, dan perubahan yang menunggu disimpan lalu dihantar sebaik sahaja bayaran dibuat."
+                    ),
+                ),
+                Notice::Suspended { .. } => (
+                    "Langganan Kaunter anda telah digantung",
+                    format!(
+                        "Langganan {business} tamat pada {end} dan kini telah digantung: kaunter anda tidak lagi menyegerak. Datanya kekal di kaunter, baca sahaja, dan boleh dieksport."
+                    ),
+                ),
+            };
+            (
+                subject,
+                lead,
+                "Ibu pejabat boleh membayar di halaman bil Kaunter pada bila-bila masa; tiada \
+                 apa-apa di kaunter anda akan dipadam.",
+            )
+        }
     };
-    (subject, format!("{lead}\n\n{pay}\n\nKaunter\n"))
+    (subject.to_owned(), format!("{lead}\n\n{pay}\n\nKaunter\n"))
+}
+
+/// A plan bought, as a person reads it: `Growth (monthly)`, `Pro (bulanan)`.
+fn purchase_words(purchase: &Purchase, language: Language) -> String {
+    let plan = match purchase.plan {
+        Plan::Starter => "Starter",
+        Plan::Growth => "Growth",
+        Plan::Pro => "Pro",
+        Plan::Enterprise => "Enterprise",
+    };
+    let cycle = match (purchase.cycle, language) {
+        (BillingCycle::Monthly, Language::English) => "monthly",
+        (BillingCycle::Yearly, Language::English) => "yearly",
+        (BillingCycle::OneTime, Language::English) => "a perpetual licence",
+        (BillingCycle::Monthly, Language::Malay) => "bulanan",
+        (BillingCycle::Yearly, Language::Malay) => "tahunan",
+        (BillingCycle::OneTime, Language::Malay) => "lesen kekal",
+    };
+    format!("{plan} ({cycle})")
+}
+
+/// `RM 1,234.50` for 123450 sen.
+fn ringgit(sen: i64) -> String {
+    let whole = (sen / 100).abs().to_string();
+    let mut grouped = String::new();
+    for (at, digit) in whole.chars().enumerate() {
+        if at > 0 && (whole.len() - at).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if sen < 0 { "-" } else { "" };
+    format!("{sign}RM {grouped}.{:02}", (sen % 100).abs())
 }
 
 /// Puts the notices due for the business at `now` in its outbox, once each. Returns how many
@@ -126,9 +226,10 @@ pub async fn enqueue_due(tx: &TenantTx<'_>, tenant: TenantId, now: DateTime<Utc>
         .query_one("SELECT name FROM tenants WHERE tenant_id = $1", &[&tenant])
         .await?
         .try_get(0)?;
+    let language = language(tx, tenant).await?;
     let mut added = 0;
     for notice in due {
-        let (subject, body) = render(&notice, &business);
+        let (subject, body) = render(&notice, &business, language);
         added += tx
             .execute(
                 "INSERT INTO notice_outbox (tenant_id, notice_id, notice_key, kind, period_end,
@@ -151,33 +252,126 @@ pub async fn enqueue_due(tx: &TenantTx<'_>, tenant: TenantId, now: DateTime<Utc>
     Ok(added)
 }
 
-/// Puts a receipt for a completed payment in the business's outbox (once per payment).
+/// Puts a receipt for a completed payment in the business's outbox (once per payment), in the
+/// business's language.
 pub async fn enqueue_receipt(
     tx: &TenantTx<'_>,
     tenant: TenantId,
     payment_id: uuid::Uuid,
     amount_sen: i64,
-    what: &str,
+    purchase: &Purchase,
     paid_until: Option<DateTime<Utc>>,
 ) -> Result<()> {
     let Some(to) = recipient(tx, tenant).await? else {
         return Ok(());
     };
-    let until = paid_until.map_or_else(
-        || "It has no end date.".to_owned(),
-        |end| format!("It runs until {}.", day(end)),
-    );
-    let body = format!(
-        "Thank you: we received RM {}.{:02} for {what}. {until}\n\nPayment reference: {payment_id}\n\nKaunter\n",
-        amount_sen / 100,
-        amount_sen % 100
-    );
+    let language = language(tx, tenant).await?;
+    let (amount, what) = (ringgit(amount_sen), purchase_words(purchase, language));
+    let (subject, body) = match language {
+        Language::English => {
+            let until = paid_until.map_or_else(
+                || "It has no end date.".to_owned(),
+                |end| format!("It runs until {}.", day(end)),
+            );
+            (
+                "Your Kaunter receipt",
+                format!(
+                    "Thank you: we received {amount} for {what}. {until}\n\nPayment reference: {payment_id}\n\nKaunter\n"
+                ),
+            )
+        }
+        Language::Malay => {
+            let until = paid_until.map_or_else(
+                || "Ia tiada tarikh tamat.".to_owned(),
+                |end| format!("Ia berjalan sehingga {}.", day(end)),
+            );
+            (
+                "Resit Kaunter anda",
+                format!(
+                    "Terima kasih: kami telah menerima {amount} untuk {what}. {until}\n\nRujukan bayaran: {payment_id}\n\nKaunter\n"
+                ),
+            )
+        }
+    };
     enqueue_once(
         tx,
         tenant,
         ("RECEIPT", &payment_id.to_string()),
         &to,
-        "Your Kaunter receipt",
+        subject,
+        &body,
+    )
+    .await
+}
+
+/// Puts a notice of a refund in the business's outbox (once per refund), in the business's
+/// language: how much went back for which payment and what became of what it paid for:
+/// unchanged by a partial refund, taken back by a full one (`access_until`: when full access
+/// now ends), or already used up.
+pub async fn enqueue_refund(
+    tx: &TenantTx<'_>,
+    tenant: TenantId,
+    refund_id: uuid::Uuid,
+    amount_sen: i64,
+    payment: &str,
+    in_full: bool,
+    access_until: Option<DateTime<Utc>>,
+) -> Result<()> {
+    let Some(to) = recipient(tx, tenant).await? else {
+        return Ok(());
+    };
+    let amount = ringgit(amount_sen);
+    let (subject, body) = match language(tx, tenant).await? {
+        Language::English => {
+            let effect = match (in_full, access_until) {
+                (false, _) => {
+                    "It is a part of that payment: what it paid for is unchanged.".to_owned()
+                }
+                (true, Some(end)) => format!(
+                    "That payment is now refunded in full and what it paid for was taken back: full access runs until {}.",
+                    day(end)
+                ),
+                (true, None) => {
+                    "That payment is now refunded in full; nothing it paid for was still to come."
+                        .to_owned()
+                }
+            };
+            (
+                "Your Kaunter refund",
+                format!(
+                    "We refunded {amount} of payment {payment}. {effect}\n\nRefund reference: {refund_id}\n\nKaunter\n"
+                ),
+            )
+        }
+        Language::Malay => {
+            let effect = match (in_full, access_until) {
+                (false, _) => {
+                    "Ia sebahagian daripada bayaran itu: apa yang dibayarnya tidak berubah."
+                        .to_owned()
+                }
+                (true, Some(end)) => format!(
+                    "Bayaran itu kini dibayar balik sepenuhnya dan apa yang dibayarnya telah ditarik balik: akses penuh berjalan sehingga {}.",
+                    day(end)
+                ),
+                (true, None) => {
+                    "Bayaran itu kini dibayar balik sepenuhnya; tiada lagi tempoh yang dibayarnya berbaki."
+                        .to_owned()
+                }
+            };
+            (
+                "Bayaran balik Kaunter anda",
+                format!(
+                    "Kami telah membayar balik {amount} daripada bayaran {payment}. {effect}\n\nRujukan bayaran balik: {refund_id}\n\nKaunter\n"
+                ),
+            )
+        }
+    };
+    enqueue_once(
+        tx,
+        tenant,
+        ("REFUND", &refund_id.to_string()),
+        &to,
+        subject,
         &body,
     )
     .await
@@ -210,48 +404,6 @@ async fn enqueue_once(
     )
     .await?;
     Ok(())
-}
-
-/// Puts a notice of a refund in the business's outbox (once per refund): how much went back
-/// for which payment and what became of what it paid for: unchanged by a partial refund, taken
-/// back by a full one (`access_until`: when full access now ends), or already used up.
-pub async fn enqueue_refund(
-    tx: &TenantTx<'_>,
-    tenant: TenantId,
-    refund_id: uuid::Uuid,
-    amount_sen: i64,
-    payment: &str,
-    in_full: bool,
-    access_until: Option<DateTime<Utc>>,
-) -> Result<()> {
-    let Some(to) = recipient(tx, tenant).await? else {
-        return Ok(());
-    };
-    let effect = match (in_full, access_until) {
-        (false, _) => "It is a part of that payment: what it paid for is unchanged.".to_owned(),
-        (true, Some(end)) => format!(
-            "That payment is now refunded in full and what it paid for was taken back: full access runs until {}.",
-            day(end)
-        ),
-        (true, None) => {
-            "That payment is now refunded in full; nothing it paid for was still to come."
-                .to_owned()
-        }
-    };
-    let body = format!(
-        "We refunded RM {}.{:02} of payment {payment}. {effect}\n\nRefund reference: {refund_id}\n\nKaunter\n",
-        amount_sen / 100,
-        amount_sen % 100
-    );
-    enqueue_once(
-        tx,
-        tenant,
-        ("REFUND", &refund_id.to_string()),
-        &to,
-        "Your Kaunter refund",
-        &body,
-    )
-    .await
 }
 
 /// Claims the business's next look at its notices when the last was more than
@@ -504,4 +656,96 @@ async fn look(pool: &Pool, tenant: TenantId, mailer: Option<&Mailer>) -> Result<
         deliver(pool, tenant, mailer).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use kaunter_core::subscription::PricingModel;
+
+    fn every_notice() -> Vec<Notice> {
+        let end = Utc.with_ymd_and_hms(2026, 3, 9, 16, 30, 0).unwrap();
+        [
+            "TRIAL_DAY_5",
+            "TRIAL_DAY_7",
+            "RENEWAL_IN_7_DAYS",
+            "RENEWAL_IN_1_DAY",
+            "EXPIRED",
+            "SUSPENDED",
+        ]
+        .into_iter()
+        .map(|kind| Notice::from_parts(kind, end).unwrap_or_else(|| panic!("{kind}")))
+        .collect()
+    }
+
+    #[test]
+    fn every_notice_is_written_in_both_languages_with_the_business_and_its_date() {
+        let notices = every_notice();
+        assert_eq!(notices.len(), 6);
+        for notice in &notices {
+            let english = render(notice, "Klinik Aman", Language::English);
+            let malay = render(notice, "Klinik Aman", Language::Malay);
+            for (subject, body) in [&english, &malay] {
+                assert!(subject.contains("Kaunter"), "{subject}");
+                assert!(body.contains("Klinik Aman"), "{body}");
+                // 16:30 UTC on 9 March is 10 March in Malaysia.
+                assert!(body.contains("10/03/2026"), "{body}");
+                assert!(body.ends_with("Kaunter\n"), "{body}");
+            }
+            assert_ne!(english.0, malay.0, "{notice:?}");
+            assert_ne!(english.1, malay.1, "{notice:?}");
+        }
+        // Each notice has a subject of its own, in each language.
+        for language in [Language::English, Language::Malay] {
+            let mut subjects: Vec<String> = notices
+                .iter()
+                .map(|notice| render(notice, "Klinik Aman", language).0)
+                .collect();
+            subjects.sort();
+            subjects.dedup();
+            assert_eq!(subjects.len(), 6, "{language:?}: {subjects:?}");
+        }
+        let (subject, body) = render(&notices[0], "Klinik Aman", Language::Malay);
+        assert_eq!(subject, "Tempoh percubaan Kaunter anda tamat dalam 3 hari");
+        assert!(body.starts_with("Tempoh percubaan percuma Klinik Aman tamat pada 10/03/2026."));
+    }
+
+    #[test]
+    fn amounts_and_plans_read_as_people_write_them() {
+        let table = [
+            (0, "RM 0.00"),
+            (5, "RM 0.05"),
+            (4_900, "RM 49.00"),
+            (123_456, "RM 1,234.56"),
+            (100_000_000, "RM 1,000,000.00"),
+            (-2_550, "-RM 25.50"),
+        ];
+        for (sen, want) in table {
+            assert_eq!(ringgit(sen), want, "{sen}");
+        }
+        let growth = Purchase {
+            plan: Plan::Growth,
+            cycle: BillingCycle::Monthly,
+            pricing: PricingModel::Subscription,
+        };
+        assert_eq!(
+            purchase_words(&growth, Language::English),
+            "Growth (monthly)"
+        );
+        assert_eq!(purchase_words(&growth, Language::Malay), "Growth (bulanan)");
+        let licence = Purchase {
+            plan: Plan::Pro,
+            cycle: BillingCycle::OneTime,
+            pricing: PricingModel::Perpetual,
+        };
+        assert_eq!(
+            purchase_words(&licence, Language::English),
+            "Pro (a perpetual licence)"
+        );
+        assert_eq!(
+            purchase_words(&licence, Language::Malay),
+            "Pro (lesen kekal)"
+        );
+    }
 }

@@ -332,7 +332,7 @@ pub async fn settle(tx: &TenantTx<'_>, incoming: &Incoming<'_>) -> Result<Settle
         tenant,
         payment_id.as_uuid(),
         incoming.amount,
-        &incoming.purchase.describe(),
+        &incoming.purchase,
         current.facts().period_ends_at,
     )
     .await?;

@@ -302,7 +302,8 @@ pub fn sign_up_form(
         admin_name: format!("Pentadbir {business_name}"),
         admin_email: admin_email.into(),
         admin_password: ADMIN_PASSWORD.into(),
-        language: String::new(),
+        // English, so tests read Kaunter's e-mails in English (an empty choice means Malay).
+        language: "en".into(),
     }
 }
 

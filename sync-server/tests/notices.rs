@@ -3,7 +3,8 @@
 //! day-5 warning goes out once however often desks ask, expiry sends its own notice, a payment
 //! sends a receipt and its refund a refund notice, and a relay that refuses leaves the notice waiting with its reason and
 //! tries again later. Another business's desks never send this business's notices. The
-//! server's own sweep reaches businesses whose desks never sync, each with its own notice, once. And the
+//! server's own sweep reaches businesses whose desks never sync, each with its own notice in its
+//! own language (Bahasa Melayu or English), once. And the
 //! staff roster, like the licence, reaches the desks of a suspended business.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -329,9 +330,17 @@ async fn the_servers_sweep_reaches_businesses_whose_desks_never_sync() {
         .execute("UPDATE notice_schedule SET look_after = now()", &[])
         .await
         .unwrap();
+    // The first chose Bahasa Melayu for what Kaunter writes to it.
+    owner
+        .execute(
+            "UPDATE business_settings SET language = 'ms' WHERE tenant_id = $1",
+            &[&quiet.tenant_id],
+        )
+        .await
+        .unwrap();
 
-    // With no desk asking, each gets its own notice at its own address, and the business
-    // mid-trial gets none.
+    // With no desk asking, each gets its own notice at its own address, in its own language,
+    // and the business mid-trial gets none.
     let mut mail = relay.wait_for(2).await;
     mail.sort_by_key(|message| message.to.clone());
     let seen: Vec<(String, String)> = mail
@@ -340,7 +349,10 @@ async fn the_servers_sweep_reaches_businesses_whose_desks_never_sync() {
         .collect();
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(seen[0].0, "pejabat@klinik-senyap.my");
-    assert_eq!(seen[0].1, "Your Kaunter trial ends in 3 days");
+    assert_eq!(
+        seen[0].1,
+        "Tempoh percubaan Kaunter anda tamat dalam 3 hari"
+    );
     assert!(mail[0].body().contains("Klinik klinik-senyap"));
     assert_eq!(seen[1].0, "pejabat@klinik-tamat.my");
     assert!(seen[1].1.contains("read-only for 7 days"), "{seen:?}");

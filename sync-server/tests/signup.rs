@@ -34,6 +34,8 @@ fn clinic() -> SignUpRequest {
         email: "pejabat@klinikaman.my".into(),
         branch_name: "Cawangan Utama".into(),
         admin_name: "Dr. Aminah binti Yusof".into(),
+        // No choice made: Bahasa Melayu.
+        language: String::new(),
         ..sign_up_form(
             "klinik-aman",
             "Klinik Kesihatan Aman",
