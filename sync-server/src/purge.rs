@@ -48,7 +48,7 @@ pub async fn purge_older_than(
     let tx = TenantTx::begin(&mut client, tenant).await?;
     let through: Option<i64> = tx
         .query_one(
-            "SELECT max(seq) FROM changes
+            "SELECT max(last_seq) FROM change_batches
              WHERE tenant_id = $1 AND received_at < now() - $2::bigint * interval '1 second'",
             &[&tenant, &seconds],
         )

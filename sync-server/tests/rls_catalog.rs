@@ -105,8 +105,10 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
             .unwrap();
         owner
             .execute(
-                "INSERT INTO changes (tenant_id, seq, device_id, device_seq, entity, row_id)
-                 VALUES ($1, 1, $2, 1, 'patient', $3)",
+                "INSERT INTO change_batches (tenant_id, first_seq, last_seq, device_id, seqs,
+                     device_seqs, entities, row_ids, actor_ids, approver_ids)
+                 VALUES ($1, 1, 1, $2, '{1}', '{1}', '{patient}', ARRAY[$3::uuid],
+                         ARRAY[NULL::uuid], ARRAY[NULL::uuid])",
                 &[&tenant, &device, &patient],
             )
             .await
@@ -225,7 +227,7 @@ async fn every_tenant_table_has_rls_enabled_forced_and_a_policy() {
     let tables = tenant_tables(&owner).await;
     let expected: BTreeSet<&str> = [
         "branches",
-        "changes",
+        "change_batches",
         "conflicts",
         "devices",
         "enrolment_codes",

@@ -175,7 +175,7 @@ async fn apply(
     let (mut rows, purged) =
         rows::load(tx, device.tenant_id.as_uuid(), &keys, purged_seq > 0).await?;
     // The change log: which device write became which change seq of which row (the rows carry
-    // the values), column by column in one statement (unnest).
+    // the values), one row per batch.
     // The people the entries name must be this business's, with a desk PIN (the desk signed
     // them in offline, with the roster it had; their status now does not undo what they did
     // then).
@@ -268,16 +268,17 @@ async fn apply(
         actors.push(entry.actor);
         approvers.push(entry.approver);
     }
-    if !seqs.is_empty() {
+    if let (Some(&first_seq), Some(&last_seq)) = (seqs.first(), seqs.last()) {
+        // One row for the batch's applied entries (the view `changes` reads it change by
+        // change).
         tx.execute_cached(
-            "INSERT INTO changes (tenant_id, seq, device_id, device_seq, entity, row_id, actor_id,
-                 approver_id)
-             SELECT $1, u.seq, $2, u.device_seq, u.entity, u.row_id, u.actor_id, u.approver_id
-             FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::uuid[], $7::uuid[],
-                         $8::uuid[])
-                  AS u(seq, device_seq, entity, row_id, actor_id, approver_id)",
+            "INSERT INTO change_batches (tenant_id, first_seq, last_seq, device_id, seqs,
+                 device_seqs, entities, row_ids, actor_ids, approver_ids)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[
                 &device.tenant_id,
+                &first_seq,
+                &last_seq,
                 &device.device_id,
                 &seqs,
                 &device_seqs,
