@@ -6,6 +6,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kaunter_core::subscription::ModuleChangeRefused;
 use kaunter_protocol::FieldError;
 use kaunter_protocol::http::{ErrorBody, error_code};
 
@@ -97,6 +98,10 @@ pub enum Error {
     /// kaunter-core refused to apply a payment (its code and sentence say why).
     #[error("{0}")]
     PaymentRefused(kaunter_core::subscription::PaymentRefused),
+    /// kaunter-core refused a set of modules: none, one not offered (422 at `modules`), or
+    /// more than the plan allows (409 `plan_limit_reached`).
+    #[error("{0}")]
+    ModulesRefused(kaunter_core::subscription::ModuleChangeRefused),
     /// kaunter-core refused a cancellation (a trial, a perpetual licence, already expired).
     #[error("{0}")]
     CancelRefused(kaunter_core::subscription::CancelRefused),
@@ -393,6 +398,26 @@ impl Error {
                 StatusCode::CONFLICT,
                 body(refused.code(), &refused.to_string()),
             ),
+            Error::ModulesRefused(refused) => match refused {
+                ModuleChangeRefused::OverLimit { .. } => (
+                    StatusCode::CONFLICT,
+                    body(error_code::PLAN_LIMIT_REACHED, &refused.to_string()),
+                ),
+                ModuleChangeRefused::NoModule | ModuleChangeRefused::NotOffered(_) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorBody {
+                        fields: vec![FieldError {
+                            field: "modules".to_owned(),
+                            code: refused.code().to_owned(),
+                            message: refused.to_string(),
+                        }],
+                        ..body(
+                            error_code::VALIDATION_FAILED,
+                            "Some fields are not valid; each says why.",
+                        )
+                    },
+                ),
+            },
             Error::CancelRefused(refused) => (
                 StatusCode::CONFLICT,
                 body(refused.code(), &refused.to_string()),
@@ -564,7 +589,8 @@ impl IntoResponse for Error {
 #[cfg(test)]
 mod tests {
     use kaunter_core::subscription::{
-        BillingCycle, BillingMismatch, CancelRefused, PaymentRefused, PricingModel,
+        BillingCycle, BillingMismatch, CancelRefused, ModuleChangeRefused, PaymentRefused,
+        PricingModel,
     };
     use kaunter_protocol::http::error_code;
 
@@ -589,6 +615,14 @@ mod tests {
                 }
                 .code(),
                 error_code::PAYMENT_OUT_OF_ORDER,
+            ),
+            (
+                ModuleChangeRefused::OverLimit {
+                    limit: 1,
+                    wanted: 2,
+                }
+                .code(),
+                error_code::PLAN_LIMIT_REACHED,
             ),
             (CancelRefused::Trial.code(), error_code::CANCEL_TRIAL),
             (

@@ -43,7 +43,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower_http::trace::TraceLayer;
 
 pub use crate::config::Config;
@@ -329,6 +329,11 @@ pub const ROUTES: &[Route] = &[
         caller: Caller::Session,
     },
     Route {
+        method: "PUT",
+        path: "/v1/subscription/modules",
+        caller: Caller::Session,
+    },
+    Route {
         method: "POST",
         path: "/v1/webhooks/stripe",
         caller: Caller::Anyone,
@@ -496,6 +501,7 @@ fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
         ("GET", "/v1/licence") => get(routes::licence::licence),
         ("GET", "/v1/payments") => get(routes::billing::payments),
         ("POST", "/v1/subscription/cancel") => post(routes::billing::cancel),
+        ("PUT", "/v1/subscription/modules") => put(routes::subscription::set_modules),
         ("POST", "/v1/webhooks/stripe") => post(routes::webhooks::stripe),
         ("POST", "/v1/webhooks/fpx") => post(routes::webhooks::fpx),
         ("POST", "/v1/emergency-access/review") => post(routes::emergency_access::review),

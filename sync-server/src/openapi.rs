@@ -236,6 +236,15 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
             ),
             &[],
         ),
+        ("PUT", "/v1/subscription/modules") => op(
+            "Switches modules on and off (settings.manage): the body is the whole set wanted, and the answer the subscription as GET /v1/subscription shows it; desks get the new set with their next licence lease. Refusals: 422 validation_failed at modules (an unknown module, one whose status is INACTIVE switched on, an empty set), 409 plan_limit_reached (more than the plan allows, the sentence names the limit), 402 subscription_read_only or subscription_suspended.",
+            schema::<wire::SetModulesRequest>(g),
+            (
+                200,
+                schema::<crate::routes::subscription::SubscriptionView>(g),
+            ),
+            &[402, 409, 422],
+        ),
         ("GET", "/v1/payments") => op(
             "The business's payments, newest first, at most 200 (settings.manage).",
             None,

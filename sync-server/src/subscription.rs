@@ -10,8 +10,8 @@
 
 use chrono::{DateTime, Utc};
 use kaunter_core::subscription::{
-    Access, BillingCycle, Module, Plan, PricingModel, Resource, Subscription, SubscriptionFacts,
-    check_limit,
+    Access, BillingCycle, Module, ModuleChange, Plan, PricingModel, Resource, Subscription,
+    SubscriptionFacts, check_limit,
 };
 
 pub use kaunter_core::subscription::Usage;
@@ -108,6 +108,13 @@ pub fn require(access: Access, need: SyncNeed) -> Result<()> {
     }
 }
 
+/// Refuses head office's change of what the subscription includes (its modules) unless the
+/// subscription has full access, with the codes a desk's push gets: in grace
+/// `subscription_read_only`, suspended `subscription_suspended`.
+pub fn require_full_access(access: Access) -> Result<()> {
+    require(access, SyncNeed::Push)
+}
+
 /// A new business's subscription: a trial from `started_at`, with `module` switched on.
 pub async fn start(
     tx: &TenantTx<'_>,
@@ -160,6 +167,33 @@ pub async fn modules(tx: &TenantTx<'_>, tenant: TenantId) -> Result<Vec<Module>>
         Module::parse(&text).ok_or_else(|| Error::Internal(format!("stored module {text:?}")))
     })
     .collect()
+}
+
+/// Switches modules on and off as kaunter-core's `check_module_change` decided. The caller
+/// holds the subscription row's lock (see [`require_room`]); a module that stays on keeps its
+/// `enabled_at`.
+pub async fn apply_module_change(
+    tx: &TenantTx<'_>,
+    tenant: TenantId,
+    change: &ModuleChange,
+) -> Result<()> {
+    let spelled = |modules: &[Module]| modules.iter().map(|m| m.as_str()).collect::<Vec<_>>();
+    if !change.switch_off.is_empty() {
+        tx.execute(
+            "DELETE FROM subscription_modules WHERE tenant_id = $1 AND module = ANY($2)",
+            &[&tenant, &spelled(&change.switch_off)],
+        )
+        .await?;
+    }
+    if !change.switch_on.is_empty() {
+        tx.execute(
+            "INSERT INTO subscription_modules (tenant_id, module)
+             SELECT $1, unnest($2::text[])",
+            &[&tenant, &spelled(&change.switch_on)],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Refuses adding one more `resource` when the business's plan has no room for it, with a

@@ -553,6 +553,9 @@ fn probe(
             format!("kr1.{}.{}.{}", b.tenant_id, Uuid::now_v7(), "A".repeat(43))})),
         // A's own payments; cancelling A's own trial (refused: it ends by itself).
         "/v1/payments" | "/v1/subscription/cancel" => request,
+        // A's own modules: the point of sale switched on beside the clinic (B's stay as they
+        // were; checked at the end).
+        "/v1/subscription/modules" => request.json(&json!({"modules": ["CLINIC", "RETAIL_POS"]})),
         // A payment naming B's business, signed with a key that is not the server's.
         "/v1/webhooks/stripe" => {
             let body = json!({"id": "evt_probe", "type": "checkout.session.completed",
@@ -684,6 +687,7 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
                 | "/v1/licence"
                 | "/v1/payments" => &[StatusCode::OK],
                 "/v1/subscription/cancel" => &[StatusCode::CONFLICT],
+                "/v1/subscription/modules" => &[StatusCode::OK],
                 "/v1/webhooks/stripe" | "/v1/webhooks/fpx" => &[StatusCode::BAD_REQUEST],
                 "/v1/branches/add" => &[StatusCode::CREATED],
                 "/v1/users/invite"

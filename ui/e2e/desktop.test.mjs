@@ -696,6 +696,38 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
     });
     assert.equal(pulledItem.change.fields.price, "45.00");
     assert.equal(pulledItem.change.fields.duration_minutes, 15);
+    // 6d'. Head office switches the clinic off, the point of sale on: after Sync now the desk no
+    //      longer shows registration and says which modules are on; back on, registration returns.
+    const setModules = async (modules) => {
+      const answer = await fetch(`${serverUrl}/v1/subscription/modules`, {
+        method: "PUT",
+        headers: { "content-type": "application/json", cookie, "x-csrf-token": csrf },
+        body: JSON.stringify({ modules }),
+      });
+      assert.equal(answer.status, 200, `head office sets the modules ${modules}: ${await answer.text()}`);
+    };
+    const deskModules = () =>
+      session.script(
+        `const shown = (css) => { const el = document.querySelector(css); return !!el && el.closest('[hidden]') === null; };
+         const notice = document.querySelector('[data-testid="modules-notice"]');
+         return { registration: shown('#register-form'), patients: shown('#patient-list'),
+                  notice: notice && !notice.hidden ? notice.textContent.trim() : null };`,
+      );
+    await setModules(["RETAIL_POS"]);
+    await session.click(await session.get("#sync-now"));
+    const clinicOff = await waitFor("the desk to drop the clinic's screens", async () => {
+      const now = await deskModules();
+      return !now.registration && now.notice ? now : null;
+    });
+    assert.equal(clinicOff.patients, false, "the patient list goes with the clinic");
+    assert.match(clinicOff.notice, /^Switched on for this business: Retail point of sale\. /);
+    assert.match(clinicOff.notice, /Head office switches modules on and off/);
+    await setModules(["CLINIC"]);
+    await session.click(await session.get("#sync-now"));
+    await waitFor("the clinic's screens to come back", async () => {
+      const now = await deskModules();
+      return now.registration && now.patients && now.notice === null;
+    });
     await session.click(await session.get('[data-testid="switch-user"]'));
     await waitFor("the desk to ask again after Switch user", () =>
       session.script("const p = document.querySelector('[data-testid=\"sign-in-panel\"]'); return !p.hidden;"),

@@ -15,6 +15,8 @@
 //   KAUNTER_OTHER_ENROL_CODE, KAUNTER_OTHER_PAYMENT_REFERENCE  business B, whose data must
 //                             never appear on A's page
 //   KAUNTER_CHROMIUM          the browser (default /usr/bin/chromium)
+// The test also signs a third business up itself (POST /v1/signup), to check that A's change
+// of modules leaves another business's subscription as it was.
 //   KAUNTER_E2E_SCREENSHOT_DIR  where screenshots go (default: a new temporary folder); one is
 //                             taken at the end and one on failure, and their paths printed
 //
@@ -65,6 +67,16 @@ const EMERGENCY_REASON = "Unconscious on arrival; allergies needed before treatm
 const REVIEW_NOTE = "No emergency: the patient was awake and walked in";
 /** kaunter-core's price list: GROWTH costs RM 129.00 a month. */
 const GROWTH_MONTHLY = "RM 129.00";
+/** kaunter-core's sentence for three modules on GROWTH (two at once). */
+const OVER_MODULE_LIMIT = "Your plan allows 2 modules at once and 3 are chosen: switch one off or move to a larger plan.";
+const MODULES_SAVED = "Saved. The desks show the change after their next sync.";
+/** A third business, signed up by the test, whose modules must not move. */
+const C = {
+  slug: "kedai-lain-e2e",
+  email: "admin@kedai-lain-e2e.my",
+  password: "kuda merah lompat tinggi",
+  name: "Kedai Lain E2E",
+};
 
 /** The test's own HTTP calls (seeding as desks, checking the API's answers). */
 async function call(method, path, { body, token, cookie, csrf } = {}) {
@@ -104,6 +116,15 @@ function psql(sql) {
     encoding: "utf8",
     timeout: STEP_TIMEOUT_MS,
   }).trim();
+}
+
+/** The modules a subscription view has switched on. */
+const enabledModules = (view) => view.modules.filter((module) => module.enabled).map((module) => module.module);
+
+/** The modules in the licence lease a desk fetches now. */
+async function leaseModules(desk) {
+  const signed = (await ok("GET", "/v1/licence", { token: desk.device_token })).body;
+  return JSON.parse(Buffer.from(signed.payload, "base64").toString("utf8")).modules;
 }
 
 async function enrol(code, deviceName) {
@@ -246,6 +267,27 @@ test("head office's pages in real Chromium", { timeout: 240_000 }, async () => {
     DESK_2,
   );
   const admin = await office(A.slug, A.email, A.password);
+  // A shop that signs itself up: its ADMIN's session watches its own modules.
+  await ok("POST", "/v1/signup", {
+    body: {
+      business_name: C.name,
+      slug: C.slug,
+      industry: "RETAIL",
+      email: `pejabat@${C.slug}.my`,
+      phone: "03-2145 8899",
+      address_line1: "8, Jalan Sultan",
+      address_line2: "",
+      postcode: "50000",
+      city: "Kuala Lumpur",
+      state: "W.P. Kuala Lumpur",
+      branch_name: "Kedai Utama",
+      admin_name: "Pentadbir Kedai",
+      admin_email: C.email,
+      admin_password: C.password,
+      language: "en",
+    },
+  });
+  const other = await office(C.slug, C.email, C.password);
   const roles = (await ok("GET", "/v1/roles", admin)).body.roles;
   const receptionistRole = roles.find((role) => role.name === "Receptionist");
   assert.ok(receptionistRole, "a clinic has a Receptionist role");
@@ -306,6 +348,8 @@ test("head office's pages in real Chromium", { timeout: 240_000 }, async () => {
     /^404 GET \/v1\/no-such-route$/, // asked on purpose
     new RegExp(`^403 GET ${SECTION_ROUTES}$`), // the receptionist's sections
     new RegExp(`^401 GET ${SECTION_ROUTES}$`), // after the session is revoked
+    /^409 PUT \/v1\/subscription\/modules$/, // one module past the plan's limit
+    /^402 PUT \/v1\/subscription\/modules$/, // modules changed in the grace
   ];
 
   /** One step of the story, timed; the first failure stops the test (with a screenshot). */
@@ -409,8 +453,44 @@ test("head office's pages in real Chromium", { timeout: 240_000 }, async () => {
       const users = api.limits.find((limit) => limit.resource === "USER");
       assert.equal(users.in_use, 2, "the ADMIN and the receptionist");
       assert.equal(await textOf(page, "limit-USER"), `Staff accounts: 2 of ${users.limit}`);
-      assert.equal(await textOf(page, "module-CLINIC"), "Clinic: On");
       assert.equal(await byTestId(page, "pay-due").count(), 0, "nothing to pay while active");
+    });
+
+    await step("modules: one switched on within the plan, one past it refused with its sentence", async () => {
+      // The catalogue as checkboxes: the clinic on, a beta labelled, an INACTIVE one disabled.
+      assert.equal(await textOf(page, "modules-limit"), "1 of 2 modules");
+      assert.equal(await byTestId(page, "module-box-CLINIC").isChecked(), true);
+      assert.equal(await byTestId(page, "module-box-RETAIL_POS").isChecked(), false);
+      assert.match(await textOf(page, "module-SALON"), /^Salon \(beta\)/);
+      assert.equal(await byTestId(page, "module-box-EDUCATION").isDisabled(), true);
+      const otherBefore = enabledModules((await ok("GET", "/v1/subscription", other)).body);
+      const otherDeskBefore = await leaseModules(deskB);
+
+      await byTestId(page, "module-box-RETAIL_POS").check();
+      assert.equal(await textOf(page, "modules-limit"), "2 of 2 modules");
+      await byTestId(page, "modules-save").click();
+      await eventually("the modules to be saved", async () => (await textOf(page, "modules-message")) === MODULES_SAVED);
+      // Drawn again from the server's answer.
+      assert.equal(await byTestId(page, "module-RETAIL_POS").getAttribute("data-enabled"), "true");
+      assert.equal(await textOf(page, "limit-MODULE"), "Modules: 2 of 2");
+      assert.deepEqual(enabledModules((await ok("GET", "/v1/subscription", admin)).body), ["RETAIL_POS", "CLINIC"]);
+      assert.deepEqual(await leaseModules(desk1), ["CLINIC", "RETAIL_POS"], "the desk's next lease carries them");
+
+      await byTestId(page, "module-box-SALON").check();
+      assert.equal(await textOf(page, "modules-limit"), "3 of 2 modules");
+      await byTestId(page, "modules-save").click();
+      await page.waitForSelector('[data-testid="modules-message"][data-kind="error"]');
+      assert.equal(await textOf(page, "modules-message"), OVER_MODULE_LIMIT);
+      assert.equal(await byTestId(page, "module-box-SALON").isChecked(), true, "the choice stays to be corrected");
+      assert.deepEqual(enabledModules((await ok("GET", "/v1/subscription", admin)).body), ["RETAIL_POS", "CLINIC"]);
+
+      // Another business's page and desk see none of it.
+      assert.deepEqual(enabledModules((await ok("GET", "/v1/subscription", other)).body), otherBefore);
+      assert.deepEqual(otherBefore, ["RETAIL_POS"], "a shop starts with the point of sale");
+      assert.deepEqual(await leaseModules(deskB), otherDeskBefore);
+      await byTestId(page, "refresh").click();
+      await sectionsLoaded(page);
+      assert.equal(await byTestId(page, "module-box-SALON").isChecked(), false, "a refresh shows what is saved");
     });
 
     await step("the payment recorded with `admin record-payment` is listed in ringgit", async () => {
@@ -489,6 +569,11 @@ test("head office's pages in real Chromium", { timeout: 240_000 }, async () => {
       assert.match(await textOf(page, "pay-prices"), new RegExp(`^To continue on Growth: ${GROWTH_MONTHLY} a month or RM 1,290\\.00 a year\\.$`));
       assert.equal(await textOf(page, "pay-reference"), A.tenantId);
       assert.match(await textOf(page, "pay-due"), /read-only until \d\d\/\d\d\/\d{4} \d\d:\d\d/);
+      // Modules cannot be changed until it is paid.
+      await byTestId(page, "module-box-RETAIL_POS").uncheck();
+      await byTestId(page, "modules-save").click();
+      await page.waitForSelector('[data-testid="modules-message"][data-kind="error"]');
+      assert.equal(await textOf(page, "modules-message"), "The subscription has ended: modules can be changed again once it is paid.");
       const dashboardShot = join(shots, "office-dashboard.png");
       await page.screenshot({ path: dashboardShot, fullPage: true });
       console.log(`office e2e: dashboard screenshot ${dashboardShot}`);
@@ -539,7 +624,13 @@ test("head office's pages in real Chromium", { timeout: 240_000 }, async () => {
       const unexpected = refused.filter((line) => !EXPECTED_REFUSALS.some((pattern) => pattern.test(line)));
       assert.deepEqual(unexpected, []);
       // The refusals the story makes did happen (so the filter above is not blind).
-      for (const pattern of [/^429 POST/, /^403 GET \/v1\/devices$/, /^404 GET \/v1\/no-such-route$/]) {
+      for (const pattern of [
+        /^429 POST/,
+        /^403 GET \/v1\/devices$/,
+        /^404 GET \/v1\/no-such-route$/,
+        /^409 PUT \/v1\/subscription\/modules$/,
+        /^402 PUT \/v1\/subscription\/modules$/,
+      ]) {
         assert.ok(refused.some((line) => pattern.test(line)), `${pattern} among ${refused.join("; ")}`);
       }
     });

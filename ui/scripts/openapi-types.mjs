@@ -19,6 +19,7 @@ export const OFFICE_OPERATIONS = [
   "GET /v1/users",
   "GET /v1/emergency-access",
   "POST /v1/emergency-access/review",
+  "PUT /v1/subscription/modules",
 ];
 
 const REF_PREFIX = "#/components/schemas/";
@@ -118,7 +119,7 @@ export function generate(document, wireNames) {
   const wire = new Set(wireNames);
   const found = new Set();
   const gets = [];
-  const posts = [];
+  const changes = { POST: [], PUT: [] };
   for (const spec of OFFICE_OPERATIONS) {
     const found_ = operation(document, spec);
     const answer = successSchema(found_, spec);
@@ -127,7 +128,9 @@ export function generate(document, wireNames) {
     if (request) collectRefs(request, schemas, found);
     const [method, path] = spec.split(" ");
     const entry = { path, answer: typeOf(answer, "  "), request: request ? typeOf(request, "  ") : "never" };
-    (method === "GET" ? gets : posts).push(entry);
+    if (method === "GET") gets.push(entry);
+    else if (method in changes) changes[method].push(entry);
+    else throw new Error(`unsupported method in ${spec}`);
   }
   const names = [...found].sort();
   const imported = names.filter((name) => wire.has(name));
@@ -144,11 +147,17 @@ export function generate(document, wireNames) {
   }
   out += "/** What each GET route the office pages call answers. */\nexport interface OfficeGets {\n";
   for (const { path, answer } of gets) out += `  ${JSON.stringify(path)}: ${answer};\n`;
-  out += "}\n\n/** Each POST route the office pages call: its body and its answer. */\nexport interface OfficePosts {\n";
-  for (const { path, answer, request } of posts) {
-    out += `  ${JSON.stringify(path)}: { request: ${request}; answer: ${answer} };\n`;
-  }
   out += "}\n";
+  for (const [method, name] of [
+    ["POST", "OfficePosts"],
+    ["PUT", "OfficePuts"],
+  ]) {
+    out += `\n/** Each ${method} route the office pages call: its body and its answer. */\nexport interface ${name} {\n`;
+    for (const { path, answer, request } of changes[method]) {
+      out += `  ${JSON.stringify(path)}: { request: ${request}; answer: ${answer} };\n`;
+    }
+    out += "}\n";
+  }
   return out;
 }
 

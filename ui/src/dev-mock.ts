@@ -43,6 +43,8 @@ export function installDevMock(options: {
   receptionist?: boolean;
   /** `grace` or `suspended`: the desk's licence says so (`/?mock=enrolled&licence=grace`). */
   licence?: string | null;
+  /** The modules switched on, comma-separated (`&modules=RETAIL_POS,SALON`); CLINIC by default. */
+  modules?: string | null;
 }): void {
   const receptionist = options.receptionist === true;
   let info: AppInfo = options.enrolled
@@ -146,7 +148,7 @@ export function installDevMock(options: {
     licence_plan: "PRO",
     licence_full_until: "2026-12-08T00:00:00Z",
     licence_read_only_until: "2026-12-15T00:00:00Z",
-    licence_modules: ["CLINIC"],
+    licence_modules: options.modules ? options.modules.split(",") : ["CLINIC"],
   };
 
   const commands: Record<string, (args: Record<string, unknown>) => unknown> = {

@@ -49,8 +49,9 @@ async function boot(root: HTMLElement): Promise<void> {
 
 async function start(): Promise<void> {
   // Development only (`npm run dev`, then open /?mock or /?mock=enrolled, plus &role=receptionist
-  // for a role clinical records are closed to): an in-memory stand-in for the Rust shell, to
-  // look at the screens in a plain browser. Not part of the build.
+  // for a role clinical records are closed to, &modules=RETAIL_POS for other modules): an
+  // in-memory stand-in for the Rust shell, to look at the screens in a plain browser. Not part
+  // of the build.
   if (import.meta.env.DEV) {
     const params = new URLSearchParams(location.search);
     const mock = params.get("mock");
@@ -60,6 +61,7 @@ async function start(): Promise<void> {
         enrolled: mock === "enrolled",
         receptionist: params.get("role") === "receptionist",
         licence: params.get("licence"),
+        modules: params.get("modules"),
       });
     }
   }

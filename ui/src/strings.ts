@@ -139,6 +139,19 @@ export const en = {
   syncNow: "Sync now",
   statusUnavailable: "Sync status unavailable",
 
+  // Modules: which the business has switched on, as the desk's licence lease says.
+  moduleNames: {
+    RETAIL_POS: "Retail point of sale",
+    CLINIC: "Clinic",
+    SALON: "Salon",
+    EDUCATION: "Education",
+    LOGISTICS: "Logistics",
+  } as Record<string, string>,
+  modulesOn: (names: string) => `Switched on for this business: ${names}.`,
+  modulesNoneOn: "No module is switched on for this business.",
+  modulesNoScreens: (desk: string) =>
+    `This desk has screens for ${desk} only, so it shows none of them. Head office switches modules on and off (Subscription, on its page); this desk follows at its next sync. Nothing recorded here is deleted: Export data still exports everything.`,
+
   // The subscription, as the desk's licence lease says.
   licenceReadOnly: (until: string | null) =>
     `This business's subscription has ended, so this desk is read-only: everything can still be read and exported, and nothing is lost. Head office can pay in Kaunter's billing page to write and sync again.${until ? ` Read-only access ends ${until}.` : ""}`,

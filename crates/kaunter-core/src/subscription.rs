@@ -329,6 +329,17 @@ impl Module {
         Module::ALL.into_iter().find(|m| m.as_str() == text)
     }
 
+    /// What a shop owner calls it, in sentences.
+    pub fn name(self) -> &'static str {
+        match self {
+            Module::RetailPos => "Retail point of sale",
+            Module::Clinic => "Clinic",
+            Module::Salon => "Salon",
+            Module::Education => "Education",
+            Module::Logistics => "Logistics",
+        }
+    }
+
     /// This module's entry in the [`module_catalogue`].
     pub fn info(self) -> ModuleInfo {
         let found = MODULE_CATALOGUE.iter().find(|info| info.module == self);
@@ -423,6 +434,124 @@ static MODULE_CATALOGUE: [ModuleInfo; 5] = [
 /// versions and statuses are the catalogue's current data.
 pub fn module_catalogue() -> &'static [ModuleInfo] {
     &MODULE_CATALOGUE
+}
+
+/// What head office's change of the switched-on modules does, once allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModuleChange {
+    /// Wanted and not on yet, in [`Module::ALL`] order.
+    pub switch_on: Vec<Module>,
+    /// On now and no longer wanted, in [`Module::ALL`] order.
+    pub switch_off: Vec<Module>,
+}
+
+/// Why a business may not have the set of modules it asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleChangeRefused {
+    /// The set is empty: a business always keeps one module on.
+    NoModule,
+    /// The module is INACTIVE in the catalogue (or not in it): it cannot be switched on.
+    NotOffered(Module),
+    /// The set switches something on and is larger than the plan allows.
+    OverLimit {
+        /// Modules the plan allows at once.
+        limit: u32,
+        /// Modules in the set asked for.
+        wanted: u32,
+    },
+}
+
+impl ModuleChangeRefused {
+    /// A stable code for the wire and the UI; the limit's is the one every plan limit has.
+    pub fn code(self) -> &'static str {
+        match self {
+            ModuleChangeRefused::NoModule => "modules_required",
+            ModuleChangeRefused::NotOffered(_) => "module_not_offered",
+            ModuleChangeRefused::OverLimit { .. } => "plan_limit_reached",
+        }
+    }
+}
+
+impl fmt::Display for ModuleChangeRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ModuleChangeRefused::NoModule => write!(
+                f,
+                "Choose at least one module: a business always has one switched on."
+            ),
+            ModuleChangeRefused::NotOffered(module) => write!(
+                f,
+                "{} is not offered at the moment, so it cannot be switched on.",
+                module.name()
+            ),
+            ModuleChangeRefused::OverLimit { limit: 0, .. } => write!(
+                f,
+                "Your plan does not include modules: move to a larger plan."
+            ),
+            ModuleChangeRefused::OverLimit { limit, wanted } => {
+                let noun = if limit == 1 { "module" } else { "modules" };
+                let excess = wanted.saturating_sub(limit);
+                let how_many = if excess == 1 {
+                    "one".to_owned()
+                } else {
+                    excess.to_string()
+                };
+                write!(
+                    f,
+                    "Your plan allows {limit} {noun} at once and {wanted} are chosen: switch \
+                     {how_many} off or move to a larger plan."
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ModuleChangeRefused {}
+
+/// Whether a business with `current` switched on, under `limits`, may have exactly `wanted` on
+/// (duplicates count once), judged against `catalogue`; and if so, what to switch on and off.
+///
+/// At least one module stays on. Only modules the catalogue offers (ACTIVE or BETA) can be
+/// switched on; one that is on and has since become INACTIVE may stay on or go. As with
+/// [`check_limit`], nothing in use is taken away: after a move to a smaller plan the business
+/// may keep or drop what it has over the limit, and only a set that switches something on must
+/// fit the plan.
+pub fn check_module_change(
+    current: &[Module],
+    wanted: &[Module],
+    limits: &Limits,
+    catalogue: &[ModuleInfo],
+) -> Result<ModuleChange, ModuleChangeRefused> {
+    use std::collections::BTreeSet;
+    let current: BTreeSet<Module> = current.iter().copied().collect();
+    let wanted: BTreeSet<Module> = wanted.iter().copied().collect();
+    if wanted.is_empty() {
+        return Err(ModuleChangeRefused::NoModule);
+    }
+    let offered = |module: Module| {
+        catalogue
+            .iter()
+            .find(|info| info.module == module)
+            .is_some_and(|info| info.status.can_switch_on())
+    };
+    let switch_on: Vec<Module> = wanted.difference(&current).copied().collect();
+    if let Some(refused) = switch_on.iter().find(|module| !offered(**module)) {
+        return Err(ModuleChangeRefused::NotOffered(*refused));
+    }
+    let count = u32::try_from(wanted.len()).unwrap_or(u32::MAX);
+    if let Some(limit) = limits.modules
+        && !switch_on.is_empty()
+        && count > limit
+    {
+        return Err(ModuleChangeRefused::OverLimit {
+            limit,
+            wanted: count,
+        });
+    }
+    Ok(ModuleChange {
+        switch_on,
+        switch_off: current.difference(&wanted).copied().collect(),
+    })
 }
 
 /// Something a plan limits.
@@ -1707,6 +1836,199 @@ mod tests {
         assert!(Module::Clinic.info().status.can_switch_on());
         assert!(Module::Salon.info().status.can_switch_on());
         assert!(!ModuleStatus::Inactive.can_switch_on());
+    }
+
+    #[test]
+    fn module_changes_within_the_plan_and_the_catalogue() {
+        use Module::*;
+        let starter = terms(Plan::Starter).limits; // 1 module
+        let growth = terms(Plan::Growth).limits; // 2 modules
+        let enterprise = terms(Plan::Enterprise).limits; // no limit
+        // (current, wanted, limits, what is switched on and off, or the refusal)
+        type Case = (
+            &'static [Module],
+            &'static [Module],
+            Limits,
+            Result<(&'static [Module], &'static [Module]), ModuleChangeRefused>,
+        );
+        let table: &[Case] = &[
+            // Switching one on within the limit, and swapping one for another.
+            (
+                &[Clinic],
+                &[Clinic, RetailPos],
+                growth,
+                Ok((&[RetailPos], &[])),
+            ),
+            (
+                &[Clinic],
+                &[RetailPos],
+                starter,
+                Ok((&[RetailPos], &[Clinic])),
+            ),
+            // The same set again changes nothing; duplicates count once.
+            (&[Clinic], &[Clinic, Clinic], starter, Ok((&[], &[]))),
+            // BETA can be switched on.
+            (&[Clinic], &[Clinic, Salon], growth, Ok((&[Salon], &[]))),
+            // One past the limit.
+            (
+                &[Clinic],
+                &[Clinic, RetailPos],
+                starter,
+                Err(ModuleChangeRefused::OverLimit {
+                    limit: 1,
+                    wanted: 2,
+                }),
+            ),
+            (
+                &[Clinic, RetailPos],
+                &[Clinic, RetailPos, Salon],
+                growth,
+                Err(ModuleChangeRefused::OverLimit {
+                    limit: 2,
+                    wanted: 3,
+                }),
+            ),
+            // No limit.
+            (
+                &[Clinic],
+                &[Clinic, RetailPos, Salon],
+                enterprise,
+                Ok((&[RetailPos, Salon], &[])),
+            ),
+            // INACTIVE cannot be switched on, whatever the limit.
+            (
+                &[Clinic],
+                &[Clinic, Education],
+                enterprise,
+                Err(ModuleChangeRefused::NotOffered(Education)),
+            ),
+            (
+                &[Clinic],
+                &[Logistics],
+                starter,
+                Err(ModuleChangeRefused::NotOffered(Logistics)),
+            ),
+            // ...but one already on (it became INACTIVE since) may stay on, or go.
+            (
+                &[Education, Clinic],
+                &[Education, Clinic],
+                growth,
+                Ok((&[], &[])),
+            ),
+            (
+                &[Education, Clinic],
+                &[Clinic],
+                growth,
+                Ok((&[], &[Education])),
+            ),
+            // At least one stays on.
+            (
+                &[Clinic],
+                &[],
+                enterprise,
+                Err(ModuleChangeRefused::NoModule),
+            ),
+            // Over the limit after a move to a smaller plan: dropping some is allowed even
+            // while still over; switching one on is not.
+            (
+                &[Clinic, RetailPos, Salon],
+                &[Clinic, RetailPos],
+                starter,
+                Ok((&[], &[Salon])),
+            ),
+            (
+                &[Clinic, RetailPos, Salon],
+                &[Clinic, RetailPos, Salon],
+                starter,
+                Ok((&[], &[])),
+            ),
+            (
+                &[Clinic, RetailPos],
+                &[Clinic, Salon],
+                starter,
+                Err(ModuleChangeRefused::OverLimit {
+                    limit: 1,
+                    wanted: 2,
+                }),
+            ),
+        ];
+        for (current, wanted, limits, expected) in table {
+            let got = check_module_change(current, wanted, limits, module_catalogue());
+            let expected = expected.map(|(on, off)| ModuleChange {
+                switch_on: on.to_vec(),
+                switch_off: off.to_vec(),
+            });
+            assert_eq!(got, expected, "{current:?} -> {wanted:?} under {limits:?}");
+        }
+        // The catalogue is an argument: a module it lists as INACTIVE, or does not list, is
+        // not offered.
+        let only_clinic = [ModuleInfo {
+            module: Clinic,
+            version: "1.0.0",
+            status: ModuleStatus::Active,
+        }];
+        assert_eq!(
+            check_module_change(&[Clinic], &[Clinic, RetailPos], &enterprise, &only_clinic),
+            Err(ModuleChangeRefused::NotOffered(RetailPos))
+        );
+    }
+
+    #[test]
+    fn module_refusals_say_what_to_do() {
+        let table: &[(ModuleChangeRefused, &str, &str)] = &[
+            (
+                ModuleChangeRefused::OverLimit {
+                    limit: 2,
+                    wanted: 3,
+                },
+                "plan_limit_reached",
+                "Your plan allows 2 modules at once and 3 are chosen: switch one off or move to a larger plan.",
+            ),
+            (
+                ModuleChangeRefused::OverLimit {
+                    limit: 1,
+                    wanted: 4,
+                },
+                "plan_limit_reached",
+                "Your plan allows 1 module at once and 4 are chosen: switch 3 off or move to a larger plan.",
+            ),
+            (
+                ModuleChangeRefused::OverLimit {
+                    limit: 0,
+                    wanted: 1,
+                },
+                "plan_limit_reached",
+                "Your plan does not include modules: move to a larger plan.",
+            ),
+            (
+                ModuleChangeRefused::NotOffered(Module::Education),
+                "module_not_offered",
+                "Education is not offered at the moment, so it cannot be switched on.",
+            ),
+            (
+                ModuleChangeRefused::NoModule,
+                "modules_required",
+                "Choose at least one module: a business always has one switched on.",
+            ),
+        ];
+        for (refused, code, sentence) in table {
+            assert_eq!(refused.code(), *code);
+            assert_eq!(refused.to_string(), *sentence);
+        }
+        assert_eq!(
+            ModuleChangeRefused::OverLimit {
+                limit: 1,
+                wanted: 2
+            }
+            .code(),
+            LimitExceeded {
+                resource: Resource::Module,
+                limit: 1,
+                in_use: 1
+            }
+            .code(),
+            "every plan limit has one code"
+        );
     }
 
     #[test]

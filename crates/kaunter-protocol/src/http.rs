@@ -730,6 +730,15 @@ pub struct SecuritySettings {
     pub require_admin_totp: bool,
 }
 
+/// `PUT /v1/subscription/modules` (`settings.manage`): the whole set of modules the business
+/// wants switched on, by their wire spelling (RETAIL_POS, CLINIC, SALON, EDUCATION, LOGISTICS);
+/// every other is switched off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetModulesRequest {
+    pub modules: Vec<String>,
+}
+
 /// `POST /v1/enrol`: exchange a single-use enrolment code for device credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,20 +1,32 @@
-//! Head office's view of its subscription: `GET /v1/subscription` (`settings.manage`) answers
-//! with the plan, the state and what it allows, days left, the limits beside what is in use,
-//! the modules, and the price list to choose from. Payments arrive through the payment
-//! provider's webhook, not through this route.
+//! Head office's subscription: `GET /v1/subscription` (`settings.manage`) answers with the
+//! plan, the state and what it allows, days left, the limits beside what is in use, the module
+//! catalogue with what is switched on, and the price list to choose from. `PUT
+//! /v1/subscription/modules` (`settings.manage`, CSRF) switches modules on and off: the body is
+//! the whole set wanted, kaunter-core's `check_module_change` judges it, and the answer is the
+//! same view. Desks learn the new set from their next licence lease. Payments arrive through the
+//! payment provider's webhook, not through these routes.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use kaunter_core::access::Permission;
-use kaunter_core::subscription::{Plan, Resource, State as SubscriptionState, terms};
+use kaunter_core::subscription::{
+    Module, Plan, Resource, State as SubscriptionState, check_module_change, module_catalogue,
+    terms,
+};
+use kaunter_protocol::FieldError;
+use kaunter_protocol::http::SetModulesRequest;
 use serde::Serialize;
 
 use crate::AppState;
 use crate::db::TenantTx;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::extract::JsonBody;
+use crate::ids::TenantId;
 use crate::routes::auth::{self, SessionCookie};
 use crate::subscription;
+use crate::validate::field_error;
 
 /// One limit of the plan beside what the business uses of it.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -93,11 +105,93 @@ pub async fn show(
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
     let person = auth::person(&tx, &token).await?;
     person.require(Permission::SettingsManage)?;
-    let current = subscription::load(&tx, person.tenant_id).await?;
-    let usage = subscription::usage(&tx, person.tenant_id).await?;
-    let enabled = subscription::modules(&tx, person.tenant_id).await?;
+    let view = view(&tx, person.tenant_id, Utc::now()).await?;
     tx.commit().await?;
+    Ok(Json(view))
+}
+
+pub async fn set_modules(
+    State(state): State<AppState>,
+    SessionCookie(token): SessionCookie,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<SetModulesRequest>,
+) -> Result<Json<SubscriptionView>> {
+    auth::require_csrf(&token, &headers)?;
+    let wanted = parse_modules(&request.modules)?;
+    let mut client = state.pool().get().await?;
+    let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+    let person = auth::person(&tx, &token).await?;
+    person.require(Permission::SettingsManage)?;
+    let tenant = person.tenant_id;
+    // Locked, so two changes, or a change and a payment, queue; the set is read under the lock.
+    tx.execute(
+        "SELECT 1 FROM subscriptions WHERE tenant_id = $1 FOR UPDATE",
+        &[&tenant],
+    )
+    .await?;
+    let current = subscription::load(&tx, tenant).await?;
     let now = Utc::now();
+    subscription::require_full_access(current.access(now))?;
+    let on = subscription::modules(&tx, tenant).await?;
+    let change = check_module_change(&on, &wanted, &current.limits(), module_catalogue())
+        .map_err(Error::ModulesRefused)?;
+    subscription::apply_module_change(&tx, tenant, &change).await?;
+    let view = view(&tx, tenant, now).await?;
+    tx.commit().await?;
+    let names = |modules: &[Module]| modules.iter().map(|m| m.as_str()).collect::<Vec<_>>();
+    tracing::info!(
+        tenant = %tenant,
+        user = %person.user_id,
+        on = ?names(&change.switch_on),
+        off = ?names(&change.switch_off),
+        "modules changed"
+    );
+    Ok(Json(view))
+}
+
+/// Unknown names reported at most, so a body of thousands of them gets a short answer.
+const UNKNOWN_NAMES_REPORTED: usize = 5;
+
+/// The modules `names` spell, each exactly as the catalogue does; an unknown name is a field
+/// error of `modules` (the first few are named).
+fn parse_modules(names: &[String]) -> Result<Vec<Module>> {
+    let mut modules = Vec::with_capacity(names.len().min(Module::ALL.len()));
+    let mut errors: Vec<FieldError> = Vec::new();
+    for name in names {
+        match Module::parse(name) {
+            Some(module) => {
+                if !modules.contains(&module) {
+                    modules.push(module);
+                }
+            }
+            None if errors.len() >= UNKNOWN_NAMES_REPORTED => {}
+            None => {
+                let known: Vec<&str> = Module::ALL.iter().map(|m| m.as_str()).collect();
+                // The name is shown as sent, cut short: it is the caller's own input.
+                let shown: String = name.chars().take(40).collect();
+                errors.push(field_error(
+                    "modules",
+                    "module_unknown",
+                    &format!(
+                        "{shown:?} is not a module; the modules are {}.",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(modules)
+    } else {
+        Err(Error::ValidationFailed(errors))
+    }
+}
+
+/// The business's subscription as head office sees it at `now`.
+async fn view(tx: &TenantTx<'_>, tenant: TenantId, now: DateTime<Utc>) -> Result<SubscriptionView> {
+    let current = subscription::load(tx, tenant).await?;
+    let usage = subscription::usage(tx, tenant).await?;
+    let enabled = subscription::modules(tx, tenant).await?;
     let at = current.state_at(now);
     let (expired_at, read_only_until) = match at {
         SubscriptionState::Grace {
@@ -108,7 +202,7 @@ pub async fn show(
         SubscriptionState::Trial { .. } | SubscriptionState::Active { .. } => (None, None),
     };
     let facts = current.facts();
-    Ok(Json(SubscriptionView {
+    Ok(SubscriptionView {
         plan: facts.plan.as_str().to_owned(),
         state: at.as_str().to_owned(),
         access: at.access().as_str().to_owned(),
@@ -122,7 +216,7 @@ pub async fn show(
         pricing: facts.pricing.map(|pricing| pricing.as_str().to_owned()),
         last_paid_at: facts.last_paid_at,
         limits: limit_views(&current.limits(), Some(&usage)),
-        modules: kaunter_core::subscription::module_catalogue()
+        modules: module_catalogue()
             .iter()
             .map(|info| ModuleView {
                 module: info.module.as_str().to_owned(),
@@ -144,5 +238,5 @@ pub async fn show(
                 }
             })
             .collect(),
-    }))
+    })
 }

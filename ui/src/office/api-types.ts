@@ -217,6 +217,15 @@ export type RoleRef = {
   role_id: string;
 };
 
+/**
+ * `PUT /v1/subscription/modules` (`settings.manage`): the whole set of modules the business
+ * wants switched on, by their wire spelling (RETAIL_POS, CLINIC, SALON, EDUCATION, LOGISTICS);
+ * every other is switched off.
+ */
+export type SetModulesRequest = {
+  modules: Array<string>;
+};
+
 export type SubscriptionView = {
   /**
    * FULL, READ_ONLY or SUSPENDED.
@@ -299,4 +308,9 @@ export interface OfficeGets {
 /** Each POST route the office pages call: its body and its answer. */
 export interface OfficePosts {
   "/v1/emergency-access/review": { request: ReviewRequest; answer: EmergencyAccessView };
+}
+
+/** Each PUT route the office pages call: its body and its answer. */
+export interface OfficePuts {
+  "/v1/subscription/modules": { request: SetModulesRequest; answer: SubscriptionView };
 }

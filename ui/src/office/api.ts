@@ -7,15 +7,16 @@
 //! again. A 401 anywhere means the session has ended: `onSessionEnded` sends the person back to
 //! sign in.
 
-import type { OfficeGets, OfficePosts } from "./api-types";
+import type { OfficeGets, OfficePosts, OfficePuts } from "./api-types";
 import type { Refusal } from "./format";
-import type { ErrorBody, LoginRequest, SessionView } from "../wire";
+import type { ErrorBody, FieldError, LoginRequest, SessionView } from "../wire";
 
 /** A refused or failed request, with the server's stable code. */
 export class ApiError extends Error implements Refusal {
   readonly status: number;
   readonly code: string;
   readonly retryAfterSecs: number | null;
+  readonly fields: FieldError[];
 
   constructor(refusal: Refusal) {
     super(refusal.message);
@@ -23,6 +24,7 @@ export class ApiError extends Error implements Refusal {
     this.status = refusal.status;
     this.code = refusal.code;
     this.retryAfterSecs = refusal.retryAfterSecs;
+    this.fields = refusal.fields ?? [];
   }
 }
 
@@ -45,8 +47,11 @@ async function refusalOf(response: Response): Promise<ApiError> {
     code: isErrorBody(body) ? body.code : `http_${response.status}`,
     message: isErrorBody(body) ? body.message : `The server answered ${response.status}.`,
     retryAfterSecs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : null,
+    fields: isErrorBody(body) && Array.isArray(body.fields) ? body.fields : [],
   });
 }
+
+type Method = "GET" | "POST" | "PUT";
 
 export class OfficeApi {
   private session: SessionView | null = null;
@@ -58,10 +63,10 @@ export class OfficeApi {
     return this.session;
   }
 
-  private async send(method: "GET" | "POST", path: string, body?: unknown): Promise<Response> {
+  private async send(method: Method, path: string, body?: unknown): Promise<Response> {
     const headers: Record<string, string> = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (method === "POST" && this.session) headers["X-CSRF-Token"] = this.session.csrf_token;
+    if (method !== "GET" && this.session) headers["X-CSRF-Token"] = this.session.csrf_token;
     try {
       return await fetch(path, {
         method,
@@ -80,7 +85,7 @@ export class OfficeApi {
     }
   }
 
-  private async json<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+  private async json<T>(method: Method, path: string, body?: unknown): Promise<T> {
     const response = await this.send(method, path, body);
     if (!response.ok) {
       const error = await refusalOf(response);
@@ -131,6 +136,10 @@ export class OfficeApi {
 
   post<P extends keyof OfficePosts>(path: P, body: OfficePosts[P]["request"]): Promise<OfficePosts[P]["answer"]> {
     return this.json<OfficePosts[P]["answer"]>("POST", path, body);
+  }
+
+  put<P extends keyof OfficePuts>(path: P, body: OfficePuts[P]["request"]): Promise<OfficePuts[P]["answer"]> {
+    return this.json<OfficePuts[P]["answer"]>("PUT", path, body);
   }
 }
 

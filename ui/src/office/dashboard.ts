@@ -26,7 +26,9 @@ import {
   formatDay,
   humanise,
   limitLine,
-  moduleLabel,
+  moduleChoices,
+  modulesLimitText,
+  modulesRefusalMessage,
   payDue,
   paymentRow,
   sectionMessage,
@@ -170,10 +172,90 @@ function definition(name: string, term: string, value: Cell): HTMLElement[] {
   return [h("dt", {}, term), h("dd", { "data-testid": `subscription-${name}` }, value)];
 }
 
-function subscriptionView(view: SubscriptionView, session: SessionView): Cell[] {
+/**
+ * The module catalogue as checkboxes beside the plan's module limit, and Save: the whole set
+ * ticked goes to the server, a refusal is shown as its sentence here, and a success redraws
+ * the section from the server's answer (`saved`, with `notice` shown after the redraw).
+ */
+function modulesForm(api: OfficeApi, view: SubscriptionView, saved: (view: SubscriptionView) => void, notice: string | null): HTMLElement {
+  const choices = moduleChoices(view);
+  const boxes = choices.map((choice) =>
+    h("input", {
+      type: "checkbox",
+      id: `module-box-${choice.module}`,
+      "data-testid": `module-box-${choice.module}`,
+      value: choice.module,
+      checked: choice.checked,
+      disabled: choice.disabled,
+    }),
+  );
+  const count = h("span", { ...testId("modules-limit") }, "");
+  const message = h("p", { ...testId("modules-message"), class: "form-message", role: "status", hidden: notice === null }, notice ?? "");
+  if (notice !== null) message.dataset.kind = "success";
+  const save = h("button", { ...testId("modules-save"), type: "submit", class: "primary" }, t.modulesSave);
+  const chosen = (): string[] => boxes.filter((box) => box.checked).map((box) => box.value);
+  const recount = (): void => {
+    const line = modulesLimitText(chosen().length, view);
+    count.textContent = line.text;
+    count.className = line.over ? "limit-over" : "";
+  };
+  recount();
+  const form = h(
+    "form",
+    { ...testId("modules-form"), class: "modules-form", novalidate: true },
+    h("p", { class: "field-hint" }, t.modulesIntro),
+    h("p", { class: "modules-count" }, `${t.modulesChosen}: `, h("strong", {}, count)),
+    h(
+      "ul",
+      { ...testId("subscription-modules"), class: "plain-list module-list" },
+      ...choices.map((choice, index) =>
+        h(
+          "li",
+          {
+            "data-testid": `module-${choice.module}`,
+            "data-enabled": String(choice.checked),
+            "data-status": view.modules[index]?.status ?? "",
+            class: choice.disabled ? "module-disabled" : undefined,
+          },
+          h("label", { for: `module-box-${choice.module}` }, boxes[index] ?? null, ` ${choice.label} `, h("small", { class: "muted" }, choice.version)),
+          choice.note ? h("small", { class: "module-note muted" }, ` ${choice.note}`) : null,
+        ),
+      ),
+    ),
+    h("div", { class: "actions" }, save),
+    message,
+  );
+  for (const box of boxes) box.addEventListener("change", recount);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const wanted = chosen();
+    save.disabled = true;
+    save.textContent = t.modulesSaving;
+    message.hidden = true;
+    void api
+      .put("/v1/subscription/modules", { modules: wanted })
+      .then((answer) => saved(answer))
+      .catch((reason) => {
+        message.hidden = false;
+        message.dataset.kind = "error";
+        message.setAttribute("role", "alert");
+        message.textContent = modulesRefusalMessage(toRefusal(reason));
+        save.disabled = false;
+        save.textContent = t.modulesSave;
+      });
+  });
+  return form;
+}
+
+function subscriptionView(
+  api: OfficeApi,
+  view: SubscriptionView,
+  session: SessionView,
+  saved: (view: SubscriptionView) => void,
+  notice: string | null = null,
+): Cell[] {
   const due = payDue(view);
   const limits = view.limits.map(limitLine);
-  const modules = view.modules.filter((module) => module.enabled || module.status !== "INACTIVE");
   const cells: Array<HTMLElement | null> = [
     due
       ? h(
@@ -214,18 +296,7 @@ function subscriptionView(view: SubscriptionView, session: SessionView): Cell[] 
       ),
     ),
     h("h3", {}, t.modulesTitle),
-    h(
-      "ul",
-      { ...testId("subscription-modules"), class: "plain-list" },
-      ...modules.map((module) =>
-        h(
-          "li",
-          { "data-testid": `module-${module.module}`, "data-enabled": String(module.enabled) },
-          `${moduleLabel(module.module)}: `,
-          h("strong", {}, module.enabled ? t.moduleOn : t.moduleOff),
-        ),
-      ),
-    ),
+    modulesForm(api, view, saved, notice),
   ];
   return cells.filter((cell): cell is HTMLElement => cell !== null);
 }
@@ -360,12 +431,19 @@ export function dashboardScreen(api: OfficeApi, session: SessionView, onSignOut:
     users: section("users", t.usersTitle),
   };
 
+  // After modules are saved the section is drawn again from the server's answer.
+  const redrawSubscription = (view: SubscriptionView): void => {
+    sections.subscription.show("ready", ...subscriptionView(api, view, session, redrawSubscription, t.modulesSaved));
+  };
+
   const load = (): Promise<unknown> => {
     const now = new Date();
     return Promise.all([
       fill(sections.branches, "branches", () => api.get("/v1/branches"), (answer) => branchesView(answer.branches)),
       fill(sections.desks, "desks", () => api.get("/v1/devices"), (answer) => desksView(answer.devices, now)),
-      fill(sections.subscription, "subscription", () => api.get("/v1/subscription"), (answer) => subscriptionView(answer, session)),
+      fill(sections.subscription, "subscription", () => api.get("/v1/subscription"), (answer) =>
+        subscriptionView(api, answer, session, redrawSubscription),
+      ),
       fill(sections.payments, "payments", () => api.get("/v1/payments"), (answer) => paymentsView(answer.payments)),
       fill(
         sections.emergency,

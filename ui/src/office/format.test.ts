@@ -11,6 +11,9 @@ import {
   formatWait,
   humanise,
   limitLine,
+  moduleChoices,
+  modulesLimitText,
+  modulesRefusalMessage,
   payDue,
   paymentRow,
   sectionMessage,
@@ -271,5 +274,65 @@ describe("humanise", () => {
     expect(humanise("GROWTH")).toBe("Growth");
     expect(humanise("ONE_TIME")).toBe("One time");
     expect(humanise("READ_ONLY")).toBe("Read only");
+  });
+});
+
+describe("modules", () => {
+  const refusal = (code: string) => ({ status: 402, code, message: "server says", retryAfterSecs: null });
+  const catalogue: SubscriptionView["modules"] = [
+    { module: "RETAIL_POS", version: "1.0.0", status: "ACTIVE", enabled: false },
+    { module: "CLINIC", version: "1.0.0", status: "ACTIVE", enabled: true },
+    { module: "SALON", version: "0.9.0", status: "BETA", enabled: false },
+    { module: "EDUCATION", version: "0.1.0", status: "INACTIVE", enabled: false },
+    { module: "LOGISTICS", version: "0.1.0", status: "INACTIVE", enabled: true },
+  ];
+
+  it("are checkboxes: BETA labelled, INACTIVE disabled unless already on", () => {
+    const choices = moduleChoices(subscription({ modules: catalogue }));
+    expect(choices.map((c) => [c.module, c.label, c.checked, c.disabled, c.note])).toEqual([
+      ["RETAIL_POS", "Retail point of sale", false, false, null],
+      ["CLINIC", "Clinic", true, false, null],
+      ["SALON", "Salon (beta)", false, false, "Beta: it may still change."],
+      ["EDUCATION", "Education", false, true, "Not offered yet."],
+      // On before it stopped being offered: it may still be switched off.
+      ["LOGISTICS", "Logistics", true, false, "Not offered yet."],
+    ]);
+  });
+
+  it("count what is ticked against the plan's limit", () => {
+    const limited = subscription({ limits: [{ resource: "MODULE", limit: 3, in_use: 1 }] });
+    expect(modulesLimitText(2, limited)).toEqual({ text: "2 of 3 modules", over: false });
+    expect(modulesLimitText(3, limited)).toEqual({ text: "3 of 3 modules", over: false });
+    expect(modulesLimitText(4, limited)).toEqual({ text: "4 of 3 modules", over: true });
+    const one = subscription({ limits: [{ resource: "MODULE", limit: 1, in_use: 1 }] });
+    expect(modulesLimitText(1, one)).toEqual({ text: "1 of 1 module", over: false });
+    const unlimited = subscription({ limits: [{ resource: "MODULE", limit: null, in_use: 4 }] });
+    expect(modulesLimitText(4, unlimited)).toEqual({ text: "4 modules (no limit)", over: false });
+    expect(modulesLimitText(1, unlimited).text).toBe("1 module (no limit)");
+  });
+
+  it("say why a set was refused, in the server's words or ours", () => {
+    const limit = "Your plan allows 2 modules at once and 3 are chosen: switch one off or move to a larger plan.";
+    expect(modulesRefusalMessage({ status: 409, code: "plan_limit_reached", message: limit, retryAfterSecs: null })).toBe(limit);
+    const field = (code: string, message: string) => ({
+      status: 422,
+      code: "validation_failed",
+      message: "Some fields are not valid; each says why.",
+      retryAfterSecs: null,
+      fields: [{ field: "modules", code, message }],
+    });
+    expect(modulesRefusalMessage(field("module_not_offered", "Education is not offered at the moment, so it cannot be switched on."))).toBe(
+      "Education is not offered at the moment, so it cannot be switched on.",
+    );
+    expect(modulesRefusalMessage(field("modules_required", "Choose at least one module: a business always has one switched on."))).toBe(
+      "Choose at least one module: a business always has one switched on.",
+    );
+    expect(modulesRefusalMessage(refusal("subscription_read_only"))).toBe(
+      "The subscription has ended: modules can be changed again once it is paid.",
+    );
+    expect(modulesRefusalMessage(refusal("subscription_suspended"))).toContain("suspended");
+    expect(modulesRefusalMessage(refusal("forbidden"))).toBe("Your role does not allow changing modules.");
+    expect(modulesRefusalMessage(refusal("network"))).toContain("cannot be reached");
+    expect(modulesRefusalMessage(refusal("internal"))).toBe("server says");
   });
 });

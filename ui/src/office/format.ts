@@ -4,6 +4,7 @@
 
 import type { DeviceSyncStatus, LimitView, PaymentView, PlanView, SubscriptionView } from "./api-types";
 import { t } from "./strings";
+import type { FieldError } from "../wire";
 
 /** Head office's time zone, whatever the browser's computer is set to. */
 export const TIME_ZONE = "Asia/Kuala_Lumpur";
@@ -182,6 +183,63 @@ export function limitLine(limit: LimitView): LimitLine {
   };
 }
 
+/** One module of the catalogue as a checkbox on the page. */
+export type ModuleChoice = {
+  module: string;
+  /** `Clinic`, with `(beta)` for a BETA module. */
+  label: string;
+  version: string;
+  checked: boolean;
+  /** An INACTIVE module cannot be switched on; one already on can still be switched off. */
+  disabled: boolean;
+  /** Why it is disabled, or that it is a beta; null otherwise. */
+  note: string | null;
+};
+
+/** The catalogue's modules as checkboxes, in the catalogue's order. */
+export function moduleChoices(view: SubscriptionView): ModuleChoice[] {
+  return view.modules.map((module) => {
+    const inactive = module.status === "INACTIVE";
+    const beta = module.status === "BETA";
+    return {
+      module: module.module,
+      label: beta ? `${moduleLabel(module.module)} ${t.moduleBeta}` : moduleLabel(module.module),
+      version: module.version,
+      checked: module.enabled,
+      disabled: inactive && !module.enabled,
+      note: inactive ? t.moduleNotOffered : beta ? t.moduleBetaNote : null,
+    };
+  });
+}
+
+/** `2 of 3 modules` chosen against the plan's module limit; `4 modules (no limit)`. */
+export function modulesLimitText(chosen: number, view: SubscriptionView): { text: string; over: boolean } {
+  const limit = view.limits.find((line) => line.resource === "MODULE")?.limit;
+  const noun = (n: number): string => (n === 1 ? "module" : "modules");
+  if (limit === null || limit === undefined) return { text: `${chosen} ${noun(chosen)} (no limit)`, over: false };
+  return { text: `${chosen} of ${limit} ${noun(limit)}`, over: chosen > limit };
+}
+
+/** The sentence shown beside the modules when saving them was refused. */
+export function modulesRefusalMessage(refusal: Refusal): string {
+  const fields = (refusal.fields ?? []).map((field) => field.message).filter((message) => message !== "");
+  if (refusal.code === "validation_failed" && fields.length > 0) return fields.join(" ");
+  switch (refusal.code) {
+    case "plan_limit_reached":
+      return refusal.message || t.unexpectedError;
+    case "subscription_read_only":
+      return t.modulesReadOnly;
+    case "subscription_suspended":
+      return t.modulesSuspended;
+    case "forbidden":
+      return t.modulesNotAllowed;
+    case "network":
+      return t.serverUnreachable;
+    default:
+      return refusal.message || t.unexpectedError;
+  }
+}
+
 /** The days-left line: what the number counts down to. */
 export function daysLeftText(view: SubscriptionView): string {
   const days = view.days_left;
@@ -271,6 +329,8 @@ export type Refusal = {
   message: string;
   /** `Retry-After`, in seconds, when the server sent one. */
   retryAfterSecs: number | null;
+  /** Field errors of a `validation_failed` answer. */
+  fields?: FieldError[];
 };
 
 /** The sentence the sign-in form shows for a refused login. */

@@ -1,10 +1,12 @@
 //! The desk once enrolled: who this desk belongs to, registration, the patient list, and the
-//! sync status bar underneath.
+//! sync status bar underneath. The screens of a module (today the clinic's) show only while the
+//! business has it switched on (modules.ts decides, from the status the bar polls).
 
 import { api } from "../api";
-import { h } from "../dom";
+import { h, testId } from "../dom";
+import { deskModules } from "../modules";
 import { t } from "../strings";
-import type { AppInfo } from "../wire";
+import type { AppInfo, SyncStatusView } from "../wire";
 import { cataloguePanel } from "./catalogue";
 import { clinicalPanel } from "./clinical";
 import { conflictsPanel } from "./conflicts";
@@ -82,11 +84,32 @@ export function deskScreen(info: AppInfo): HTMLElement {
     () => conflicts.open(),
     () => refused.open(),
     () => reconnect.open(),
+    (now) => showModules(now),
   );
   const form = registerForm(() => {
     void list.refresh();
     status.pollNow();
   });
+  const modulesText = h("p", {}, "");
+  const modulesNotice = h("section", { ...testId("modules-notice"), class: "card modules-notice", role: "status", hidden: true }, modulesText);
+  // The last decision applied, so a poll that changes nothing touches nothing.
+  let shownModules = "";
+  const showModules = (now: SyncStatusView): void => {
+    const decision = deskModules(now);
+    status.setConflictsShown(decision.shown.has("conflicts"));
+    const key = `${[...decision.shown].sort().join(",")}|${decision.notice ?? ""}`;
+    if (key === shownModules) return;
+    const patientsWereHidden = list.element.hidden;
+    shownModules = key;
+    form.hidden = !decision.shown.has("registration");
+    list.element.hidden = !decision.shown.has("patients");
+    if (!decision.shown.has("clinical")) clinical.close();
+    if (!decision.shown.has("conflicts")) conflicts.element.hidden = true;
+    modulesText.textContent = decision.notice ?? "";
+    modulesNotice.hidden = decision.notice === null;
+    // Back after being switched off: show what the list holds now.
+    if (patientsWereHidden && !list.element.hidden) void list.refresh();
+  };
 
   const header = h(
     "header",
@@ -111,6 +134,7 @@ export function deskScreen(info: AppInfo): HTMLElement {
     "main",
     { class: "desk-main" },
     status.banner,
+    modulesNotice,
     form,
     list.element,
     conflicts.element,

@@ -16,6 +16,8 @@ export type StatusBar = {
   banner: HTMLElement;
   /** Asks for the status now instead of at the next poll, e.g. after a registration. */
   pollNow(): void;
+  /** Whether the conflicts button may show (it belongs to a module that may be switched off). */
+  setConflictsShown(shown: boolean): void;
   stop(): void;
 };
 
@@ -59,12 +61,16 @@ export function licenceText(status: SyncStatusView, now: Date = new Date()): str
   }
 }
 
-/** `onSynced` runs whenever a sync has brought something new, so lists can refresh. */
+/**
+ * `onSynced` runs whenever a sync has brought something new, so lists can refresh; `onStatus`
+ * with every status the bar shows, so the desk can follow what its licence says.
+ */
 export function statusBar(
   onSynced: () => void,
   onConflicts: () => void = () => {},
   onRefused: () => void = () => {},
   onReconnect: () => void = () => {},
+  onStatus: (status: SyncStatusView) => void = () => {},
 ): StatusBar {
   const onlineText = h("span", {}, t.offline);
   const online = h("span", { ...testId("status-online"), class: "status-online", "data-online": "false" }, onlineText);
@@ -88,6 +94,11 @@ export function statusBar(
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
   let manualSync = false;
+  let conflictsShown = true;
+  let openConflicts = 0;
+  const showConflicts = (): void => {
+    conflicts.hidden = openConflicts === 0 || !conflictsShown;
+  };
 
   const render = (status: SyncStatusView): void => {
     online.dataset.online = String(status.online);
@@ -97,7 +108,9 @@ export function statusBar(
     rejected.textContent = status.rejected > 0 ? t.rejected(status.rejected) : "";
     rejected.hidden = status.rejected === 0;
     conflicts.textContent = t.conflictsWaiting(status.open_conflicts);
-    conflicts.hidden = status.open_conflicts === 0;
+    openConflicts = status.open_conflicts;
+    onStatus(status);
+    showConflicts();
     lastSync.textContent = lastSyncedText(status.last_synced_at);
     error.textContent = status.last_error ?? "";
     error.hidden = !status.last_error;
@@ -190,6 +203,10 @@ export function statusBar(
     element,
     banner,
     pollNow: () => void poll(),
+    setConflictsShown: (shown) => {
+      conflictsShown = shown;
+      showConflicts();
+    },
     stop: () => {
       stopped = true;
       clearTimeout(timer);
