@@ -366,7 +366,46 @@ function fieldErrors(session) {
   );
 }
 
-test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKad, resolves a duplicate from another desk, and goes read-only until the business pays", { timeout: 180_000 }, async () => {
+/**
+ * Opens Export data, waits for the export, and checks that patients.csv (UTF-8 with a BOM, a
+ * header, one line per patient) holds exactly `names`, written under KAUNTER_EXPORT_DIR; then
+ * closes the panel.
+ */
+async function exportsEveryPatient(session, names) {
+  const exportDir = requiredEnv("KAUNTER_EXPORT_DIR");
+  await session.click(await session.get("#open-export"));
+  const exportFolder = await waitFor("the export to be written", async () => {
+    const problem = (await session.text(await session.get('[data-testid="export-message"]'))).trim();
+    if (problem) throw new Fatal(`the export failed: ${problem}`);
+    const text = (await session.text(await session.get('[data-testid="export-folder"]'))).trim();
+    return text.startsWith("Written to ") ? text.slice("Written to ".length) : null;
+  });
+  assert.ok(exportFolder.startsWith(exportDir), `the export is under KAUNTER_EXPORT_DIR: ${exportFolder}`);
+  const exportLines = [];
+  for (const item of await session.findAll("li", await session.get('[data-testid="export-files"]'))) {
+    exportLines.push((await session.text(item)).trim());
+  }
+  assert.ok(
+    exportLines.includes(`patients.csv: ${names.length} records`),
+    `the panel lists patients.csv with ${names.length} records: ${JSON.stringify(exportLines)}`,
+  );
+  const csv = await readFile(join(exportFolder, "patients.csv"));
+  assert.deepEqual([...csv.subarray(0, 3)], [0xef, 0xbb, 0xbf], "patients.csv starts with a UTF-8 BOM");
+  const csvText = csv.subarray(3).toString("utf8");
+  assert.ok(csvText.startsWith("id,branch_id,full_name"), `patients.csv's header: ${JSON.stringify(csvText.slice(0, 80))}`);
+  for (const name of names) {
+    assert.ok(csvText.includes(name), `patients.csv holds ${name}`);
+  }
+  assert.equal(
+    csvText.split("\r\n").filter((line) => line !== "").length,
+    names.length + 1,
+    "patients.csv has a header and one line per patient",
+  );
+  await session.click(await session.get('[data-testid="export-close"]'));
+  await waitFor("the export panel to close", () => session.script("return document.querySelector('#export-panel').hidden;"));
+}
+
+test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKad, resolves a duplicate from another desk, goes read-only, still opens and exports when suspended, and writes again once the business pays", { timeout: 240_000 }, async () => {
   const serverUrl = requiredEnv("KAUNTER_SERVER_URL");
   const enrolCode = requiredEnv("KAUNTER_ENROL_CODE");
   const screenshotPath = process.env.KAUNTER_E2E_SCREENSHOT;
@@ -802,8 +841,9 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
 
     // 6f. The trial ended an hour ago (GRACE): after a sync the banner says the desk is
     //     read-only, a registration is refused for the subscription and nothing is added, and
-    //     everything the desk holds still exports. A Stripe payment for the business (GROWTH,
-    //     monthly) brings full access back at the next sync, and a registration reaches the server.
+    //     everything the desk holds still exports. (6g: suspended, reopened, still exports.) A
+    //     Stripe payment for the business (GROWTH, monthly) brings full access back at the next
+    //     sync, and a registration reaches the server.
     //     (The reconnect dialog stays open to say the desk is back: close it first.)
     await session.click(await session.get("#reconnect-close"));
     await waitFor("the reconnect dialog to close", () =>
@@ -856,38 +896,65 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
 
     // Export, read-only: every live patient the flow registered (the other desk's duplicate was
     // merged away) is in patients.csv, written where KAUNTER_EXPORT_DIR says.
-    const exportDir = requiredEnv("KAUNTER_EXPORT_DIR");
     const registeredNames = [PATIENT.fullName, "Tan Mei Ling"];
-    await session.click(await session.get("#open-export"));
-    const exportFolder = await waitFor("the export to be written", async () => {
-      const problem = (await session.text(await session.get('[data-testid="export-message"]'))).trim();
-      if (problem) throw new Fatal(`the export failed: ${problem}`);
-      const text = (await session.text(await session.get('[data-testid="export-folder"]'))).trim();
-      return text.startsWith("Written to ") ? text.slice("Written to ".length) : null;
+    await exportsEveryPatient(session, registeredNames);
+
+    // 6g. Thirty days after its end the subscription is SUSPENDED: after a sync the banner says
+    //     so. The desk, closed and opened again, still opens on its patients (the banner from
+    //     the lease it keeps, before any sync), finds them, and exports every one of them.
+    const suspended = execFileSync(
+      "psql",
+      [
+        databaseUrl,
+        "-qAtX",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        `UPDATE subscriptions SET period_ends_at = now() - interval '30 days', trial_ends_at = now() - interval '30 days'
+         WHERE tenant_id = '${tenantId}' RETURNING tenant_id`,
+      ],
+      { encoding: "utf8", timeout: STEP_TIMEOUT_MS },
+    ).trim();
+    assert.equal(suspended, tenantId, "the business's subscription is ended 30 days ago in the database");
+    await session.click(await session.get("#sync-now"));
+    const suspendedBanner = async () => {
+      const banner = await licenceBanner();
+      if (!banner || banner.hidden || banner.access !== "SUSPENDED") return null;
+      const text = (await session.text(await session.get('[data-testid="licence-banner"]'))).trim();
+      return text.includes("suspended") ? text : null;
+    };
+    await waitFor("the licence banner to say the subscription is suspended", suspendedBanner);
+    await webdriver("DELETE", `/session/${session.id}`);
+    session = await newSession();
+    await waitFor(
+      "the reopened desk's patients screen",
+      async () => {
+        const bootError = await session.find("#boot-error");
+        if (bootError) throw new Fatal(`the suspended desk failed to open: ${await session.text(bootError)}`);
+        return session.find("#patient-search");
+      },
+      LAUNCH_TIMEOUT_MS,
+    );
+    // Someone of the business has a desk PIN: the reopened desk asks who is at it, with the
+    // roster it keeps (no sync needed).
+    await waitFor("the reopened desk to ask who is at it", () =>
+      session.script("const p = document.querySelector('[data-testid=\"sign-in-panel\"]'); return !!p && !p.hidden;"),
+    );
+    await waitFor("a click on the ADMIN's name on the reopened desk", async () => {
+      const [person] = await session.findAll('[data-testid="sign-in-person"]');
+      if (!person) return null;
+      await session.click(person);
+      return true;
     });
-    assert.ok(exportFolder.startsWith(exportDir), `the export is under KAUNTER_EXPORT_DIR: ${exportFolder}`);
-    const exportLines = [];
-    for (const item of await session.findAll("li", await session.get('[data-testid="export-files"]'))) {
-      exportLines.push((await session.text(item)).trim());
-    }
-    assert.ok(
-      exportLines.includes(`patients.csv: ${registeredNames.length} records`),
-      `the panel lists patients.csv with ${registeredNames.length} records: ${JSON.stringify(exportLines)}`,
+    await session.fill('[data-testid="sign-in-pin"]', "472913");
+    await session.click(await session.get('[data-testid="sign-in-submit"]'));
+    await waitFor("the sign-in to close on the reopened desk", () =>
+      session.script("return document.querySelector('[data-testid=\"sign-in-panel\"]').hidden;"),
     );
-    const csv = await readFile(join(exportFolder, "patients.csv"));
-    assert.deepEqual([...csv.subarray(0, 3)], [0xef, 0xbb, 0xbf], "patients.csv starts with a UTF-8 BOM");
-    const csvText = csv.subarray(3).toString("utf8");
-    assert.ok(csvText.startsWith("id,branch_id,full_name"), `patients.csv's header: ${JSON.stringify(csvText.slice(0, 80))}`);
-    for (const name of registeredNames) {
-      assert.ok(csvText.includes(name), `patients.csv holds ${name}`);
-    }
-    assert.equal(
-      csvText.split("\r\n").filter((line) => line !== "").length,
-      registeredNames.length + 1,
-      "patients.csv has a header and one line per patient",
-    );
-    await session.click(await session.get('[data-testid="export-close"]'));
-    await waitFor("the export panel to close", () => session.script("return document.querySelector('#export-panel').hidden;"));
+    const reopenedBanner = await waitFor("the reopened desk to say it is suspended", suspendedBanner);
+    assert.match(reopenedBanner, /exported/, `the banner says the data can be exported: ${JSON.stringify(reopenedBanner)}`);
+    assert.equal((await session.search(PATIENT.mykadDigits)).length, 1, "the suspended desk still finds its patient");
+    await exportsEveryPatient(session, registeredNames);
 
     // Stripe reports the business's checkout, signed as Stripe signs it.
     const event = JSON.stringify({

@@ -493,6 +493,30 @@ test("head office's pages in real Chromium", { timeout: 240_000 }, async () => {
       assert.equal(await byTestId(page, "module-box-SALON").isChecked(), false, "a refresh shows what is saved");
     });
 
+    await step("cancelling: offered, explained, kept, then cancelled at the period's end", async () => {
+      const before = (await ok("GET", "/v1/subscription", admin)).body;
+      assert.equal(before.cancel_at_period_end, false);
+      // The period's last day as the page writes it: DD/MM/YYYY in Kuala Lumpur (UTC+8).
+      const [year, month, day] = new Date(Date.parse(before.period_ends_at) + 8 * 3_600_000).toISOString().slice(0, 10).split("-");
+      await byTestId(page, "cancel-offer").click();
+      const question = await textOf(page, "cancel-question");
+      assert.ok(question.includes(`until ${day}/${month}/${year}`), `the question names the period's end: ${question}`);
+      assert.match(question, /Nothing recorded is deleted/);
+      await byTestId(page, "cancel-keep").click();
+      assert.equal(await byTestId(page, "cancel-question").isHidden(), true, "Keep closes the question");
+      assert.equal((await ok("GET", "/v1/subscription", admin)).body.cancel_at_period_end, false, "Keep changes nothing");
+      await byTestId(page, "cancel-offer").click();
+      await byTestId(page, "cancel-confirm").click();
+      await eventually("the section to say the subscription will not renew", async () => (await byTestId(page, "subscription-cancelled").count()) === 1);
+      assert.equal(await textOf(page, "subscription-cancelled"), `Cancelled: it ends on ${day}/${month}/${year} and will not renew.`);
+      assert.equal(await byTestId(page, "cancel-offer").count(), 0, "nothing more to cancel");
+      const after = (await ok("GET", "/v1/subscription", admin)).body;
+      assert.equal(after.cancel_at_period_end, true);
+      assert.equal(after.state, "ACTIVE", "it runs to the period's end");
+      assert.equal(after.period_ends_at, before.period_ends_at, "the paid period is kept");
+      assert.equal((await ok("GET", "/v1/subscription", other)).body.cancel_at_period_end, false, "another business's subscription is untouched");
+    });
+
     await step("the payment recorded with `admin record-payment` is listed in ringgit", async () => {
       const rows = byTestId(page, "payment-row");
       assert.equal(await rows.count(), 1, "A's payment only");

@@ -19,6 +19,7 @@ export const OFFICE_OPERATIONS = [
   "GET /v1/users",
   "GET /v1/emergency-access",
   "POST /v1/emergency-access/review",
+  "POST /v1/subscription/cancel",
   "PUT /v1/subscription/modules",
 ];
 

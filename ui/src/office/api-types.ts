@@ -31,6 +31,29 @@ export type BranchesResponse = {
 };
 
 /**
+ * The subscription after a cancellation.
+ */
+export type CancelResponse = {
+  /**
+   * FULL until the period's end.
+   */
+  access: string;
+  cancel_at_period_end: boolean;
+  cycle?: string | null;
+  last_paid_at?: string | null;
+  /**
+   * When the paid period, and with it the subscription, ends.
+   */
+  period_ends_at?: string | null;
+  plan: string;
+  pricing?: string | null;
+  /**
+   * ACTIVE (cancelling) until the period's end, then GRACE and SUSPENDED.
+   */
+  state: string;
+};
+
+/**
  * One desk's sync state as head office sees it: what the desk last reported, when the server
  * last heard from it, and its branch's open conflicts.
  */
@@ -308,6 +331,7 @@ export interface OfficeGets {
 /** Each POST route the office pages call: its body and its answer. */
 export interface OfficePosts {
   "/v1/emergency-access/review": { request: ReviewRequest; answer: EmergencyAccessView };
+  "/v1/subscription/cancel": { request: never; answer: CancelResponse };
 }
 
 /** Each PUT route the office pages call: its body and its answer. */

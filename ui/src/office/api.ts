@@ -134,8 +134,12 @@ export class OfficeApi {
     return this.json<OfficeGets[P]>("GET", `${path}${query}`);
   }
 
-  post<P extends keyof OfficePosts>(path: P, body: OfficePosts[P]["request"]): Promise<OfficePosts[P]["answer"]> {
-    return this.json<OfficePosts[P]["answer"]>("POST", path, body);
+  /** A change; a route that takes no body (its request is `never`) is called without one. */
+  post<P extends keyof OfficePosts>(
+    path: P,
+    ...body: [OfficePosts[P]["request"]] extends [never] ? [] : [OfficePosts[P]["request"]]
+  ): Promise<OfficePosts[P]["answer"]> {
+    return this.json<OfficePosts[P]["answer"]>("POST", path, body[0]);
   }
 
   put<P extends keyof OfficePuts>(path: P, body: OfficePuts[P]["request"]): Promise<OfficePuts[P]["answer"]> {

@@ -18,6 +18,8 @@ import type {
 import {
   STALE_AFTER_HOURS,
   accessLabel,
+  cancelRefusalMessage,
+  canCancel,
   daysLeftText,
   deskHealth,
   desksByAttention,
@@ -247,12 +249,58 @@ function modulesForm(api: OfficeApi, view: SubscriptionView, saved: (view: Subsc
   return form;
 }
 
+/**
+ * Cancelling at the period's end, in two steps: the offer, then what it means with Confirm and
+ * Keep. Once the server has taken it, `done` draws the section again from a fresh view (which
+ * says the subscription ends and will not renew); a refusal is shown as its sentence here.
+ */
+function cancelControl(api: OfficeApi, view: SubscriptionView, done: (view: SubscriptionView) => void): HTMLElement {
+  const offer = h("button", { ...testId("cancel-offer"), type: "button", class: "secondary" }, t.cancelOffer);
+  const confirm = h("button", { ...testId("cancel-confirm"), type: "button", class: "danger" }, t.cancelConfirm);
+  const keep = h("button", { ...testId("cancel-keep"), type: "button", class: "secondary" }, t.cancelKeep);
+  const message = h("p", { ...testId("cancel-message"), class: "form-message", role: "alert", hidden: true }, "");
+  const question = h(
+    "div",
+    { ...testId("cancel-question"), class: "cancel-question", hidden: true },
+    h("p", {}, t.cancelQuestion(formatDay(view.period_ends_at))),
+    h("div", { class: "actions" }, confirm, keep),
+  );
+  offer.addEventListener("click", () => {
+    offer.hidden = true;
+    question.hidden = false;
+    message.hidden = true;
+  });
+  keep.addEventListener("click", () => {
+    question.hidden = true;
+    offer.hidden = false;
+  });
+  confirm.addEventListener("click", () => {
+    confirm.disabled = true;
+    keep.disabled = true;
+    confirm.textContent = t.cancelling;
+    void api
+      .post("/v1/subscription/cancel")
+      .then(() => api.get("/v1/subscription"))
+      .then((fresh) => done(fresh))
+      .catch((reason) => {
+        message.textContent = cancelRefusalMessage(toRefusal(reason));
+        message.dataset.kind = "error";
+        message.hidden = false;
+        confirm.disabled = false;
+        keep.disabled = false;
+        confirm.textContent = t.cancelConfirm;
+      });
+  });
+  return h("div", { ...testId("cancel-control"), class: "cancel-control" }, offer, question, message);
+}
+
 function subscriptionView(
   api: OfficeApi,
   view: SubscriptionView,
   session: SessionView,
   saved: (view: SubscriptionView) => void,
   notice: string | null = null,
+  reloaded: (view: SubscriptionView) => void = saved,
 ): Cell[] {
   const due = payDue(view);
   const limits = view.limits.map(limitLine);
@@ -282,6 +330,7 @@ function subscriptionView(
     view.cancel_at_period_end && view.period_ends_at
       ? h("p", { ...testId("subscription-cancelled"), class: "summary summary-warning" }, t.cancelAtPeriodEnd(formatDay(view.period_ends_at)))
       : null,
+    canCancel(view) ? cancelControl(api, view, reloaded) : null,
     h("h3", {}, t.limitsTitle),
     h(
       "ul",
@@ -431,9 +480,13 @@ export function dashboardScreen(api: OfficeApi, session: SessionView, onSignOut:
     users: section("users", t.usersTitle),
   };
 
-  // After modules are saved the section is drawn again from the server's answer.
-  const redrawSubscription = (view: SubscriptionView): void => {
-    sections.subscription.show("ready", ...subscriptionView(api, view, session, redrawSubscription, t.modulesSaved));
+  // After modules are saved, or the subscription cancelled, the section is drawn again from the
+  // server's answer (only saved modules leave a notice under the modules).
+  const redrawSubscription = (view: SubscriptionView, notice: string | null = t.modulesSaved): void => {
+    sections.subscription.show(
+      "ready",
+      ...subscriptionView(api, view, session, (saved) => redrawSubscription(saved), notice, (fresh) => redrawSubscription(fresh, null)),
+    );
   };
 
   const load = (): Promise<unknown> => {
@@ -442,7 +495,7 @@ export function dashboardScreen(api: OfficeApi, session: SessionView, onSignOut:
       fill(sections.branches, "branches", () => api.get("/v1/branches"), (answer) => branchesView(answer.branches)),
       fill(sections.desks, "desks", () => api.get("/v1/devices"), (answer) => desksView(answer.devices, now)),
       fill(sections.subscription, "subscription", () => api.get("/v1/subscription"), (answer) =>
-        subscriptionView(api, answer, session, redrawSubscription),
+        subscriptionView(api, answer, session, (saved) => redrawSubscription(saved), null, (fresh) => redrawSubscription(fresh, null)),
       ),
       fill(sections.payments, "payments", () => api.get("/v1/payments"), (answer) => paymentsView(answer.payments)),
       fill(

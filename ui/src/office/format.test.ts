@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { DeviceSyncStatus, PaymentView, SubscriptionView } from "./api-types";
 import {
+  canCancel,
+  cancelRefusalMessage,
   daysLeftText,
   deskHealth,
   desksByAttention,
@@ -334,5 +336,39 @@ describe("modules", () => {
     expect(modulesRefusalMessage(refusal("forbidden"))).toBe("Your role does not allow changing modules.");
     expect(modulesRefusalMessage(refusal("network"))).toContain("cannot be reached");
     expect(modulesRefusalMessage(refusal("internal"))).toBe("server says");
+  });
+});
+
+describe("cancelling", () => {
+  const view = (overrides: Partial<SubscriptionView>): SubscriptionView => ({
+    access: "FULL",
+    cancel_at_period_end: false,
+    cycle: "MONTHLY",
+    days_left: 12,
+    limits: [],
+    modules: [],
+    period_ends_at: "2026-04-09T16:00:00Z",
+    plan: "GROWTH",
+    plans: [],
+    pricing: "SUBSCRIPTION",
+    state: "ACTIVE",
+    ...overrides,
+  });
+
+  it("is offered only for a paid subscription that renews", () => {
+    expect(canCancel(view({}))).toBe(true);
+    expect(canCancel(view({ cancel_at_period_end: true }))).toBe(false);
+    expect(canCancel(view({ state: "TRIAL", pricing: null, cycle: null }))).toBe(false);
+    expect(canCancel(view({ pricing: "PERPETUAL", cycle: "ONE_TIME", period_ends_at: null }))).toBe(false);
+    expect(canCancel(view({ state: "GRACE", access: "READ_ONLY" }))).toBe(false);
+  });
+
+  it("says why a cancellation was refused", () => {
+    expect(cancelRefusalMessage({ status: 403, code: "forbidden", message: "Forbidden.", retryAfterSecs: null })).toBe(
+      "Your role does not allow cancelling the subscription.",
+    );
+    expect(cancelRefusalMessage({ status: 409, code: "cancel_expired", message: "The subscription has already ended.", retryAfterSecs: null })).toBe(
+      "The subscription has already ended.",
+    );
   });
 });

@@ -240,6 +240,27 @@ export function modulesRefusalMessage(refusal: Refusal): string {
   }
 }
 
+/**
+ * Whether head office may cancel the subscription from the page: a paid, renewing
+ * subscription, not cancelled yet (a trial, a perpetual licence or an ended subscription has
+ * nothing to cancel; the server refuses those too).
+ */
+export function canCancel(view: SubscriptionView): boolean {
+  return view.state === "ACTIVE" && view.pricing === "SUBSCRIPTION" && !view.cancel_at_period_end && Boolean(view.period_ends_at);
+}
+
+/** A refused cancellation as a sentence for head office. */
+export function cancelRefusalMessage(refusal: Refusal): string {
+  switch (refusal.code) {
+    case "forbidden":
+      return t.cancelNotAllowed;
+    case "network":
+      return t.serverUnreachable;
+    default:
+      return refusal.message || t.unexpectedError;
+  }
+}
+
 /** The days-left line: what the number counts down to. */
 export function daysLeftText(view: SubscriptionView): string {
   const days = view.days_left;

@@ -71,6 +71,14 @@ export const en = {
   periodEnds: "Paid until",
   lastPaid: "Last payment",
   limitsTitle: "Limits in use",
+  cancelOffer: "Cancel the subscription…",
+  cancelQuestion: (date: string) =>
+    `The subscription stays as it is until ${date}, is not renewed, and then ends: the desks become read-only for 7 days and are then suspended. Nothing recorded is deleted, and paying again at any time brings everything back.`,
+  cancelConfirm: "Cancel at the end of the period",
+  cancelKeep: "Keep the subscription",
+  cancelling: "Cancelling…",
+  cancelled: "Cancelled: it will not renew.",
+  cancelNotAllowed: "Your role does not allow cancelling the subscription.",
   modulesTitle: "Modules",
   modulesIntro:
     "Tick the modules this business uses. The desks show only the modules switched on, from their next sync; nothing recorded is deleted.",
