@@ -324,6 +324,11 @@ pub const ROUTES: &[Route] = &[
         caller: Caller::Session,
     },
     Route {
+        method: "GET",
+        path: "/v1/payments/invoice",
+        caller: Caller::Session,
+    },
+    Route {
         method: "POST",
         path: "/v1/subscription/cancel",
         caller: Caller::Session,
@@ -500,6 +505,7 @@ fn handler(route: &Route) -> axum::routing::MethodRouter<AppState> {
         ("GET", "/v1/subscription") => get(routes::subscription::show),
         ("GET", "/v1/licence") => get(routes::licence::licence),
         ("GET", "/v1/payments") => get(routes::billing::payments),
+        ("GET", "/v1/payments/invoice") => get(routes::billing::invoice),
         ("POST", "/v1/subscription/cancel") => post(routes::billing::cancel),
         ("PUT", "/v1/subscription/modules") => put(routes::subscription::set_modules),
         ("POST", "/v1/webhooks/stripe") => post(routes::webhooks::stripe),

@@ -251,6 +251,19 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Operation {
             (200, schema::<crate::routes::billing::PaymentsResponse>(g)),
             &[],
         ),
+        ("GET", "/v1/payments/invoice") => Operation {
+            query: vec![(
+                "payment_id",
+                json!({"type": "string", "format": "uuid"}),
+                "The payment whose invoice (a CHARGE or CREDIT) or refund note (a REFUND) to show.",
+            )],
+            ..op(
+                "The invoice or refund note of one of the business's completed payments (settings.manage); 404 for a payment the business does not have or one with no invoice (failed, pending, an adjustment).",
+                None,
+                (200, schema::<crate::payments::InvoiceView>(g)),
+                &[404],
+            )
+        },
         ("POST", "/v1/subscription/cancel") => op(
             "Cancels the paid subscription at its period's end (settings.manage); a trial, a perpetual licence or an expired subscription is refused (409 cancel_trial, cancel_perpetual, cancel_expired).",
             None,

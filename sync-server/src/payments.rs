@@ -952,6 +952,9 @@ pub struct PaymentView {
     pub reason: Option<String>,
     /// For an ADJUSTMENT: the whole days the period's end moved by (negative: taken away).
     pub adjust_days: Option<i32>,
+    /// The invoice (INV-…) or refund note (RN-…) of a payment that moved money and completed
+    /// (`GET /v1/payments/invoice`); None for the others.
+    pub invoice_number: Option<String>,
 }
 
 /// The business's payments, newest first, at most [`LIST_LIMIT`].
@@ -960,7 +963,7 @@ pub async fn list(tx: &TenantTx<'_>) -> Result<Vec<PaymentView>> {
         .query(
             "SELECT payment_id, kind, status, amount_sen, currency, plan, cycle, pricing,
                     provider, external_id, failure_reason, created_at, completed_at,
-                    refund_of, reason, adjust_days
+                    refund_of, reason, adjust_days, invoice_no
              FROM payments WHERE tenant_id = $1
              ORDER BY created_at DESC, payment_id DESC LIMIT $2",
             &[&tx.tenant(), &LIST_LIMIT],
@@ -985,9 +988,180 @@ pub async fn list(tx: &TenantTx<'_>) -> Result<Vec<PaymentView>> {
                 refund_of: row.try_get(13)?,
                 reason: row.try_get(14)?,
                 adjust_days: row.try_get(15)?,
+                invoice_number: row
+                    .try_get::<_, Option<i64>>(16)?
+                    .map(|number| invoice_number(&row.try_get::<_, String>(1)?, number))
+                    .transpose()?,
             })
         })
         .collect()
+}
+
+/// How an invoice's number is written: `INV-000123` for a CHARGE or CREDIT, `RN-000124` for a
+/// REFUND's refund note (one sequence for both, migration 0025).
+fn invoice_number(kind: &str, number: i64) -> Result<String> {
+    let prefix = match kind {
+        "CHARGE" | "CREDIT" => "INV",
+        "REFUND" => "RN",
+        other => {
+            return Err(Error::Internal(format!(
+                "a {other} payment has an invoice number"
+            )));
+        }
+    };
+    Ok(format!("{prefix}-{number:06}"))
+}
+
+/// Who issues Kaunter's invoices, as they print.
+pub const INVOICE_SELLER: &str = "Kaunter";
+
+/// The business an invoice is made out to, as its profile has it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct InvoiceBuyer {
+    pub name: String,
+    /// Street lines, then `postcode city`, then the state; lines the profile lacks left out.
+    pub address: Vec<String>,
+    pub email: Option<String>,
+    /// The business's id: the reference its payments quote.
+    pub business_id: TenantId,
+}
+
+/// An invoice for money a business paid Kaunter (a CHARGE or CREDIT), or the refund note for
+/// money Kaunter gave back (a REFUND), as head office reads and prints it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct InvoiceView {
+    /// `INV-000123` or `RN-000124`.
+    pub number: String,
+    /// INVOICE or REFUND_NOTE.
+    pub document: String,
+    /// When the payment or refund completed.
+    pub issued_at: DateTime<Utc>,
+    pub seller: String,
+    pub buyer: InvoiceBuyer,
+    /// What was paid for (the plan and its cycle), or what a refund gives back.
+    pub description: String,
+    /// The span of access the payment bought, when it bought one (not a perpetual licence).
+    pub period_from: Option<DateTime<Utc>>,
+    pub period_until: Option<DateTime<Utc>>,
+    /// Sen.
+    pub amount_sen: i64,
+    /// Always MYR.
+    pub currency: String,
+    pub payment_id: PaymentId,
+    /// COMPLETED, or REFUNDED for a CHARGE whose money went back in full.
+    pub status: String,
+    /// stripe, fpx or operator, and the provider's transaction id.
+    pub provider: String,
+    pub reference: String,
+    /// A refund note: the invoice whose money it gives back.
+    pub refunds_invoice: Option<String>,
+    /// A refund note: why, as the operator gave it.
+    pub reason: Option<String>,
+}
+
+/// The invoice or refund note of the business's payment `payment_id`; None when the business
+/// has no such payment or the payment has none (failed, pending, an adjustment).
+pub async fn invoice(tx: &TenantTx<'_>, payment_id: PaymentId) -> Result<Option<InvoiceView>> {
+    let Some(row) = tx
+        .query_opt(
+            "SELECT p.kind, p.status, p.amount_sen, p.currency, p.plan, p.cycle, p.provider,
+                    p.external_id, coalesce(p.completed_at, p.created_at), p.invoice_no,
+                    p.covers_from, p.covers_until, p.reason,
+                    r.kind, r.invoice_no,
+                    t.name, t.address_line1, t.address_line2, t.postcode, t.city, t.state,
+                    t.email
+             FROM payments p
+             JOIN tenants t ON t.tenant_id = p.tenant_id
+             LEFT JOIN payments r ON r.tenant_id = p.tenant_id AND r.payment_id = p.refund_of
+             WHERE p.tenant_id = $1 AND p.payment_id = $2 AND p.invoice_no IS NOT NULL",
+            &[&tx.tenant(), &payment_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let kind: String = row.try_get(0)?;
+    let plan: Option<String> = row.try_get(4)?;
+    let cycle: Option<String> = row.try_get(5)?;
+    let refunded: Option<String> = match (
+        row.try_get::<_, Option<String>>(13)?,
+        row.try_get::<_, Option<i64>>(14)?,
+    ) {
+        (Some(kind), Some(number)) => Some(invoice_number(&kind, number)?),
+        _ => None,
+    };
+    let description = match (kind.as_str(), &refunded) {
+        ("REFUND", Some(number)) => format!("Refund of invoice {number}"),
+        ("REFUND", None) => "Refund of an earlier payment".to_owned(),
+        _ => {
+            let plan = plan.as_deref().map_or("Kaunter".to_owned(), |plan| {
+                format!("Kaunter {} plan", title_case(plan))
+            });
+            match cycle.as_deref() {
+                Some("MONTHLY") => format!("{plan}, monthly"),
+                Some("YEARLY") => format!("{plan}, yearly"),
+                Some("ONE_TIME") => format!("{plan}, perpetual licence"),
+                _ => plan,
+            }
+        }
+    };
+    let text = |at: usize| row.try_get::<_, Option<String>>(at);
+    let mut address: Vec<String> = [text(16)?, text(17)?]
+        .into_iter()
+        .flatten()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let town = [text(18)?, text(19)?]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if !town.trim().is_empty() {
+        address.push(town);
+    }
+    address.extend(text(20)?.filter(|state| !state.trim().is_empty()));
+    let number: i64 = row.try_get(9)?;
+    Ok(Some(InvoiceView {
+        number: invoice_number(&kind, number)?,
+        document: if kind == "REFUND" {
+            "REFUND_NOTE"
+        } else {
+            "INVOICE"
+        }
+        .to_owned(),
+        issued_at: row.try_get(8)?,
+        seller: INVOICE_SELLER.to_owned(),
+        buyer: InvoiceBuyer {
+            name: row.try_get(15)?,
+            address,
+            email: row.try_get(21)?,
+            business_id: tx.tenant(),
+        },
+        description,
+        period_from: row.try_get(10)?,
+        period_until: row.try_get(11)?,
+        amount_sen: row.try_get::<_, Option<i64>>(2)?.unwrap_or(0),
+        currency: row.try_get(3)?,
+        payment_id,
+        status: row.try_get(1)?,
+        provider: row.try_get(6)?,
+        reference: row.try_get(7)?,
+        refunds_invoice: refunded,
+        reason: if kind == "REFUND" {
+            row.try_get(12)?
+        } else {
+            None
+        },
+    }))
+}
+
+/// `GROWTH` -> `Growth`.
+fn title_case(code: &str) -> String {
+    let lower = code.to_lowercase();
+    let mut chars = lower.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 /// One webhook delivery, as the log keeps it.

@@ -51,6 +51,8 @@ struct Business {
     conflict_id: Uuid,
     /// An emergency opening of its first patient's clinical record, waiting for review.
     emergency_id: Uuid,
+    /// A completed payment of its own, with an invoice (only where the test records one).
+    paid: Option<Uuid>,
     /// Its admin, and the id of its STAFF role.
     user_id: Uuid,
     staff_role: Uuid,
@@ -265,6 +267,7 @@ async fn business(http: &reqwest::Client, server: &TestServer, slug: &str, name:
         patient_id: Uuid::parse_str(&marks[2]).unwrap(),
         conflict_id: conflicts.conflicts[0].conflict_id,
         emergency_id: opening.id,
+        paid: None,
         user_id: created.user_id,
         staff_role,
         marks,
@@ -468,10 +471,12 @@ fn probe(
     b: &Business,
 ) -> reqwest::RequestBuilder {
     let query = match route.path {
-        "/v1/sync/pull" => "?cursor=0&schema_version=3",
-        "/v1/emergency-access" => "?state=all",
-        "/v1/conflicts" => "?schema_version=3",
-        _ => "",
+        "/v1/sync/pull" => "?cursor=0&schema_version=3".to_owned(),
+        "/v1/emergency-access" => "?state=all".to_owned(),
+        "/v1/conflicts" => "?schema_version=3".to_owned(),
+        // B's invoice, by its payment's id.
+        "/v1/payments/invoice" => format!("?payment_id={}", b.paid.expect("B has paid")),
+        _ => String::new(),
     };
     let request = http.request(method, format!("{base}{}{query}", route.path));
     // A's credentials, never B's; where a credential names its tenant, A's.
@@ -553,6 +558,7 @@ fn probe(
             format!("kr1.{}.{}.{}", b.tenant_id, Uuid::now_v7(), "A".repeat(43))})),
         // A's own payments; cancelling A's own trial (refused: it ends by itself).
         "/v1/payments" | "/v1/subscription/cancel" => request,
+        "/v1/payments/invoice" => request,
         // A's own modules: the point of sale switched on beside the clinic (B's stay as they
         // were; checked at the end).
         "/v1/subscription/modules" => request.json(&json!({"modules": ["CLINIC", "RETAIL_POS"]})),
@@ -600,7 +606,26 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
     let server = TestServer::start(state).await.unwrap();
     let http = reqwest::Client::new();
     let a = business(&http, &server, "klinik-aman", "Aman").await;
-    let b = business(&http, &server, "klinik-bestari", "Bestari").await;
+    let mut b = business(&http, &server, "klinik-bestari", "Bestari").await;
+    // B has paid (a bank transfer): its payment has an invoice A must not see.
+    b.paid = Some(
+        admin::record_payment(
+            server.pool(),
+            TenantId::from_uuid(b.tenant_id),
+            kaunter_sync_server::payments::Purchase {
+                plan: kaunter_core::subscription::Plan::Starter,
+                cycle: kaunter_core::subscription::BillingCycle::Monthly,
+                pricing: kaunter_core::subscription::PricingModel::Subscription,
+            },
+            None,
+            Some("bestari-transfer-1"),
+        )
+        .await
+        .unwrap()
+        .payment_id
+        .as_uuid(),
+    );
+    let b = b;
     let b_before = http
         .get(server.url("/v1/sync/pull?cursor=0&schema_version=3"))
         .bearer_auth(&b.desk.device_token)
@@ -687,6 +712,7 @@ async fn every_route_and_method_refuses_business_a_anything_of_business_b() {
                 | "/v1/licence"
                 | "/v1/payments" => &[StatusCode::OK],
                 "/v1/subscription/cancel" => &[StatusCode::CONFLICT],
+                "/v1/payments/invoice" => &[StatusCode::NOT_FOUND],
                 "/v1/subscription/modules" => &[StatusCode::OK],
                 "/v1/webhooks/stripe" | "/v1/webhooks/fpx" => &[StatusCode::BAD_REQUEST],
                 "/v1/branches/add" => &[StatusCode::CREATED],

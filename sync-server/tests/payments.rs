@@ -1591,3 +1591,121 @@ async fn the_log_keeps_what_claimed_an_event_and_prunes_old_forged_calls() {
     assert!(setup.stored_payments(&business).await.is_empty());
     setup.finish().await;
 }
+
+#[tokio::test]
+async fn paid_money_has_an_invoice_and_a_refund_its_refund_note_for_this_business_only() {
+    use kaunter_core::subscription::{BillingCycle, Plan, PricingModel};
+    use kaunter_sync_server::admin::{self, RefundOf};
+    use kaunter_sync_server::ids::TenantId;
+    use kaunter_sync_server::payments::Purchase;
+
+    let setup = Setup::new().await;
+    let aman = setup.business("klinik-invois").await;
+    let bestari = setup.business("klinik-lain-invois").await;
+    let pool = setup.server.pool();
+    let a = TenantId::from_uuid(aman.tenant_id);
+    let month = Purchase {
+        plan: Plan::Growth,
+        cycle: BillingCycle::Monthly,
+        pricing: PricingModel::Subscription,
+    };
+    let paid = admin::record_payment(pool, a, month, None, Some("bank-inv-1"))
+        .await
+        .unwrap();
+    let invoice_of = |business: &Business, payment: String| {
+        let (http, url, cookie) = (
+            setup.http.clone(),
+            setup
+                .server
+                .url(&format!("/v1/payments/invoice?payment_id={payment}")),
+            business.cookie.clone(),
+        );
+        async move {
+            let answer = http.get(url).header(COOKIE, cookie).send().await.unwrap();
+            let status = answer.status();
+            (status, answer.json::<Value>().await.unwrap())
+        }
+    };
+
+    // The list names the invoice; the invoice says who paid what for which period.
+    let listed = setup.payments(&aman).await;
+    let number = listed[0]["invoice_number"].as_str().unwrap().to_owned();
+    assert!(number.starts_with("INV-") && number.len() == 10, "{number}");
+    let (status, invoice) = invoice_of(&aman, paid.payment_id.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{invoice}");
+    assert_eq!(invoice["number"], number.as_str());
+    assert_eq!(invoice["document"], "INVOICE");
+    assert_eq!(invoice["seller"], "Kaunter");
+    assert_eq!(invoice["buyer"]["name"], "Klinik klinik-invois");
+    assert_eq!(
+        invoice["buyer"]["address"],
+        json!([
+            "12, Jalan Tun Razak",
+            "50400 Kuala Lumpur",
+            "W.P. Kuala Lumpur"
+        ])
+    );
+    assert_eq!(invoice["buyer"]["email"], "pejabat@klinik-invois.my");
+    assert_eq!(invoice["description"], "Kaunter Growth plan, monthly");
+    assert_eq!(invoice["amount_sen"], paid.amount_sen);
+    assert_eq!(invoice["currency"], "MYR");
+    assert_eq!(invoice["reference"], "bank-inv-1");
+    assert_eq!(
+        at(&invoice["period_until"]),
+        paid.period_ends_at.unwrap(),
+        "the span the payment bought"
+    );
+
+    // Money back in full: a refund note naming the invoice, which keeps its number.
+    let refund = admin::refund_payment(
+        pool,
+        a,
+        RefundOf::Reference("bank-inv-1"),
+        None,
+        Some("charged twice"),
+    )
+    .await
+    .unwrap();
+    let listed = setup.payments(&aman).await;
+    let note_number = listed
+        .iter()
+        .find(|payment| payment["kind"] == "REFUND")
+        .and_then(|payment| payment["invoice_number"].as_str())
+        .unwrap()
+        .to_owned();
+    assert!(note_number.starts_with("RN-"), "{note_number}");
+    assert_ne!(note_number[3..], number[4..], "one sequence for both");
+    let (status, note) = invoice_of(&aman, refund.payment_id.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{note}");
+    assert_eq!(note["document"], "REFUND_NOTE");
+    assert_eq!(note["refunds_invoice"], number.as_str());
+    assert_eq!(note["description"], format!("Refund of invoice {number}"));
+    assert_eq!(note["reason"], "charged twice");
+    assert_eq!(note["amount_sen"], paid.amount_sen);
+    let (_, again) = invoice_of(&aman, paid.payment_id.to_string()).await;
+    assert_eq!(again["number"], number.as_str());
+    assert_eq!(again["status"], "REFUNDED");
+
+    // An adjustment moved no money: no invoice.
+    let adjusted = admin::adjust_subscription(pool, a, 3, "outage", None, Some("adj-inv"))
+        .await
+        .unwrap();
+    let listed = setup.payments(&aman).await;
+    let adjustment = listed
+        .iter()
+        .find(|payment| payment["kind"] == "ADJUSTMENT")
+        .unwrap();
+    assert!(adjustment["invoice_number"].is_null(), "{adjustment}");
+    let (status, _) = invoice_of(&aman, adjusted.payment_id.to_string()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Another business asking for this one's invoice, an id nobody has, and no id at all.
+    let (status, answer) = invoice_of(&bestari, paid.payment_id.to_string()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert!(!answer.to_string().contains("klinik-invois"), "{answer}");
+    let (status, _) = invoice_of(&aman, Uuid::now_v7().to_string()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, answer) = invoice_of(&aman, "not-an-id".to_owned()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    setup.finish().await;
+}

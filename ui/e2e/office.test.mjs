@@ -529,6 +529,33 @@ test("head office's pages in real Chromium", { timeout: 240_000 }, async () => {
       assert.match(await row.innerText(), /Growth, yearly/);
     });
 
+    await step("the payment's invoice: the business, its address, the total, printable", async () => {
+      const listed = (await ok("GET", "/v1/payments", admin)).body.payments;
+      assert.equal(listed.length, 1);
+      const number = listed[0].invoice_number;
+      assert.match(number, /^INV-\d{6}$/, "a completed payment has an invoice");
+      const button = byTestId(page, "payment-invoice");
+      assert.equal(await button.innerText(), number);
+      await button.click();
+      await eventually("the invoice to load", async () => (await byTestId(page, "invoice-number").count()) === 1);
+      assert.equal(await textOf(page, "invoice-title"), "Invoice");
+      assert.equal(await textOf(page, "invoice-number"), number);
+      assert.equal(await textOf(page, "invoice-total"), "RM 1,234.56");
+      assert.equal(await textOf(page, "invoice-description"), "Kaunter Growth plan, yearly");
+      const buyer = await textOf(page, "invoice-buyer");
+      assert.ok(buyer.startsWith(A.name), `the invoice is made out to A: ${buyer}`);
+      assert.ok(buyer.includes(A.tenantId), "it quotes A's business ID");
+      assert.match(await textOf(page, "invoice-paid-by"), new RegExp(`reference ${A.paymentReference}$`));
+      assert.equal(await byTestId(page, "invoice-print").isEnabled(), true);
+      // While it is open only the invoice prints.
+      await page.emulateMedia({ media: "print" });
+      assert.equal(await page.locator("main").isVisible(), false, "the dashboard does not print");
+      assert.equal(await byTestId(page, "invoice").isVisible(), true, "the invoice prints");
+      await page.emulateMedia({ media: "screen" });
+      await byTestId(page, "invoice-close").click();
+      assert.equal(await byTestId(page, "invoice").count(), 0, "Close removes it");
+    });
+
     await step("the people of the business", async () => {
       const names = await byTestId(page, "user-name").allInnerTexts();
       assert.equal(names.length, 2);

@@ -16,6 +16,7 @@ export const OFFICE_OPERATIONS = [
   "GET /v1/devices",
   "GET /v1/subscription",
   "GET /v1/payments",
+  "GET /v1/payments/invoice",
   "GET /v1/users",
   "GET /v1/emergency-access",
   "POST /v1/emergency-access/review",

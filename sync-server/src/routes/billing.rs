@@ -1,5 +1,5 @@
 //! Head office's billing: `GET /v1/payments` lists the business's payments, newest first
-//! (at most 200), and `POST /v1/subscription/cancel` (CSRF) cancels the paid subscription at
+//! (at most 200), `GET /v1/payments/invoice` shows one's invoice or refund note, and `POST /v1/subscription/cancel` (CSRF) cancels the paid subscription at
 //! its period's end with kaunter-core's `Subscription::cancel`. Both need `settings.manage`;
 //! row-level security keeps every other business's payments out of the list.
 
@@ -8,12 +8,14 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use kaunter_core::access::Permission;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
-use crate::payments::{self, PaymentView};
+use crate::extract::QueryParams;
+use crate::ids::PaymentId;
+use crate::payments::{self, InvoiceView, PaymentView};
 use crate::routes::auth::{self, SessionCookie};
 use crate::subscription;
 
@@ -35,6 +37,31 @@ pub async fn payments(
     let payments = payments::list(&tx).await?;
     tx.commit().await?;
     Ok(Json(PaymentsResponse { payments }))
+}
+
+/// Which payment's invoice to show.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceQuery {
+    pub payment_id: PaymentId,
+}
+
+/// `GET /v1/payments/invoice?payment_id=…`: the invoice or refund note of one of the
+/// business's payments. Another business's payment id finds nothing here (row-level security
+/// and the tenant in the query), and is answered as any unknown id is.
+pub async fn invoice(
+    State(state): State<AppState>,
+    SessionCookie(token): SessionCookie,
+    QueryParams(query): QueryParams<InvoiceQuery>,
+) -> Result<Json<InvoiceView>> {
+    let mut client = state.pool().get().await?;
+    let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+    auth::person(&tx, &token)
+        .await?
+        .require(Permission::SettingsManage)?;
+    let invoice = payments::invoice(&tx, query.payment_id).await?;
+    tx.commit().await?;
+    invoice.map(Json).ok_or(Error::UnknownRecord)
 }
 
 /// The subscription after a cancellation.

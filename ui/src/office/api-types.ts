@@ -124,6 +124,78 @@ export type EmergencyReview = {
 };
 
 /**
+ * The business an invoice is made out to, as its profile has it.
+ */
+export type InvoiceBuyer = {
+  /**
+   * Street lines, then `postcode city`, then the state; lines the profile lacks left out.
+   */
+  address: Array<string>;
+  /**
+   * The business's id: the reference its payments quote.
+   */
+  business_id: string;
+  email?: string | null;
+  name: string;
+};
+
+/**
+ * An invoice for money a business paid Kaunter (a CHARGE or CREDIT), or the refund note for
+ * money Kaunter gave back (a REFUND), as head office reads and prints it.
+ */
+export type InvoiceView = {
+  /**
+   * Sen.
+   */
+  amount_sen: number;
+  buyer: InvoiceBuyer;
+  /**
+   * Always MYR.
+   */
+  currency: string;
+  /**
+   * What was paid for (the plan and its cycle), or what a refund gives back.
+   */
+  description: string;
+  /**
+   * INVOICE or REFUND_NOTE.
+   */
+  document: string;
+  /**
+   * When the payment or refund completed.
+   */
+  issued_at: string;
+  /**
+   * `INV-000123` or `RN-000124`.
+   */
+  number: string;
+  payment_id: string;
+  /**
+   * The span of access the payment bought, when it bought one (not a perpetual licence).
+   */
+  period_from?: string | null;
+  period_until?: string | null;
+  /**
+   * stripe, fpx or operator, and the provider's transaction id.
+   */
+  provider: string;
+  /**
+   * A refund note: why, as the operator gave it.
+   */
+  reason?: string | null;
+  reference: string;
+  /**
+   * A refund note: the invoice whose money it gives back.
+   */
+  refunds_invoice?: string | null;
+  seller: string;
+  /**
+   * COMPLETED, or REFUNDED for a CHARGE whose money went back in full.
+   */
+  status: string;
+};
+
+/**
  * One limit of the plan beside what the business uses of it.
  */
 export type LimitView = {
@@ -178,6 +250,11 @@ export type PaymentView = {
    * Why a FAILED payment failed.
    */
   failure_reason?: string | null;
+  /**
+   * The invoice (INV-…) or refund note (RN-…) of a payment that moved money and completed
+   * (`GET /v1/payments/invoice`); None for the others.
+   */
+  invoice_number?: string | null;
   /**
    * CHARGE, REFUND, CREDIT or ADJUSTMENT.
    */
@@ -324,6 +401,7 @@ export interface OfficeGets {
   "/v1/devices": DevicesResponse;
   "/v1/subscription": SubscriptionView;
   "/v1/payments": PaymentsResponse;
+  "/v1/payments/invoice": InvoiceView;
   "/v1/users": UsersResponse;
   "/v1/emergency-access": EmergencyAccessList;
 }

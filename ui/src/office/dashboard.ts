@@ -22,6 +22,7 @@ import {
   canCancel,
   daysLeftText,
   deskHealth,
+  invoiceSheet,
   desksByAttention,
   formatAge,
   formatDateTime,
@@ -350,15 +351,86 @@ function subscriptionView(
   return cells.filter((cell): cell is HTMLElement => cell !== null);
 }
 
-function paymentsView(payments: PaymentView[]): Cell[] {
+/**
+ * An invoice or refund note over the page, to read and print (only it prints while it is
+ * open). Loads it by the payment's id; a refusal is shown in its place.
+ */
+function openInvoice(api: OfficeApi, paymentId: string): void {
+  document.querySelector(".invoice-overlay")?.remove();
+  const close = h("button", { ...testId("invoice-close"), type: "button", class: "secondary" }, t.invoiceClose);
+  const print = h("button", { ...testId("invoice-print"), type: "button", class: "primary", disabled: true }, t.invoicePrint);
+  const sheet = h("article", { ...testId("invoice"), class: "invoice-sheet", "aria-busy": "true" }, h("p", {}, t.invoiceLoading));
+  const overlay = h(
+    "div",
+    { class: "invoice-overlay", role: "dialog", "aria-modal": "true", "aria-label": t.paymentInvoice },
+    h("div", { class: "invoice-frame" }, h("div", { class: "actions no-print" }, print, close), sheet),
+  );
+  const shut = (): void => {
+    overlay.remove();
+    document.body.classList.remove("printing-invoice");
+  };
+  close.addEventListener("click", shut);
+  overlay.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") shut();
+  });
+  print.addEventListener("click", () => window.print());
+  document.body.classList.add("printing-invoice");
+  document.body.append(overlay);
+  close.focus();
+  void api
+    .get("/v1/payments/invoice", `?payment_id=${encodeURIComponent(paymentId)}`)
+    .then((invoice) => {
+      const view = invoiceSheet(invoice);
+      const field = (id: string, label: string, value: string): HTMLElement[] => [
+        h("dt", {}, label),
+        h("dd", { "data-testid": `invoice-${id}` }, value),
+      ];
+      sheet.replaceChildren(
+        h("header", { class: "invoice-head" }, h("h2", { "data-testid": "invoice-title" }, view.title), h("p", { class: "mono", "data-testid": "invoice-number" }, view.number)),
+        h(
+          "dl",
+          { class: "facts" },
+          ...field("issued", t.invoiceIssued, view.issued),
+          ...field("seller", t.invoiceFrom, view.seller),
+        ),
+        h("h3", {}, t.invoiceTo),
+        h("address", { "data-testid": "invoice-buyer" }, ...view.buyer.map((line, index) => h(index === 0 ? "strong" : "span", { class: "line" }, line))),
+        h(
+          "table",
+          { class: "office-table invoice-lines" },
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t.invoiceDescription), h("th", { scope: "col" }, t.invoicePeriod), h("th", { scope: "col", class: "amount" }, t.invoiceAmount))),
+          h(
+            "tbody",
+            {},
+            h("tr", {}, h("td", { "data-testid": "invoice-description" }, view.description), h("td", { "data-testid": "invoice-period" }, view.period ?? "—"), h("td", { class: "amount mono" }, view.amount)),
+          ),
+          h("tfoot", {}, h("tr", {}, h("th", { scope: "row", colspan: 2 }, t.invoiceTotal), h("td", { class: "amount mono", "data-testid": "invoice-total" }, view.amount))),
+        ),
+        h("p", { "data-testid": "invoice-paid-by" }, view.paidBy),
+        ...view.notes.map((note) => h("p", { class: "invoice-note", "data-testid": "invoice-note" }, note)),
+      );
+      sheet.setAttribute("aria-busy", "false");
+      print.disabled = false;
+    })
+    .catch((reason) => {
+      sheet.replaceChildren(h("p", { class: "error-text", role: "alert", "data-testid": "invoice-error" }, sectionMessage(toRefusal(reason))));
+      sheet.setAttribute("aria-busy", "false");
+    });
+}
+
+function paymentsView(api: OfficeApi, payments: PaymentView[]): Cell[] {
   if (payments.length === 0) return [empty("payments", t.noPayments)];
   return [
     table(
       "payments",
       t.paymentsTitle,
-      [t.paymentDate, t.paymentKind, t.paymentStatus, t.paymentFor, t.paymentAmount, t.paymentReference],
+      [t.paymentDate, t.paymentKind, t.paymentStatus, t.paymentFor, t.paymentAmount, t.paymentReference, t.paymentInvoice],
       payments.map((payment) => {
         const view = paymentRow(payment);
+        const invoice = payment.invoice_number
+          ? h("button", { type: "button", class: "link mono", "data-testid": "payment-invoice" }, payment.invoice_number)
+          : "—";
+        if (typeof invoice !== "string") invoice.addEventListener("click", () => openInvoice(api, payment.payment_id));
         return row(
           { "data-testid": "payment-row", class: view.failed ? "attention" : undefined },
           view.date,
@@ -367,6 +439,7 @@ function paymentsView(payments: PaymentView[]): Cell[] {
           view.what,
           h("span", { "data-testid": "payment-amount", class: "mono" }, view.amount),
           h("code", { "data-testid": "payment-reference" }, view.reference),
+          invoice,
         );
       }),
     ),
@@ -497,7 +570,7 @@ export function dashboardScreen(api: OfficeApi, session: SessionView, onSignOut:
       fill(sections.subscription, "subscription", () => api.get("/v1/subscription"), (answer) =>
         subscriptionView(api, answer, session, (saved) => redrawSubscription(saved), null, (fresh) => redrawSubscription(fresh, null)),
       ),
-      fill(sections.payments, "payments", () => api.get("/v1/payments"), (answer) => paymentsView(answer.payments)),
+      fill(sections.payments, "payments", () => api.get("/v1/payments"), (answer) => paymentsView(api, answer.payments)),
       fill(
         sections.emergency,
         "emergency",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { DeviceSyncStatus, PaymentView, SubscriptionView } from "./api-types";
+import type { DeviceSyncStatus, InvoiceView, PaymentView, SubscriptionView } from "./api-types";
 import {
   canCancel,
   cancelRefusalMessage,
@@ -12,6 +12,7 @@ import {
   formatRinggit,
   formatWait,
   humanise,
+  invoiceSheet,
   limitLine,
   moduleChoices,
   modulesLimitText,
@@ -370,5 +371,69 @@ describe("cancelling", () => {
     expect(cancelRefusalMessage({ status: 409, code: "cancel_expired", message: "The subscription has already ended.", retryAfterSecs: null })).toBe(
       "The subscription has already ended.",
     );
+  });
+});
+
+describe("invoices", () => {
+  const invoice = (overrides: Partial<InvoiceView> = {}): InvoiceView => ({
+    number: "INV-000042",
+    document: "INVOICE",
+    issued_at: "2026-03-09T16:30:00Z",
+    seller: "Kaunter",
+    buyer: {
+      name: "Klinik Aman",
+      address: ["12, Jalan Tun Razak", "50400 Kuala Lumpur", "W.P. Kuala Lumpur"],
+      email: "pejabat@klinikaman.my",
+      business_id: "0190a0a0-0000-7000-8000-0000000000aa",
+    },
+    description: "Kaunter Growth plan, monthly",
+    period_from: "2026-03-09T16:30:00Z",
+    period_until: "2026-04-08T16:30:00Z",
+    amount_sen: 12_900,
+    currency: "MYR",
+    payment_id: "0190a0a0-0000-7000-8000-0000000000bb",
+    status: "COMPLETED",
+    provider: "fpx",
+    reference: "bill-77",
+    refunds_invoice: null,
+    reason: null,
+    ...overrides,
+  });
+
+  it("prints an invoice with the buyer, the period in Malaysian dates and the total in ringgit", () => {
+    expect(invoiceSheet(invoice())).toEqual({
+      title: "Invoice",
+      number: "INV-000042",
+      issued: "10/03/2026",
+      seller: "Kaunter",
+      buyer: [
+        "Klinik Aman",
+        "12, Jalan Tun Razak",
+        "50400 Kuala Lumpur",
+        "W.P. Kuala Lumpur",
+        "pejabat@klinikaman.my",
+        "Business ID 0190a0a0-0000-7000-8000-0000000000aa",
+      ],
+      description: "Kaunter Growth plan, monthly",
+      period: "10/03/2026 – 09/04/2026",
+      amount: "RM 129.00",
+      paidBy: "Paid by FPX online banking, reference bill-77",
+      notes: [],
+    });
+  });
+
+  it("prints a refund note naming the invoice it refunds, and marks a refunded invoice", () => {
+    const note = invoiceSheet(
+      invoice({ number: "RN-000043", document: "REFUND_NOTE", refunds_invoice: "INV-000042", reason: "Charged twice", provider: "operator", description: "Refund of invoice INV-000042" }),
+    );
+    expect(note.title).toBe("Refund note");
+    expect(note.period).toBeNull();
+    expect(note.paidBy).toBe("Refunded through bank transfer, reference bill-77");
+    expect(note.notes).toEqual(["Refunds invoice INV-000042", "Reason: Charged twice"]);
+    expect(invoiceSheet(invoice({ status: "REFUNDED" })).notes).toEqual(["This payment was later refunded in full."]);
+    expect(invoiceSheet(invoice({ buyer: { ...invoice().buyer, email: null, address: [] } })).buyer).toEqual([
+      "Klinik Aman",
+      "Business ID 0190a0a0-0000-7000-8000-0000000000aa",
+    ]);
   });
 });

@@ -2,7 +2,7 @@
 //! healthy a desk's sync is, the subscription's lines and what a refusal means to the person.
 //! Pure functions over the API's answers and a `now` passed in, tested in format.test.ts.
 
-import type { DeviceSyncStatus, LimitView, PaymentView, PlanView, SubscriptionView } from "./api-types";
+import type { DeviceSyncStatus, InvoiceView, LimitView, PaymentView, PlanView, SubscriptionView } from "./api-types";
 import { t } from "./strings";
 import type { FieldError } from "../wire";
 
@@ -259,6 +259,45 @@ export function cancelRefusalMessage(refusal: Refusal): string {
     default:
       return refusal.message || t.unexpectedError;
   }
+}
+
+/** An invoice or refund note as its printed lines. */
+export type InvoiceSheet = {
+  title: string;
+  number: string;
+  issued: string;
+  seller: string;
+  buyer: string[];
+  description: string;
+  /** `01/03/2026 – 31/03/2026`, or null when the payment bought no span (a licence, a refund). */
+  period: string | null;
+  amount: string;
+  paidBy: string;
+  /** The refund note's invoice and reason, a refunded invoice's remark: each a line. */
+  notes: string[];
+};
+
+const PROVIDERS: Record<string, string> = { stripe: "card (Stripe)", fpx: "FPX online banking", operator: "bank transfer" };
+
+export function invoiceSheet(invoice: InvoiceView): InvoiceSheet {
+  const refundNote = invoice.document === "REFUND_NOTE";
+  const provider = PROVIDERS[invoice.provider] ?? invoice.provider;
+  const notes: string[] = [];
+  if (invoice.refunds_invoice) notes.push(t.invoiceRefunds(invoice.refunds_invoice));
+  if (invoice.reason) notes.push(t.invoiceReason(invoice.reason));
+  if (!refundNote && invoice.status === "REFUNDED") notes.push(t.invoiceRefundedInFull);
+  return {
+    title: refundNote ? t.refundNoteTitle : t.invoiceTitle,
+    number: invoice.number,
+    issued: formatDay(invoice.issued_at),
+    seller: invoice.seller,
+    buyer: [invoice.buyer.name, ...invoice.buyer.address, ...(invoice.buyer.email ? [invoice.buyer.email] : []), t.invoiceBusinessId(invoice.buyer.business_id)],
+    description: invoice.description,
+    period: !refundNote && invoice.period_from && invoice.period_until ? `${formatDay(invoice.period_from)} – ${formatDay(invoice.period_until)}` : null,
+    amount: invoice.currency === "MYR" ? formatRinggit(invoice.amount_sen) : `${invoice.currency} ${(invoice.amount_sen / 100).toFixed(2)}`,
+    paidBy: refundNote ? t.invoiceRefundedBy(provider, invoice.reference) : t.invoicePaidBy(provider, invoice.reference),
+    notes,
+  };
 }
 
 /** The days-left line: what the number counts down to. */
