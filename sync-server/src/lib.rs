@@ -615,7 +615,7 @@ pub async fn serve(
             ticks.tick().await;
             loop {
                 ticks.tick().await;
-                match notices::sweep(&pool, mailer.as_deref()).await {
+                match notices::sweep(&pool, mailer.clone()).await {
                     Ok(0) => {}
                     Ok(looked_at) => tracing::debug!(looked_at, "notice sweep"),
                     Err(error) => {

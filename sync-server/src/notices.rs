@@ -59,7 +59,7 @@ fn day(at: DateTime<Utc>) -> String {
 }
 
 /// The language the business chose for what Kaunter writes to it (`business_settings`);
-/// English for a business with no settings.
+/// Bahasa Melayu, sign-up's default, for a business with no settings row.
 async fn language(tx: &TenantTx<'_>, tenant: TenantId) -> Result<Language> {
     let stored: Option<String> = tx
         .query_opt(
@@ -72,7 +72,7 @@ async fn language(tx: &TenantTx<'_>, tenant: TenantId) -> Result<Language> {
     Ok(stored
         .as_deref()
         .and_then(Language::parse)
-        .unwrap_or(Language::English))
+        .unwrap_or(Language::Malay))
 }
 
 /// The subject and body of a subscription notice, in the business's language.
@@ -521,6 +521,11 @@ pub async fn deliver(pool: &Pool, tenant: TenantId, mailer: &Mailer) -> Result<u
         tracing::debug!(%tenant, "every delivery slot is busy; notices go at the next round");
         return Ok(0);
     };
+    deliver_holding_a_slot(pool, tenant, mailer).await
+}
+
+/// [`deliver`]'s work, for a caller that holds one of the [`DELIVERIES`] slots.
+async fn deliver_holding_a_slot(pool: &Pool, tenant: TenantId, mailer: &Mailer) -> Result<usize> {
     let claimed = claim_due(pool, tenant).await?;
     let started = std::time::Instant::now();
     let mut sent = 0;
@@ -614,7 +619,7 @@ const SWEEP_BATCH: i64 = 50;
 /// server sweeping at the same moment skips them), then looks at each one as a desk's licence
 /// fetch does, one after another, inside its own transaction. One business's failure is logged
 /// and the others still go. Returns how many businesses it looked at.
-pub async fn sweep(pool: &Pool, mailer: Option<&Mailer>) -> Result<usize> {
+pub async fn sweep(pool: &Pool, mailer: Option<std::sync::Arc<Mailer>>) -> Result<usize> {
     let due: Vec<uuid::Uuid> = {
         let client = pool.get().await?;
         client
@@ -634,14 +639,33 @@ pub async fn sweep(pool: &Pool, mailer: Option<&Mailer>) -> Result<usize> {
     };
     for business in &due {
         let tenant = TenantId::from_uuid(*business);
-        if let Err(error) = look(pool, tenant, mailer).await {
-            tracing::warn!(%tenant, %error, "notices not looked at; tried again at the next turn");
+        // What is due goes into the outbox here; the talking to the relay happens in the
+        // background, waiting for one of the MAX_CONCURRENT_DELIVERIES slots, so one slow relay
+        // conversation does not hold up the other businesses' looks.
+        match (look(pool, tenant, None).await, mailer.clone()) {
+            (Ok(true), Some(mailer)) => {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    let Ok(_permit) = DELIVERIES.acquire().await else {
+                        return;
+                    };
+                    if let Err(error) = deliver_holding_a_slot(&pool, tenant, &mailer).await {
+                        tracing::warn!(%tenant, %error, "notices not delivered; tried again at the next turn");
+                    }
+                });
+            }
+            (Ok(_), _) => {}
+            (Err(error), _) => {
+                tracing::warn!(%tenant, %error, "notices not looked at; tried again at the next turn");
+            }
         }
     }
     Ok(due.len())
 }
 
-async fn look(pool: &Pool, tenant: TenantId, mailer: Option<&Mailer>) -> Result<()> {
+/// Looks at the business's notices (when its hourly look is due) and delivers what waits when
+/// given a relay; says whether anything waits to be delivered.
+async fn look(pool: &Pool, tenant: TenantId, mailer: Option<&Mailer>) -> Result<bool> {
     let waiting = {
         let mut client = pool.get().await?;
         let tx = TenantTx::begin(&mut client, tenant).await?;
@@ -655,7 +679,7 @@ async fn look(pool: &Pool, tenant: TenantId, mailer: Option<&Mailer>) -> Result<
     if let (true, Some(mailer)) = (waiting, mailer) {
         deliver(pool, tenant, mailer).await?;
     }
-    Ok(())
+    Ok(waiting)
 }
 
 #[cfg(test)]

@@ -650,6 +650,7 @@ pub async fn refund(
         )
         .await?;
         if let Some(bought) = original.bought {
+            let bought = still_its_own(tx, original.payment_id, bought).await?;
             taken_back = subscription.take_back(bought, now);
         }
         if taken_back != TakenBack::Nothing {
@@ -723,6 +724,29 @@ fn refundable(row: &tokio_postgres::Row) -> Result<Refundable> {
         external_id: row.try_get(3)?,
         provider: row.try_get(8)?,
         bought,
+    })
+}
+
+/// What a refunded payment's days still are its own: its span, cut where the next completed
+/// payment's days begin. An operator's adjustment that took days away, or a change of plan
+/// that converted the days left, starts the next payment's days inside the refunded span;
+/// those days are the next payment's, and refunding this one must not take them.
+async fn still_its_own(tx: &TenantTx<'_>, payment: PaymentId, bought: Bought) -> Result<Bought> {
+    let Bought::Days { from, until } = bought else {
+        return Ok(bought);
+    };
+    let next: Option<DateTime<Utc>> = tx
+        .query_one(
+            "SELECT min(covers_from) FROM payments
+             WHERE tenant_id = $1 AND payment_id <> $2 AND status = 'COMPLETED'
+               AND covers_from > $3 AND covers_from < $4",
+            &[&tx.tenant(), &payment, &from, &until],
+        )
+        .await?
+        .try_get(0)?;
+    Ok(Bought::Days {
+        from,
+        until: next.unwrap_or(until),
     })
 }
 

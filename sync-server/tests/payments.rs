@@ -1709,3 +1709,58 @@ async fn paid_money_has_an_invoice_and_a_refund_its_refund_note_for_this_busines
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     setup.finish().await;
 }
+
+#[tokio::test]
+async fn a_refund_never_takes_days_a_later_payment_bought() {
+    use kaunter_core::subscription::{BillingCycle, Plan, PricingModel};
+    use kaunter_sync_server::admin::{self, RefundOf};
+    use kaunter_sync_server::ids::TenantId;
+    use kaunter_sync_server::payments::Purchase;
+
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-hari").await;
+    let pool = setup.server.pool();
+    let tenant = TenantId::from_uuid(business.tenant_id);
+    let trial_ends_at = at(&setup.subscription(&business).await["trial_ends_at"]);
+    let month = Purchase {
+        plan: Plan::Starter,
+        cycle: BillingCycle::Monthly,
+        pricing: PricingModel::Subscription,
+    };
+    // A month paid in the trial (its days start at the trial's end), ten of them taken away by
+    // an operator, then a second month, whose days start where the first's now end.
+    let first = admin::record_payment(pool, tenant, month, None, Some("month-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.period_ends_at,
+        Some(trial_ends_at + TimeDelta::days(30))
+    );
+    admin::adjust_subscription(pool, tenant, -10, "overlap with a promotion", None, None)
+        .await
+        .unwrap();
+    let second = admin::record_payment(pool, tenant, month, None, Some("month-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.period_ends_at,
+        Some(trial_ends_at + TimeDelta::days(50))
+    );
+
+    // The first month refunded in full: only its own 20 days go; the second month's 30 stay.
+    let refunded = admin::refund_payment(pool, tenant, RefundOf::Reference("month-1"), None, None)
+        .await
+        .unwrap();
+    assert!(refunded.refunded_in_full);
+    assert_eq!(
+        refunded.period_ends_at,
+        Some(trial_ends_at + TimeDelta::days(30)),
+        "the second month's days are kept"
+    );
+    // And the second month, refunded in turn, takes back exactly its 30 days.
+    let again = admin::refund_payment(pool, tenant, RefundOf::Reference("month-2"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(again.period_ends_at, Some(trial_ends_at));
+    setup.finish().await;
+}

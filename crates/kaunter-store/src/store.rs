@@ -1797,9 +1797,10 @@ impl Store {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {
-                return Err(StoreError::Corrupt(
-                    "the WAL checkpoint stayed blocked for five seconds".to_owned(),
-                ));
+                return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    Some("the WAL checkpoint stayed blocked for five seconds".to_owned()),
+                )));
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
