@@ -1558,3 +1558,38 @@ async fn an_entry_from_a_clock_far_ahead_is_refused_and_the_rest_applies() {
     );
     f.db.drop_db().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_desk_status_report_keeps_a_nul_in_its_error_as_a_replacement_and_refuses_one_in_its_version()
+ {
+    let f = fixture().await;
+    let business = f.business("Klinik Laporan").await;
+    let desk = f.enrol(business.tenant_id, business.branch_id).await;
+    let report = |last_error: &str, app_version: &str| {
+        f.http
+            .post(f.server.url("/v1/sync/status"))
+            .bearer_auth(&desk.device_token)
+            .json(&serde_json::json!({
+                "pending": 3, "refused": 0, "schema_version": 5,
+                "last_error": last_error, "app_version": app_version,
+            }))
+            .send()
+    };
+    let answer = report("disk said \u{0}no", "0.1.0").await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let stored: String =
+        f.db.owner_client()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT status_last_error FROM devices WHERE device_id = $1",
+                &[&desk.device_id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(stored, "disk said \u{fffd}no");
+    let (status, body) = error(report("fine", "0.1\u{0}").await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.message.contains("NUL"), "{}", body.message);
+}

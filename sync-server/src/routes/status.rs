@@ -39,6 +39,17 @@ pub async fn report(
             "app_version is longer than {APP_VERSION_MAX_CHARS} characters"
         )));
     }
+    if report.app_version.contains('\0') {
+        return Err(Error::BadRequest(
+            "app_version holds a NUL character".to_owned(),
+        ));
+    }
+    // The desk's last error is free text (an operating system's message, say): PostgreSQL text
+    // cannot hold U+0000, so a NUL in it is kept as U+FFFD rather than losing the report.
+    let last_error = report
+        .last_error
+        .as_deref()
+        .map(|error| error.replace('\0', "\u{fffd}"));
     let mut client = state.pool().get().await?;
     let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
     let device = auth::authenticate(&tx, &token, RowLock::None).await?;
@@ -56,7 +67,7 @@ pub async fn report(
             &count(report.refused),
             &report.oldest_pending_at,
             &report.last_synced_at,
-            &report.last_error,
+            &last_error,
             &i32::try_from(report.schema_version).unwrap_or(i32::MAX),
             &report.app_version,
         ],
