@@ -380,7 +380,7 @@ impl Error {
                 StatusCode::PAYMENT_REQUIRED,
                 body(
                     error_code::SUBSCRIPTION_READ_ONLY,
-                    "This business's subscription has ended: Kaunter is read-only until it is paid. Everything can still be read and exported, and changes waiting on this desk are kept and sent once it is paid (head office pays in Kaunter's billing page).",
+                    "This business's subscription has ended: Kaunter is read-only until it is paid. Everything can still be read and exported, and changes waiting on this desk are kept and sent once it is paid (head office's Kaunter page says how to pay).",
                 ),
             ),
             Error::SubscriptionSuspended => (

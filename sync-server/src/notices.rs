@@ -115,8 +115,8 @@ pub fn render(notice: &Notice, business: &str, language: Language) -> (String, S
             (
                 subject,
                 lead,
-                "Head office can pay in Kaunter's billing page at any time; nothing on your \
-                 desks is ever deleted.",
+                "Head office's Kaunter page says what to pay and how, at any time; nothing on \
+                 your desks is ever deleted.",
             )
         }
         Language::Malay => {
@@ -155,8 +155,8 @@ pub fn render(notice: &Notice, business: &str, language: Language) -> (String, S
             (
                 subject,
                 lead,
-                "Ibu pejabat boleh membayar di halaman bil Kaunter pada bila-bila masa; tiada \
-                 apa-apa di kaunter anda akan dipadam.",
+                "Halaman ibu pejabat di Kaunter menunjukkan jumlah dan cara membayar pada \
+                 bila-bila masa; tiada apa-apa di kaunter anda akan dipadam.",
             )
         }
     };

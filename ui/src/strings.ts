@@ -154,13 +154,13 @@ export const en = {
 
   // The subscription, as the desk's licence lease says.
   licenceReadOnly: (until: string | null) =>
-    `This business's subscription has ended, so this desk is read-only: everything can still be read and exported, and nothing is lost. Head office can pay in Kaunter's billing page to write and sync again.${until ? ` Read-only access ends ${until}.` : ""}`,
+    `This business's subscription has ended, so this desk is read-only: everything can still be read and exported, and nothing is lost. Once head office pays (its Kaunter page says what and how), this desk writes and syncs again.${until ? ` Read-only access ends ${until}.` : ""}`,
   licenceSuspended:
     "This business's subscription is suspended (or this desk has not reached the server for too long): the desk is read-only and does not sync. Everything can still be read and exported. Once head office has paid, connect to the server and sync.",
   licenceEndsSoon: (days: number) =>
     days === 0
-      ? "The subscription ends today: head office can renew it in Kaunter's billing page."
-      : `The subscription ends in ${days} ${days === 1 ? "day" : "days"}: head office can renew it in Kaunter's billing page.`,
+      ? "The subscription ends today: head office can renew it (its Kaunter page says how)."
+      : `The subscription ends in ${days} ${days === 1 ? "day" : "days"}: head office can renew it (its Kaunter page says how).`,
 
   // A desk head office removed.
   reconnectDesk: "Reconnect this desk",

@@ -102,7 +102,7 @@ export const en = {
   payPrices: (plan: string, monthly: string, yearly: string) =>
     `To continue on ${plan}: ${monthly} a month or ${yearly} a year.`,
   payHow:
-    "Pay by card or FPX online banking through Kaunter's payment page, or by bank transfer quoting the reference below. Full access returns at the desks' next sync once the payment is recorded.",
+    "Pay by bank transfer quoting the reference below, or by card or FPX online banking through a payment link from Kaunter. Full access returns at the desks' next sync once the payment is recorded.",
   payReference: "Payment reference",
 
   paymentsTitle: "Payments and invoices",

@@ -43,7 +43,7 @@ describe("status bar texts", () => {
     expect(licenceText(idle, now)).toBeNull();
     expect(licenceText({ ...idle, licence_full_until: "2026-12-30T00:00:00Z" }, now)).toBeNull();
     expect(licenceText({ ...idle, licence_full_until: "2026-12-08T12:00:00Z" }, now)).toBe(
-      "The subscription ends in 3 days: head office can renew it in Kaunter's billing page.",
+      "The subscription ends in 3 days: head office can renew it (its Kaunter page says how).",
     );
     const readOnly = licenceText(
       { ...idle, licence_access: "READ_ONLY", licence_read_only_until: "2026-12-10T01:30:00Z" },
