@@ -21,7 +21,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use kaunter_core::business::Language;
-use kaunter_core::subscription::{BillingCycle, Notice, Plan, Subscription};
+use kaunter_core::subscription::{BillingCycle, Notice, Subscription};
 
 use crate::db::{Pool, TenantTx};
 use crate::error::Result;
@@ -165,12 +165,7 @@ pub fn render(notice: &Notice, business: &str, language: Language) -> (String, S
 
 /// A plan bought, as a person reads it: `Growth (monthly)`, `Pro (bulanan)`.
 fn purchase_words(purchase: &Purchase, language: Language) -> String {
-    let plan = match purchase.plan {
-        Plan::Starter => "Starter",
-        Plan::Growth => "Growth",
-        Plan::Pro => "Pro",
-        Plan::Enterprise => "Enterprise",
-    };
+    let plan = purchase.plan.name();
     let cycle = match (purchase.cycle, language) {
         (BillingCycle::Monthly, Language::English) => "monthly",
         (BillingCycle::Yearly, Language::English) => "yearly",
@@ -686,7 +681,7 @@ async fn look(pool: &Pool, tenant: TenantId, mailer: Option<&Mailer>) -> Result<
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use kaunter_core::subscription::PricingModel;
+    use kaunter_core::subscription::{Plan, PricingModel};
 
     fn every_notice() -> Vec<Notice> {
         let end = Utc.with_ymd_and_hms(2026, 3, 9, 16, 30, 0).unwrap();

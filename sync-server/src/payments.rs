@@ -1118,9 +1118,12 @@ pub async fn invoice(tx: &TenantTx<'_>, payment_id: PaymentId) -> Result<Option<
         ("REFUND", Some(number)) => format!("Refund of invoice {number}"),
         ("REFUND", None) => "Refund of an earlier payment".to_owned(),
         _ => {
-            let plan = plan.as_deref().map_or("Kaunter".to_owned(), |plan| {
-                format!("Kaunter {} plan", title_case(plan))
-            });
+            let plan = plan
+                .as_deref()
+                .and_then(Plan::parse)
+                .map_or("Kaunter".to_owned(), |plan| {
+                    format!("Kaunter {} plan", plan.name())
+                });
             match cycle.as_deref() {
                 Some("MONTHLY") => format!("{plan}, monthly"),
                 Some("YEARLY") => format!("{plan}, yearly"),
@@ -1177,15 +1180,6 @@ pub async fn invoice(tx: &TenantTx<'_>, payment_id: PaymentId) -> Result<Option<
             None
         },
     }))
-}
-
-/// `GROWTH` -> `Growth`.
-fn title_case(code: &str) -> String {
-    let lower = code.to_lowercase();
-    let mut chars = lower.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect()
-    })
 }
 
 /// One webhook delivery, as the log keeps it.

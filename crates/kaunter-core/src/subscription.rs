@@ -62,6 +62,16 @@ impl Plan {
     pub fn parse(text: &str) -> Option<Plan> {
         Plan::ALL.into_iter().find(|p| p.as_str() == text)
     }
+
+    /// The plan's name in sentences, invoices and e-mails (the same in every language).
+    pub fn name(self) -> &'static str {
+        match self {
+            Plan::Starter => "Starter",
+            Plan::Growth => "Growth",
+            Plan::Pro => "Pro",
+            Plan::Enterprise => "Enterprise",
+        }
+    }
 }
 
 /// How often a business pays.
