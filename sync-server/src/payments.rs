@@ -727,27 +727,22 @@ fn refundable(row: &tokio_postgres::Row) -> Result<Refundable> {
     })
 }
 
-/// What a refunded payment's days still are its own: its span, cut where the next completed
-/// payment's days begin. An operator's adjustment that took days away, or a change of plan
-/// that converted the days left, starts the next payment's days inside the refunded span;
-/// those days are the next payment's, and refunding this one must not take them.
+/// What a refunded payment's days still are its own: kaunter-core's [`Bought::cut_at`] where
+/// the next completed payment's days begin.
 async fn still_its_own(tx: &TenantTx<'_>, payment: PaymentId, bought: Bought) -> Result<Bought> {
-    let Bought::Days { from, until } = bought else {
+    let Bought::Days { from, .. } = bought else {
         return Ok(bought);
     };
     let next: Option<DateTime<Utc>> = tx
         .query_one(
             "SELECT min(covers_from) FROM payments
              WHERE tenant_id = $1 AND payment_id <> $2 AND status = 'COMPLETED'
-               AND covers_from > $3 AND covers_from < $4",
-            &[&tx.tenant(), &payment, &from, &until],
+               AND covers_from > $3",
+            &[&tx.tenant(), &payment, &from],
         )
         .await?
         .try_get(0)?;
-    Ok(Bought::Days {
-        from,
-        until: next.unwrap_or(until),
-    })
+    Ok(bought.cut_at(next))
 }
 
 /// Days bought after the refunded ones move up by what was taken back (kaunter-core's

@@ -1136,6 +1136,23 @@ pub enum Bought {
     },
 }
 
+impl Bought {
+    /// What is still this payment's own, given where the next payment's days begin
+    /// (`next_from`, the earliest start of another completed payment's span after this one's
+    /// start). An operator's adjustment that took days away, or a change of plan that converted
+    /// the days left, starts the next payment's days inside this span: from there on they are
+    /// the next payment's, and a refund of this one must not take them. A licence, or days with
+    /// no later payment inside them, are unchanged.
+    pub fn cut_at(self, next_from: Option<DateTime<Utc>>) -> Bought {
+        match (self, next_from) {
+            (Bought::Days { from, until }, Some(next)) if from < next && next < until => {
+                Bought::Days { from, until: next }
+            }
+            (bought, _) => bought,
+        }
+    }
+}
+
 /// What [`Subscription::take_back`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TakenBack {
@@ -1563,7 +1580,8 @@ impl Subscription {
     ///   replaced since by another plan's licence changes nothing.
     ///
     /// What a change of plan carried over is not re-valued: the days taken back are counted as
-    /// the refunded payment added them. The plan, cycle and last payment's time stay as they
+    /// the refunded payment added them, up to where a later payment's days begin (the caller
+    /// passes [`Bought::cut_at`] of them). The plan, cycle and last payment's time stay as they
     /// are (a business whose only payment, made in its trial, is refunded shows ACTIVE until the
     /// trial's end rather than TRIAL: its access is the same).
     pub fn take_back(&mut self, bought: Bought, now: DateTime<Utc>) -> TakenBack {
@@ -1733,6 +1751,41 @@ mod tests {
             .apply_payment(plan, cycle, pricing, paid_at)
             .unwrap();
         subscription
+    }
+
+    #[test]
+    fn what_is_still_a_payments_own_ends_where_the_next_payments_days_begin() {
+        let (from, until) = (at(0), at(30 * DAY));
+        let days = Bought::Days { from, until };
+        let cut = |next| days.cut_at(next);
+        let table = [
+            // (the next payment's days begin, what is still this payment's)
+            (None, days),
+            (
+                Some(at(20 * DAY)),
+                Bought::Days {
+                    from,
+                    until: at(20 * DAY),
+                },
+            ),
+            (
+                Some(at(DAY)),
+                Bought::Days {
+                    from,
+                    until: at(DAY),
+                },
+            ),
+            // At or outside the span: nothing of it is another payment's.
+            (Some(until), days),
+            (Some(at(40 * DAY)), days),
+            (Some(from), days),
+            (Some(at(-DAY)), days),
+        ];
+        for (next, want) in table {
+            assert_eq!(cut(next), want, "next at {next:?}");
+        }
+        let licence = Bought::Licence { plan: Plan::Pro };
+        assert_eq!(licence.cut_at(Some(at(DAY))), licence);
     }
 
     #[test]
