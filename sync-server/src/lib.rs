@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod password;
 pub mod payments;
 pub mod purge;
+mod push_turns;
 mod routes;
 mod rows;
 pub mod stamps;
@@ -81,6 +82,8 @@ pub struct AppState {
     web_pages: Option<web::WebPages>,
     /// How often [`serve`] sweeps businesses' notices ([`notices::sweep`]); `None`: never.
     notice_sweep: Option<Duration>,
+    /// The pushes this server is working on, per device (see [`push_turns`]).
+    push_turns: push_turns::PushTurns,
 }
 
 impl AppState {
@@ -99,6 +102,7 @@ impl AppState {
             mailer: None,
             web_pages: None,
             notice_sweep: None,
+            push_turns: push_turns::PushTurns::default(),
         }
     }
 
@@ -193,6 +197,10 @@ impl AppState {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    pub(crate) fn push_turns(&self) -> &push_turns::PushTurns {
+        &self.push_turns
     }
 
     pub fn tombstone_horizon(&self) -> Option<Duration> {

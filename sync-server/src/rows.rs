@@ -3,9 +3,10 @@
 //! digests moved by the rows' old and new digests. One shape for every entity; what differs
 //! (columns, validation) is matched on [`Entity`] here and nowhere else.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use kaunter_core::lww::LwwRecord;
 use kaunter_protocol::http::{Change, DELETED_FIELD, Entity, Fields, PatientRecord, WireStamp};
 use kaunter_protocol::merge::{
@@ -42,6 +43,82 @@ pub struct StoredRow {
     /// change in this batch won every field it set, so what validation decoded is the row);
     /// `None`: decode `record` when needed.
     pub typed: Option<Typed>,
+    /// `record`'s stamps as stored and its digest, when worked out before the push took its
+    /// locks ([`Prepared`]); `None`: encode them from `record` when the row is written.
+    pub encoded: Option<Encoded>,
+}
+
+/// A row's stamps as its `stamps` column stores them, and its digest.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub stamps: Vec<u8>,
+    pub digest: u64,
+}
+
+/// What one change makes of a row that does not exist yet: the change's fields as a record
+/// (every field at the change's stamp), that record validated as its entity's typed record,
+/// its stamps encoded and its digest. Push works these out for a batch's entries before it
+/// takes its locks ([`Prepared::new_row`] is pure), and uses one only where the row turns out
+/// to be new and the batch changes it once; there it is exactly what merging the change into
+/// a new row makes.
+#[derive(Debug)]
+pub struct Prepared {
+    record: LwwRecord<Value>,
+    typed: Typed,
+    encoded: Encoded,
+}
+
+impl Prepared {
+    /// The new row `change` would make, `None` when that would not be a valid row (the merge
+    /// then refuses it with its reasons) or its stamps cannot be encoded. `seq` is the entry's,
+    /// for [`check_merged`]'s field names.
+    pub fn new_row(change: &Change, seq: i64) -> Option<Prepared> {
+        let typed = check_merged(
+            change.entity,
+            change.row_id,
+            change.branch_id,
+            &change.fields,
+            &change.fields,
+            seq,
+        )
+        .ok()?;
+        let stamp = kaunter_protocol::merge::stamp_from_wire(change.stamp);
+        let mut record = LwwRecord::new();
+        for (name, value) in &change.fields {
+            record.offer(name, value.clone(), stamp);
+        }
+        let stamps = crate::stamps::encode_record(&record).ok()?;
+        let digest = row_digest(change.row_id, &record);
+        Some(Prepared {
+            record,
+            typed,
+            encoded: Encoded { stamps, digest },
+        })
+    }
+
+    /// The document number of the new row, if it is a patient.
+    pub fn patient_number(&self) -> Option<&str> {
+        match &self.typed {
+            Typed::Patient(patient) => Some(&patient.id_number),
+            _ => None,
+        }
+    }
+
+    /// The new row, made by the change of tenant seq `seq` (the batch's only change of it).
+    pub fn into_row(self, change: &Change, seq: i64) -> StoredRow {
+        StoredRow {
+            branch_id: change.branch_id,
+            record: self.record,
+            loaded_digest: 0,
+            existed: false,
+            created_at: change.recorded_at,
+            updated_at: change.recorded_at,
+            last_change_seq: seq,
+            dirty: true,
+            typed: Some(self.typed),
+            encoded: Some(self.encoded),
+        }
+    }
 }
 
 /// A row as its entity's typed record: what [`check_merged`] decoded, kept so that storing the
@@ -101,18 +178,17 @@ impl StoredRow {
             last_change_seq: seq,
             dirty: false,
             typed: None,
+            encoded: None,
         }
     }
 }
 
-/// The rows in `keys` as stored, locked until commit, and which of the missing ones were purged
-/// (looked up only when the business has purged anything: `any_purged`).
+/// The rows in `keys` as stored, locked until commit.
 pub async fn load(
     tx: &TenantTx<'_>,
     tenant: Uuid,
     keys: &[RowKey],
-    any_purged: bool,
-) -> Result<(HashMap<RowKey, StoredRow>, HashSet<RowKey>)> {
+) -> Result<HashMap<RowKey, StoredRow>> {
     let mut keys = keys.to_vec();
     // In key order, so two pushes lock rows in the same order.
     keys.sort_unstable_by_key(|(entity, id)| (entity.as_str(), *id));
@@ -135,32 +211,42 @@ pub async fn load(
             rows.insert((entity, id), stored);
         }
     }
-    // Rows not found may have been purged; only a business that has purged needs to ask. Its
+    Ok(rows)
+}
+
+/// Which of `keys` not in `rows` were purged (only a business that has purged anything needs
+/// to ask).
+pub async fn purged_among(
+    tx: &TenantTx<'_>,
+    tenant: Uuid,
+    keys: &[RowKey],
+    rows: &HashMap<RowKey, StoredRow>,
+) -> Result<HashSet<RowKey>> {
     // purged_rows grows only by purges (slowly), so one `= ANY` query per entity is safe here.
     let mut purged = HashSet::new();
-    if any_purged {
-        for entity in Entity::ALL.into_iter().filter(|entity| !entity.is_ledger()) {
-            let missing: Vec<Uuid> = keys
-                .iter()
-                .filter(|key| key.0 == entity && !rows.contains_key(*key))
-                .map(|(_, id)| *id)
-                .collect();
-            if missing.is_empty() {
-                continue;
-            }
-            let found = tx
-                .query(
-                    "SELECT row_id FROM purged_rows
-                     WHERE tenant_id = $1 AND entity = $2 AND row_id = ANY($3)",
-                    &[&tenant, &entity.as_str(), &missing],
-                )
-                .await?;
-            for row in found {
-                purged.insert((entity, row.try_get(0)?));
-            }
+    for entity in Entity::ALL.into_iter().filter(|entity| !entity.is_ledger()) {
+        let mut missing: Vec<Uuid> = keys
+            .iter()
+            .filter(|key| key.0 == entity && !rows.contains_key(*key))
+            .map(|(_, id)| *id)
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            continue;
+        }
+        let found = tx
+            .query(
+                "SELECT row_id FROM purged_rows
+                 WHERE tenant_id = $1 AND entity = $2 AND row_id = ANY($3)",
+                &[&tenant, &entity.as_str(), &missing],
+            )
+            .await?;
+        for row in found {
+            purged.insert((entity, row.try_get(0)?));
         }
     }
-    Ok((rows, purged))
+    Ok(purged)
 }
 
 /// The tombstones of a business whose last change is at most `$2`, in [`decode_row`]'s column
@@ -327,6 +413,7 @@ pub fn decode_row(entity: Entity, row: &tokio_postgres::Row) -> Result<(Uuid, St
             last_change_seq: row.try_get(5)?,
             dirty: false,
             typed: None,
+            encoded: None,
         },
     ))
 }
@@ -534,7 +621,11 @@ pub async fn store(
             .entry(DigestOf::row(*entity, row.branch_id))
             .or_default();
         entry.0 = entry.0.wrapping_add(row.loaded_digest);
-        entry.1 = entry.1.wrapping_add(row_digest(*id, &row.record));
+        let digest = match &row.encoded {
+            Some(encoded) => encoded.digest,
+            None => row_digest(*id, &row.record),
+        };
+        entry.1 = entry.1.wrapping_add(digest);
     }
     for (of, (old, new)) in moves {
         move_digest(tx, tenant, of, old, new).await?;
@@ -560,6 +651,23 @@ impl DigestOf {
     }
 }
 
+/// `column + $n` as the wrapping sum of two u64 stored in signed columns (their bits), in
+/// numeric so it cannot overflow: the same as [`update_digest`], done where the digest is, so
+/// moving it is one statement and no round trip to read it first.
+macro_rules! wrapping_add_sql {
+    ($column:literal, $param:literal) => {
+        concat!(
+            "(((",
+            $column,
+            "::numeric + ",
+            $param,
+            "::bigint::numeric + 9223372036854775808)",
+            " % 18446744073709551616 + 18446744073709551616) % 18446744073709551616",
+            " - 9223372036854775808)::bigint"
+        )
+    };
+}
+
 /// Replaces `old` by `new` in a branch's or the catalogue's digest.
 pub async fn move_digest(
     tx: &TenantTx<'_>,
@@ -568,49 +676,35 @@ pub async fn move_digest(
     old: u64,
     new: u64,
 ) -> Result<()> {
-    match of {
-        DigestOf::Branch(branch_id) => move_branch_digest(tx, tenant, branch_id, old, new).await,
-        DigestOf::TenantWide => {
-            let current: i64 = tx
-                .query_one(
-                    "SELECT catalogue_digest FROM tenants WHERE tenant_id = $1",
-                    &[&tenant],
-                )
-                .await?
-                .try_get(0)?;
-            let next = update_digest(current as u64, old, new) as i64;
-            tx.execute(
-                "UPDATE tenants SET catalogue_digest = $2 WHERE tenant_id = $1",
-                &[&tenant, &next],
+    // Adding new - old (wrapping) is replacing old by new: see update_digest.
+    let delta = update_digest(0, old, new) as i64;
+    let moved = match of {
+        DigestOf::Branch(branch_id) => {
+            tx.execute_cached(
+                concat!(
+                    "UPDATE branches SET state_digest = ",
+                    wrapping_add_sql!("state_digest", "$3"),
+                    " WHERE tenant_id = $1 AND branch_id = $2"
+                ),
+                &[&tenant, &branch_id, &delta],
             )
-            .await?;
-            Ok(())
+            .await?
         }
+        DigestOf::TenantWide => {
+            tx.execute_cached(
+                concat!(
+                    "UPDATE tenants SET catalogue_digest = ",
+                    wrapping_add_sql!("catalogue_digest", "$2"),
+                    " WHERE tenant_id = $1"
+                ),
+                &[&tenant, &delta],
+            )
+            .await?
+        }
+    };
+    if moved != 1 {
+        return Err(Error::Internal(format!("no digest to move for {of:?}")));
     }
-}
-
-/// Replaces `old` by `new` in a branch's digest.
-pub async fn move_branch_digest(
-    tx: &TenantTx<'_>,
-    tenant: Uuid,
-    branch_id: Uuid,
-    old: u64,
-    new: u64,
-) -> Result<()> {
-    let current: i64 = tx
-        .query_one_cached(
-            "SELECT state_digest FROM branches WHERE tenant_id = $1 AND branch_id = $2",
-            &[&tenant, &branch_id],
-        )
-        .await?
-        .try_get(0)?;
-    // The u64's bits, stored in a signed column.
-    let next = update_digest(current as u64, old, new) as i64;
-    tx.execute_cached(
-        "UPDATE branches SET state_digest = $3 WHERE tenant_id = $1 AND branch_id = $2",
-        &[&tenant, &branch_id, &next],
-    )
-    .await?;
     Ok(())
 }
 
@@ -624,8 +718,13 @@ struct Write {
 
 /// A merged row as its typed record: the one the merge kept, else decoded from its fields.
 fn typed_record<T: Cached>(id: Uuid, row: &StoredRow) -> Result<T> {
+    typed_ref::<T>(id, row).map(Cow::into_owned)
+}
+
+/// [`typed_record`], borrowed when the merge kept it.
+fn typed_ref<T: Cached>(id: Uuid, row: &StoredRow) -> Result<Cow<'_, T>> {
     if let Some(record) = row.typed.as_ref().and_then(T::cached) {
-        return Ok(record.clone());
+        return Ok(Cow::Borrowed(record));
     }
     let fields: Fields = row
         .record
@@ -633,15 +732,26 @@ fn typed_record<T: Cached>(id: Uuid, row: &StoredRow) -> Result<T> {
         .map(|(name, register)| (name.to_owned(), register.value.clone()))
         .collect();
     T::from_fields(id, row.branch_id, &fields)
+        .map(Cow::Owned)
         .map_err(|detail| Error::Internal(format!("a merged row does not decode: {detail}")))
+}
+
+/// A merged row's stamps as stored: borrowed when they were encoded before the push's locks.
+fn stamps_of(id: Uuid, row: &StoredRow) -> Result<Cow<'_, [u8]>> {
+    match &row.encoded {
+        Some(encoded) => Ok(Cow::Borrowed(&encoded.stamps)),
+        None => crate::stamps::encode_record(&row.record)
+            .map(Cow::Owned)
+            .map_err(|error| Error::Internal(format!("row {id}: {error}"))),
+    }
 }
 
 /// A merged row as its typed record and its stamps as stored.
 fn merged<T: Cached>(id: Uuid, row: &StoredRow) -> Result<(T, Vec<u8>)> {
-    let record = typed_record::<T>(id, row)?;
-    let stamps = crate::stamps::encode_record(&row.record)
-        .map_err(|error| Error::Internal(format!("row {id}: {error}")))?;
-    Ok((record, stamps))
+    Ok((
+        typed_record::<T>(id, row)?,
+        stamps_of(id, row)?.into_owned(),
+    ))
 }
 
 async fn store_patients(
@@ -653,42 +763,31 @@ async fn store_patients(
     }: Write,
     dirty: &[(Uuid, &StoredRow)],
 ) -> Result<()> {
-    let n = dirty.len();
-    let (mut ids, mut branch_ids, mut names, mut id_types, mut id_numbers) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut phones, mut births, mut sexes, mut created, mut updated) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut change_seqs, mut stamps, mut deleted) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for (id, row) in dirty {
-        let (patient, row_stamps) = merged::<PatientRecord>(*id, row)?;
-        ids.push(*id);
-        branch_ids.push(row.branch_id);
-        names.push(patient.full_name);
-        id_types.push(id_type_text(patient.id_type));
-        id_numbers.push(patient.id_number);
-        phones.push(patient.phone);
-        births.push(patient.date_of_birth);
-        sexes.push(patient.sex.map(sex_text));
-        created.push(row.created_at);
-        updated.push(row.updated_at);
-        change_seqs.push(row.last_change_seq);
-        stamps.push(row_stamps);
-        deleted.push(is_deleted(&row.record));
-    }
+    // Borrowed from the rows where the merge or the preparation kept them: a branch's first
+    // upload writes hundreds of new patients per push.
+    let merged: Vec<(Cow<'_, PatientRecord>, Cow<'_, [u8]>)> = dirty
+        .iter()
+        .map(|(id, row)| Ok((typed_ref::<PatientRecord>(*id, row)?, stamps_of(*id, row)?)))
+        .collect::<Result<_>>()?;
+    let ids: Vec<Uuid> = dirty.iter().map(|(id, _)| *id).collect();
+    let branch_ids: Vec<Uuid> = dirty.iter().map(|(_, row)| row.branch_id).collect();
+    let names: Vec<&str> = merged.iter().map(|(p, _)| p.full_name.as_str()).collect();
+    let id_types: Vec<&str> = merged
+        .iter()
+        .map(|(p, _)| id_type_text(p.id_type))
+        .collect();
+    let id_numbers: Vec<&str> = merged.iter().map(|(p, _)| p.id_number.as_str()).collect();
+    let phones: Vec<Option<&str>> = merged.iter().map(|(p, _)| p.phone.as_deref()).collect();
+    let births: Vec<Option<NaiveDate>> = merged.iter().map(|(p, _)| p.date_of_birth).collect();
+    let sexes: Vec<Option<&str>> = merged.iter().map(|(p, _)| p.sex.map(sex_text)).collect();
+    let created: Vec<DateTime<Utc>> = dirty.iter().map(|(_, row)| row.created_at).collect();
+    let updated: Vec<DateTime<Utc>> = dirty.iter().map(|(_, row)| row.updated_at).collect();
+    let change_seqs: Vec<i64> = dirty.iter().map(|(_, row)| row.last_change_seq).collect();
+    let stamps: Vec<&[u8]> = merged.iter().map(|(_, stamps)| stamps.as_ref()).collect();
+    let deleted: Vec<bool> = dirty
+        .iter()
+        .map(|(_, row)| is_deleted(&row.record))
+        .collect();
     let on_conflict = if upsert {
         "ON CONFLICT (tenant_id, patient_id) DO UPDATE SET
              full_name = EXCLUDED.full_name,

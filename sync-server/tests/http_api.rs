@@ -567,6 +567,76 @@ async fn a_gap_is_refused_with_the_expected_seq() {
     f.db.drop_db().await.unwrap();
 }
 
+/// Waits until `count` connections of the test database wait for a lock.
+async fn lock_waiters(f: &Fixture, count: i64) {
+    let owner = f.db.owner_client().await.unwrap();
+    for _ in 0..1000 {
+        let waiting: i64 = owner
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{count} connections never waited for a lock");
+}
+
+#[tokio::test]
+async fn a_batch_that_overtakes_the_one_before_it_waits_for_it() {
+    // A desk keeps two pushes in flight. Here the second reaches the device's row lock first:
+    // it finds a gap, lets go and waits for the first, which this server is working on, then
+    // applies; both are answered 200 and nothing is refused.
+    let f = fixture().await;
+    let business = f.business("Klinik Demo").await;
+    let device = f.enrol(business.tenant_id, business.branch_id).await;
+    let earlier = batch(&device, 1..=3);
+    let later = batch(&device, 4..=6);
+    // Hold the device's row so both pushes queue for it, the later one first.
+    let mut owner = f.db.owner_client().await.unwrap();
+    let hold = owner.transaction().await.unwrap();
+    hold.execute(
+        "SELECT 1 FROM devices WHERE device_id = $1 FOR UPDATE",
+        &[&device.device_id],
+    )
+    .await
+    .unwrap();
+    let later_push = f.push_answer(&device.device_token, &later);
+    let earlier_push = async {
+        lock_waiters(&f, 1).await;
+        f.push_answer(&device.device_token, &earlier).await
+    };
+    let release = async {
+        lock_waiters(&f, 2).await;
+        hold.rollback().await.unwrap();
+    };
+    let (later_answer, earlier_answer, ()) = tokio::join!(later_push, earlier_push, release);
+    assert_eq!(
+        (earlier_answer.acked_seq, earlier_answer.rejected.len()),
+        (3, 0)
+    );
+    assert_eq!(
+        (later_answer.acked_seq, later_answer.rejected.len()),
+        (6, 0)
+    );
+    assert_eq!(f.count("patients").await, 6);
+    assert_eq!(f.count("changes").await, 6);
+
+    // With nothing before it in flight, a gap is still refused at once.
+    let (status, body) = error(f.push(&device.device_token, &batch(&device, 9..=9)).await).await;
+    assert_eq!(
+        (status, body.code.as_str(), body.expected_seq),
+        (StatusCode::CONFLICT, error_code::SEQUENCE_GAP, Some(7))
+    );
+    f.db.drop_db().await.unwrap();
+}
+
 #[tokio::test]
 async fn an_entry_of_an_unsupported_schema_version_is_refused_alone() {
     let f = fixture().await;

@@ -1445,12 +1445,18 @@ impl Store {
 
     /// The oldest `max` unacknowledged outbox entries, decrypted, in sequence order.
     pub fn pending_batch(&self, max: usize) -> Result<Vec<OutboxEntry>> {
+        self.pending_batch_after(0, max)
+    }
+
+    /// Like [`Store::pending_batch`], from the first entry after seq `after` on: the batch to
+    /// send while the ones up to `after` are on their way.
+    pub fn pending_batch_after(&self, after: i64, max: usize) -> Result<Vec<OutboxEntry>> {
         let (_, cipher) = self.enrolled()?;
-        let mut statement = self.conn.prepare(
+        let mut statement = self.conn.prepare_cached(
             "SELECT seq, payload, schema_version, actor, approver FROM outbox \
-             WHERE rejected_code IS NULL ORDER BY seq LIMIT ?1",
+             WHERE rejected_code IS NULL AND seq > ?2 ORDER BY seq LIMIT ?1",
         )?;
-        let mut rows = statement.query(params![i64::try_from(max).unwrap_or(i64::MAX)])?;
+        let mut rows = statement.query(params![i64::try_from(max).unwrap_or(i64::MAX), after])?;
         let mut entries = Vec::new();
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;

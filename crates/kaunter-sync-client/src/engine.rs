@@ -5,7 +5,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kaunter_protocol::http::{Checkpoint, DeskStatusReport, PullResponse, error_code};
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesOrdered;
+use kaunter_protocol::http::{
+    Checkpoint, DeskStatusReport, OutboxEntry, PullResponse, RejectedEntry, error_code,
+};
 use kaunter_store::{Store, StoreError};
 use tokio::sync::Notify;
 
@@ -61,43 +65,16 @@ pub async fn sync_once_at(
     let mut report = SyncReport::default();
     // In the subscription's grace the server takes no pushes but still sends other desks'
     // changes: the round pulls anyway, then reports the refusal.
-    let mut push_refused = None;
-    loop {
-        let batch = lock(store)?.pending_batch(PUSH_BATCH)?;
-        let Some(first_seq) = batch.first().map(|e| e.seq) else {
-            break;
-        };
-        let count = batch.len();
-        let answer = match client.push(batch).await {
-            Ok(answer) => answer,
-            Err(SyncError::Refused {
-                code,
-                expected_seq: Some(expected),
-                ..
-            }) if code == error_code::SEQUENCE_GAP && expected < first_seq => {
-                return Err(SyncError::Store(StoreError::Corrupt(format!(
-                    "the server expects change {expected} but this desk's outbox starts at {first_seq}"
-                ))));
-            }
-            Err(error @ SyncError::Refused { .. })
-                if matches!(&error, SyncError::Refused { code, .. }
-                            if code == error_code::SUBSCRIPTION_READ_ONLY) =>
-            {
-                push_refused = Some(error);
-                break;
-            }
-            Err(error) => return Err(error),
-        };
-        lock(store)?.acknowledge(answer.acked_seq, &answer.rejected)?;
-        report.rejected += answer.rejected.len();
-        report.pushed += count;
-        if answer.acked_seq < first_seq {
-            return Err(SyncError::Protocol(format!(
-                "the server acknowledged {} but the batch started at {first_seq}",
-                answer.acked_seq
-            )));
-        }
-    }
+    let pushed = push_waiting(
+        client,
+        PUSH_BATCH,
+        |after, max| Ok(lock(store)?.pending_batch_after(after, max)?),
+        |acked_seq, rejected| Ok(lock(store)?.acknowledge(acked_seq, rejected)?),
+    )
+    .await?;
+    report.pushed += pushed.entries;
+    report.rejected += pushed.rejected;
+    let push_refused = pushed.refused;
     let checkpoint = pull_all(store, client, &now, &mut report, on_progress).await?;
     if let Some(refused) = push_refused {
         return Err(refused);
@@ -123,6 +100,107 @@ pub async fn sync_once_at(
         }
     }
     Ok(report)
+}
+
+/// What a round's pushes did.
+#[derive(Debug, Default)]
+pub struct Pushed {
+    /// Entries sent and acknowledged.
+    pub entries: usize,
+    /// Of those, how many the server refused.
+    pub rejected: usize,
+    /// The server takes no pushes now (the subscription's grace or suspension): why.
+    pub refused: Option<SyncError>,
+}
+
+/// How many pushes a desk keeps in flight.
+const PUSHES_IN_FLIGHT: usize = 2;
+/// How often a round sends a batch again that reached the server before the one ahead of it.
+const MAX_RESENDS: usize = 8;
+
+/// Sends every waiting entry in batches of up to `batch`, two requests in flight: while the
+/// server applies batch N (its locks, its database work), batch N+1 is already on its way and
+/// being read and checked beside it, so the server goes from one to the next without waiting
+/// a round trip and the desk's reading of its outbox. `waiting_after(seq, max)` gives the
+/// entries after `seq` not yet acknowledged; `acknowledge(seq, rejected)` records the server's
+/// answer. Answers are taken in the order the batches were sent, each acknowledging no further
+/// than its own batch (a later batch's refusals come with its own answer), and each committed
+/// before the next batch is read, so an interruption anywhere loses nothing. If a batch reached
+/// the server before the one ahead of it (`sequence_gap`, which the server avoids by waiting
+/// when it can), it is sent again once that one is acknowledged.
+pub async fn push_waiting<T: Transport>(
+    client: &T,
+    batch: usize,
+    mut waiting_after: impl FnMut(i64, usize) -> Result<Vec<OutboxEntry>>,
+    mut acknowledge: impl FnMut(i64, &[RejectedEntry]) -> Result<()>,
+) -> Result<Pushed> {
+    let mut pushed = Pushed::default();
+    let mut flights = FuturesOrdered::new();
+    // The last seq sent; 0 before any (seqs start at 1).
+    let mut sent_up_to = 0_i64;
+    let mut resends = 0;
+    loop {
+        while flights.len() < PUSHES_IN_FLIGHT {
+            let entries = waiting_after(sent_up_to, batch)?;
+            let (Some(first_seq), Some(last_seq)) = (
+                entries.first().map(|entry| entry.seq),
+                entries.last().map(|entry| entry.seq),
+            ) else {
+                break;
+            };
+            sent_up_to = last_seq;
+            // Sent with nothing ahead of it: its first entry is the oldest waiting one.
+            let oldest = flights.is_empty();
+            let count = entries.len();
+            flights.push_back(async move {
+                let answer = client.push(entries).await;
+                (first_seq, last_seq, count, oldest, answer)
+            });
+        }
+        let Some((first_seq, last_seq, count, oldest, answer)) = flights.next().await else {
+            break;
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(SyncError::Refused {
+                code,
+                expected_seq: Some(expected),
+                ..
+            }) if code == error_code::SEQUENCE_GAP && expected < first_seq && oldest => {
+                return Err(SyncError::Store(StoreError::Corrupt(format!(
+                    "the server expects change {expected} but this desk's outbox starts at {first_seq}"
+                ))));
+            }
+            Err(SyncError::Refused { code, .. })
+                if code == error_code::SEQUENCE_GAP && !oldest && resends < MAX_RESENDS =>
+            {
+                // It overtook the batch ahead of it, which is acknowledged now: send it (and
+                // what follows) again; whatever else was in flight is dropped and resent.
+                resends += 1;
+                flights = FuturesOrdered::new();
+                sent_up_to = first_seq - 1;
+                continue;
+            }
+            Err(error @ SyncError::Refused { .. })
+                if matches!(&error, SyncError::Refused { code, .. }
+                            if code == error_code::SUBSCRIPTION_READ_ONLY) =>
+            {
+                pushed.refused = Some(error);
+                break;
+            }
+            Err(error) => return Err(error),
+        };
+        acknowledge(answer.acked_seq.min(last_seq), &answer.rejected)?;
+        pushed.rejected += answer.rejected.len();
+        pushed.entries += count;
+        if answer.acked_seq < first_seq {
+            return Err(SyncError::Protocol(format!(
+                "the server acknowledged {} but the batch started at {first_seq}",
+                answer.acked_seq
+            )));
+        }
+    }
+    Ok(pushed)
 }
 
 /// Pulls every page; returns the last page's checkpoint. The first page also asks how many
@@ -361,5 +439,198 @@ impl SyncEngine {
                 () = self.wake.notified() => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use kaunter_protocol::SCHEMA_VERSION;
+    use kaunter_protocol::http::{Change, Entity, Fields, PushResponse, WireStamp};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn entries(count: i64) -> Vec<OutboxEntry> {
+        (1..=count)
+            .map(|seq| OutboxEntry {
+                seq,
+                schema_version: SCHEMA_VERSION,
+                actor: None,
+                approver: None,
+                change: Change {
+                    entity: Entity::Patient,
+                    row_id: Uuid::now_v7(),
+                    branch_id: Uuid::nil(),
+                    stamp: WireStamp {
+                        hlc: 1,
+                        device_id: Uuid::nil(),
+                    },
+                    fields: Fields::new(),
+                    recorded_at: Utc::now(),
+                },
+            })
+            .collect()
+    }
+
+    /// What the fake server does with the next push it gets (else: apply it).
+    enum Script {
+        Gap {
+            expected: i64,
+        },
+        Offline,
+        /// Answer with this acknowledgement, whatever the batch.
+        Acked(i64),
+    }
+
+    /// A server that applies batches in the order they arrive, answering from a script first.
+    #[derive(Default)]
+    struct FakeServer {
+        script: Mutex<VecDeque<Script>>,
+        /// (first, last) seq of every push received, in order.
+        received: Mutex<Vec<(i64, i64)>>,
+        in_flight: AtomicUsize,
+        most_in_flight: AtomicUsize,
+    }
+
+    impl Transport for FakeServer {
+        async fn push(&self, entries: Vec<OutboxEntry>) -> Result<PushResponse> {
+            // Arrival (in the order sent) decides what happens to it.
+            let (first, last) = (entries[0].seq, entries[entries.len() - 1].seq);
+            self.received.lock().unwrap().push((first, last));
+            let scripted = self.script.lock().unwrap().pop_front();
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            // Let the other request in flight get going.
+            tokio::task::yield_now().await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            match scripted {
+                Some(Script::Gap { expected }) => Err(SyncError::Refused {
+                    status: 409,
+                    code: error_code::SEQUENCE_GAP.to_owned(),
+                    message: "gap".to_owned(),
+                    expected_seq: Some(expected),
+                }),
+                Some(Script::Offline) => Err(SyncError::Offline("lost".to_owned())),
+                Some(Script::Acked(acked_seq)) => Ok(PushResponse {
+                    acked_seq,
+                    rejected: Vec::new(),
+                }),
+                None => Ok(PushResponse {
+                    acked_seq: last,
+                    rejected: Vec::new(),
+                }),
+            }
+        }
+
+        async fn pull(&self, _cursor: i64, _limit: u32, _count: bool) -> Result<PullResponse> {
+            Err(SyncError::Protocol("this fake does not pull".to_owned()))
+        }
+    }
+
+    /// Pushes `outbox` in batches of two; returns the outcome and every acknowledgement made.
+    async fn push_all(server: &FakeServer, outbox: &[OutboxEntry]) -> (Result<Pushed>, Vec<i64>) {
+        let acked = Mutex::new(0_i64);
+        let acks = Mutex::new(Vec::new());
+        let outcome = push_waiting(
+            server,
+            2,
+            |after, max| {
+                // Waiting: after what was sent, and not yet acknowledged.
+                let from = after.max(*acked.lock().unwrap());
+                Ok(outbox
+                    .iter()
+                    .filter(|entry| entry.seq > from)
+                    .take(max)
+                    .cloned()
+                    .collect())
+            },
+            |acked_seq, _| {
+                *acked.lock().unwrap() = acked_seq;
+                acks.lock().unwrap().push(acked_seq);
+                Ok(())
+            },
+        )
+        .await;
+        (outcome, acks.into_inner().unwrap())
+    }
+
+    #[tokio::test]
+    async fn batches_go_two_at_a_time_and_are_acknowledged_in_order() {
+        let server = FakeServer::default();
+        let (outcome, acks) = push_all(&server, &entries(7)).await;
+        assert_eq!(outcome.unwrap().entries, 7);
+        assert_eq!(acks, [2, 4, 6, 7]);
+        assert_eq!(
+            *server.received.lock().unwrap(),
+            [(1, 2), (3, 4), (5, 6), (7, 7)]
+        );
+        assert_eq!(server.most_in_flight.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_overtook_the_one_before_it_is_sent_again() {
+        let server = FakeServer::default();
+        // 3-4 reached the server before 1-2 (which was then applied): a gap, expecting 1.
+        server
+            .script
+            .lock()
+            .unwrap()
+            .extend([Script::Acked(2), Script::Gap { expected: 1 }]);
+        let (outcome, acks) = push_all(&server, &entries(6)).await;
+        assert_eq!(outcome.unwrap().entries, 6);
+        assert_eq!(acks, [2, 4, 6]);
+        let received = server.received.lock().unwrap().clone();
+        // Sent again once 1-2 was acknowledged; what was in flight with it is sent again too.
+        assert_eq!(received[..2], [(1, 2), (3, 4)]);
+        assert_eq!(received.iter().filter(|batch| **batch == (3, 4)).count(), 2);
+        assert_eq!(received.last(), Some(&(5, 6)));
+    }
+
+    #[tokio::test]
+    async fn a_gap_below_the_oldest_waiting_entry_is_an_outbox_the_server_does_not_know() {
+        let server = FakeServer::default();
+        server
+            .script
+            .lock()
+            .unwrap()
+            .push_back(Script::Gap { expected: 1 });
+        // This outbox starts at 3 (1 and 2 gone without the server having them).
+        let (outcome, acks) = push_all(&server, &entries(4)[2..]).await;
+        assert!(matches!(
+            outcome,
+            Err(SyncError::Store(StoreError::Corrupt(_)))
+        ));
+        assert_eq!(acks, Vec::<i64>::new());
+    }
+
+    #[tokio::test]
+    async fn a_lost_push_ends_the_round_and_nothing_after_it_is_acknowledged() {
+        let server = FakeServer::default();
+        // The first batch is lost on the way; the second is applied (as if the first had been
+        // too, its answer lost).
+        server
+            .script
+            .lock()
+            .unwrap()
+            .extend([Script::Offline, Script::Acked(4)]);
+        let (outcome, acks) = push_all(&server, &entries(6)).await;
+        assert!(matches!(outcome, Err(SyncError::Offline(_))));
+        assert_eq!(acks, Vec::<i64>::new());
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_acknowledged_no_further_than_its_batch() {
+        let server = FakeServer::default();
+        // A replay of 1-2 answered with the high-water mark of an earlier push of 3-4.
+        server.script.lock().unwrap().push_back(Script::Acked(4));
+        let (outcome, acks) = push_all(&server, &entries(4)).await;
+        assert_eq!(outcome.unwrap().entries, 4);
+        // 3-4's own answer (and any refusals in it) still came: 1-2 acknowledged only to 2.
+        assert_eq!(acks, [2, 4]);
     }
 }

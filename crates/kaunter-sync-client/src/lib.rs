@@ -8,6 +8,7 @@ mod error;
 
 pub use client::{SyncClient, Transport};
 pub use engine::{
-    LiveStatus, PullProgress, SyncEngine, SyncReport, status_report, sync_once, sync_once_at,
+    LiveStatus, PullProgress, Pushed, SyncEngine, SyncReport, push_waiting, status_report,
+    sync_once, sync_once_at,
 };
 pub use error::{Result, SyncError};

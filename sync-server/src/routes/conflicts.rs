@@ -6,7 +6,7 @@
 //! filling the kept one) travels as ordinary changes from the desk that resolved it, so it merges
 //! like any other edit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, DurationRound, Utc};
 
@@ -167,27 +167,23 @@ pub async fn open_count(tx: &TenantTx<'_>, device: &Device, version: u32) -> Res
 /// A live patient with when it was first registered (the earliest of a pair is `row_a`).
 pub type Registered = (PatientRecord, DateTime<Utc>);
 
-/// Before a batch's rows are written: the live patients already stored that share a document
-/// number with one of `touched` (the live patients the batch leaves), other than the rows the
-/// batch changed (`batch`, whose stored state is stale). Asked before the write so the index
-/// probes meet only other rows: for a branch's first upload, nothing at all (one probe per
-/// number, in one query; the lateral subquery with OFFSET 0 is not flattened into a join, so no
-/// plan can scan the business; see rows.rs).
+/// A [`Registered`] borrowed.
+type RegisteredRef<'a> = (&'a PatientRecord, DateTime<Utc>);
+
+/// Before a batch's rows are written: the live patients already stored with one of the
+/// document `numbers` (those of the live patients the batch leaves). The caller drops the rows
+/// the batch changed (their stored state is stale). Asked before the write so the index probes
+/// meet only other rows: for a branch's first upload, nothing at all (one probe per number, in
+/// one query; the lateral subquery with OFFSET 0 is not flattened into a join, so no plan can
+/// scan the business; see rows.rs).
 pub async fn duplicate_candidates(
     tx: &TenantTx<'_>,
     device: &Device,
-    touched: &[Registered],
-    batch: &[Uuid],
+    numbers: &[&str],
 ) -> Result<Vec<Registered>> {
-    if touched.is_empty() {
+    if numbers.is_empty() {
         return Ok(Vec::new());
     }
-    let mut numbers: Vec<&str> = touched
-        .iter()
-        .map(|(record, _)| record.id_number.as_str())
-        .collect();
-    numbers.sort_unstable();
-    numbers.dedup();
     let found = tx
         .query_cached(
             "SELECT p.* FROM unnest($2::text[]) AS k(number)
@@ -196,10 +192,9 @@ pub async fn duplicate_candidates(
                         date_of_birth, sex, created_at
                  FROM patients
                  WHERE tenant_id = $1 AND id_number = k.number AND NOT deleted
-                   AND patient_id <> ALL($3)
                  OFFSET 0
              ) AS p",
-            &[&device.tenant_id, &numbers, &batch],
+            &[&device.tenant_id, &numbers],
         )
         .await?;
     found
@@ -236,24 +231,26 @@ pub async fn record_duplicates(
     if touched.is_empty() {
         return Ok(0);
     }
-    let touched_ids: Vec<Uuid> = touched.iter().map(|(record, _)| record.id).collect();
-    let mut groups: BTreeMap<(&'static str, String), Vec<Registered>> = BTreeMap::new();
-    for (record, created_at) in stored.into_iter().chain(touched.iter().cloned()) {
+    let touched_ids: HashSet<Uuid> = touched.iter().map(|(record, _)| record.id).collect();
+    // Grouped by document, borrowed: a branch's first upload has hundreds of patients and
+    // (nearly) no group of two.
+    let mut groups: BTreeMap<(&'static str, &str), Vec<RegisteredRef<'_>>> = BTreeMap::new();
+    for (record, created_at) in stored.iter().chain(touched) {
         // As PostgreSQL keeps it (rounded to microseconds), so a row sorts the same before and after it
         // is stored.
         let created_at = created_at
             .duration_round(chrono::TimeDelta::microseconds(1))
-            .unwrap_or(created_at);
+            .unwrap_or(*created_at);
         groups
-            .entry((id_type_text(record.id_type), record.id_number.clone()))
+            .entry((id_type_text(record.id_type), record.id_number.as_str()))
             .or_default()
             .push((record, created_at));
     }
     let mut found = 0;
     for group in groups.values_mut().filter(|group| group.len() > 1) {
         group.sort_by_key(|(record, created_at)| (*created_at, record.id));
-        let first = &group[0].0;
-        for (later, _) in &group[1..] {
+        let first = group[0].0;
+        for &(later, _) in &group[1..] {
             if !touched_ids.contains(&first.id) && !touched_ids.contains(&later.id) {
                 continue;
             }

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::extract::JsonBody;
 use crate::ids::BranchId;
 use crate::routes::conflicts;
-use crate::rows::{self, RowKey, StoredRow};
+use crate::rows::{self, Prepared, RowKey, StoredRow};
 use crate::subscription::{self, SyncNeed};
 
 pub async fn push(
@@ -41,24 +41,56 @@ pub async fn push(
     Bearer(token): Bearer,
     JsonBody(request): JsonBody<PushRequest>,
 ) -> Result<Json<PushResponse>> {
+    let seqs = request
+        .entries
+        .first()
+        .zip(request.entries.last())
+        .map(|(first, last)| (first.seq, last.seq));
+    let turn = state.push_turns().enter(token.device_id, seqs);
+    // The work that needs no lock first, on the blocking pool: while another push of this
+    // device holds the locks (a desk keeps two in flight), this one gets ready beside it.
+    let (request, mut prepared) = tokio::task::spawn_blocking(move || {
+        let prepared = prepare(&request.entries);
+        (request, prepared)
+    })
+    .await
+    .map_err(|error| Error::Internal(format!("preparing a push failed: {error}")))?;
     let mut client = state.pool().get().await?;
-    let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
-    // The row lock makes two pushes of one device take turns, so both see the same high-water.
-    let device = auth::authenticate(&tx, &token, RowLock::ForUpdate).await?;
-    // In the subscription's grace or suspension nothing new is taken; the desk keeps it.
-    subscription::require(device.access, SyncNeed::Push)?;
-    if !ACCEPTED_SCHEMA_VERSIONS.contains(&request.schema_version) {
-        return Err(Error::UnsupportedSchemaVersion(request.schema_version));
-    }
+    let mut waited = false;
+    let (tx, device, plan) = loop {
+        let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+        // The row lock makes two pushes of one device take turns, so both see the same
+        // high-water.
+        let device = auth::authenticate(&tx, &token, RowLock::ForUpdate).await?;
+        // In the subscription's grace or suspension nothing new is taken; the desk keeps it.
+        subscription::require(device.access, SyncNeed::Push)?;
+        if !ACCEPTED_SCHEMA_VERSIONS.contains(&request.schema_version) {
+            return Err(Error::UnsupportedSchemaVersion(request.schema_version));
+        }
+        match plan(&request.entries, device.high_water) {
+            // Ahead of the batch before it, which this server may be applying right now: let go
+            // of the locks (dropping the transaction rolls it back), wait for it, look again
+            // (once).
+            Err(Error::SequenceGap { expected }) if !waited => {
+                drop(tx);
+                if !turn.wait_for(expected).await {
+                    return Err(Error::SequenceGap { expected });
+                }
+                waited = true;
+            }
+            plan => break (tx, device, plan?),
+        }
+    };
 
-    let (acked_seq, mut rejected, purge_due) = match plan(&request.entries, device.high_water)? {
+    let (acked_seq, mut rejected, purge_due) = match plan {
         Plan::NothingNew => (device.high_water, Vec::new(), false),
         Plan::ApplyFrom(first_new) => {
             let new_entries = request
                 .entries
                 .get(first_new..)
                 .ok_or_else(|| Error::Internal("push plan index out of range".to_owned()))?;
-            apply(&tx, &device, new_entries, Utc::now()).await?
+            let prepared = prepared.split_off(first_new);
+            apply(&tx, &device, new_entries, prepared, Utc::now()).await?
         }
     };
     // A replay gets the same answer: refusals of the replayed part come from where they were
@@ -130,23 +162,234 @@ fn plan(entries: &[OutboxEntry], high_water: i64) -> Result<Plan> {
         .map_err(|_| Error::Internal("push plan index out of range".to_owned()))
 }
 
+/// Each entry's new row ([`Prepared`]), for the entries whose row the batch changes once:
+/// worked out before the push's locks, used under them where the row turns out to be new.
+fn prepare(entries: &[OutboxEntry]) -> Vec<Option<Prepared>> {
+    let mut changes_of: HashMap<RowKey, u32> = HashMap::with_capacity(entries.len());
+    for entry in entries {
+        *changes_of
+            .entry((entry.change.entity, entry.change.row_id))
+            .or_default() += 1;
+    }
+    entries
+        .iter()
+        .map(|entry| {
+            let once = changes_of.get(&(entry.change.entity, entry.change.row_id)) == Some(&1);
+            once.then(|| Prepared::new_row(&entry.change, entry.seq))
+                .flatten()
+        })
+        .collect()
+}
+
 /// Merges `entries` (the first being high-water + 1) into their rows, logs the applied ones as
 /// numbered changes, records the refused ones, and moves the high-water mark past them all.
-/// Also says whether this push claimed the business's daily tombstone purge.
+/// `prepared` holds each entry's new row where [`prepare`] made one. Also says whether this
+/// push claimed the business's daily tombstone purge.
 async fn apply(
     tx: &TenantTx<'_>,
     device: &Device,
     entries: &[OutboxEntry],
+    prepared: Vec<Option<Prepared>>,
     now: DateTime<Utc>,
 ) -> Result<(i64, Vec<RejectedEntry>, bool)> {
     let count =
         i64::try_from(entries.len()).map_err(|_| Error::Internal("batch too large".to_owned()))?;
-    // Number the changes from the tenant's counter. The UPDATE holds this tenant row's lock until
-    // commit, so pushes of one tenant commit one after another in the order of their numbers.
-    // Pull relies on that: once a reader sees change N committed, no change below N can commit
-    // later, so "seq > cursor" never skips one. A refused entry leaves its number unused.
-    // The same statement claims the daily purge when it is due: under the row's lock, so one
-    // push of the business claims it.
+    let tenant = device.tenant_id.as_uuid();
+    let keys: Vec<RowKey> = entries
+        .iter()
+        .map(|entry| (entry.change.entity, entry.change.row_id))
+        .collect();
+    // The people the entries name must be this business's, with a desk PIN (the desk signed
+    // them in offline, with the roster it had; their status now does not undo what they did
+    // then).
+    let mut named: Vec<Uuid> = entries
+        .iter()
+        .flat_map(|entry| [entry.actor, entry.approver])
+        .flatten()
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    // Once anyone of the business has a desk PIN its desks write only with someone signed in,
+    // so a change to the catalogue (every branch's) or a refund that names nobody is not one
+    // of theirs.
+    let unsigned_catalogue = entries
+        .iter()
+        .any(|entry| needs_permission(entry) && entry.actor.is_none());
+    // Other registrations of the documents the new patients carry (the batch's other patients
+    // are looked up after the merge, when their documents are known).
+    // (A prepared patient's number is its change's, exactly: check_merged refuses other
+    // spellings.)
+    let mut early_numbers: Vec<&str> = entries
+        .iter()
+        .zip(&prepared)
+        .filter(|(entry, new_row)| {
+            new_row
+                .as_ref()
+                .and_then(Prepared::patient_number)
+                .is_some()
+                && entry.change.entity == Entity::Patient
+        })
+        .filter_map(|(entry, _)| entry.change.fields.get("id_number").and_then(Value::as_str))
+        .collect();
+    early_numbers.sort_unstable();
+    early_numbers.dedup();
+    // The lookups go to the database together (one connection runs them in order without
+    // waiting for each answer); numbering the changes comes first, so the tenant row is locked
+    // before any row, as in every push.
+    let (numbered, mut rows, people, guarded, early_duplicates) = tokio::try_join!(
+        number_changes(tx, device, count),
+        rows::load(tx, tenant, &keys),
+        people_named(tx, device, &named),
+        async {
+            if unsigned_catalogue {
+                desks_sign_in(tx, device).await
+            } else {
+                Ok(false)
+            }
+        },
+        conflicts::duplicate_candidates(tx, device, &early_numbers),
+    )?;
+    let Numbered {
+        last: last_tenant_seq,
+        any_purged,
+        purge_due,
+    } = numbered;
+    let first_tenant_seq = last_tenant_seq - count + 1;
+    let purged = if any_purged {
+        rows::purged_among(tx, tenant, &keys, &rows).await?
+    } else {
+        HashSet::new()
+    };
+
+    // The change log: which device write became which change seq of which row (the rows carry
+    // the values), one row per batch.
+    let mut seqs = Vec::with_capacity(entries.len());
+    let mut actors = Vec::with_capacity(entries.len());
+    let mut approvers = Vec::with_capacity(entries.len());
+    let mut device_seqs = Vec::with_capacity(entries.len());
+    let mut kinds = Vec::with_capacity(entries.len());
+    let mut row_ids = Vec::with_capacity(entries.len());
+    let mut rejected = Vec::new();
+    for ((entry, tenant_seq), new_row) in entries.iter().zip(first_tenant_seq..).zip(prepared) {
+        let merged = check_entry(entry, device, now)
+            .and_then(|()| check_actor(entry, &people, guarded))
+            .and_then(|()| {
+                merge_entry(
+                    &mut rows,
+                    &purged,
+                    entry,
+                    new_row,
+                    tenant_seq,
+                    device.branch_id.as_uuid(),
+                )
+            });
+        if let Err(refusal) = merged {
+            record_rejection(tx, device, entry, &refusal).await?;
+            rejected.push(refusal);
+            continue;
+        }
+        seqs.push(tenant_seq);
+        device_seqs.push(entry.seq);
+        kinds.push(entry.change.entity.as_str());
+        row_ids.push(entry.change.row_id);
+        actors.push(entry.actor);
+        approvers.push(entry.approver);
+    }
+
+    // The domain rules across desks, over the rows this batch changed. Other registrations of
+    // the same documents are looked up before the rows are written (see duplicate_candidates).
+    let live = |entity: Entity| {
+        rows.iter()
+            .filter(move |((e, _), row)| *e == entity && row.dirty && !is_deleted(&row.record))
+    };
+    let touched_patients: Vec<conflicts::Registered> = live(Entity::Patient)
+        .filter_map(|((_, id), row)| {
+            row.patient(*id)
+                .transpose()
+                .map(|record| record.map(|record| (record, row.created_at)))
+        })
+        .collect::<Result<_>>()?;
+    let mut late_numbers: Vec<&str> = touched_patients
+        .iter()
+        .map(|(record, _)| record.id_number.as_str())
+        .filter(|number| early_numbers.binary_search(number).is_err())
+        .collect();
+    late_numbers.sort_unstable();
+    late_numbers.dedup();
+    let mut stored_duplicates = early_duplicates;
+    stored_duplicates.extend(conflicts::duplicate_candidates(tx, device, &late_numbers).await?);
+    // The rows this batch changed are in touched_patients as they will be; their stored state
+    // is stale.
+    stored_duplicates.retain(|(record, _)| {
+        !rows
+            .get(&(Entity::Patient, record.id))
+            .is_some_and(|row| row.dirty)
+    });
+
+    // The writes go together too: the change log, the rows (and their branch digests), the
+    // high-water mark.
+    let high_water = entries.last().map_or(device.high_water, |entry| entry.seq);
+    tokio::try_join!(
+        async {
+            if let (Some(&first_seq), Some(&last_seq)) = (seqs.first(), seqs.last()) {
+                // One row for the batch's applied entries (the view `changes` reads it change
+                // by change).
+                tx.execute_cached(
+                    "INSERT INTO change_batches (tenant_id, first_seq, last_seq, device_id, seqs,
+                         device_seqs, entities, row_ids, actor_ids, approver_ids)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    &[
+                        &device.tenant_id,
+                        &first_seq,
+                        &last_seq,
+                        &device.device_id,
+                        &seqs,
+                        &device_seqs,
+                        &kinds,
+                        &row_ids,
+                        &actors,
+                        &approvers,
+                    ],
+                )
+                .await?;
+            }
+            Ok::<_, Error>(())
+        },
+        rows::store(tx, tenant, device.device_id.as_uuid(), &rows),
+        async {
+            tx.execute_cached(
+                "UPDATE devices SET high_water = $3, last_seen_at = now()
+                 WHERE tenant_id = $1 AND device_id = $2",
+                &[&device.tenant_id, &device.device_id, &high_water],
+            )
+            .await?;
+            Ok(())
+        },
+    )?;
+    conflicts::record_duplicates(tx, device, &touched_patients, stored_duplicates).await?;
+    let touched_appointments: Vec<Uuid> =
+        live(Entity::Appointment).map(|((_, id), _)| *id).collect();
+    conflicts::detect_overlaps(tx, device, &touched_appointments).await?;
+    Ok((high_water, rejected, purge_due))
+}
+
+/// The tenant counter's numbers for a batch.
+struct Numbered {
+    /// The batch's last change seq.
+    last: i64,
+    /// The business has purged tombstones (so a missing row may have been purged).
+    any_purged: bool,
+    /// This push claimed the business's daily tombstone purge.
+    purge_due: bool,
+}
+
+/// Numbers `count` changes from the tenant's counter. The UPDATE holds this tenant row's lock
+/// until commit, so pushes of one tenant commit one after another in the order of their
+/// numbers. Pull relies on that: once a reader sees change N committed, no change below N can
+/// commit later, so "seq > cursor" never skips one. A refused entry leaves its number unused.
+/// The same statement claims the daily purge when it is due: under the row's lock, so one push
+/// of the business claims it.
+async fn number_changes(tx: &TenantTx<'_>, device: &Device, count: i64) -> Result<Numbered> {
     let numbered = tx
         .query_one_cached(
             "WITH before AS (
@@ -161,38 +404,27 @@ async fn apply(
             &[&device.tenant_id, &count],
         )
         .await?;
-    let (last_tenant_seq, purged_seq, purge_due): (i64, i64, bool) = (
-        numbered.try_get(0)?,
-        numbered.try_get(1)?,
-        numbered.try_get(2)?,
-    );
-    let first_tenant_seq = last_tenant_seq - count + 1;
+    let purged_seq: i64 = numbered.try_get(1)?;
+    Ok(Numbered {
+        last: numbered.try_get(0)?,
+        any_purged: purged_seq > 0,
+        purge_due: numbered.try_get(2)?,
+    })
+}
 
-    let keys: Vec<RowKey> = entries
-        .iter()
-        .map(|entry| (entry.change.entity, entry.change.row_id))
-        .collect();
-    let (mut rows, purged) =
-        rows::load(tx, device.tenant_id.as_uuid(), &keys, purged_seq > 0).await?;
-    // The change log: which device write became which change seq of which row (the rows carry
-    // the values), one row per batch.
-    // The people the entries name must be this business's, with a desk PIN (the desk signed
-    // them in offline, with the roster it had; their status now does not undo what they did
-    // then).
-    let mut named: Vec<Uuid> = entries
-        .iter()
-        .flat_map(|entry| [entry.actor, entry.approver])
-        .flatten()
-        .collect();
-    named.sort_unstable();
-    named.dedup();
-    // Each with what they may do of what only some may write, as of now (a catalogue edit
-    // reaches every branch; a refund is money out of the drawer; a clinical record is read by
-    // clinical roles only).
-    let people: HashMap<Uuid, May> = if named.is_empty() {
-        HashMap::new()
-    } else {
-        tx.query_cached(
+/// The people `named`, each with what they may do of what only some may write, as of now (a
+/// catalogue edit reaches every branch; a refund is money out of the drawer; a clinical record
+/// is read by clinical roles only). Only people with a desk PIN are found.
+async fn people_named(
+    tx: &TenantTx<'_>,
+    device: &Device,
+    named: &[Uuid],
+) -> Result<HashMap<Uuid, May>> {
+    if named.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let found = tx
+        .query_cached(
             "SELECT u.user_id, u.status = 'ACTIVE',
                     coalesce(array(
                         SELECT DISTINCT p.permission FROM user_roles ur
@@ -203,7 +435,8 @@ async fn apply(
              WHERE u.tenant_id = $1 AND u.user_id = ANY($2) AND u.pin_hash IS NOT NULL",
             &[&device.tenant_id, &named],
         )
-        .await?
+        .await?;
+    Ok(found
         .iter()
         .map(|row| {
             let active: bool = row.try_get(1)?;
@@ -221,115 +454,19 @@ async fn apply(
                 },
             ))
         })
-        .collect::<Result<_, tokio_postgres::Error>>()?
-    };
-    // Once anyone of the business has a desk PIN its desks write only with someone signed in,
-    // so a change to the catalogue (every branch's) or a refund that names nobody is not one
-    // of theirs.
-    let unsigned_catalogue = entries
-        .iter()
-        .any(|entry| needs_permission(entry) && entry.actor.is_none());
-    let guarded = unsigned_catalogue
-        && tx
-            .query_one_cached(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND pin_hash IS NOT NULL)",
-                &[&device.tenant_id],
-            )
-            .await?
-            .try_get::<_, bool>(0)?;
-    let mut seqs = Vec::with_capacity(entries.len());
-    let mut actors = Vec::with_capacity(entries.len());
-    let mut approvers = Vec::with_capacity(entries.len());
-    let mut device_seqs = Vec::with_capacity(entries.len());
-    let mut kinds = Vec::with_capacity(entries.len());
-    let mut row_ids = Vec::with_capacity(entries.len());
-    let mut rejected = Vec::new();
-    for (entry, tenant_seq) in entries.iter().zip(first_tenant_seq..) {
-        let merged = check_entry(entry, device, now)
-            .and_then(|()| check_actor(entry, &people, guarded))
-            .and_then(|()| {
-                merge_entry(
-                    &mut rows,
-                    &purged,
-                    entry,
-                    tenant_seq,
-                    device.branch_id.as_uuid(),
-                )
-            });
-        if let Err(refusal) = merged {
-            record_rejection(tx, device, entry, &refusal).await?;
-            rejected.push(refusal);
-            continue;
-        }
-        seqs.push(tenant_seq);
-        device_seqs.push(entry.seq);
-        kinds.push(entry.change.entity.as_str());
-        row_ids.push(entry.change.row_id);
-        actors.push(entry.actor);
-        approvers.push(entry.approver);
-    }
-    if let (Some(&first_seq), Some(&last_seq)) = (seqs.first(), seqs.last()) {
-        // One row for the batch's applied entries (the view `changes` reads it change by
-        // change).
-        tx.execute_cached(
-            "INSERT INTO change_batches (tenant_id, first_seq, last_seq, device_id, seqs,
-                 device_seqs, entities, row_ids, actor_ids, approver_ids)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &device.tenant_id,
-                &first_seq,
-                &last_seq,
-                &device.device_id,
-                &seqs,
-                &device_seqs,
-                &kinds,
-                &row_ids,
-                &actors,
-                &approvers,
-            ],
-        )
-        .await?;
-    }
-    // The domain rules across desks, over the rows this batch changed. Other registrations of
-    // the same documents are looked up before the rows are written (see duplicate_candidates).
-    let live = |entity: Entity| {
-        rows.iter()
-            .filter(move |((e, _), row)| *e == entity && row.dirty && !is_deleted(&row.record))
-    };
-    let touched_patients: Vec<conflicts::Registered> = live(Entity::Patient)
-        .filter_map(|((_, id), row)| {
-            row.patient(*id)
-                .transpose()
-                .map(|record| record.map(|record| (record, row.created_at)))
-        })
-        .collect::<Result<_>>()?;
-    let batch_patients: Vec<Uuid> = rows
-        .iter()
-        .filter(|((entity, _), row)| *entity == Entity::Patient && row.dirty)
-        .map(|((_, id), _)| *id)
-        .collect();
-    let stored_duplicates =
-        conflicts::duplicate_candidates(tx, device, &touched_patients, &batch_patients).await?;
-    rows::store(
-        tx,
-        device.tenant_id.as_uuid(),
-        device.device_id.as_uuid(),
-        &rows,
-    )
-    .await?;
-    conflicts::record_duplicates(tx, device, &touched_patients, stored_duplicates).await?;
-    let touched_appointments: Vec<Uuid> =
-        live(Entity::Appointment).map(|((_, id), _)| *id).collect();
-    conflicts::detect_overlaps(tx, device, &touched_appointments).await?;
+        .collect::<Result<_, tokio_postgres::Error>>()?)
+}
 
-    let high_water = entries.last().map_or(device.high_water, |entry| entry.seq);
-    tx.execute_cached(
-        "UPDATE devices SET high_water = $3, last_seen_at = now()
-         WHERE tenant_id = $1 AND device_id = $2",
-        &[&device.tenant_id, &device.device_id, &high_water],
-    )
-    .await?;
-    Ok((high_water, rejected, purge_due))
+/// Whether anyone of the business has a desk PIN (its desks then write only with someone
+/// signed in).
+async fn desks_sign_in(tx: &TenantTx<'_>, device: &Device) -> Result<bool> {
+    Ok(tx
+        .query_one_cached(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND pin_hash IS NOT NULL)",
+            &[&device.tenant_id],
+        )
+        .await?
+        .try_get::<_, bool>(0)?)
 }
 
 fn refusal(
@@ -654,10 +791,13 @@ fn field_error(entry: &OutboxEntry, field: &str, code: &str, message: &str) -> F
 /// Merges one change into its row (made if new). Refused when the row was purged, belongs to
 /// another branch, is a ledger entry that already exists, or would not be a valid row. A
 /// tenant-wide row is made at the writer's own branch (`own_branch`) and keeps that branch.
+/// `new_row` is what the change makes of its row if the row is new ([`prepare`]: given only
+/// when the batch changes the row once).
 fn merge_entry(
     rows: &mut HashMap<RowKey, StoredRow>,
     purged: &HashSet<RowKey>,
     entry: &OutboxEntry,
+    new_row: Option<Prepared>,
     tenant_seq: i64,
     own_branch: Uuid,
 ) -> Result<(), RejectedEntry> {
@@ -684,6 +824,11 @@ fn merge_entry(
                 "A new catalogue item is made at the writer's own branch.",
             )],
         ));
+    }
+    // A new row changed once: the row is what the change alone makes, worked out already.
+    if let (Some(new_row), false) = (new_row, rows.contains_key(&key)) {
+        rows.insert(key, new_row.into_row(change, tenant_seq));
+        return Ok(());
     }
     let row = rows
         .entry(key)
@@ -743,6 +888,7 @@ fn merge_entry(
     // Having won every field it set, the change made the row the probe: its typed record is
     // the row's.
     row.typed = won_every_field.then_some(typed);
+    row.encoded = None;
     row.updated_at = row.updated_at.max(change.recorded_at);
     row.last_change_seq = tenant_seq;
     row.dirty = true;
@@ -833,6 +979,78 @@ mod tests {
                 },
             })
             .collect()
+    }
+
+    #[test]
+    fn prepare_makes_the_new_row_of_each_row_changed_once() {
+        use kaunter_protocol::http::PatientRecord;
+        use kaunter_protocol::{IdType, Sex};
+        let mut batch = entries(&[1, 2, 3, 4]);
+        let valid = |entry: &mut OutboxEntry, name: &str| {
+            entry.change.fields = PatientRecord {
+                id: entry.change.row_id,
+                branch_id: entry.change.branch_id,
+                full_name: name.to_owned(),
+                id_type: IdType::Mykad,
+                id_number: "900101145678".to_owned(),
+                phone: Some("+60123456789".to_owned()),
+                date_of_birth: None,
+                sex: Some(Sex::Female),
+            }
+            .fields();
+        };
+        valid(&mut batch[0], "Siti binti Ahmad");
+        // 2 and 3 change one row: it is merged under the locks, change by change.
+        valid(&mut batch[1], "Aminah binti Yusof");
+        batch[2].change.row_id = batch[1].change.row_id;
+        batch[2].change.branch_id = batch[1].change.branch_id;
+        valid(&mut batch[2], "Aminah Yusof");
+        // 4 would not be a valid row: the merge says why, under the locks.
+        valid(&mut batch[3], "");
+        let prepared = prepare(&batch);
+        assert_eq!(
+            prepared.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [true, false, false, false]
+        );
+        // The new row is what merging the change into a new row makes.
+        let row = prepared
+            .into_iter()
+            .next()
+            .flatten()
+            .unwrap()
+            .into_row(&batch[0].change, 17);
+        let mut merged = StoredRow::new(batch[0].change.branch_id, batch[0].change.recorded_at, 17);
+        let stamp = stamp_from_wire(batch[0].change.stamp);
+        for (name, value) in &batch[0].change.fields {
+            merged.record.offer(name, value.clone(), stamp);
+        }
+        assert_eq!(row.record, merged.record);
+        assert_eq!(
+            (
+                row.branch_id,
+                row.created_at,
+                row.updated_at,
+                row.last_change_seq
+            ),
+            (merged.branch_id, merged.created_at, merged.updated_at, 17)
+        );
+        assert!(row.dirty && !row.existed && row.loaded_digest == 0);
+        let encoded = row.encoded.as_ref().unwrap();
+        assert_eq!(
+            encoded.digest,
+            kaunter_protocol::merge::row_digest(batch[0].change.row_id, &merged.record)
+        );
+        assert_eq!(
+            encoded.stamps,
+            crate::stamps::encode_record(&merged.record).unwrap()
+        );
+        assert_eq!(
+            row.patient(batch[0].change.row_id)
+                .unwrap()
+                .unwrap()
+                .full_name,
+            "Siti binti Ahmad"
+        );
     }
 
     #[derive(Debug, PartialEq, Eq)]
