@@ -339,7 +339,8 @@ pub async fn sync_status_in(tx: &TenantTx<'_>) -> Result<Vec<DeviceSyncStatus>> 
     let rows = tx
         .query(
             "SELECT d.device_id, d.name, d.branch_id, b.name, d.revoked_at IS NOT NULL,
-                    d.last_seen_at, d.status_reported_at, d.status_pending, d.status_refused,
+                    greatest(d.last_seen_at, m.pushed_at), d.status_reported_at,
+                    d.status_pending, d.status_refused,
                     d.status_oldest_pending, d.status_last_synced_at, d.status_last_error,
                     d.status_schema_version, d.status_app_version,
                     (SELECT count(*) FROM conflicts c
@@ -347,6 +348,7 @@ pub async fn sync_status_in(tx: &TenantTx<'_>) -> Result<Vec<DeviceSyncStatus>> 
                        AND c.resolution IS NULL)
              FROM devices d
              JOIN branches b ON b.tenant_id = d.tenant_id AND b.branch_id = d.branch_id
+             LEFT JOIN device_marks m ON m.tenant_id = d.tenant_id AND m.device_id = d.device_id
              WHERE d.tenant_id = $1
              ORDER BY b.name, d.name, d.device_id",
             &[&tenant_id],

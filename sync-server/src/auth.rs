@@ -50,8 +50,10 @@ pub struct Device {
 use kaunter_core::subscription::Access;
 pub use kaunter_protocol::http::PullScope;
 
-/// Whether to lock the device row until the transaction ends (push does, so two pushes of one
-/// device cannot interleave).
+/// Whether to lock the device's marks row (its high-water mark, `device_marks`) until the
+/// transaction ends (push does, so two pushes of one device cannot interleave). The `devices`
+/// row itself is not locked: every row a desk writes refers to it, and a row that pushes kept
+/// locking and updating made each of those references slower (migration 0028).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowLock {
     None,
@@ -68,20 +70,22 @@ pub async fn authenticate(tx: &TenantTx<'_>, token: &DeviceToken, lock: RowLock)
     }
     let sql = match lock {
         RowLock::None => {
-            "SELECT d.branch_id, d.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status,
+            "SELECT d.branch_id, m.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status,
                     d.token_expires_at <= now(), d.scope, s.plan, s.cycle, s.pricing,
                     s.trial_ends_at, s.period_ends_at, s.cancel_at_period_end, s.last_paid_at
-             FROM devices d JOIN tenants t USING (tenant_id)
+             FROM devices d JOIN device_marks m USING (tenant_id, device_id)
+             JOIN tenants t USING (tenant_id)
              JOIN subscriptions s USING (tenant_id)
              WHERE d.tenant_id = $1 AND d.device_id = $2"
         }
         RowLock::ForUpdate => {
-            "SELECT d.branch_id, d.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status,
+            "SELECT d.branch_id, m.high_water, d.token_hash, d.revoked_at IS NOT NULL, t.status,
                     d.token_expires_at <= now(), d.scope, s.plan, s.cycle, s.pricing,
                     s.trial_ends_at, s.period_ends_at, s.cancel_at_period_end, s.last_paid_at
-             FROM devices d JOIN tenants t USING (tenant_id)
+             FROM devices d JOIN device_marks m USING (tenant_id, device_id)
+             JOIN tenants t USING (tenant_id)
              JOIN subscriptions s USING (tenant_id)
-             WHERE d.tenant_id = $1 AND d.device_id = $2 FOR UPDATE OF d"
+             WHERE d.tenant_id = $1 AND d.device_id = $2 FOR UPDATE OF m"
         }
     };
     let row = tx

@@ -598,11 +598,12 @@ async fn a_batch_that_overtakes_the_one_before_it_waits_for_it() {
     let device = f.enrol(business.tenant_id, business.branch_id).await;
     let earlier = batch(&device, 1..=3);
     let later = batch(&device, 4..=6);
-    // Hold the device's row so both pushes queue for it, the later one first.
+    // Hold the device's marks (the row a push locks) so both pushes queue for it, the later
+    // one first.
     let mut owner = f.db.owner_client().await.unwrap();
     let hold = owner.transaction().await.unwrap();
     hold.execute(
-        "SELECT 1 FROM devices WHERE device_id = $1 FOR UPDATE",
+        "SELECT 1 FROM device_marks WHERE device_id = $1 FOR UPDATE",
         &[&device.device_id],
     )
     .await

@@ -183,3 +183,86 @@ async fn stamps_stored_as_json_read_back_the_same_after_compaction() {
     assert_eq!(read(unstamped).await, Stamps::new());
     db.drop_db().await.unwrap();
 }
+
+/// Migration 0028 moved each device's high-water mark out of its `devices` row: a mark stored
+/// before it must be the device's mark after it, or the device's next push would be refused
+/// (or, worse, replayed entries applied again).
+#[tokio::test]
+async fn high_water_marks_move_to_device_marks_unchanged() {
+    use uuid::Uuid;
+
+    let db = TestDatabase::create_unmigrated().await.unwrap();
+    let mut client = db.owner_client().await.unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version integer NOT NULL PRIMARY KEY,
+                 name text NOT NULL, sha256 text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .unwrap();
+    for migration in migrations().filter(|m| m.version < 28) {
+        let tx = client.transaction().await.unwrap();
+        tx.batch_execute(migration.sql).await.unwrap();
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
+            &[
+                &(migration.version as i32),
+                &migration.name,
+                &migration.checksum(),
+            ],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let (tenant, branch) = (Uuid::now_v7(), Uuid::now_v7());
+    let (pushed, fresh) = (Uuid::now_v7(), Uuid::now_v7());
+    client
+        .batch_execute(&format!(
+            "INSERT INTO tenants (tenant_id, name, slug) VALUES ('{tenant}', 'Klinik', 'klinik');
+             INSERT INTO branches (tenant_id, branch_id, name) VALUES ('{tenant}', '{branch}', 'Main');
+             INSERT INTO devices (tenant_id, device_id, branch_id, name, token_hash, high_water)
+                 VALUES ('{tenant}', '{pushed}', '{branch}', 'Desk 1', decode(repeat('00', 32), 'hex'), 4242),
+                        ('{tenant}', '{fresh}', '{branch}', 'Desk 2', decode(repeat('01', 32), 'hex'), 0);"
+        ))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        migrate::run(&db.owner_config().unwrap()).await.unwrap(),
+        migrations()
+            .map(|m| m.version)
+            .filter(|v| *v >= 28)
+            .collect::<Vec<_>>()
+    );
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(&format!(
+        "SELECT set_config('app.tenant_id', '{tenant}', true)"
+    ))
+    .await
+    .unwrap();
+    let marks: Vec<(Uuid, i64)> = tx
+        .query(
+            "SELECT device_id, high_water FROM device_marks ORDER BY high_water DESC",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(marks, [(pushed, 4242), (fresh, 0)]);
+    let column: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns
+             WHERE table_name = 'devices' AND column_name = 'high_water'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(column, 0, "one place holds the mark");
+    tx.commit().await.unwrap();
+    db.drop_db().await.unwrap();
+}

@@ -88,6 +88,13 @@ async fn seed(owner: &Client) -> (Uuid, Uuid, String) {
             .unwrap();
         owner
             .execute(
+                "INSERT INTO device_marks (tenant_id, device_id) VALUES ($1, $2)",
+                &[&tenant, &device],
+            )
+            .await
+            .unwrap();
+        owner
+            .execute(
                 "INSERT INTO enrolment_codes (tenant_id, code_hash, branch_id, expires_at)
                  VALUES ($1, $2, $3, now() + interval '1 day')",
                 &[&tenant, &code.as_slice(), &branch],

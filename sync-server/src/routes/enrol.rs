@@ -90,6 +90,11 @@ pub async fn enrol(
             ],
         )
         .await?;
+        tx.execute(
+            "INSERT INTO device_marks (tenant_id, device_id) VALUES ($1, $2)",
+            &[&tenant_id, &device_id],
+        )
+        .await?;
         scope
     } else {
         reinstate(
@@ -171,8 +176,9 @@ async fn reinstate(
     let tenant_id = tx.tenant();
     let found = tx
         .query_opt(
-            "SELECT branch_id, revoked_at IS NOT NULL, high_water, scope FROM devices
-             WHERE tenant_id = $1 AND device_id = $2 FOR UPDATE",
+            "SELECT d.branch_id, d.revoked_at IS NOT NULL, m.high_water, d.scope
+             FROM devices d JOIN device_marks m USING (tenant_id, device_id)
+             WHERE d.tenant_id = $1 AND d.device_id = $2 FOR UPDATE",
             &[&tenant_id, &device_id],
         )
         .await?;

@@ -59,8 +59,8 @@ pub async fn push(
     let mut waited = false;
     let (tx, device, plan) = loop {
         let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
-        // The row lock makes two pushes of one device take turns, so both see the same
-        // high-water.
+        // The lock on the device's marks makes two pushes of one device take turns, so both
+        // see the same high-water.
         let device = auth::authenticate(&tx, &token, RowLock::ForUpdate).await?;
         // In the subscription's grace or suspension nothing new is taken; the desk keeps it.
         subscription::require(device.access, SyncNeed::Push)?;
@@ -358,7 +358,7 @@ async fn apply(
         rows::store(tx, tenant, device.device_id.as_uuid(), &rows),
         async {
             tx.execute_cached(
-                "UPDATE devices SET high_water = $3, last_seen_at = now()
+                "UPDATE device_marks SET high_water = $3, pushed_at = now()
                  WHERE tenant_id = $1 AND device_id = $2",
                 &[&device.tenant_id, &device.device_id, &high_water],
             )
