@@ -25,7 +25,7 @@ use kaunter_protocol::http::{Change, Entity, OutboxEntry, PatientRecord, PushReq
 use kaunter_store::{DeskIdentity, MemorySecretStore, Store};
 use kaunter_sync_client::{SyncClient, push_waiting, sync_once};
 use kaunter_sync_server::admin;
-use kaunter_sync_server::test_support::TestDatabase;
+use kaunter_sync_server::test_support::{TestDatabase, TestServer};
 use uuid::Uuid;
 
 const WRITES: usize = 2000;
@@ -172,21 +172,50 @@ fn record(i: usize, branch: Uuid) -> PatientRecord {
     }
 }
 
-/// Which raw upsert a baseline runs.
+/// Where a baseline's business stands among the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Baseline {
-    /// The rows exactly as push stores them: the stamps' stored bytes, the desk's recorded
-    /// times, the change numbers.
-    AsStored,
-    /// Until 2026-12-06: a 3-byte placeholder for the stamps, the server's clock for the times.
-    Earlier,
+    /// A business made before another that has rows of its own, as every business but the
+    /// newest is, and as the business push writes into is here.
+    AmongOthers,
+    /// The newest business (what the baseline was until 2026-12-06). Business ids are UUIDv7,
+    /// so its rows sort last in every index that starts with the business's id, and
+    /// PostgreSQL inserts into an index's last page without searching the index for it: on
+    /// this VM about 13 % faster than the same rows into a business made earlier.
+    Newest,
 }
 
-/// The rows of `entries` (`records` are their values) upserted raw, as the owner, in batches of
-/// [`PUSH_BATCH`], into a new business of their own; how long the upserts took.
+/// A business made after every other, with `rows` patients: enough leaf pages of its own in
+/// each index that no other business's rows go into an index's last page.
+async fn newer_business(db: &TestDatabase, server: &TestServer, device: Uuid, rows: usize) {
+    let owner = db.owner_client().await.unwrap();
+    let name = format!("Klinik Terbaru {}", Uuid::now_v7());
+    let business = admin::create_business(server.pool(), &name, "Main", None)
+        .await
+        .unwrap();
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO devices (tenant_id, device_id, branch_id, name, token_hash)
+             VALUES ('{tenant}', '{device}', '{branch}', 'Newest', decode(repeat('00', 32), 'hex'));
+             INSERT INTO patients (tenant_id, patient_id, branch_id, full_name, id_type,
+                 id_number, created_at, updated_at, origin_device_id, last_change_seq, stamps,
+                 deleted)
+             SELECT '{tenant}', gen_random_uuid(), '{branch}', 'Pesakit ' || n, 'mykad',
+                 lpad(n::text, 12, '0'), now(), now(), '{device}', n, '\\x010000', false
+             FROM generate_series(1, {rows}) AS n;",
+            tenant = business.tenant_id.as_uuid(),
+            branch = business.branch_id.as_uuid(),
+        ))
+        .await
+        .unwrap();
+}
+
+/// The rows of `entries` (`records` are their values) exactly as push stores them (the stamps'
+/// stored bytes, the desks' recorded times, the change numbers), upserted raw, as the owner, in
+/// batches of [`PUSH_BATCH`], into a new business of their own; how long the upserts took.
 async fn raw_upsert(
     db: &TestDatabase,
-    server: &kaunter_sync_server::test_support::TestServer,
+    server: &TestServer,
     writer: &kaunter_protocol::http::EnrolResponse,
     entries: &[OutboxEntry],
     records: &[PatientRecord],
@@ -209,6 +238,9 @@ async fn raw_upsert(
         )
         .await
         .unwrap();
+    if baseline == Baseline::AmongOthers {
+        newer_business(db, server, writer.device_id, 2000).await;
+    }
     // Everything but the statement itself is made before the clock starts.
     let batches: Vec<_> = entries
         .chunks(PUSH_BATCH)
@@ -216,27 +248,19 @@ async fn raw_upsert(
         .map(|(entries, records)| {
             let stamps: Vec<Vec<u8>> = entries
                 .iter()
-                .map(|entry| match baseline {
-                    Baseline::AsStored => {
-                        let stamps: kaunter_protocol::http::Stamps = entry
-                            .change
-                            .fields
-                            .keys()
-                            .map(|name| (name.clone(), entry.change.stamp))
-                            .collect();
-                        kaunter_sync_server::stamps::encode(&stamps).unwrap()
-                    }
-                    Baseline::Earlier => b"\x01\x00\x00".to_vec(),
+                .map(|entry| {
+                    let stamps: kaunter_protocol::http::Stamps = entry
+                        .change
+                        .fields
+                        .keys()
+                        .map(|name| (name.clone(), entry.change.stamp))
+                        .collect();
+                    kaunter_sync_server::stamps::encode(&stamps).unwrap()
                 })
                 .collect();
-            let times: Vec<chrono::DateTime<Utc>> = match baseline {
-                Baseline::AsStored => entries.iter().map(|e| e.change.recorded_at).collect(),
-                Baseline::Earlier => vec![Utc::now(); entries.len()],
-            };
-            let seqs: Vec<i64> = match baseline {
-                Baseline::AsStored => entries.iter().map(|e| e.seq).collect(),
-                Baseline::Earlier => vec![1; entries.len()],
-            };
+            let times: Vec<chrono::DateTime<Utc>> =
+                entries.iter().map(|e| e.change.recorded_at).collect();
+            let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
             (
                 records.iter().map(|r| r.id).collect::<Vec<Uuid>>(),
                 records
@@ -348,18 +372,18 @@ async fn server_side(rows: usize) {
 
     // Baselines: the same rows as a raw multi-row upsert, as the owner (no row-level security),
     // in batches of the same size, each into a business of its own (same table, same indexes).
-    // The baseline is the rows exactly as push stores them (the stamps' bytes, the desks'
-    // times, the change numbers). Until 2026-12-06 the baseline wrote a 3-byte placeholder for
-    // the stamps and the server's clock for the times; it is still printed, as "earlier
-    // baseline", so figures stay comparable with earlier runs.
-    let earlier = raw_upsert(&db, &server, &writer, &entries, &records, Baseline::Earlier).await;
+    // The ratio's baseline writes into a business that is not the newest, as push does here
+    // (the writer's business is made first); the newest business's rows go into each index's
+    // last page with no search, which the earlier baseline had (still printed, so figures stay
+    // comparable with earlier runs).
+    let earlier = raw_upsert(&db, &server, &writer, &entries, &records, Baseline::Newest).await;
     let raw = raw_upsert(
         &db,
         &server,
         &writer,
         &entries,
         &records,
-        Baseline::AsStored,
+        Baseline::AmongOthers,
     )
     .await;
 
@@ -401,12 +425,12 @@ async fn server_side(rows: usize) {
     println!("| | seconds | rows/s |");
     println!("|---|---|---|");
     println!(
-        "| raw multi-row upsert of the rows as stored (baseline) | {:.2} | {:.0} |",
+        "| raw multi-row upsert of the rows as stored, into a business among others (baseline) | {:.2} | {:.0} |",
         raw.as_secs_f64(),
         raw_rate
     );
     println!(
-        "| earlier baseline: the same upsert, placeholder stamps and times | {:.2} | {:.0} |",
+        "| earlier baseline: the same upsert into the newest business | {:.2} | {:.0} |",
         earlier.as_secs_f64(),
         rows as f64 / earlier.as_secs_f64()
     );
@@ -416,8 +440,9 @@ async fn server_side(rows: usize) {
         ingest_rate
     );
     println!(
-        "ratio ours/baseline: {:.2}; goals >= 50000 rows/s: {}, >= 0.7 of raw: {}",
+        "ratio ours/baseline: {:.2} (against the earlier baseline: {:.2}); goals >= 50000 rows/s: {}, >= 0.7 of raw: {}",
         ingest_rate / raw_rate,
+        ingest_rate * earlier.as_secs_f64() / rows as f64,
         if ingest_rate >= 50_000.0 {
             "met"
         } else {
