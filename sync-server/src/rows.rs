@@ -585,36 +585,8 @@ pub async fn store(
     device: Uuid,
     rows: &HashMap<RowKey, StoredRow>,
 ) -> Result<()> {
-    // New rows are plainly inserted, stored ones upserted: no other push of the business can
-    // insert a row meanwhile (they take turns on the tenant row), and a plain insert skips the
-    // speculative-insertion work ON CONFLICT costs every row.
-    for entity in Entity::ALL {
-        for existed in [false, true] {
-            let dirty: Vec<(Uuid, &StoredRow)> = rows
-                .iter()
-                .filter(|((e, _), row)| *e == entity && row.dirty && row.existed == existed)
-                .map(|((_, id), row)| (*id, row))
-                .collect();
-            if dirty.is_empty() {
-                continue;
-            }
-            let write = Write {
-                tenant,
-                device,
-                upsert: existed,
-            };
-            match entity {
-                Entity::Patient => store_patients(tx, write, &dirty).await?,
-                Entity::Appointment => store_appointments(tx, write, &dirty).await?,
-                Entity::CashMovement => store_cash(tx, write, &dirty).await?,
-                Entity::CatalogueItem => store_catalogue(tx, write, &dirty).await?,
-                Entity::ClinicalEntry => store_clinical(tx, write, &dirty).await?,
-            }
-        }
-    }
-
-    // Each digest moves by its rows' old and new digests. Pushes of one business take turns on
-    // the tenant row's lock, so this read-then-write cannot race another push.
+    // Each digest moves by its rows' old and new digests (an UPDATE that adds the difference,
+    // so it need not be read first), sent with the writes below.
     let mut moves: HashMap<DigestOf, (u64, u64)> = HashMap::new();
     for ((entity, id), row) in rows.iter().filter(|(_, row)| row.dirty) {
         let entry = moves
@@ -627,10 +599,44 @@ pub async fn store(
         };
         entry.1 = entry.1.wrapping_add(digest);
     }
-    for (of, (old, new)) in moves {
-        move_digest(tx, tenant, of, old, new).await?;
-    }
-    Ok(())
+    let digests = async {
+        for (of, (old, new)) in moves {
+            move_digest(tx, tenant, of, old, new).await?;
+        }
+        Ok(())
+    };
+    // New rows are plainly inserted, stored ones upserted: no other push of the business can
+    // insert a row meanwhile (they take turns on the tenant row), and a plain insert skips the
+    // speculative-insertion work ON CONFLICT costs every row.
+    let writes = async {
+        for entity in Entity::ALL {
+            for existed in [false, true] {
+                let dirty: Vec<(Uuid, &StoredRow)> = rows
+                    .iter()
+                    .filter(|((e, _), row)| *e == entity && row.dirty && row.existed == existed)
+                    .map(|((_, id), row)| (*id, row))
+                    .collect();
+                if dirty.is_empty() {
+                    continue;
+                }
+                let write = Write {
+                    tenant,
+                    device,
+                    upsert: existed,
+                };
+                match entity {
+                    Entity::Patient => store_patients(tx, write, &dirty).await?,
+                    Entity::Appointment => store_appointments(tx, write, &dirty).await?,
+                    Entity::CashMovement => store_cash(tx, write, &dirty).await?,
+                    Entity::CatalogueItem => store_catalogue(tx, write, &dirty).await?,
+                    Entity::ClinicalEntry => store_clinical(tx, write, &dirty).await?,
+                }
+            }
+        }
+        Ok(())
+    };
+    // One connection runs them in the order sent, without waiting for each answer.
+    tokio::try_join!(writes, digests).map(|_| ())
 }
 
 /// Which digest a row counts in: its branch's, or (a tenant-wide row) the business's catalogue
