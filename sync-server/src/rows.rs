@@ -636,7 +636,7 @@ pub async fn store(
         Ok(())
     };
     // One connection runs them in the order sent, without waiting for each answer.
-    tokio::try_join!(writes, digests).map(|_| ())
+    tokio::try_join!(biased; writes, digests).map(|_| ())
 }
 
 /// Which digest a row counts in: its branch's, or (a tenant-wide row) the business's catalogue

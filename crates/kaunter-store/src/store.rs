@@ -1525,15 +1525,30 @@ impl Store {
     /// those it refused, which stay (out of the next batches) with the reason, for a person to
     /// see and deal with.
     pub fn acknowledge(&mut self, acked_seq: i64, rejected: &[RejectedEntry]) -> Result<()> {
+        self.acknowledge_through(acked_seq, acked_seq, rejected)
+    }
+
+    /// Like [`Store::acknowledge`], for one batch's answer: the entries up to `acked_seq` are
+    /// handled, and `server_high_water` is the device's high-water mark the server answered
+    /// with, which may be past them (a later batch, sent while this one was on its way, is
+    /// applied already; its own answer acknowledges it, with its refusals). A mark past
+    /// anything this database made means it is an old copy, whatever `acked_seq` is.
+    pub fn acknowledge_through(
+        &mut self,
+        acked_seq: i64,
+        server_high_water: i64,
+        rejected: &[RejectedEntry],
+    ) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let last_seq: i64 = tx.query_row("SELECT last_seq FROM sync_state", [], |r| r.get(0))?;
-        if acked_seq > last_seq {
+        let seen = acked_seq.max(server_high_water);
+        if seen > last_seq {
             // The server has seen changes this database never made: it is an old copy (a
             // restored backup). New changes would be mistaken for replays, so stop here.
             return Err(StoreError::Corrupt(format!(
-                "the server has acknowledged change {acked_seq} but this desk has only made {last_seq}; this database is older than the server's record of it"
+                "the server has acknowledged change {seen} but this desk has only made {last_seq}; this database is older than the server's record of it"
             )));
         }
         for refusal in rejected.iter().filter(|refusal| refusal.seq <= acked_seq) {

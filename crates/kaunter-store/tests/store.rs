@@ -427,6 +427,13 @@ fn outbox_entries_are_numbered_acknowledged_and_never_renumbered() {
         store.acknowledge(9, &[]),
         Err(StoreError::Corrupt(_))
     ));
+    // So does a batch's answer whose high-water mark is beyond it, even acknowledging only
+    // the batch's own entries; nothing is dropped from the outbox.
+    assert!(matches!(
+        store.acknowledge_through(4, 9, &[]),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert_eq!(store.sync_state().unwrap().pending, 2);
     store.acknowledge(5, &[]).unwrap();
     assert_eq!(store.sync_state().unwrap().pending, 0);
 }

@@ -409,7 +409,7 @@ async fn server_side(rows: usize) {
             let from = usize::try_from(after).unwrap();
             Ok(entries[from.min(rows)..(from + max).min(rows)].to_vec())
         },
-        |acked_seq, rejected| {
+        |acked_seq, _, rejected| {
             assert!(rejected.is_empty(), "{rejected:?}");
             acked = acked_seq;
             Ok(())

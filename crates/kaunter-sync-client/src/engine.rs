@@ -69,7 +69,9 @@ pub async fn sync_once_at(
         client,
         PUSH_BATCH,
         |after, max| Ok(lock(store)?.pending_batch_after(after, max)?),
-        |acked_seq, rejected| Ok(lock(store)?.acknowledge(acked_seq, rejected)?),
+        |acked_seq, server_high_water, rejected| {
+            Ok(lock(store)?.acknowledge_through(acked_seq, server_high_water, rejected)?)
+        },
     )
     .await?;
     report.pushed += pushed.entries;
@@ -115,16 +117,19 @@ pub struct Pushed {
 
 /// How many pushes a desk keeps in flight.
 const PUSHES_IN_FLIGHT: usize = 2;
-/// How often a round sends a batch again that reached the server before the one ahead of it.
+/// How often in a row (with no batch acknowledged between) a round sends a batch again that
+/// reached the server before the one ahead of it.
 const MAX_RESENDS: usize = 8;
 
 /// Sends every waiting entry in batches of up to `batch`, two requests in flight: while the
 /// server applies batch N (its locks, its database work), batch N+1 is already on its way and
 /// being read and checked beside it, so the server goes from one to the next without waiting
 /// a round trip and the desk's reading of its outbox. `waiting_after(seq, max)` gives the
-/// entries after `seq` not yet acknowledged; `acknowledge(seq, rejected)` records the server's
-/// answer. Answers are taken in the order the batches were sent, each acknowledging no further
-/// than its own batch (a later batch's refusals come with its own answer), and each committed
+/// entries after `seq` not yet acknowledged; `acknowledge(seq, high_water, rejected)` records
+/// the server's answer: the entries up to `seq` are handled, and `high_water` is the mark the
+/// server answered with, to check against what the desk has made. Answers are taken in the
+/// order the batches were sent, each acknowledging no further than its own batch (a later
+/// batch's refusals come with its own answer), and each committed
 /// before the next batch is read, so an interruption anywhere loses nothing. If a batch reached
 /// the server before the one ahead of it (`sequence_gap`, which the server avoids by waiting
 /// when it can), it is sent again once that one is acknowledged.
@@ -132,7 +137,7 @@ pub async fn push_waiting<T: Transport>(
     client: &T,
     batch: usize,
     mut waiting_after: impl FnMut(i64, usize) -> Result<Vec<OutboxEntry>>,
-    mut acknowledge: impl FnMut(i64, &[RejectedEntry]) -> Result<()>,
+    mut acknowledge: impl FnMut(i64, i64, &[RejectedEntry]) -> Result<()>,
 ) -> Result<Pushed> {
     let mut pushed = Pushed::default();
     let mut flights = FuturesOrdered::new();
@@ -190,7 +195,12 @@ pub async fn push_waiting<T: Transport>(
             }
             Err(error) => return Err(error),
         };
-        acknowledge(answer.acked_seq.min(last_seq), &answer.rejected)?;
+        acknowledge(
+            answer.acked_seq.min(last_seq),
+            answer.acked_seq,
+            &answer.rejected,
+        )?;
+        resends = 0;
         pushed.rejected += answer.rejected.len();
         pushed.entries += count;
         if answer.acked_seq < first_seq {
@@ -532,8 +542,17 @@ mod tests {
         }
     }
 
-    /// Pushes `outbox` in batches of two; returns the outcome and every acknowledgement made.
+    /// Pushes `outbox` in batches of two; returns the outcome and every acknowledgement made
+    /// (and, in `marks`, the high-water mark each came with).
     async fn push_all(server: &FakeServer, outbox: &[OutboxEntry]) -> (Result<Pushed>, Vec<i64>) {
+        push_all_marked(server, outbox, &Mutex::new(Vec::new())).await
+    }
+
+    async fn push_all_marked(
+        server: &FakeServer,
+        outbox: &[OutboxEntry],
+        marks: &Mutex<Vec<i64>>,
+    ) -> (Result<Pushed>, Vec<i64>) {
         let acked = Mutex::new(0_i64);
         let acks = Mutex::new(Vec::new());
         let outcome = push_waiting(
@@ -549,9 +568,11 @@ mod tests {
                     .cloned()
                     .collect())
             },
-            |acked_seq, _| {
+            |acked_seq, high_water, _| {
+                assert!(high_water >= acked_seq);
                 *acked.lock().unwrap() = acked_seq;
                 acks.lock().unwrap().push(acked_seq);
+                marks.lock().unwrap().push(high_water);
                 Ok(())
             },
         )
@@ -628,9 +649,13 @@ mod tests {
         let server = FakeServer::default();
         // A replay of 1-2 answered with the high-water mark of an earlier push of 3-4.
         server.script.lock().unwrap().push_back(Script::Acked(4));
-        let (outcome, acks) = push_all(&server, &entries(4)).await;
+        let marks = Mutex::new(Vec::new());
+        let (outcome, acks) = push_all_marked(&server, &entries(4), &marks).await;
         assert_eq!(outcome.unwrap().entries, 4);
         // 3-4's own answer (and any refusals in it) still came: 1-2 acknowledged only to 2.
         assert_eq!(acks, [2, 4]);
+        // The mark itself still reaches the store, which refuses one past what it made (a
+        // restored old copy of the desk's database).
+        assert_eq!(marks.into_inner().unwrap(), [4, 4]);
     }
 }

@@ -73,10 +73,14 @@ pub async fn push(
             // (once).
             Err(Error::SequenceGap { expected }) if !waited => {
                 drop(tx);
+                // The connection goes back to the pool meanwhile: the push waited for may not
+                // have one yet.
+                drop(client);
                 if !turn.wait_for(expected).await {
                     return Err(Error::SequenceGap { expected });
                 }
                 waited = true;
+                client = state.pool().get().await?;
             }
             plan => break (tx, device, plan?),
         }
@@ -236,7 +240,10 @@ async fn apply(
     // The lookups go to the database together (one connection runs them in order without
     // waiting for each answer); numbering the changes comes first, so the tenant row is locked
     // before any row, as in every push.
+    // (`biased`: polled in this order every time, not only the first, so that the tenant row
+    // is locked first even when a statement must be prepared before it is sent.)
     let (numbered, mut rows, people, guarded, early_duplicates) = tokio::try_join!(
+        biased;
         number_changes(tx, device, count),
         rows::load(tx, tenant, &keys),
         people_named(tx, device, &named),
@@ -330,6 +337,7 @@ async fn apply(
     // high-water mark.
     let high_water = entries.last().map_or(device.high_water, |entry| entry.seq);
     tokio::try_join!(
+        biased;
         async {
             if let (Some(&first_seq), Some(&last_seq)) = (seqs.first(), seqs.last()) {
                 // One row for the batch's applied entries (the view `changes` reads it change
