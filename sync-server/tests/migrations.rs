@@ -97,29 +97,7 @@ async fn stamps_stored_as_json_read_back_the_same_after_compaction() {
 
     let db = TestDatabase::create_unmigrated().await.unwrap();
     let mut client = db.owner_client().await.unwrap();
-    client
-        .batch_execute(
-            "CREATE TABLE schema_migrations (version integer NOT NULL PRIMARY KEY,
-                 name text NOT NULL, sha256 text NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await
-        .unwrap();
-    for migration in migrations().filter(|m| m.version < 9) {
-        let tx = client.transaction().await.unwrap();
-        tx.batch_execute(migration.sql).await.unwrap();
-        tx.execute(
-            "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
-            &[
-                &(migration.version as i32),
-                &migration.name,
-                &migration.checksum(),
-            ],
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-    }
+    migrate_below(&mut client, 9).await;
     let (tenant, branch) = (Uuid::now_v7(), Uuid::now_v7());
     let (desk_a, desk_b) = (Uuid::now_v7(), Uuid::now_v7());
     let stamp = |hlc: u64, device_id: Uuid| WireStamp { hlc, device_id };
@@ -193,29 +171,7 @@ async fn high_water_marks_move_to_device_marks_unchanged() {
 
     let db = TestDatabase::create_unmigrated().await.unwrap();
     let mut client = db.owner_client().await.unwrap();
-    client
-        .batch_execute(
-            "CREATE TABLE schema_migrations (version integer NOT NULL PRIMARY KEY,
-                 name text NOT NULL, sha256 text NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await
-        .unwrap();
-    for migration in migrations().filter(|m| m.version < 28) {
-        let tx = client.transaction().await.unwrap();
-        tx.batch_execute(migration.sql).await.unwrap();
-        tx.execute(
-            "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
-            &[
-                &(migration.version as i32),
-                &migration.name,
-                &migration.checksum(),
-            ],
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-    }
+    migrate_below(&mut client, 28).await;
     let (tenant, branch) = (Uuid::now_v7(), Uuid::now_v7());
     let (pushed, fresh) = (Uuid::now_v7(), Uuid::now_v7());
     client
@@ -265,4 +221,32 @@ async fn high_water_marks_move_to_device_marks_unchanged() {
     assert_eq!(column, 0, "one place holds the mark");
     tx.commit().await.unwrap();
     db.drop_db().await.unwrap();
+}
+
+/// Applies and records, as `migrate::run` would, every migration before `version`: the schema
+/// an older server left, for a test of what a migration does to data stored before it.
+async fn migrate_below(client: &mut tokio_postgres::Client, version: u32) {
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version integer NOT NULL PRIMARY KEY,
+                 name text NOT NULL, sha256 text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .unwrap();
+    for migration in migrations().filter(|m| m.version < version) {
+        let tx = client.transaction().await.unwrap();
+        tx.batch_execute(migration.sql).await.unwrap();
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
+            &[
+                &(migration.version as i32),
+                &migration.name,
+                &migration.checksum(),
+            ],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
 }
