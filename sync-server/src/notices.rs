@@ -685,17 +685,10 @@ mod tests {
 
     fn every_notice() -> Vec<Notice> {
         let end = Utc.with_ymd_and_hms(2026, 3, 9, 16, 30, 0).unwrap();
-        [
-            "TRIAL_DAY_5",
-            "TRIAL_DAY_7",
-            "RENEWAL_IN_7_DAYS",
-            "RENEWAL_IN_1_DAY",
-            "EXPIRED",
-            "SUSPENDED",
-        ]
-        .into_iter()
-        .map(|kind| Notice::from_parts(kind, end).unwrap_or_else(|| panic!("{kind}")))
-        .collect()
+        Notice::KINDS
+            .into_iter()
+            .map(|kind| Notice::from_parts(kind, end).unwrap_or_else(|| panic!("{kind}")))
+            .collect()
     }
 
     #[test]

@@ -96,14 +96,6 @@ impl Prepared {
         })
     }
 
-    /// The document number of the new row, if it is a patient.
-    pub fn patient_number(&self) -> Option<&str> {
-        match &self.typed {
-            Typed::Patient(patient) => Some(&patient.id_number),
-            _ => None,
-        }
-    }
-
     /// The new row, made by the change of tenant seq `seq` (the batch's only change of it).
     pub fn into_row(self, change: &Change, seq: i64) -> StoredRow {
         StoredRow {

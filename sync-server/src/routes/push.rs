@@ -226,13 +226,7 @@ async fn apply(
     let mut early_numbers: Vec<&str> = entries
         .iter()
         .zip(&prepared)
-        .filter(|(entry, new_row)| {
-            new_row
-                .as_ref()
-                .and_then(Prepared::patient_number)
-                .is_some()
-                && entry.change.entity == Entity::Patient
-        })
+        .filter(|(entry, new_row)| new_row.is_some() && entry.change.entity == Entity::Patient)
         .filter_map(|(entry, _)| entry.change.fields.get("id_number").and_then(Value::as_str))
         .collect();
     early_numbers.sort_unstable();
