@@ -19,18 +19,16 @@ st=$(schemathesis_command)
 
 out="$KAUNTER_RUN_DIR/api-fuzz"
 rm -rf "$out" && mkdir -p "$out"
-database="kt_fuzz_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+database=""
 server_pid=""
 cleanup() {
     set +e
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
-    psql "$KAUNTER_PG_URL" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+    drop_scratch_database
 }
 trap cleanup EXIT
 
-psql "$KAUNTER_PG_URL" -qc "CREATE DATABASE $database" >/dev/null
-export KAUNTER_DATABASE_URL
-KAUNTER_DATABASE_URL=$(pg_url_with_db "$KAUNTER_PG_URL" "$database")
+create_scratch_database kt_fuzz
 port=$(free_port)
 export KAUNTER_LISTEN="127.0.0.1:$port"
 # The payment webhooks configured, as in production: fuzzed deliveries then meet the signature

@@ -18,19 +18,17 @@ server_binary=${2:?usage: e2e-desktop.sh <kaunter-desktop binary> <sync-server b
 out="$KAUNTER_RUN_DIR/e2e"
 mkdir -p "$out"
 work=$(mktemp -d)
-database="kt_e2e_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+database=""
 server_pid=""
 cleanup() {
     set +e
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
-    psql "$KAUNTER_PG_URL" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+    drop_scratch_database
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-psql "$KAUNTER_PG_URL" -qc "CREATE DATABASE $database" >/dev/null
-export KAUNTER_DATABASE_URL
-KAUNTER_DATABASE_URL=$(pg_url_with_db "$KAUNTER_PG_URL" "$database")
+create_scratch_database kt_e2e
 port=$(free_port)
 export KAUNTER_LISTEN="127.0.0.1:$port"
 # The server verifies Stripe's webhook with this secret; the test signs its payment with it.

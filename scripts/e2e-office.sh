@@ -28,18 +28,16 @@ ensure_ui_packages
 out="$KAUNTER_RUN_DIR/e2e-office"
 rm -rf "$out"
 mkdir -p "$out"
-database="kt_e2e_office_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+database=""
 server_pid=""
 cleanup() {
     set +e
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
-    psql "$KAUNTER_PG_URL" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+    drop_scratch_database
 }
 trap cleanup EXIT
 
-psql "$KAUNTER_PG_URL" -qc "CREATE DATABASE $database" >/dev/null
-export KAUNTER_DATABASE_URL
-KAUNTER_DATABASE_URL=$(pg_url_with_db "$KAUNTER_PG_URL" "$database")
+create_scratch_database kt_e2e_office
 "$server_binary" migrate 2>>"$out/server.log"
 
 json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }

@@ -104,6 +104,22 @@ start_private_postgres() {
 # Replaces the database name in a postgres:// URL.
 pg_url_with_db() { echo "${1%/*}/$2"; }
 
+# A database of its own for one test run, on the cluster at KAUNTER_PG_URL: sets `database` to
+# <prefix>_<random> and exports KAUNTER_DATABASE_URL for it. Set `database=""` before the
+# script's EXIT trap, and call drop_scratch_database from that trap.
+create_scratch_database() {
+    database="$1_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+    psql "$KAUNTER_PG_URL" -qc "CREATE DATABASE $database" >/dev/null
+    export KAUNTER_DATABASE_URL
+    KAUNTER_DATABASE_URL=$(pg_url_with_db "$KAUNTER_PG_URL" "$database")
+}
+
+# Drops the database create_scratch_database made, if it made one; never fails.
+drop_scratch_database() {
+    [ -n "${database:-}" ] || return 0
+    psql "$KAUNTER_PG_URL" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+}
+
 ensure_tauri_driver() {
     command -v tauri-driver >/dev/null && return
     log "Installing tauri-driver"
