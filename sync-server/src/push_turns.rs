@@ -8,14 +8,19 @@
 //! and looks again, once. Only that push is waited for: a gap nobody here is filling (a batch
 //! lost on the way, or being applied by another server process) is refused at once, and the
 //! desk sends the batch again once the one before it is acknowledged.
+//!
+//! It also keeps what the device's last push wrote ([`Applied`]): N+1 looks its rows up while
+//! N holds the locks, and under them checks that N (and nothing else) came in between, and
+//! touched none of what it looked up (see `routes::push`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
 use crate::ids::DeviceId;
+use crate::rows::RowKey;
 
 /// How long a push waits for the one before it.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -28,16 +33,37 @@ struct InFlight {
     waiting: bool,
 }
 
+/// What a push of a device wrote, recorded just before it commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The business's change seqs it numbered, first and last (refused entries included).
+    pub tenant_seqs: (i64, i64),
+    /// The device's high-water mark once it has committed.
+    pub high_water: i64,
+    /// The rows its entries name.
+    pub keys: HashSet<RowKey>,
+    /// The document numbers its live patients have after it.
+    pub numbers: HashSet<String>,
+}
+
 #[derive(Debug, Default)]
 struct Device {
     pushes: Mutex<Vec<InFlight>>,
     /// Woken whenever a push of the device finishes.
     finished: Notify,
+    /// What the device's last push here wrote, while any push of the device is in flight.
+    applied: Mutex<Option<Arc<Applied>>>,
 }
 
 impl Device {
     fn pushes(&self) -> MutexGuard<'_, Vec<InFlight>> {
         self.pushes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn applied(&self) -> MutexGuard<'_, Option<Arc<Applied>>> {
+        self.applied
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -118,6 +144,23 @@ impl Turn {
         let _ = tokio::time::timeout(WAIT, finished).await;
         self.set_waiting(&mut self.state.pushes(), false);
         true
+    }
+
+    /// Records what this push wrote, for the device's next push; call it before committing.
+    pub fn record_applied(&self, applied: Applied) {
+        *self.state.applied() = Some(Arc::new(applied));
+    }
+
+    /// Forgets what the device's last push wrote (this push's commit failed, so it may not
+    /// be what the database holds).
+    pub fn forget_applied(&self) {
+        *self.state.applied() = None;
+    }
+
+    /// What the device's last push here wrote, if that push ended while this one was in
+    /// flight (or is still in flight).
+    pub fn last_applied(&self) -> Option<Arc<Applied>> {
+        self.state.applied().clone()
     }
 
     fn set_waiting(&self, pushes: &mut [InFlight], waiting: bool) {
@@ -210,6 +253,30 @@ mod tests {
         assert!(!second.wait_for(1).await);
         drop(second);
         assert!(waiter.await.unwrap());
+    }
+
+    #[test]
+    fn the_next_push_sees_what_the_last_one_wrote_until_the_device_has_none_in_flight() {
+        let turns = PushTurns::default();
+        let device = device();
+        let applied = Applied {
+            tenant_seqs: (1, 500),
+            high_water: 500,
+            keys: HashSet::new(),
+            numbers: HashSet::new(),
+        };
+        let first = turns.enter(device, Some((1, 500)));
+        let second = turns.enter(device, Some((501, 1000)));
+        assert_eq!(second.last_applied(), None);
+        first.record_applied(applied.clone());
+        drop(first);
+        assert_eq!(second.last_applied().as_deref(), Some(&applied));
+        second.forget_applied();
+        assert_eq!(second.last_applied(), None);
+        second.record_applied(applied);
+        drop(second);
+        // Nothing in flight: nothing kept.
+        assert_eq!(turns.enter(device, Some((1001, 1500))).last_applied(), None);
     }
 
     #[tokio::test]

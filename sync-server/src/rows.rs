@@ -20,6 +20,7 @@ use kaunter_protocol::{FieldError, records};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::auth::RowLock;
 use crate::columns::{id_type_from_text, id_type_text, sex_from_text, sex_text};
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
@@ -175,11 +176,13 @@ impl StoredRow {
     }
 }
 
-/// The rows in `keys` as stored, locked until commit.
+/// The rows in `keys` as stored; with [`RowLock::ForUpdate`], locked until commit (ledger
+/// entries never change, so they are not locked).
 pub async fn load(
     tx: &TenantTx<'_>,
     tenant: Uuid,
     keys: &[RowKey],
+    lock: RowLock,
 ) -> Result<HashMap<RowKey, StoredRow>> {
     let mut keys = keys.to_vec();
     // In key order, so two pushes lock rows in the same order.
@@ -196,7 +199,7 @@ pub async fn load(
             continue;
         }
         for row in tx
-            .query_cached(&select_by_ids_sql(entity), &[&tenant, &ids])
+            .query_cached(&select_by_ids_sql(entity, lock), &[&tenant, &ids])
             .await?
         {
             let (id, stored) = decode_row(entity, &row)?;
@@ -365,8 +368,9 @@ fn id_column(entity: Entity) -> &'static str {
 /// that locks rows cannot be flattened into a join. (A plain `= ANY` or join was at the mercy of
 /// the planner: while a business grows fast, as on a branch's first upload, its statistics lag
 /// and the planner scanned the whole business once per push.)
-fn select_by_ids_sql(entity: Entity) -> String {
-    let lock = if entity.is_ledger() {
+fn select_by_ids_sql(entity: Entity, lock: RowLock) -> String {
+    // (OFFSET 0 keeps the lateral subquery from being flattened, like FOR UPDATE does.)
+    let lock = if entity.is_ledger() || lock == RowLock::None {
         "OFFSET 0"
     } else {
         "FOR UPDATE"

@@ -601,13 +601,7 @@ async fn a_batch_that_overtakes_the_one_before_it_waits_for_it() {
     // Hold the device's marks (the row a push locks) so both pushes queue for it, the later
     // one first.
     let mut owner = f.db.owner_client().await.unwrap();
-    let hold = owner.transaction().await.unwrap();
-    hold.execute(
-        "SELECT 1 FROM device_marks WHERE device_id = $1 FOR UPDATE",
-        &[&device.device_id],
-    )
-    .await
-    .unwrap();
+    let hold = hold_marks(&mut owner, &device).await;
     let later_push = f.push_answer(&device.device_token, &later);
     let earlier_push = async {
         lock_waiters(&f, 1).await;
@@ -635,6 +629,142 @@ async fn a_batch_that_overtakes_the_one_before_it_waits_for_it() {
         (status, body.code.as_str(), body.expected_seq),
         (StatusCode::CONFLICT, error_code::SEQUENCE_GAP, Some(7))
     );
+    f.db.drop_db().await.unwrap();
+}
+
+/// Holds `device`'s marks row (what a push locks first) until the returned transaction ends.
+async fn hold_marks<'a>(
+    owner: &'a mut tokio_postgres::Client,
+    device: &EnrolResponse,
+) -> tokio_postgres::Transaction<'a> {
+    let hold = owner.transaction().await.unwrap();
+    hold.execute(
+        "SELECT 1 FROM device_marks WHERE device_id = $1 FOR UPDATE",
+        &[&device.device_id],
+    )
+    .await
+    .unwrap();
+    hold
+}
+
+#[tokio::test]
+async fn what_a_push_looked_up_before_its_locks_is_looked_up_again_after_another_desk_wrote() {
+    // A push looks its rows and its new patients' documents up before it takes the locks. Here
+    // desk B writes in between: it edits a row A's push edits too and registers the document A's
+    // push registers. A's push must merge into B's row and find B's registration.
+    let f = fixture().await;
+    let [a, b] = <[EnrolResponse; 2]>::try_from(desks(&f, 2).await).unwrap();
+    let existing = patient(a.branch_id, "Siti binti Ahmad");
+    f.push_ok(
+        &a.device_token,
+        &push_request(vec![registration(&a, 1, &existing)]),
+    )
+    .await;
+    let document = "880202105555";
+    let of_a = PatientRecord {
+        id_number: document.to_owned(),
+        ..patient(a.branch_id, "Aminah binti Yusof")
+    };
+    let of_b = PatientRecord {
+        id_number: document.to_owned(),
+        ..patient(b.branch_id, "Aminah Yusof")
+    };
+    let a_push = push_request(vec![
+        edit(
+            &a,
+            2,
+            existing.id,
+            next_hlc(),
+            fields(&[("full_name", json!("Siti Aminah binti Ahmad"))]),
+        ),
+        registration(&a, 3, &of_a),
+    ]);
+    let b_push = push_request(vec![
+        edit(
+            &b,
+            1,
+            existing.id,
+            next_hlc(),
+            fields(&[("phone", json!("+60198765432"))]),
+        ),
+        registration(&b, 2, &of_b),
+    ]);
+    let mut owner = f.db.owner_client().await.unwrap();
+    let hold = hold_marks(&mut owner, &a).await;
+    let a_answer = f.push_answer(&a.device_token, &a_push);
+    let b_then_release = async {
+        // A's push has looked ahead and waits for its marks; B's needs no lock A holds.
+        lock_waiters(&f, 1).await;
+        let b_answer = f.push_answer(&b.device_token, &b_push).await;
+        hold.rollback().await.unwrap();
+        b_answer
+    };
+    let (a_answer, b_answer) = tokio::join!(a_answer, b_then_release);
+    assert_eq!((a_answer.acked_seq, a_answer.rejected.len()), (3, 0));
+    assert_eq!((b_answer.acked_seq, b_answer.rejected.len()), (2, 0));
+    let stored = f.stored_patient(existing.id).await.unwrap();
+    assert_eq!(
+        (stored.full_name.as_str(), stored.phone.as_deref()),
+        ("Siti Aminah binti Ahmad", Some("+60198765432"))
+    );
+    let pairs: Vec<(Uuid, Uuid)> = owner
+        .query(
+            "SELECT row_a, row_b FROM conflicts WHERE kind = 'duplicate_id_number'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    // (row_a is the earlier registration: A's, made first on its desk.)
+    assert_eq!(pairs, vec![(of_a.id, of_b.id)]);
+    f.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_row_the_push_before_registered_is_looked_up_again() {
+    // A desk's two pushes in flight: the later one edits the patient the earlier one registers.
+    // It looks ahead before the earlier one is applied, so it must see under the locks that the
+    // row it found missing is now there (else it would insert it a second time).
+    let f = fixture().await;
+    let business = f.business("Klinik Demo").await;
+    let device = f.enrol(business.tenant_id, business.branch_id).await;
+    let record = patient(device.branch_id, "Siti binti Ahmad");
+    let earlier = push_request(vec![registration(&device, 1, &record)]);
+    let later = push_request(vec![edit(
+        &device,
+        2,
+        record.id,
+        next_hlc(),
+        fields(&[("phone", json!("+60198765432"))]),
+    )]);
+    let mut owner = f.db.owner_client().await.unwrap();
+    let hold = hold_marks(&mut owner, &device).await;
+    let later_push = f.push_answer(&device.device_token, &later);
+    let earlier_push = async {
+        lock_waiters(&f, 1).await;
+        f.push_answer(&device.device_token, &earlier).await
+    };
+    let release = async {
+        lock_waiters(&f, 2).await;
+        hold.rollback().await.unwrap();
+    };
+    let (later_answer, earlier_answer, ()) = tokio::join!(later_push, earlier_push, release);
+    assert_eq!(
+        (earlier_answer.acked_seq, earlier_answer.rejected.len()),
+        (1, 0)
+    );
+    assert_eq!(
+        (later_answer.acked_seq, later_answer.rejected.len()),
+        (2, 0)
+    );
+    let stored = f.stored_patient(record.id).await.unwrap();
+    assert_eq!(
+        (stored.full_name.as_str(), stored.phone.as_deref()),
+        ("Siti binti Ahmad", Some("+60198765432"))
+    );
+    assert_eq!(f.count("changes").await, 2);
     f.db.drop_db().await.unwrap();
 }
 

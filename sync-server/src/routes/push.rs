@@ -9,6 +9,7 @@
 //! counted as handled, and the entries after it still apply.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -32,9 +33,11 @@ use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use crate::extract::JsonBody;
 use crate::ids::BranchId;
+use crate::push_turns as turns;
 use crate::routes::conflicts;
 use crate::rows::{self, Prepared, RowKey, StoredRow};
 use crate::subscription::{self, SyncNeed};
+use crate::token::DeviceToken;
 
 pub async fn push(
     State(state): State<AppState>,
@@ -57,8 +60,12 @@ pub async fn push(
     .map_err(|error| Error::Internal(format!("preparing a push failed: {error}")))?;
     let mut client = state.pool().get().await?;
     let mut waited = false;
+    let mut ahead = None;
     let (tx, device, plan) = loop {
         let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
+        if !waited {
+            ahead = look_ahead(&tx, &token, &request, &prepared).await?;
+        }
         // The lock on the device's marks makes two pushes of one device take turns, so both
         // see the same high-water.
         let device = auth::authenticate(&tx, &token, RowLock::ForUpdate).await?;
@@ -86,15 +93,34 @@ pub async fn push(
         }
     };
 
-    let (acked_seq, mut rejected, purge_due) = match plan {
-        Plan::NothingNew => (device.high_water, Vec::new(), false),
+    let (acked_seq, mut rejected, purge_due, record) = match plan {
+        Plan::NothingNew => (device.high_water, Vec::new(), false, None),
         Plan::ApplyFrom(first_new) => {
             let new_entries = request
                 .entries
                 .get(first_new..)
                 .ok_or_else(|| Error::Internal("push plan index out of range".to_owned()))?;
             let prepared = prepared.split_off(first_new);
-            apply(&tx, &device, new_entries, prepared, Utc::now()).await?
+            // The look-ahead covered the whole batch; a batch partly replayed is rare.
+            let ahead = ahead.filter(|_| first_new == 0);
+            let applied = apply(
+                &tx,
+                &device,
+                new_entries,
+                prepared,
+                Ahead {
+                    looked: ahead,
+                    last: turn.last_applied(),
+                },
+                Utc::now(),
+            )
+            .await?;
+            (
+                applied.high_water,
+                applied.rejected,
+                applied.purge_due,
+                Some(applied.record),
+            )
         }
     };
     // A replay gets the same answer: refusals of the replayed part come from where they were
@@ -110,7 +136,18 @@ pub async fn push(
         earlier.append(&mut rejected);
         rejected = earlier;
     }
-    tx.commit().await?;
+    // What this push wrote is known to the device's next push before that push can take the
+    // locks (it waits for this commit).
+    let recorded = record.is_some();
+    if let Some(record) = record {
+        turn.record_applied(record);
+    }
+    if let Err(error) = tx.commit().await {
+        if recorded {
+            turn.forget_applied();
+        }
+        return Err(error);
+    }
     // This push claimed the business's daily purge: run it now, outside the request.
     if let (true, Some(horizon)) = (purge_due, state.tombstone_horizon()) {
         let pool = state.pool().clone();
@@ -185,6 +222,129 @@ fn prepare(entries: &[OutboxEntry]) -> Vec<Option<Prepared>> {
         .collect()
 }
 
+/// The document numbers of the new patients among `entries` (those [`prepare`] made a row
+/// for), sorted: looked up before the rows are written (the batch's other patients are looked
+/// up after the merge, when their documents are known). A prepared patient's number is its
+/// change's, exactly: check_merged refuses other spellings.
+fn early_numbers<'a>(entries: &'a [OutboxEntry], prepared: &[Option<Prepared>]) -> Vec<&'a str> {
+    let mut numbers: Vec<&str> = entries
+        .iter()
+        .zip(prepared)
+        .filter(|(entry, new_row)| new_row.is_some() && entry.change.entity == Entity::Patient)
+        .filter_map(|(entry, _)| entry.change.fields.get("id_number").and_then(Value::as_str))
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+}
+
+/// The batch's rows and the other registrations of its new patients' documents, looked up
+/// before the push's locks: a desk keeps two pushes in flight, and these lookups were a
+/// quarter of the time the locks are held. They hold under the locks when nothing written
+/// since can have changed them ([`LookedAhead::still_holds`]).
+struct LookedAhead {
+    /// The business's change counter and purge horizon as the lookups began (no row changes
+    /// without the counter moving, and only a purge removes rows).
+    change_seq: i64,
+    purged_seq: i64,
+    /// Every row the batch names.
+    keys: Vec<RowKey>,
+    /// The documents looked up ([`early_numbers`] of the whole batch).
+    numbers: Vec<String>,
+    rows: HashMap<RowKey, StoredRow>,
+    duplicates: Vec<conflicts::Registered>,
+}
+
+impl LookedAhead {
+    /// Whether the lookups still hold for a push about to number its changes after `before`,
+    /// with the business's purge horizon at `purged_seq` and the device's high-water mark at
+    /// `high_water`; `last` is what the device's last push on this server wrote.
+    ///
+    /// They hold when nothing was numbered since (and nothing purged), or when exactly the
+    /// changes of `last` were, that push committed (the device's mark is its), and it touched
+    /// no row looked up, no patient found, and no document looked up.
+    fn still_holds(
+        &self,
+        before: i64,
+        purged_seq: i64,
+        high_water: i64,
+        last: Option<&turns::Applied>,
+    ) -> bool {
+        if purged_seq != self.purged_seq {
+            return false;
+        }
+        if before == self.change_seq {
+            return true;
+        }
+        let Some(last) = last else {
+            return false;
+        };
+        last.tenant_seqs == (self.change_seq + 1, before)
+            && last.high_water == high_water
+            && !self.keys.iter().any(|key| last.keys.contains(key))
+            && !self
+                .duplicates
+                .iter()
+                .any(|(record, _)| last.keys.contains(&(Entity::Patient, record.id)))
+            && !self
+                .numbers
+                .iter()
+                .any(|number| last.numbers.contains(number))
+    }
+}
+
+/// What [`apply`] may use instead of looking the rows up under the locks.
+struct Ahead {
+    looked: Option<LookedAhead>,
+    /// What the device's last push on this server wrote.
+    last: Option<Arc<turns::Applied>>,
+}
+
+/// The lookups of [`LookedAhead`], made in `tx` before any lock, once the token is known good
+/// (none for a push that will be refused or has no entries).
+async fn look_ahead(
+    tx: &TenantTx<'_>,
+    token: &DeviceToken,
+    request: &PushRequest,
+    prepared: &[Option<Prepared>],
+) -> Result<Option<LookedAhead>> {
+    let device = auth::authenticate(tx, token, RowLock::None).await?;
+    if request.entries.is_empty()
+        || subscription::require(device.access, SyncNeed::Push).is_err()
+        || !ACCEPTED_SCHEMA_VERSIONS.contains(&request.schema_version)
+    {
+        return Ok(None);
+    }
+    let keys: Vec<RowKey> = request
+        .entries
+        .iter()
+        .map(|entry| (entry.change.entity, entry.change.row_id))
+        .collect();
+    let numbers = early_numbers(&request.entries, prepared);
+    // The counter is read first: whatever the lookups see was numbered at or after it.
+    let tenant = device.tenant_id;
+    let (counter, rows, duplicates) = tokio::try_join!(
+        biased;
+        async {
+            tx.query_one_cached(
+                "SELECT change_seq, purged_seq FROM tenants WHERE tenant_id = $1",
+                &[&tenant],
+            )
+            .await
+        },
+        rows::load(tx, device.tenant_id.as_uuid(), &keys, RowLock::None),
+        conflicts::duplicate_candidates(tx, &device, &numbers),
+    )?;
+    Ok(Some(LookedAhead {
+        change_seq: counter.try_get(0)?,
+        purged_seq: counter.try_get(1)?,
+        keys,
+        numbers: numbers.into_iter().map(str::to_owned).collect(),
+        rows,
+        duplicates,
+    }))
+}
+
 /// Merges `entries` (the first being high-water + 1) into their rows, logs the applied ones as
 /// numbered changes, records the refused ones, and moves the high-water mark past them all.
 /// `prepared` holds each entry's new row where [`prepare`] made one. Also says whether this
@@ -194,8 +354,9 @@ async fn apply(
     device: &Device,
     entries: &[OutboxEntry],
     prepared: Vec<Option<Prepared>>,
+    ahead: Ahead,
     now: DateTime<Utc>,
-) -> Result<(i64, Vec<RejectedEntry>, bool)> {
+) -> Result<Applied> {
     let count =
         i64::try_from(entries.len()).map_err(|_| Error::Internal("batch too large".to_owned()))?;
     let tenant = device.tenant_id.as_uuid();
@@ -223,23 +384,23 @@ async fn apply(
     // are looked up after the merge, when their documents are known).
     // (A prepared patient's number is its change's, exactly: check_merged refuses other
     // spellings.)
-    let mut early_numbers: Vec<&str> = entries
-        .iter()
-        .zip(&prepared)
-        .filter(|(entry, new_row)| new_row.is_some() && entry.change.entity == Entity::Patient)
-        .filter_map(|(entry, _)| entry.change.fields.get("id_number").and_then(Value::as_str))
-        .collect();
-    early_numbers.sort_unstable();
-    early_numbers.dedup();
-    // The lookups go to the database together (one connection runs them in order without
+    let early_numbers = early_numbers(entries, &prepared);
+    // The statements go to the database together (one connection runs them in order without
     // waiting for each answer); numbering the changes comes first, so the tenant row is locked
     // before any row, as in every push.
     // (`biased`: polled in this order every time, not only the first, so that the tenant row
     // is locked first even when a statement must be prepared before it is sent.)
-    let (numbered, mut rows, people, guarded, early_duplicates) = tokio::try_join!(
+    let lookups = || async {
+        tokio::try_join!(
+            biased;
+            rows::load(tx, tenant, &keys, RowLock::ForUpdate),
+            conflicts::duplicate_candidates(tx, device, &early_numbers),
+        )
+    };
+    let looked_ahead = ahead.looked.is_some();
+    let (numbered, people, guarded, looked_up) = tokio::try_join!(
         biased;
         number_changes(tx, device, count),
-        rows::load(tx, tenant, &keys),
         people_named(tx, device, &named),
         async {
             if unsigned_catalogue {
@@ -248,15 +409,37 @@ async fn apply(
                 Ok(false)
             }
         },
-        conflicts::duplicate_candidates(tx, device, &early_numbers),
+        async {
+            if looked_ahead {
+                Ok(None)
+            } else {
+                lookups().await.map(Some)
+            }
+        },
     )?;
     let Numbered {
         last: last_tenant_seq,
-        any_purged,
+        purged_seq,
         purge_due,
     } = numbered;
     let first_tenant_seq = last_tenant_seq - count + 1;
-    let purged = if any_purged {
+    // What was looked up before the locks holds if only the device's own last push (known
+    // here) came in between and touched none of it; else it is looked up again.
+    let (mut rows, early_duplicates) = match (looked_up, ahead.looked) {
+        (Some(looked_up), _) => looked_up,
+        (None, Some(looked))
+            if looked.still_holds(
+                first_tenant_seq - 1,
+                purged_seq,
+                device.high_water,
+                ahead.last.as_deref(),
+            ) =>
+        {
+            (looked.rows, looked.duplicates)
+        }
+        (None, _) => lookups().await?,
+    };
+    let purged = if purged_seq > 0 {
         rows::purged_among(tx, tenant, &keys, &rows).await?
     } else {
         HashSet::new()
@@ -372,15 +555,40 @@ async fn apply(
     let touched_appointments: Vec<Uuid> =
         live(Entity::Appointment).map(|((_, id), _)| *id).collect();
     conflicts::detect_overlaps(tx, device, &touched_appointments).await?;
-    Ok((high_water, rejected, purge_due))
+    Ok(Applied {
+        high_water,
+        rejected,
+        purge_due,
+        record: turns::Applied {
+            tenant_seqs: (first_tenant_seq, last_tenant_seq),
+            high_water,
+            keys: keys.into_iter().collect(),
+            numbers: touched_patients
+                .iter()
+                .map(|(record, _)| record.id_number.clone())
+                .collect(),
+        },
+    })
+}
+
+/// What [`apply`] did.
+struct Applied {
+    /// The device's new high-water mark.
+    high_water: i64,
+    rejected: Vec<RejectedEntry>,
+    /// This push claimed the business's daily tombstone purge.
+    purge_due: bool,
+    /// What it wrote, for the device's next push.
+    record: turns::Applied,
 }
 
 /// The tenant counter's numbers for a batch.
 struct Numbered {
     /// The batch's last change seq.
     last: i64,
-    /// The business has purged tombstones (so a missing row may have been purged).
-    any_purged: bool,
+    /// How far the business has purged tombstones (above 0: a missing row may have been
+    /// purged).
+    purged_seq: i64,
     /// This push claimed the business's daily tombstone purge.
     purge_due: bool,
 }
@@ -406,10 +614,9 @@ async fn number_changes(tx: &TenantTx<'_>, device: &Device, count: i64) -> Resul
             &[&device.tenant_id, &count],
         )
         .await?;
-    let purged_seq: i64 = numbered.try_get(1)?;
     Ok(Numbered {
         last: numbered.try_get(0)?,
-        any_purged: purged_seq > 0,
+        purged_seq: numbered.try_get(1)?,
         purge_due: numbered.try_get(2)?,
     })
 }
@@ -1059,6 +1266,139 @@ mod tests {
     enum Want {
         Plan(Plan),
         Gap { expected: i64 },
+    }
+
+    #[test]
+    fn what_was_looked_up_ahead_holds_only_if_nothing_it_saw_can_have_changed() {
+        let row = Uuid::now_v7();
+        let found = Uuid::now_v7();
+        let found_patient = kaunter_protocol::http::PatientRecord {
+            id: found,
+            branch_id: Uuid::now_v7(),
+            full_name: "Aminah Yusof".to_owned(),
+            id_type: kaunter_protocol::IdType::Mykad,
+            id_number: "880202105555".to_owned(),
+            phone: None,
+            date_of_birth: None,
+            sex: None,
+        };
+        // Looked up at change 100, purge horizon 40: one row, one document, one patient found.
+        let looked = LookedAhead {
+            change_seq: 100,
+            purged_seq: 40,
+            keys: vec![(Entity::Patient, row)],
+            numbers: vec!["880202105555".to_owned()],
+            rows: HashMap::new(),
+            duplicates: vec![(found_patient, Utc::now())],
+        };
+        // The device's last push: changes 101..=150, its mark 30.
+        let last = |keys: &[RowKey], numbers: &[&str]| turns::Applied {
+            tenant_seqs: (101, 150),
+            high_water: 30,
+            keys: keys.iter().copied().collect(),
+            numbers: numbers.iter().map(|n| (*n).to_owned()).collect(),
+        };
+        let other = (Entity::Patient, Uuid::now_v7());
+        let clear = last(&[other], &["900101145678"]);
+        let cases = vec![
+            ("nothing numbered since", 100, 40, 7, None, true),
+            (
+                "nothing numbered since, whatever came before",
+                100,
+                40,
+                7,
+                Some(clear.clone()),
+                true,
+            ),
+            ("a purge since", 100, 41, 7, None, false),
+            (
+                "a purge since, with the last push clear",
+                150,
+                41,
+                30,
+                Some(clear.clone()),
+                false,
+            ),
+            (
+                "changes since, by nobody known here",
+                150,
+                40,
+                30,
+                None,
+                false,
+            ),
+            (
+                "exactly the last push's changes, clear of what was looked up",
+                150,
+                40,
+                30,
+                Some(clear.clone()),
+                true,
+            ),
+            (
+                "more than the last push's changes",
+                151,
+                40,
+                30,
+                Some(clear.clone()),
+                false,
+            ),
+            (
+                "fewer than the last push's changes",
+                149,
+                40,
+                30,
+                Some(clear.clone()),
+                false,
+            ),
+            (
+                "the last push did not commit (mark elsewhere)",
+                150,
+                40,
+                29,
+                Some(clear),
+                false,
+            ),
+            (
+                "the last push wrote a row looked up",
+                150,
+                40,
+                30,
+                Some(last(&[(Entity::Patient, row)], &[])),
+                false,
+            ),
+            (
+                "the last push wrote a patient found",
+                150,
+                40,
+                30,
+                Some(last(&[(Entity::Patient, found)], &[])),
+                false,
+            ),
+            (
+                "the last push registered a document looked up",
+                150,
+                40,
+                30,
+                Some(last(&[other], &["880202105555"])),
+                false,
+            ),
+            (
+                "the same id as another entity's row",
+                150,
+                40,
+                30,
+                Some(last(&[(Entity::Appointment, row)], &[])),
+                true,
+            ),
+        ];
+        for (case, before, purged_seq, high_water, last, holds) in cases {
+            assert_eq!(
+                looked.still_holds(before, purged_seq, high_water, last.as_ref()),
+                holds,
+                "{case}"
+            );
+        }
     }
 
     #[test]
