@@ -301,7 +301,7 @@ struct Ahead {
 }
 
 /// The lookups of [`LookedAhead`], made in `tx` before any lock, once the token is known good
-/// (none for a push that will be refused or has no entries).
+/// (none for a push that will be refused, has no entries or replays some).
 async fn look_ahead(
     tx: &TenantTx<'_>,
     token: &DeviceToken,
@@ -309,7 +309,12 @@ async fn look_ahead(
     prepared: &[Option<Prepared>],
 ) -> Result<Option<LookedAhead>> {
     let device = auth::authenticate(tx, token, RowLock::None).await?;
-    if request.entries.is_empty()
+    // The mark only grows: a batch that starts at or below it is a replay, in part or whole,
+    // and its lookups would not be used.
+    let Some(first) = request.entries.first() else {
+        return Ok(None);
+    };
+    if first.seq <= device.high_water
         || subscription::require(device.access, SyncNeed::Push).is_err()
         || !ACCEPTED_SCHEMA_VERSIONS.contains(&request.schema_version)
     {
