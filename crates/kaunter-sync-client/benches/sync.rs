@@ -5,7 +5,7 @@
 //!    a bare rusqlite insert of the same row in plaintext, one transaction each, same pragmas;
 //! 2. server ingest: patients pushed over real HTTP to the real server by the desk's push loop
 //!    (two requests in flight; merge, change log, high-water mark) against a raw multi-row
-//!    PostgreSQL upsert of the same rows;
+//!    PostgreSQL upsert of the same rows, measured in turns, round by round;
 //! 3. initial sync: a fresh desk pulling and applying a branch's changes over loopback;
 //! 4. bytes on the wire per row against the row's own size.
 //!
