@@ -146,15 +146,17 @@ impl Turn {
         true
     }
 
-    /// Records what this push wrote, for the device's next push; call it before committing.
-    pub fn record_applied(&self, applied: Applied) {
+    /// Records what this push wrote, for the device's next push; call it before committing,
+    /// and [`Recorded::keep`] it once committed. Dropped without that (the commit failed, or
+    /// the request was dropped while committing), the record is forgotten: it may not be what
+    /// the database holds.
+    #[must_use = "a record not kept is forgotten at once"]
+    pub fn record_applied(&self, applied: Applied) -> Recorded<'_> {
         *self.state.applied() = Some(Arc::new(applied));
-    }
-
-    /// Forgets what the device's last push wrote (this push's commit failed, so it may not
-    /// be what the database holds).
-    pub fn forget_applied(&self) {
-        *self.state.applied() = None;
+        Recorded {
+            turn: self,
+            kept: false,
+        }
     }
 
     /// What the device's last push here wrote, if that push ended while this one was in
@@ -166,6 +168,28 @@ impl Turn {
     fn set_waiting(&self, pushes: &mut [InFlight], waiting: bool) {
         if let Some(me) = pushes.iter_mut().find(|push| push.id == self.id) {
             me.waiting = waiting;
+        }
+    }
+}
+
+/// What a push recorded of what it wrote, forgotten when dropped unless kept.
+#[derive(Debug)]
+pub struct Recorded<'a> {
+    turn: &'a Turn,
+    kept: bool,
+}
+
+impl Recorded<'_> {
+    /// The push committed: its record stays for the device's next push.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Recorded<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            *self.turn.state.applied() = None;
         }
     }
 }
@@ -268,12 +292,13 @@ mod tests {
         let first = turns.enter(device, Some((1, 500)));
         let second = turns.enter(device, Some((501, 1000)));
         assert_eq!(second.last_applied(), None);
-        first.record_applied(applied.clone());
+        first.record_applied(applied.clone()).keep();
         drop(first);
         assert_eq!(second.last_applied().as_deref(), Some(&applied));
-        second.forget_applied();
+        // A record not kept (its push did not commit) is forgotten.
+        drop(second.record_applied(applied.clone()));
         assert_eq!(second.last_applied(), None);
-        second.record_applied(applied);
+        second.record_applied(applied).keep();
         drop(second);
         // Nothing in flight: nothing kept.
         assert_eq!(turns.enter(device, Some((1001, 1500))).last_applied(), None);

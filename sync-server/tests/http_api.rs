@@ -769,6 +769,53 @@ async fn a_row_the_push_before_registered_is_looked_up_again() {
 }
 
 #[tokio::test]
+async fn a_document_the_push_before_registered_is_found() {
+    // The same two pushes in flight, each registering a patient with one document: the later
+    // one looked the document up before the earlier was applied, so under the locks it must
+    // see that the push before it registered that document (else the duplicate would go
+    // unrecorded).
+    let f = fixture().await;
+    let business = f.business("Klinik Demo").await;
+    let device = f.enrol(business.tenant_id, business.branch_id).await;
+    let document = "850505105151";
+    let first = PatientRecord {
+        id_number: document.to_owned(),
+        ..patient(device.branch_id, "Aminah binti Yusof")
+    };
+    let second = PatientRecord {
+        id_number: document.to_owned(),
+        ..patient(device.branch_id, "Aminah Yusof")
+    };
+    let earlier = push_request(vec![registration(&device, 1, &first)]);
+    let later = push_request(vec![registration(&device, 2, &second)]);
+    let mut owner = f.db.owner_client().await.unwrap();
+    let hold = hold_marks(&mut owner, &device).await;
+    let later_push = f.push_answer(&device.device_token, &later);
+    let earlier_push = async {
+        lock_waiters(&f, 1).await;
+        f.push_answer(&device.device_token, &earlier).await
+    };
+    let release = async {
+        lock_waiters(&f, 2).await;
+        hold.rollback().await.unwrap();
+    };
+    let (later_answer, earlier_answer, ()) = tokio::join!(later_push, earlier_push, release);
+    assert_eq!((earlier_answer.acked_seq, later_answer.acked_seq), (1, 2));
+    let pairs: Vec<(Uuid, Uuid)> = owner
+        .query(
+            "SELECT row_a, row_b FROM conflicts WHERE kind = 'duplicate_id_number'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(pairs, vec![(first.id, second.id)]);
+    f.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
 async fn an_entry_of_an_unsupported_schema_version_is_refused_alone() {
     let f = fixture().await;
     let business = f.business("Klinik Demo").await;

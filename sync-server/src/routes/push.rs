@@ -103,7 +103,7 @@ pub async fn push(
             let prepared = prepared.split_off(first_new);
             // The look-ahead covered the whole batch; a batch partly replayed is rare.
             let ahead = ahead.filter(|_| first_new == 0);
-            let applied = apply(
+            let outcome = apply(
                 &tx,
                 &device,
                 new_entries,
@@ -116,10 +116,10 @@ pub async fn push(
             )
             .await?;
             (
-                applied.high_water,
-                applied.rejected,
-                applied.purge_due,
-                Some(applied.record),
+                outcome.high_water,
+                outcome.rejected,
+                outcome.purge_due,
+                Some(outcome.record),
             )
         }
     };
@@ -137,16 +137,12 @@ pub async fn push(
         rejected = earlier;
     }
     // What this push wrote is known to the device's next push before that push can take the
-    // locks (it waits for this commit).
-    let recorded = record.is_some();
-    if let Some(record) = record {
-        turn.record_applied(record);
-    }
-    if let Err(error) = tx.commit().await {
-        if recorded {
-            turn.forget_applied();
-        }
-        return Err(error);
+    // locks (it waits for this commit). Unless the commit is seen to succeed (it fails, or
+    // the request is dropped meanwhile), the record is forgotten again.
+    let recorded = record.map(|record| turn.record_applied(record));
+    tx.commit().await?;
+    if let Some(recorded) = recorded {
+        recorded.keep();
     }
     // This push claimed the business's daily purge: run it now, outside the request.
     if let (true, Some(horizon)) = (purge_due, state.tombstone_horizon()) {
@@ -326,17 +322,16 @@ async fn look_ahead(
         .map(|entry| (entry.change.entity, entry.change.row_id))
         .collect();
     let numbers = early_numbers(&request.entries, prepared);
-    // The counter is read first: whatever the lookups see was numbered at or after it.
-    let tenant = device.tenant_id;
-    let (counter, rows, duplicates) = tokio::try_join!(
-        biased;
-        async {
-            tx.query_one_cached(
-                "SELECT change_seq, purged_seq FROM tenants WHERE tenant_id = $1",
-                &[&tenant],
-            )
-            .await
-        },
+    // The counter is read first, and answered before the lookups are sent, so whatever they
+    // see was numbered at or after it. (Sent together, a lookup whose statement this
+    // connection had prepared could go out while the counter's was still being prepared.)
+    let counter = tx
+        .query_one_cached(
+            "SELECT change_seq, purged_seq FROM tenants WHERE tenant_id = $1",
+            &[&device.tenant_id],
+        )
+        .await?;
+    let (rows, duplicates) = tokio::try_join!(
         rows::load(tx, device.tenant_id.as_uuid(), &keys, RowLock::None),
         conflicts::duplicate_candidates(tx, &device, &numbers),
     )?;
@@ -361,7 +356,7 @@ async fn apply(
     prepared: Vec<Option<Prepared>>,
     ahead: Ahead,
     now: DateTime<Utc>,
-) -> Result<Applied> {
+) -> Result<Outcome> {
     let count =
         i64::try_from(entries.len()).map_err(|_| Error::Internal("batch too large".to_owned()))?;
     let tenant = device.tenant_id.as_uuid();
@@ -560,7 +555,7 @@ async fn apply(
     let touched_appointments: Vec<Uuid> =
         live(Entity::Appointment).map(|((_, id), _)| *id).collect();
     conflicts::detect_overlaps(tx, device, &touched_appointments).await?;
-    Ok(Applied {
+    Ok(Outcome {
         high_water,
         rejected,
         purge_due,
@@ -577,7 +572,7 @@ async fn apply(
 }
 
 /// What [`apply`] did.
-struct Applied {
+struct Outcome {
     /// The device's new high-water mark.
     high_water: i64,
     rejected: Vec<RejectedEntry>,
