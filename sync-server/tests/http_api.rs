@@ -143,6 +143,24 @@ impl Fixture {
             .get(0)
     }
 
+    /// The patients recorded as sharing a document (`duplicate_id_number` conflicts), as
+    /// (row_a, row_b).
+    async fn duplicate_pairs(&self) -> Vec<(Uuid, Uuid)> {
+        self.db
+            .owner_client()
+            .await
+            .unwrap()
+            .query(
+                "SELECT row_a, row_b FROM conflicts WHERE kind = 'duplicate_id_number'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    }
+
     /// The stored patient row `id` (of any tenant), if there is one.
     async fn stored_patient(&self, id: Uuid) -> Option<StoredPatient> {
         let rows = self
@@ -598,20 +616,8 @@ async fn a_batch_that_overtakes_the_one_before_it_waits_for_it() {
     let device = f.enrol(business.tenant_id, business.branch_id).await;
     let earlier = batch(&device, 1..=3);
     let later = batch(&device, 4..=6);
-    // Hold the device's marks (the row a push locks) so both pushes queue for it, the later
-    // one first.
-    let mut owner = f.db.owner_client().await.unwrap();
-    let hold = hold_marks(&mut owner, &device).await;
-    let later_push = f.push_answer(&device.device_token, &later);
-    let earlier_push = async {
-        lock_waiters(&f, 1).await;
-        f.push_answer(&device.device_token, &earlier).await
-    };
-    let release = async {
-        lock_waiters(&f, 2).await;
-        hold.rollback().await.unwrap();
-    };
-    let (later_answer, earlier_answer, ()) = tokio::join!(later_push, earlier_push, release);
+    let (earlier_answer, later_answer) =
+        later_reaches_the_lock_first(&f, &device, &earlier, &later).await;
     assert_eq!(
         (earlier_answer.acked_seq, earlier_answer.rejected.len()),
         (3, 0)
@@ -645,6 +651,30 @@ async fn hold_marks<'a>(
     .await
     .unwrap();
     hold
+}
+
+/// Pushes two consecutive batches of `device` as a desk with two in flight does, the later
+/// one reaching the device's lock first (both queue for its marks, held meanwhile); their
+/// answers, the earlier's first.
+async fn later_reaches_the_lock_first(
+    f: &Fixture,
+    device: &EnrolResponse,
+    earlier: &PushRequest,
+    later: &PushRequest,
+) -> (PushResponse, PushResponse) {
+    let mut owner = f.db.owner_client().await.unwrap();
+    let hold = hold_marks(&mut owner, device).await;
+    let later_push = f.push_answer(&device.device_token, later);
+    let earlier_push = async {
+        lock_waiters(f, 1).await;
+        f.push_answer(&device.device_token, earlier).await
+    };
+    let release = async {
+        lock_waiters(f, 2).await;
+        hold.rollback().await.unwrap();
+    };
+    let (later_answer, earlier_answer, ()) = tokio::join!(later_push, earlier_push, release);
+    (earlier_answer, later_answer)
 }
 
 #[tokio::test]
@@ -707,16 +737,7 @@ async fn what_a_push_looked_up_before_its_locks_is_looked_up_again_after_another
         (stored.full_name.as_str(), stored.phone.as_deref()),
         ("Siti Aminah binti Ahmad", Some("+60198765432"))
     );
-    let pairs: Vec<(Uuid, Uuid)> = owner
-        .query(
-            "SELECT row_a, row_b FROM conflicts WHERE kind = 'duplicate_id_number'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+    let pairs = f.duplicate_pairs().await;
     // (row_a is the earlier registration: A's, made first on its desk.)
     assert_eq!(pairs, vec![(of_a.id, of_b.id)]);
     f.db.drop_db().await.unwrap();
@@ -739,18 +760,8 @@ async fn a_row_the_push_before_registered_is_looked_up_again() {
         next_hlc(),
         fields(&[("phone", json!("+60198765432"))]),
     )]);
-    let mut owner = f.db.owner_client().await.unwrap();
-    let hold = hold_marks(&mut owner, &device).await;
-    let later_push = f.push_answer(&device.device_token, &later);
-    let earlier_push = async {
-        lock_waiters(&f, 1).await;
-        f.push_answer(&device.device_token, &earlier).await
-    };
-    let release = async {
-        lock_waiters(&f, 2).await;
-        hold.rollback().await.unwrap();
-    };
-    let (later_answer, earlier_answer, ()) = tokio::join!(later_push, earlier_push, release);
+    let (earlier_answer, later_answer) =
+        later_reaches_the_lock_first(&f, &device, &earlier, &later).await;
     assert_eq!(
         (earlier_answer.acked_seq, earlier_answer.rejected.len()),
         (1, 0)
@@ -788,29 +799,10 @@ async fn a_document_the_push_before_registered_is_found() {
     };
     let earlier = push_request(vec![registration(&device, 1, &first)]);
     let later = push_request(vec![registration(&device, 2, &second)]);
-    let mut owner = f.db.owner_client().await.unwrap();
-    let hold = hold_marks(&mut owner, &device).await;
-    let later_push = f.push_answer(&device.device_token, &later);
-    let earlier_push = async {
-        lock_waiters(&f, 1).await;
-        f.push_answer(&device.device_token, &earlier).await
-    };
-    let release = async {
-        lock_waiters(&f, 2).await;
-        hold.rollback().await.unwrap();
-    };
-    let (later_answer, earlier_answer, ()) = tokio::join!(later_push, earlier_push, release);
+    let (earlier_answer, later_answer) =
+        later_reaches_the_lock_first(&f, &device, &earlier, &later).await;
     assert_eq!((earlier_answer.acked_seq, later_answer.acked_seq), (1, 2));
-    let pairs: Vec<(Uuid, Uuid)> = owner
-        .query(
-            "SELECT row_a, row_b FROM conflicts WHERE kind = 'duplicate_id_number'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+    let pairs = f.duplicate_pairs().await;
     assert_eq!(pairs, vec![(first.id, second.id)]);
     f.db.drop_db().await.unwrap();
 }
