@@ -451,10 +451,12 @@ test("a new desk enrols, registers a MyKad patient, finds it, refuses a bad MyKa
     const branch = await session.text(await session.get("#branch-name"));
     assert.ok(branch.includes("E2E desk"), `the header names the desk: ${JSON.stringify(branch)}`);
 
-    // The status bar is always there.
-    const pending = await session.text(await session.get("#status-pending"));
+    // The status bar is always there (it starts empty and fills in with the desk's first
+    // status, which may come just after the patients screen).
+    const filledIn = (selector) => async () => (await session.text(await session.get(selector))) || null;
+    const pending = await waitFor("the status bar's pending count", filledIn("#status-pending"));
     assert.match(pending, /^(No changes waiting|1 change waiting|\d+ changes waiting)$/, "status bar pending count");
-    const lastSync = await session.text(await session.get("#status-last-sync"));
+    const lastSync = await waitFor("the status bar's last sync", filledIn("#status-last-sync"));
     assert.match(lastSync, /^(Never synced|Last synced \d\d:\d\d \(\d\d\/\d\d\/\d{4}\))$/, "status bar last sync");
     assert.ok(await session.find("#status-online"), "status bar online indicator");
     assert.ok(await session.find("#sync-now"), "status bar Sync now button");
