@@ -199,19 +199,22 @@ fn plan(entries: &[OutboxEntry], high_water: i64) -> Result<Plan> {
         .map_err(|_| Error::Internal("push plan index out of range".to_owned()))
 }
 
+/// The row an entry changes.
+fn row_key(entry: &OutboxEntry) -> RowKey {
+    (entry.change.entity, entry.change.row_id)
+}
+
 /// Each entry's new row ([`Prepared`]), for the entries whose row the batch changes once:
 /// worked out before the push's locks, used under them where the row turns out to be new.
 fn prepare(entries: &[OutboxEntry]) -> Vec<Option<Prepared>> {
     let mut changes_of: HashMap<RowKey, u32> = HashMap::with_capacity(entries.len());
     for entry in entries {
-        *changes_of
-            .entry((entry.change.entity, entry.change.row_id))
-            .or_default() += 1;
+        *changes_of.entry(row_key(entry)).or_default() += 1;
     }
     entries
         .iter()
         .map(|entry| {
-            let once = changes_of.get(&(entry.change.entity, entry.change.row_id)) == Some(&1);
+            let once = changes_of.get(&row_key(entry)) == Some(&1);
             once.then(|| Prepared::new_row(&entry.change, entry.seq))
                 .flatten()
         })
@@ -316,11 +319,7 @@ async fn look_ahead(
     {
         return Ok(None);
     }
-    let keys: Vec<RowKey> = request
-        .entries
-        .iter()
-        .map(|entry| (entry.change.entity, entry.change.row_id))
-        .collect();
+    let keys: Vec<RowKey> = request.entries.iter().map(row_key).collect();
     let numbers = early_numbers(&request.entries, prepared);
     // The counter is read first, and answered before the lookups are sent, so whatever they
     // see was numbered at or after it. (Sent together, a lookup whose statement this
@@ -360,10 +359,7 @@ async fn apply(
     let count =
         i64::try_from(entries.len()).map_err(|_| Error::Internal("batch too large".to_owned()))?;
     let tenant = device.tenant_id.as_uuid();
-    let keys: Vec<RowKey> = entries
-        .iter()
-        .map(|entry| (entry.change.entity, entry.change.row_id))
-        .collect();
+    let keys: Vec<RowKey> = entries.iter().map(row_key).collect();
     // The people the entries name must be this business's, with a desk PIN (the desk signed
     // them in offline, with the roster it had; their status now does not undo what they did
     // then).
@@ -380,10 +376,6 @@ async fn apply(
     let unsigned_catalogue = entries
         .iter()
         .any(|entry| needs_permission(entry) && entry.actor.is_none());
-    // Other registrations of the documents the new patients carry (the batch's other patients
-    // are looked up after the merge, when their documents are known).
-    // (A prepared patient's number is its change's, exactly: check_merged refuses other
-    // spellings.)
     let early_numbers = early_numbers(entries, &prepared);
     // The statements go to the database together (one connection runs them in order without
     // waiting for each answer); numbering the changes comes first, so the tenant row is locked
