@@ -580,11 +580,16 @@ pub async fn store(
     tenant: Uuid,
     device: Uuid,
     rows: &HashMap<RowKey, StoredRow>,
+    part: Part,
 ) -> Result<()> {
     // Each digest moves by its rows' old and new digests (an UPDATE that adds the difference,
     // so it need not be read first), sent with the writes below.
     let mut moves: HashMap<DigestOf, (u64, u64)> = HashMap::new();
-    for ((entity, id), row) in rows.iter().filter(|(_, row)| row.dirty) {
+    let moved = match part {
+        Part::All | Part::AllButNew => rows.iter().filter(|(_, row)| row.dirty).collect(),
+        Part::New => Vec::new(),
+    };
+    for ((entity, id), row) in moved {
         let entry = moves
             .entry(DigestOf::row(*entity, row.branch_id))
             .or_default();
@@ -601,12 +606,19 @@ pub async fn store(
         }
         Ok(())
     };
-    // New rows are plainly inserted, stored ones upserted: no other push of the business can
-    // insert a row meanwhile (they take turns on the tenant row), and a plain insert skips the
-    // speculative-insertion work ON CONFLICT costs every row.
+    // New rows are plainly inserted, stored ones upserted: a new row's id is known only to the
+    // desk that made it until it is committed, and that desk's pushes here do not write one
+    // row at once (see push's head start), so no other push inserts it meanwhile; a plain
+    // insert skips the speculative-insertion work ON CONFLICT costs every row. (Were one to,
+    // one of the two would fail, and its desk send again.)
     let writes = async {
+        let kinds: &[bool] = match part {
+            Part::All => &[false, true],
+            Part::New => &[false],
+            Part::AllButNew => &[true],
+        };
         for entity in Entity::ALL {
-            for existed in [false, true] {
+            for &existed in kinds {
                 let dirty: Vec<(Uuid, &StoredRow)> = rows
                     .iter()
                     .filter(|((e, _), row)| *e == entity && row.dirty && row.existed == existed)
@@ -633,6 +645,46 @@ pub async fn store(
     };
     // One connection runs them in the order sent, without waiting for each answer.
     tokio::try_join!(biased; writes, digests).map(|_| ())
+}
+
+/// Deletes the new rows among `rows` that [`store`] wrote with [`Part::New`] (in this
+/// transaction): a push's head start that did not hold.
+pub async fn unstore_new(
+    tx: &TenantTx<'_>,
+    tenant: Uuid,
+    rows: &HashMap<RowKey, StoredRow>,
+) -> Result<()> {
+    for entity in Entity::ALL {
+        let ids: Vec<Uuid> = rows
+            .iter()
+            .filter(|((e, _), row)| *e == entity && row.dirty && !row.existed)
+            .map(|((_, id), _)| *id)
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        tx.execute_cached(
+            &format!(
+                "DELETE FROM {} WHERE tenant_id = $1 AND {} = ANY($2)",
+                table(entity),
+                id_column(entity)
+            ),
+            &[&tenant, &ids],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Which of a batch's dirty rows [`store`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Every row, and the digests.
+    All,
+    /// Only the new rows (a push's head start, before its locks); no digest moves.
+    New,
+    /// The rows that existed, and the digests of every row (the new rows are written already).
+    AllButNew,
 }
 
 /// Which digest a row counts in: its branch's, or (a tenant-wide row) the business's catalogue

@@ -743,6 +743,179 @@ async fn what_a_push_looked_up_before_its_locks_is_looked_up_again_after_another
     f.db.drop_db().await.unwrap();
 }
 
+/// Patients with distinct documents, of `branch`.
+fn patients_with_own_documents(branch: Uuid, names: &[&str]) -> Vec<PatientRecord> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| PatientRecord {
+            id_number: format!("9001011{i:05}"),
+            ..patient(branch, name)
+        })
+        .collect()
+}
+
+/// How many connections waiting for a lock hold the lock a write takes on `patients`: a push
+/// that wrote its rows before it takes its locks (a head start) and waits for them.
+async fn waiting_writers_of_patients(f: &Fixture) -> i64 {
+    f.db.owner_client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE a.datname = current_database() AND a.wait_event_type = 'Lock'
+               AND l.granted AND l.relation = 'patients'::regclass
+               AND l.mode = 'RowExclusiveLock'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Checks what a fresh desk of the branch pulls from `token`'s point of view: every stored
+/// patient once, at the change seq the change log gives its last change, and a checkpoint
+/// digest that is the digest of the rows pulled.
+async fn assert_pull_matches_the_log(f: &Fixture, token: &str, patients: usize) {
+    let pulled = f.pull_ok(token, 0, None).await;
+    assert!(!pulled.has_more);
+    let mut rows: Vec<Uuid> = pulled.changes.iter().map(|c| c.change.row_id).collect();
+    rows.dedup();
+    assert_eq!(rows.len(), patients, "each patient pulled once");
+    let mut digest = 0u64;
+    for pulled in &pulled.changes {
+        let mut record = kaunter_core::lww::LwwRecord::new();
+        kaunter_protocol::merge::apply_change(&mut record, &pulled.change);
+        digest = kaunter_protocol::merge::update_digest(
+            digest,
+            0,
+            kaunter_protocol::merge::row_digest(pulled.change.row_id, &record),
+        );
+    }
+    assert_eq!(
+        pulled.checkpoint.map(|c| c.digest),
+        Some(format!("{digest:016x}")),
+        "the branch's digest counts each row once"
+    );
+    assert_eq!(f.count("patients").await, patients as i64);
+    assert_eq!(
+        f.count(
+            "patients p WHERE p.last_change_seq = (SELECT max(c.seq) FROM changes c
+                 WHERE c.tenant_id = p.tenant_id AND c.row_id = p.patient_id)"
+        )
+        .await,
+        patients as i64,
+        "every row carries the seq of its last change"
+    );
+}
+
+#[tokio::test]
+async fn a_push_writes_its_new_rows_before_it_takes_the_device_lock() {
+    // A push whose rows are new inserts them before it queues for the device's lock (while a
+    // desk's push before it holds the lock, this one gets its rows in): here it is seen holding
+    // the write lock on patients while it waits, and once let through it is applied in full.
+    let f = fixture().await;
+    let [a, b] = <[EnrolResponse; 2]>::try_from(desks(&f, 2).await).unwrap();
+    let records = patients_with_own_documents(a.branch_id, &["Siti", "Aminah", "Mei Ling"]);
+    let request = push_request(
+        records
+            .iter()
+            .zip(1..)
+            .map(|(record, seq)| registration(&a, seq, record))
+            .collect(),
+    );
+    let mut owner = f.db.owner_client().await.unwrap();
+    let hold = hold_marks(&mut owner, &a).await;
+    let answer = f.push_answer(&a.device_token, &request);
+    let seen_then_release = async {
+        lock_waiters(&f, 1).await;
+        let writers = waiting_writers_of_patients(&f).await;
+        hold.rollback().await.unwrap();
+        writers
+    };
+    let (answer, writers) = tokio::join!(answer, seen_then_release);
+    assert_eq!(writers, 1, "the waiting push has written its rows");
+    assert_eq!((answer.acked_seq, answer.rejected.len()), (3, 0));
+    for record in &records {
+        assert_eq!(
+            f.stored_patient(record.id).await.unwrap().full_name,
+            record.full_name
+        );
+    }
+    assert_eq!(f.count("changes").await, 3);
+    assert_pull_matches_the_log(&f, &b.device_token, 3).await;
+    f.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn rows_a_push_wrote_ahead_are_written_again_when_another_desk_numbered_first() {
+    // A push writes its new rows before its locks with the change seqs it expects to get. Here
+    // desk B's push takes the business's next seqs meanwhile, so A's guess is wrong: A must
+    // take its rows back and write them again with the seqs it got (else two changes would
+    // share a seq, or pull would miss A's rows).
+    let f = fixture().await;
+    let [a, b, c] = <[EnrolResponse; 3]>::try_from(desks(&f, 3).await).unwrap();
+    let of_a = patients_with_own_documents(a.branch_id, &["Siti", "Aminah", "Mei Ling"]);
+    let of_b = patients_with_own_documents(b.branch_id, &["Kumar", "Farah"]);
+    let of_b: Vec<PatientRecord> = of_b
+        .into_iter()
+        .map(|record| PatientRecord {
+            id_number: format!("8{}", &record.id_number[1..]),
+            ..record
+        })
+        .collect();
+    let request = |desk: &EnrolResponse, records: &[PatientRecord]| {
+        push_request(
+            records
+                .iter()
+                .zip(1..)
+                .map(|(record, seq)| registration(desk, seq, record))
+                .collect(),
+        )
+    };
+    let mut owner = f.db.owner_client().await.unwrap();
+    let hold = hold_marks(&mut owner, &a).await;
+    let a_request = request(&a, &of_a);
+    let a_answer = f.push_answer(&a.device_token, &a_request);
+    let b_then_release = async {
+        lock_waiters(&f, 1).await;
+        // A's rows are in, at the seqs it expects (1-3).
+        assert_eq!(waiting_writers_of_patients(&f).await, 1);
+        let b_answer = f.push_answer(&b.device_token, &request(&b, &of_b)).await;
+        hold.rollback().await.unwrap();
+        b_answer
+    };
+    let (a_answer, b_answer) = tokio::join!(a_answer, b_then_release);
+    assert_eq!((a_answer.acked_seq, a_answer.rejected.len()), (3, 0));
+    assert_eq!((b_answer.acked_seq, b_answer.rejected.len()), (2, 0));
+    let seqs_of = |records: &[PatientRecord]| {
+        let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
+        let f = &f;
+        async move {
+            let mut seqs: Vec<i64> =
+                f.db.owner_client()
+                    .await
+                    .unwrap()
+                    .query(
+                        "SELECT last_change_seq FROM patients WHERE patient_id = ANY($1)",
+                        &[&ids],
+                    )
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|row| row.get(0))
+                    .collect();
+            seqs.sort_unstable();
+            seqs
+        }
+    };
+    assert_eq!(seqs_of(&of_b).await, [1, 2]);
+    assert_eq!(seqs_of(&of_a).await, [3, 4, 5]);
+    assert_eq!(f.count("changes").await, 5);
+    assert_pull_matches_the_log(&f, &c.device_token, 5).await;
+    f.db.drop_db().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_row_the_push_before_registered_is_looked_up_again() {
     // A desk's two pushes in flight: the later one edits the patient the earlier one registers.

@@ -49,7 +49,8 @@ pub async fn push(
         .first()
         .zip(request.entries.last())
         .map(|(first, last)| (first.seq, last.seq));
-    let turn = state.push_turns().enter(token.device_id, seqs);
+    let keys = request.entries.iter().map(row_key).collect();
+    let turn = state.push_turns().enter(token.device_id, seqs, keys);
     // The work that needs no lock first, on the blocking pool: while another push of this
     // device holds the locks (a desk keeps two in flight), this one gets ready beside it.
     let (request, mut prepared) = tokio::task::spawn_blocking(move || {
@@ -60,15 +61,46 @@ pub async fn push(
     .map_err(|error| Error::Internal(format!("preparing a push failed: {error}")))?;
     let mut client = state.pool().get().await?;
     let mut waited = false;
+    let mut gave_way = false;
     let mut ahead = None;
+    let mut head = None;
     let (tx, device, plan) = loop {
         let tx = TenantTx::begin(&mut client, token.tenant_id).await?;
-        if !waited {
-            ahead = look_ahead(&tx, &token, &request, &prepared).await?;
+        turn.working();
+        if !waited
+            && !gave_way
+            && let Some((looked, device)) = look_ahead(&tx, &token, &request, &prepared).await?
+        {
+            let entries = &request.entries;
+            match head_start(
+                &tx,
+                &turn,
+                &device,
+                entries,
+                &mut prepared,
+                looked,
+                Utc::now(),
+            )
+            .await
+            {
+                Ok(Ok(started)) => head = Some(started),
+                Ok(Err(looked)) => ahead = looked,
+                Err(error) => {
+                    // The transaction is spoilt: start again, without looking ahead.
+                    tracing::debug!(%error, "a push's head start gave way");
+                    turn.starting_ahead(None);
+                    gave_way = true;
+                    continue;
+                }
+            }
         }
         // The lock on the device's marks makes two pushes of one device take turns, so both
-        // see the same high-water.
+        // see the same high-water. The device's push before this one goes first.
+        if let Some(first) = request.entries.first() {
+            turn.wait_behind(first.seq).await;
+        }
         let device = auth::authenticate(&tx, &token, RowLock::ForUpdate).await?;
+        turn.locked();
         // In the subscription's grace or suspension nothing new is taken; the desk keeps it.
         subscription::require(device.access, SyncNeed::Push)?;
         if !ACCEPTED_SCHEMA_VERSIONS.contains(&request.schema_version) {
@@ -80,6 +112,9 @@ pub async fn push(
             // (once).
             Err(Error::SequenceGap { expected }) if !waited => {
                 drop(tx);
+                // Its head start went with the transaction.
+                head = None;
+                turn.starting_ahead(None);
                 // The connection goes back to the pool meanwhile: the push waited for may not
                 // have one yet.
                 drop(client);
@@ -93,6 +128,12 @@ pub async fn push(
         }
     };
 
+    // A head start is for a batch that is new from its first entry.
+    if plan != Plan::ApplyFrom(0)
+        && let Some(head_start) = head.take()
+    {
+        rows::unstore_new(&tx, token.tenant_id.as_uuid(), &head_start.merged.rows).await?;
+    }
     let (acked_seq, mut rejected, purge_due, record) = match plan {
         Plan::NothingNew => (device.high_water, Vec::new(), false, None),
         Plan::ApplyFrom(first_new) => {
@@ -105,6 +146,7 @@ pub async fn push(
             let ahead = ahead.filter(|_| first_new == 0);
             let outcome = apply(
                 &tx,
+                &turn,
                 &device,
                 new_entries,
                 prepared,
@@ -112,6 +154,7 @@ pub async fn push(
                     looked: ahead,
                     last: turn.last_applied(),
                 },
+                head.take(),
                 Utc::now(),
             )
             .await?;
@@ -306,7 +349,7 @@ async fn look_ahead(
     token: &DeviceToken,
     request: &PushRequest,
     prepared: &[Option<Prepared>],
-) -> Result<Option<LookedAhead>> {
+) -> Result<Option<(LookedAhead, Device)>> {
     let device = auth::authenticate(tx, token, RowLock::None).await?;
     // The mark only grows: a batch that starts at or below it is a replay, in part or whole,
     // and its lookups would not be used.
@@ -334,48 +377,307 @@ async fn look_ahead(
         rows::load(tx, device.tenant_id.as_uuid(), &keys, RowLock::None),
         conflicts::duplicate_candidates(tx, &device, &numbers),
     )?;
-    Ok(Some(LookedAhead {
+    let looked = LookedAhead {
         change_seq: counter.try_get(0)?,
         purged_seq: counter.try_get(1)?,
         keys,
         numbers: numbers.into_iter().map(str::to_owned).collect(),
         rows,
         duplicates,
+    };
+    Ok(Some((looked, device)))
+}
+
+/// What a push did before its locks, on the guess that its changes will be numbered from
+/// `first_tenant_seq` (after the device's push before it, or the counter as committed): its
+/// batch merged into the rows looked up ahead, and its new rows inserted. A desk keeps two
+/// pushes in flight, and inserting a batch's new rows was most of the time the locks were
+/// held; now a push inserts its rows while the one before holds them. Under the locks the
+/// head start is kept only if the guess and everything it read still hold
+/// ([`HeadStart::holds`]); else the push deletes the rows it inserted and merges again, as if
+/// it had not happened. Nothing is visible to others before the commit either way.
+///
+/// Only a batch whose entries are all applied (none refused) and whose rows no other push of
+/// the device here names gets one: its new rows are then ones nobody else can be writing (a
+/// row's id is made by the desk that makes the row, and reaches others only once committed),
+/// so inserting them waits for no one. (A desk that made another desk's ids would at worst
+/// meet the other's push in a deadlock, which PostgreSQL breaks by failing one of the two.)
+struct HeadStart {
+    looked: LookedAhead,
+    first_tenant_seq: i64,
+    people: HashMap<Uuid, May>,
+    guarded: bool,
+    merged: Merged,
+    /// The live patients it leaves ([`Merged::touched_patients`]).
+    touched: Vec<conflicts::Registered>,
+}
+
+impl HeadStart {
+    /// Whether the head start holds for a push whose changes are numbered from
+    /// `first_tenant_seq`, given what was found under the locks (see [`LookedAhead::still_holds`]).
+    fn holds(
+        &self,
+        first_tenant_seq: i64,
+        purged_seq: i64,
+        high_water: i64,
+        last: Option<&turns::Applied>,
+        people: &HashMap<Uuid, May>,
+        guarded: bool,
+    ) -> bool {
+        first_tenant_seq == self.first_tenant_seq
+            && *people == self.people
+            && guarded == self.guarded
+            && self
+                .looked
+                .still_holds(first_tenant_seq - 1, purged_seq, high_water, last)
+    }
+}
+
+/// The head start of a push (see [`HeadStart`]), if it can have one: made in `tx` after the
+/// look-ahead, before any lock; `device` as authenticated without a lock. When the push gets
+/// none, gives back the look-ahead if it is unused; `prepared` is then taken too (the merge
+/// under the locks makes the new rows itself), unless the push was turned down before merging.
+async fn head_start(
+    tx: &TenantTx<'_>,
+    turn: &turns::Turn,
+    device: &Device,
+    entries: &[OutboxEntry],
+    prepared: &mut Vec<Option<Prepared>>,
+    mut looked: LookedAhead,
+    now: DateTime<Utc>,
+) -> Result<Result<HeadStart, Option<LookedAhead>>> {
+    let Some(first) = entries.first() else {
+        return Ok(Err(Some(looked)));
+    };
+    let first_tenant_seq = match turn.numbers_follow(first.seq) {
+        Some(turns::Follows::Push(last)) => last + 1,
+        Some(turns::Follows::Committed) if device.high_water == first.seq - 1 => {
+            looked.change_seq + 1
+        }
+        // The push before committed after the mark was read.
+        Some(turns::Follows::Committed) => match turn.last_applied() {
+            Some(last) if last.high_water == first.seq - 1 => last.tenant_seqs.1 + 1,
+            _ => return Ok(Err(Some(looked))),
+        },
+        _ => return Ok(Err(Some(looked))),
+    };
+    let count = i64::try_from(entries.len()).unwrap_or(i64::MAX);
+    turn.starting_ahead(Some((first_tenant_seq, first_tenant_seq + count - 1)));
+    let signed = Signed::of(entries);
+    let (people, guarded, purged) = tokio::try_join!(
+        people_named(tx, device, &signed.named),
+        async {
+            if signed.unsigned_catalogue {
+                desks_sign_in(tx, device).await
+            } else {
+                Ok(false)
+            }
+        },
+        async {
+            if looked.purged_seq > 0 {
+                let tenant = device.tenant_id.as_uuid();
+                rows::purged_among(tx, tenant, &looked.keys, &looked.rows).await
+            } else {
+                Ok(HashSet::new())
+            }
+        },
+    )?;
+    let early_numbers = early_numbers(entries, prepared);
+    // Taken: what is left in their place makes the new rows under the locks, if need be.
+    let taken = std::mem::replace(
+        prepared,
+        std::iter::repeat_with(|| None)
+            .take(entries.len())
+            .collect(),
+    );
+    let merged = merge_batch(
+        entries,
+        taken,
+        device,
+        (&people, guarded),
+        std::mem::take(&mut looked.rows),
+        &purged,
+        first_tenant_seq,
+        now,
+    );
+    let touched = merged.touched_patients()?;
+    if !merged.refused.is_empty() || !late_numbers(&touched, &early_numbers).is_empty() {
+        turn.starting_ahead(None);
+        return Ok(Err(None));
+    }
+    // An error here (say a row that turned out to exist: written by another push since the
+    // look-ahead) ends the transaction; the caller starts again without a head start.
+    rows::store(
+        tx,
+        device.tenant_id.as_uuid(),
+        device.device_id.as_uuid(),
+        &merged.rows,
+        rows::Part::New,
+    )
+    .await?;
+    Ok(Ok(HeadStart {
+        looked,
+        first_tenant_seq,
+        people,
+        guarded,
+        merged,
+        touched,
     }))
+}
+
+/// Who the entries of a batch name, and whether any makes a change only someone signed in
+/// may make without naming anyone.
+struct Signed {
+    named: Vec<Uuid>,
+    unsigned_catalogue: bool,
+}
+
+impl Signed {
+    fn of(entries: &[OutboxEntry]) -> Signed {
+        // The people the entries name must be this business's, with a desk PIN (the desk
+        // signed them in offline, with the roster it had; their status now does not undo what
+        // they did then).
+        let mut named: Vec<Uuid> = entries
+            .iter()
+            .flat_map(|entry| [entry.actor, entry.approver])
+            .flatten()
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        // Once anyone of the business has a desk PIN its desks write only with someone signed
+        // in, so a change to the catalogue (every branch's) or a refund that names nobody is
+        // not one of theirs.
+        let unsigned_catalogue = entries
+            .iter()
+            .any(|entry| needs_permission(entry) && entry.actor.is_none());
+        Signed {
+            named,
+            unsigned_catalogue,
+        }
+    }
+}
+
+/// A batch merged into its rows: what [`apply`] writes.
+struct Merged {
+    /// Every row the batch names, the changed ones dirty.
+    rows: HashMap<RowKey, StoredRow>,
+    /// The change log of the applied entries.
+    log: ChangeLog,
+    /// The refused entries, by their index in the batch.
+    refused: Vec<(usize, RejectedEntry)>,
+}
+
+impl Merged {
+    /// The live patients the batch leaves, with when each was made.
+    fn touched_patients(&self) -> Result<Vec<conflicts::Registered>> {
+        self.live(Entity::Patient)
+            .filter_map(|((_, id), row)| {
+                row.patient(*id)
+                    .transpose()
+                    .map(|record| record.map(|record| (record, row.created_at)))
+            })
+            .collect()
+    }
+
+    /// The rows of `entity` the batch changed and left live.
+    fn live(&self, entity: Entity) -> impl Iterator<Item = (&RowKey, &StoredRow)> {
+        self.rows
+            .iter()
+            .filter(move |((e, _), row)| *e == entity && row.dirty && !is_deleted(&row.record))
+    }
+}
+
+/// The documents of the `touched` patients that were not looked up before the merge (not
+/// among `early_numbers`), sorted.
+fn late_numbers<'a>(touched: &'a [conflicts::Registered], early_numbers: &[&str]) -> Vec<&'a str> {
+    let mut late: Vec<&str> = touched
+        .iter()
+        .map(|(record, _)| record.id_number.as_str())
+        .filter(|number| early_numbers.binary_search(number).is_err())
+        .collect();
+    late.sort_unstable();
+    late.dedup();
+    late
+}
+
+/// Which device write became which change seq of which row (the rows carry the values).
+#[derive(Default)]
+struct ChangeLog {
+    seqs: Vec<i64>,
+    device_seqs: Vec<i64>,
+    kinds: Vec<&'static str>,
+    row_ids: Vec<Uuid>,
+    actors: Vec<Option<Uuid>>,
+    approvers: Vec<Option<Uuid>>,
+}
+
+/// Merges `entries` into `rows` (those of them stored), the first numbered `first_tenant_seq`:
+/// each entry checked, then merged, or refused. Pure: what it refuses is recorded by [`apply`].
+#[allow(clippy::too_many_arguments)]
+fn merge_batch(
+    entries: &[OutboxEntry],
+    prepared: Vec<Option<Prepared>>,
+    device: &Device,
+    (people, guarded): (&HashMap<Uuid, May>, bool),
+    mut rows: HashMap<RowKey, StoredRow>,
+    purged: &HashSet<RowKey>,
+    first_tenant_seq: i64,
+    now: DateTime<Utc>,
+) -> Merged {
+    let mut log = ChangeLog::default();
+    let mut refused = Vec::new();
+    for (index, ((entry, tenant_seq), new_row)) in entries
+        .iter()
+        .zip(first_tenant_seq..)
+        .zip(prepared)
+        .enumerate()
+    {
+        let merged = check_entry(entry, device, now)
+            .and_then(|()| check_actor(entry, people, guarded))
+            .and_then(|()| {
+                merge_entry(
+                    &mut rows,
+                    purged,
+                    entry,
+                    new_row,
+                    tenant_seq,
+                    device.branch_id.as_uuid(),
+                )
+            });
+        if let Err(refusal) = merged {
+            refused.push((index, refusal));
+            continue;
+        }
+        log.seqs.push(tenant_seq);
+        log.device_seqs.push(entry.seq);
+        log.kinds.push(entry.change.entity.as_str());
+        log.row_ids.push(entry.change.row_id);
+        log.actors.push(entry.actor);
+        log.approvers.push(entry.approver);
+    }
+    Merged { rows, log, refused }
 }
 
 /// Merges `entries` (the first being high-water + 1) into their rows, logs the applied ones as
 /// numbered changes, records the refused ones, and moves the high-water mark past them all.
 /// `prepared` holds each entry's new row where [`prepare`] made one. Also says whether this
 /// push claimed the business's daily tombstone purge.
+#[allow(clippy::too_many_arguments)]
 async fn apply(
     tx: &TenantTx<'_>,
+    turn: &turns::Turn,
     device: &Device,
     entries: &[OutboxEntry],
     prepared: Vec<Option<Prepared>>,
     ahead: Ahead,
+    head_start: Option<HeadStart>,
     now: DateTime<Utc>,
 ) -> Result<Outcome> {
     let count =
         i64::try_from(entries.len()).map_err(|_| Error::Internal("batch too large".to_owned()))?;
     let tenant = device.tenant_id.as_uuid();
     let keys: Vec<RowKey> = entries.iter().map(row_key).collect();
-    // The people the entries name must be this business's, with a desk PIN (the desk signed
-    // them in offline, with the roster it had; their status now does not undo what they did
-    // then).
-    let mut named: Vec<Uuid> = entries
-        .iter()
-        .flat_map(|entry| [entry.actor, entry.approver])
-        .flatten()
-        .collect();
-    named.sort_unstable();
-    named.dedup();
-    // Once anyone of the business has a desk PIN its desks write only with someone signed in,
-    // so a change to the catalogue (every branch's) or a refund that names nobody is not one
-    // of theirs.
-    let unsigned_catalogue = entries
-        .iter()
-        .any(|entry| needs_permission(entry) && entry.actor.is_none());
+    let signed = Signed::of(entries);
     let early_numbers = early_numbers(entries, &prepared);
     // The statements go to the database together (one connection runs them in order without
     // waiting for each answer); numbering the changes comes first, so the tenant row is locked
@@ -389,13 +691,13 @@ async fn apply(
             conflicts::duplicate_candidates(tx, device, &early_numbers),
         )
     };
-    let looked_ahead = ahead.looked.is_some();
+    let looked_ahead = ahead.looked.is_some() || head_start.is_some();
     let (numbered, people, guarded, looked_up) = tokio::try_join!(
         biased;
         number_changes(tx, device, count),
-        people_named(tx, device, &named),
+        people_named(tx, device, &signed.named),
         async {
-            if unsigned_catalogue {
+            if signed.unsigned_catalogue {
                 desks_sign_in(tx, device).await
             } else {
                 Ok(false)
@@ -415,100 +717,98 @@ async fn apply(
         purge_due,
     } = numbered;
     let first_tenant_seq = last_tenant_seq - count + 1;
-    // What was looked up before the locks holds if only the device's own last push (known
-    // here) came in between and touched none of it; else it is looked up again.
-    let (mut rows, early_duplicates) = match (looked_up, ahead.looked) {
-        (Some(looked_up), _) => looked_up,
-        (None, Some(looked))
-            if looked.still_holds(
-                first_tenant_seq - 1,
+    turn.numbering((first_tenant_seq, last_tenant_seq));
+    let last = ahead.last.as_deref();
+
+    let (merged, touched_patients, stored_duplicates, part) = match head_start {
+        Some(head_start)
+            if head_start.holds(
+                first_tenant_seq,
                 purged_seq,
                 device.high_water,
-                ahead.last.as_deref(),
+                last,
+                &people,
+                guarded,
             ) =>
         {
-            (looked.rows, looked.duplicates)
+            (
+                head_start.merged,
+                head_start.touched,
+                head_start.looked.duplicates,
+                rows::Part::AllButNew,
+            )
         }
-        (None, _) => lookups().await?,
-    };
-    let purged = if purged_seq > 0 {
-        rows::purged_among(tx, tenant, &keys, &rows).await?
-    } else {
-        HashSet::new()
-    };
-
-    // The change log: which device write became which change seq of which row (the rows carry
-    // the values), one row per batch.
-    let mut seqs = Vec::with_capacity(entries.len());
-    let mut actors = Vec::with_capacity(entries.len());
-    let mut approvers = Vec::with_capacity(entries.len());
-    let mut device_seqs = Vec::with_capacity(entries.len());
-    let mut kinds = Vec::with_capacity(entries.len());
-    let mut row_ids = Vec::with_capacity(entries.len());
-    let mut rejected = Vec::new();
-    for ((entry, tenant_seq), new_row) in entries.iter().zip(first_tenant_seq..).zip(prepared) {
-        let merged = check_entry(entry, device, now)
-            .and_then(|()| check_actor(entry, &people, guarded))
-            .and_then(|()| {
-                merge_entry(
-                    &mut rows,
-                    &purged,
-                    entry,
-                    new_row,
-                    tenant_seq,
-                    device.branch_id.as_uuid(),
-                )
-            });
-        if let Err(refusal) = merged {
-            record_rejection(tx, device, entry, &refusal).await?;
-            rejected.push(refusal);
-            continue;
+        head_start => {
+            // The rows it wrote go again (a savepoint before them would be no help: going back
+            // to it would undo the locks and the numbering too).
+            if let Some(head_start) = head_start {
+                rows::unstore_new(tx, tenant, &head_start.merged.rows).await?;
+            }
+            // What was looked up before the locks holds if only the device's own last push
+            // (known here) came in between and touched none of it; else it is looked up again.
+            let (rows, early_duplicates) = match (looked_up, ahead.looked) {
+                (Some(looked_up), _) => looked_up,
+                (None, Some(looked))
+                    if looked.still_holds(
+                        first_tenant_seq - 1,
+                        purged_seq,
+                        device.high_water,
+                        last,
+                    ) =>
+                {
+                    (looked.rows, looked.duplicates)
+                }
+                (None, _) => lookups().await?,
+            };
+            let purged = if purged_seq > 0 {
+                rows::purged_among(tx, tenant, &keys, &rows).await?
+            } else {
+                HashSet::new()
+            };
+            let merged = merge_batch(
+                entries,
+                prepared,
+                device,
+                (&people, guarded),
+                rows,
+                &purged,
+                first_tenant_seq,
+                now,
+            );
+            // The domain rules across desks, over the rows this batch changed. Other
+            // registrations of the same documents are looked up before the rows are written
+            // (see duplicate_candidates).
+            let touched = merged.touched_patients()?;
+            let late = late_numbers(&touched, &early_numbers);
+            let mut stored_duplicates = early_duplicates;
+            stored_duplicates.extend(conflicts::duplicate_candidates(tx, device, &late).await?);
+            (merged, touched, stored_duplicates, rows::Part::All)
         }
-        seqs.push(tenant_seq);
-        device_seqs.push(entry.seq);
-        kinds.push(entry.change.entity.as_str());
-        row_ids.push(entry.change.row_id);
-        actors.push(entry.actor);
-        approvers.push(entry.approver);
-    }
-
-    // The domain rules across desks, over the rows this batch changed. Other registrations of
-    // the same documents are looked up before the rows are written (see duplicate_candidates).
-    let live = |entity: Entity| {
-        rows.iter()
-            .filter(move |((e, _), row)| *e == entity && row.dirty && !is_deleted(&row.record))
     };
-    let touched_patients: Vec<conflicts::Registered> = live(Entity::Patient)
-        .filter_map(|((_, id), row)| {
-            row.patient(*id)
-                .transpose()
-                .map(|record| record.map(|record| (record, row.created_at)))
-        })
-        .collect::<Result<_>>()?;
-    let mut late_numbers: Vec<&str> = touched_patients
-        .iter()
-        .map(|(record, _)| record.id_number.as_str())
-        .filter(|number| early_numbers.binary_search(number).is_err())
-        .collect();
-    late_numbers.sort_unstable();
-    late_numbers.dedup();
-    let mut stored_duplicates = early_duplicates;
-    stored_duplicates.extend(conflicts::duplicate_candidates(tx, device, &late_numbers).await?);
     // The rows this batch changed are in touched_patients as they will be; their stored state
     // is stale.
+    let mut stored_duplicates = stored_duplicates;
     stored_duplicates.retain(|(record, _)| {
-        !rows
+        !merged
+            .rows
             .get(&(Entity::Patient, record.id))
             .is_some_and(|row| row.dirty)
     });
 
-    // The writes go together too: the change log, the rows (and their branch digests), the
-    // high-water mark.
+    // The writes go together too: the refusals, the change log, the rows (and their branch
+    // digests), the high-water mark.
     let high_water = entries.last().map_or(device.high_water, |entry| entry.seq);
+    let log = &merged.log;
     tokio::try_join!(
         biased;
         async {
-            if let (Some(&first_seq), Some(&last_seq)) = (seqs.first(), seqs.last()) {
+            for (index, refusal) in &merged.refused {
+                record_rejection(tx, device, &entries[*index], refusal).await?;
+            }
+            Ok::<_, Error>(())
+        },
+        async {
+            if let (Some(&first_seq), Some(&last_seq)) = (log.seqs.first(), log.seqs.last()) {
                 // One row for the batch's applied entries (the view `changes` reads it change
                 // by change).
                 tx.execute_cached(
@@ -520,19 +820,19 @@ async fn apply(
                         &first_seq,
                         &last_seq,
                         &device.device_id,
-                        &seqs,
-                        &device_seqs,
-                        &kinds,
-                        &row_ids,
-                        &actors,
-                        &approvers,
+                        &log.seqs,
+                        &log.device_seqs,
+                        &log.kinds,
+                        &log.row_ids,
+                        &log.actors,
+                        &log.approvers,
                     ],
                 )
                 .await?;
             }
             Ok::<_, Error>(())
         },
-        rows::store(tx, tenant, device.device_id.as_uuid(), &rows),
+        rows::store(tx, tenant, device.device_id.as_uuid(), &merged.rows, part),
         async {
             tx.execute_cached(
                 "UPDATE device_marks SET high_water = $3, pushed_at = now()
@@ -544,20 +844,26 @@ async fn apply(
         },
     )?;
     conflicts::record_duplicates(tx, device, &touched_patients, stored_duplicates).await?;
-    let touched_appointments: Vec<Uuid> =
-        live(Entity::Appointment).map(|((_, id), _)| *id).collect();
+    let touched_appointments: Vec<Uuid> = merged
+        .live(Entity::Appointment)
+        .map(|((_, id), _)| *id)
+        .collect();
     conflicts::detect_overlaps(tx, device, &touched_appointments).await?;
     Ok(Outcome {
         high_water,
-        rejected,
+        rejected: merged
+            .refused
+            .into_iter()
+            .map(|(_, refusal)| refusal)
+            .collect(),
         purge_due,
         record: turns::Applied {
             tenant_seqs: (first_tenant_seq, last_tenant_seq),
             high_water,
             keys: keys.into_iter().collect(),
             numbers: touched_patients
-                .iter()
-                .map(|(record, _)| record.id_number.clone())
+                .into_iter()
+                .map(|(record, _)| record.id_number)
                 .collect(),
         },
     })
@@ -1387,6 +1693,110 @@ mod tests {
         for (case, before, purged_seq, high_water, last, holds) in cases {
             assert_eq!(
                 looked.still_holds(before, purged_seq, high_water, last.as_ref()),
+                holds,
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_head_start_holds_only_if_its_numbers_and_what_it_read_still_hold() {
+        let person = Uuid::now_v7();
+        let may = May {
+            catalogue: true,
+            ..May::default()
+        };
+        // Looked up at change `looked_at`; guessed to be numbered from 151, after the device's
+        // push before it (which expected 101..=150); one person named, who may edit the
+        // catalogue.
+        let head_start = |looked_at| HeadStart {
+            looked: LookedAhead {
+                change_seq: looked_at,
+                purged_seq: 0,
+                keys: vec![(Entity::Patient, Uuid::now_v7())],
+                numbers: Vec::new(),
+                rows: HashMap::new(),
+                duplicates: Vec::new(),
+            },
+            first_tenant_seq: 151,
+            people: HashMap::from([(person, may)]),
+            guarded: false,
+            merged: Merged {
+                rows: HashMap::new(),
+                log: ChangeLog::default(),
+                refused: Vec::new(),
+            },
+            touched: Vec::new(),
+        };
+        let last = |tenant_seqs| turns::Applied {
+            tenant_seqs,
+            high_water: 30,
+            keys: HashSet::new(),
+            numbers: HashSet::new(),
+        };
+        let people = HashMap::from([(person, may)]);
+        let no_longer = HashMap::from([(person, May::default())]);
+        // (case, looked up at, numbered from, people, guarded, the last push, holds)
+        let cases = [
+            (
+                "as guessed",
+                100,
+                151,
+                &people,
+                false,
+                Some(last((101, 150))),
+                true,
+            ),
+            // The push before was numbered later than it expected (another desk's push came
+            // first), and this look-ahead came after that desk's push: the lookups hold, the
+            // guess does not.
+            (
+                "numbered later than guessed",
+                110,
+                161,
+                &people,
+                false,
+                Some(last((111, 160))),
+                false,
+            ),
+            (
+                "someone's permissions changed",
+                100,
+                151,
+                &no_longer,
+                false,
+                Some(last((101, 150))),
+                false,
+            ),
+            (
+                "the business's desks now sign in",
+                100,
+                151,
+                &people,
+                true,
+                Some(last((101, 150))),
+                false,
+            ),
+            (
+                "changes by nobody known here",
+                100,
+                151,
+                &people,
+                false,
+                None,
+                false,
+            ),
+        ];
+        for (case, looked_at, first_tenant_seq, people, guarded, last, holds) in cases {
+            assert_eq!(
+                head_start(looked_at).holds(
+                    first_tenant_seq,
+                    0,
+                    30,
+                    last.as_ref(),
+                    people,
+                    guarded
+                ),
                 holds,
                 "{case}"
             );
