@@ -540,6 +540,23 @@ impl Error {
                     "The server cannot reach its database. Try again shortly.",
                 ),
             ),
+            // PostgreSQL broke a deadlock or a serialization conflict by failing this request:
+            // nothing of it was kept, and the same request again may well go through.
+            Error::Database(error)
+                if error.code().is_some_and(|code| {
+                    *code == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+                        || *code == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+                }) =>
+            {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    body(
+                        error_code::INTERNAL,
+                        "The server was busy with other changes to the same records. Try again \
+                         shortly.",
+                    ),
+                )
+            }
             Error::UnknownTenant(_)
             | Error::UnknownBranch(_)
             | Error::InvalidInput(_)
@@ -588,11 +605,43 @@ impl IntoResponse for Error {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
     use kaunter_core::subscription::{
         BillingCycle, BillingMismatch, CancelRefused, ModuleChangeRefused, PaymentRefused,
         PricingModel,
     };
     use kaunter_protocol::http::error_code;
+
+    #[tokio::test]
+    async fn a_deadlock_or_conflict_postgresql_broke_is_answered_try_again() {
+        let db = crate::test_support::TestDatabase::create().await.unwrap();
+        let client = db.owner_client().await.unwrap();
+        let failing = |sql: String| {
+            let client = &client;
+            async move { client.batch_execute(&sql).await.unwrap_err() }
+        };
+        // deadlock_detected, serialization_failure
+        for code in ["40P01", "40001"] {
+            let error = failing(format!(
+                "DO $$ BEGIN RAISE EXCEPTION 'broken' USING ERRCODE = '{code}'; END $$"
+            ))
+            .await;
+            let (status, body) = super::Error::Database(error).status_and_body();
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{code}");
+            assert!(
+                body.message.contains("Try again"),
+                "{code}: {}",
+                body.message
+            );
+        }
+        // Any other database error stays an internal one.
+        let error = failing("SELECT 1 / 0".to_owned()).await;
+        assert_eq!(
+            super::Error::Database(error).status_and_body().0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        db.drop_db().await.unwrap();
+    }
 
     #[test]
     fn kaunter_cores_refusal_codes_are_declared_on_the_wire() {
