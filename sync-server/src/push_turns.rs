@@ -230,6 +230,7 @@ impl Turn {
             me.tenant_seqs = tenant_seqs;
             me.started_ahead = tenant_seqs.is_some();
         });
+        self.state.progressed.notify_waiters();
     }
 
     fn update(&self, change: impl FnOnce(&mut InFlight)) {
@@ -263,7 +264,9 @@ impl Turn {
     ///   rows, and that push for the lock.
     ///
     /// A push not yet working (it may need a connection this one holds) or itself waiting is
-    /// not waited for.
+    /// not waited for; nor, by a push that wrote its rows ahead, the push before it if that
+    /// one names some of those rows (it came after this one's head start, so it is a batch
+    /// sent again, and it waits behind this one).
     pub async fn wait_behind(&self, first: i64) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -274,13 +277,16 @@ impl Turn {
             let ahead = {
                 let pushes = self.state.pushes();
                 let me = pushes.iter().find(|push| push.id == self.id);
+                let overlaps =
+                    |push: &InFlight| me.is_some_and(|me| !me.keys.is_disjoint(&push.keys));
+                let ahead_of_me = me.is_some_and(|me| me.started_ahead);
                 pushes.iter().any(|push| {
                     push.id != self.id
                         && !push.waiting
                         && push.stage == Stage::Working
-                        && (push.seqs.is_some_and(|(_, last)| last == first - 1)
-                            || (push.started_ahead
-                                && me.is_some_and(|me| !me.keys.is_disjoint(&push.keys))))
+                        && ((push.seqs.is_some_and(|(_, last)| last == first - 1)
+                            && !(ahead_of_me && overlaps(push)))
+                            || (push.started_ahead && overlaps(push)))
                 })
             };
             if !ahead || tokio::time::timeout_at(deadline, progressed).await.is_err() {

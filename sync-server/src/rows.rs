@@ -612,13 +612,16 @@ pub async fn store(
     // insert skips the speculative-insertion work ON CONFLICT costs every row. (Were one to,
     // one of the two would fail, and its desk send again.)
     let writes = async {
-        let kinds: &[bool] = match part {
-            Part::All => &[false, true],
-            Part::New => &[false],
-            Part::AllButNew => &[true],
-        };
         for entity in Entity::ALL {
-            for &existed in kinds {
+            for existed in [false, true] {
+                let written = match part {
+                    Part::All => true,
+                    Part::New => !existed && written_ahead(entity),
+                    Part::AllButNew => existed || !written_ahead(entity),
+                };
+                if !written {
+                    continue;
+                }
                 let dirty: Vec<(Uuid, &StoredRow)> = rows
                     .iter()
                     .filter(|((e, _), row)| *e == entity && row.dirty && row.existed == existed)
@@ -648,13 +651,16 @@ pub async fn store(
 }
 
 /// Deletes the new rows among `rows` that [`store`] wrote with [`Part::New`] (in this
-/// transaction): a push's head start that did not hold.
+/// transaction, before its locks): a push's head start that did not hold.
 pub async fn unstore_new(
     tx: &TenantTx<'_>,
     tenant: Uuid,
     rows: &HashMap<RowKey, StoredRow>,
 ) -> Result<()> {
-    for entity in Entity::ALL {
+    for entity in Entity::ALL
+        .into_iter()
+        .filter(|entity| written_ahead(*entity))
+    {
         let ids: Vec<Uuid> = rows
             .iter()
             .filter(|((e, _), row)| *e == entity && row.dirty && !row.existed)
@@ -676,14 +682,25 @@ pub async fn unstore_new(
     Ok(())
 }
 
+/// Whether new rows of `entity` are written before a push's locks ([`Part::New`]): only where
+/// they can be deleted again if the push's guess does not hold ([`unstore_new`]). The ledger
+/// and clinical records are insert-only to the app's role.
+pub fn written_ahead(entity: Entity) -> bool {
+    matches!(
+        entity,
+        Entity::Patient | Entity::Appointment | Entity::CatalogueItem
+    )
+}
+
 /// Which of a batch's dirty rows [`store`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     /// Every row, and the digests.
     All,
-    /// Only the new rows (a push's head start, before its locks); no digest moves.
+    /// The new rows of the entities [`written_ahead`] (a push's head start, before its locks);
+    /// no digest moves.
     New,
-    /// The rows that existed, and the digests of every row (the new rows are written already).
+    /// The rest, and the digests of every row.
     AllButNew,
 }
 

@@ -798,3 +798,105 @@ async fn with_the_automatic_purge_off_nothing_is_purged() {
     assert_eq!(fx.count("purged_rows").await, 0);
     fx.db.drop_db().await.unwrap();
 }
+
+/// Waits until `count` connections of the fixture's database wait for a lock.
+async fn lock_waiters(fx: &Fixture, count: i64) {
+    let owner = fx.db.owner_client().await.unwrap();
+    for _ in 0..1000 {
+        let waiting: i64 = owner
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting >= count {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{count} connections never waited for a lock");
+}
+
+#[tokio::test]
+async fn a_sale_and_a_registration_whose_push_was_overtaken_are_stored_once() {
+    // Desk A's push (a float-in, a new patient) gets its head start, then waits for the
+    // device's lock while desk B's push takes the business's next change seqs. A's guess no
+    // longer holds: its patient, written ahead, is taken back and written again; its ledger
+    // entry (insert-only to the server) was never written ahead. Both end up stored once, and
+    // a fresh pull's digest counts each row once.
+    let fx = Fixture::new().await;
+    let business = fx.business("Klinik Tunai").await;
+    let (mut desk_a, mut desk_b) = (fx.desk(&business).await, fx.desk(&business).await);
+    let float_in = |desk: &Desk| CashMovementRecord {
+        id: Uuid::now_v7(),
+        branch_id: desk.enrolled.branch_id,
+        kind: CashKind::FloatIn,
+        amount: ringgit::parse("200.00").unwrap(),
+        patient_id: None,
+        note: None,
+    };
+    let (of_a, of_b, registered) = (float_in(&desk_a), float_in(&desk_b), patient(&desk_a));
+    let mut owner = fx.db.owner_client().await.unwrap();
+    let hold = owner.transaction().await.unwrap();
+    hold.execute(
+        "SELECT 1 FROM device_marks WHERE device_id = $1 FOR UPDATE",
+        &[&desk_a.enrolled.device_id],
+    )
+    .await
+    .unwrap();
+    let a_push = fx.push(
+        &mut desk_a,
+        SCHEMA_VERSION,
+        vec![
+            (Entity::CashMovement, of_a.id, of_a.fields()),
+            (Entity::Patient, registered.id, registered.fields()),
+        ],
+    );
+    let b_then_release = async {
+        lock_waiters(&fx, 1).await;
+        let b = fx
+            .push(
+                &mut desk_b,
+                SCHEMA_VERSION,
+                vec![(Entity::CashMovement, of_b.id, of_b.fields())],
+            )
+            .await;
+        hold.rollback().await.unwrap();
+        b
+    };
+    let (a, b) = tokio::join!(a_push, b_then_release);
+    assert_eq!((a.acked_seq, a.rejected.len()), (2, 0));
+    assert_eq!((b.acked_seq, b.rejected.len()), (1, 0));
+    assert_eq!(fx.count("cash_movements").await, 2);
+    assert_eq!(fx.count("patients").await, 1);
+    // B's change came first.
+    assert_eq!(
+        fx.count("cash_movements WHERE last_change_seq = 1").await,
+        1
+    );
+    let pulled = fx.pull_ok(&desk_b, 0, Some(SCHEMA_VERSION)).await;
+    let mut rows: Vec<Uuid> = pulled.changes.iter().map(|c| c.change.row_id).collect();
+    rows.sort_unstable();
+    rows.dedup();
+    let mut expected = vec![of_a.id, of_b.id, registered.id];
+    expected.sort_unstable();
+    assert_eq!(rows, expected);
+    let mut digest = 0u64;
+    for pulled in &pulled.changes {
+        let mut record = kaunter_core::lww::LwwRecord::new();
+        kaunter_protocol::merge::apply_change(&mut record, &pulled.change);
+        digest = kaunter_protocol::merge::update_digest(
+            digest,
+            0,
+            kaunter_protocol::merge::row_digest(pulled.change.row_id, &record),
+        );
+    }
+    assert_eq!(
+        pulled.checkpoint.map(|c| c.digest),
+        Some(format!("{digest:016x}"))
+    );
+    fx.db.drop_db().await.unwrap();
+}

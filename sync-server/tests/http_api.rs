@@ -782,16 +782,26 @@ async fn assert_pull_matches_the_log(f: &Fixture, token: &str, patients: usize) 
     let mut rows: Vec<Uuid> = pulled.changes.iter().map(|c| c.change.row_id).collect();
     rows.dedup();
     assert_eq!(rows.len(), patients, "each patient pulled once");
-    let mut digest = 0u64;
+    // (A row's changes are adjacent, one per stamp its fields won at.)
+    let mut records: Vec<(Uuid, kaunter_core::lww::LwwRecord<Value>)> = Vec::new();
     for pulled in &pulled.changes {
-        let mut record = kaunter_core::lww::LwwRecord::new();
-        kaunter_protocol::merge::apply_change(&mut record, &pulled.change);
-        digest = kaunter_protocol::merge::update_digest(
+        if records
+            .last()
+            .is_none_or(|(id, _)| *id != pulled.change.row_id)
+        {
+            records.push((pulled.change.row_id, kaunter_core::lww::LwwRecord::new()));
+        }
+        if let Some((_, record)) = records.last_mut() {
+            kaunter_protocol::merge::apply_change(record, &pulled.change);
+        }
+    }
+    let digest = records.iter().fold(0u64, |digest, (id, record)| {
+        kaunter_protocol::merge::update_digest(
             digest,
             0,
-            kaunter_protocol::merge::row_digest(pulled.change.row_id, &record),
-        );
-    }
+            kaunter_protocol::merge::row_digest(*id, record),
+        )
+    });
     assert_eq!(
         pulled.checkpoint.map(|c| c.digest),
         Some(format!("{digest:016x}")),
@@ -811,19 +821,45 @@ async fn assert_pull_matches_the_log(f: &Fixture, token: &str, patients: usize) 
 
 #[tokio::test]
 async fn a_push_writes_its_new_rows_before_it_takes_the_device_lock() {
-    // A push whose rows are new inserts them before it queues for the device's lock (while a
-    // desk's push before it holds the lock, this one gets its rows in): here it is seen holding
-    // the write lock on patients while it waits, and once let through it is applied in full.
+    // A push inserts its new rows before it queues for the device's lock (while a desk's push
+    // before it holds the lock, this one gets its rows in): here it is seen holding the write
+    // lock on patients while it waits, and once let through it is applied in full. Its batch
+    // also edits a stored patient, giving it another's document: that edit is merged ahead
+    // too, and the duplicate it makes is found.
     let f = fixture().await;
     let [a, b] = <[EnrolResponse; 2]>::try_from(desks(&f, 2).await).unwrap();
+    let [stored, other] = <[PatientRecord; 2]>::try_from(patients_with_own_documents(
+        a.branch_id,
+        &["Nurul", "Nur Aisyah"],
+    ))
+    .unwrap();
+    let other = PatientRecord {
+        id_number: "850505105151".to_owned(),
+        ..other
+    };
+    f.push_ok(
+        &a.device_token,
+        &push_request(vec![
+            registration(&a, 1, &stored),
+            registration(&a, 2, &other),
+        ]),
+    )
+    .await;
     let records = patients_with_own_documents(a.branch_id, &["Siti", "Aminah", "Mei Ling"]);
-    let request = push_request(
+    let mut entries = vec![edit(
+        &a,
+        3,
+        stored.id,
+        next_hlc(),
+        fields(&[("id_number", json!(other.id_number))]),
+    )];
+    entries.extend(
         records
             .iter()
-            .zip(1..)
-            .map(|(record, seq)| registration(&a, seq, record))
-            .collect(),
+            .zip(4..)
+            .map(|(record, seq)| registration(&a, seq, record)),
     );
+    let request = push_request(entries);
     let mut owner = f.db.owner_client().await.unwrap();
     let hold = hold_marks(&mut owner, &a).await;
     let answer = f.push_answer(&a.device_token, &request);
@@ -835,15 +871,16 @@ async fn a_push_writes_its_new_rows_before_it_takes_the_device_lock() {
     };
     let (answer, writers) = tokio::join!(answer, seen_then_release);
     assert_eq!(writers, 1, "the waiting push has written its rows");
-    assert_eq!((answer.acked_seq, answer.rejected.len()), (3, 0));
+    assert_eq!((answer.acked_seq, answer.rejected.len()), (6, 0));
     for record in &records {
         assert_eq!(
             f.stored_patient(record.id).await.unwrap().full_name,
             record.full_name
         );
     }
-    assert_eq!(f.count("changes").await, 3);
-    assert_pull_matches_the_log(&f, &b.device_token, 3).await;
+    assert_eq!(f.duplicate_pairs().await, vec![(stored.id, other.id)]);
+    assert_eq!(f.count("changes").await, 6);
+    assert_pull_matches_the_log(&f, &b.device_token, 5).await;
     f.db.drop_db().await.unwrap();
 }
 
@@ -913,6 +950,74 @@ async fn rows_a_push_wrote_ahead_are_written_again_when_another_desk_numbered_fi
     assert_eq!(seqs_of(&of_a).await, [3, 4, 5]);
     assert_eq!(f.count("changes").await, 5);
     assert_pull_matches_the_log(&f, &c.device_token, 5).await;
+    f.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_sent_again_does_not_hold_up_the_next_one_that_started_ahead() {
+    // Batch 1 was applied but its answer lost, so the desk sends it again just as batch 2
+    // (which edits batch 1's patient and registers another) is between its head start and the
+    // device's lock. Batch 2 must not wait for the resent batch 1 (which waits behind batch 2,
+    // whose rows it names) until the wait runs out: both are answered at once.
+    let f = fixture().await;
+    let business = f.business("Klinik Demo").await;
+    let device = f.enrol(business.tenant_id, business.branch_id).await;
+    let [first, other] = <[PatientRecord; 2]>::try_from(patients_with_own_documents(
+        device.branch_id,
+        &["Siti", "Mei Ling"],
+    ))
+    .unwrap();
+    let batch_1 = push_request(vec![registration(&device, 1, &first)]);
+    f.push_ok(&device.device_token, &batch_1).await;
+    let renamed = PatientRecord {
+        full_name: "Siti Aminah".to_owned(),
+        ..first.clone()
+    };
+    let batch_2 = push_request(vec![
+        registration(&device, 2, &renamed),
+        registration(&device, 3, &other),
+    ]);
+    // The branch row held: batch 2's insert (its foreign-key check) waits there, after its
+    // head start has begun.
+    let mut owner = f.db.owner_client().await.unwrap();
+    let hold = owner.transaction().await.unwrap();
+    hold.execute(
+        "SELECT 1 FROM branches WHERE branch_id = $1 FOR UPDATE",
+        &[&business.branch_id],
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let second = async {
+        let answer = f.push_answer(&device.device_token, &batch_2).await;
+        (answer.acked_seq, started.elapsed())
+    };
+    let resent = async {
+        lock_waiters(&f, 1).await;
+        let resent = async {
+            let answer = f.push_answer(&device.device_token, &batch_1).await;
+            (answer.acked_seq, started.elapsed())
+        };
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            hold.rollback().await.unwrap();
+        };
+        tokio::join!(resent, release).0
+    };
+    let ((second_acked, second_took), (resent_acked, resent_took)) = tokio::join!(second, resent);
+    // (The replay is answered with the device's mark: 3 if batch 2 committed first.)
+    assert_eq!(second_acked, 3);
+    assert!(resent_acked == 1 || resent_acked == 3, "{resent_acked}");
+    // (How long a push waits for another at most: push_turns::WAIT, 10 s.)
+    let wait = Duration::from_secs(10);
+    assert!(
+        second_took < wait / 2 && resent_took < wait / 2,
+        "answered after {second_took:?} and {resent_took:?}: they waited for each other"
+    );
+    assert_eq!(
+        f.stored_patient(first.id).await.unwrap().full_name,
+        "Siti Aminah"
+    );
     f.db.drop_db().await.unwrap();
 }
 

@@ -84,7 +84,7 @@ pub async fn push(
             .await
             {
                 Ok(Ok(started)) => head = Some(started),
-                Ok(Err(looked)) => ahead = looked,
+                Ok(Err(looked)) => ahead = Some(looked),
                 Err(error) => {
                     // The transaction is spoilt: start again, without looking ahead.
                     tracing::debug!(%error, "a push's head start gave way");
@@ -397,11 +397,13 @@ async fn look_ahead(
 /// ([`HeadStart::holds`]); else the push deletes the rows it inserted and merges again, as if
 /// it had not happened. Nothing is visible to others before the commit either way.
 ///
-/// Only a batch whose entries are all applied (none refused) and whose rows no other push of
-/// the device here names gets one: its new rows are then ones nobody else can be writing (a
-/// row's id is made by the desk that makes the row, and reaches others only once committed),
-/// so inserting them waits for no one. (A desk that made another desk's ids would at worst
-/// meet the other's push in a deadlock, which PostgreSQL breaks by failing one of the two.)
+/// Only a batch whose rows no other push of the device here names gets one: its new rows are
+/// then ones nobody else can be writing (a row's id is made by the desk that makes the row,
+/// and reaches others only once committed), so inserting them waits for no one. (The same
+/// batch sent to two server processes at once, or a desk that made another desk's ids, would
+/// at worst meet the other push in a deadlock, which PostgreSQL breaks by failing one of the
+/// two: answered 503, sent again.) New rows of the ledger and of clinical records are written
+/// under the locks all the same: the app's role cannot delete them ([`rows::written_ahead`]).
 struct HeadStart {
     looked: LookedAhead,
     first_tenant_seq: i64,
@@ -435,8 +437,8 @@ impl HeadStart {
 
 /// The head start of a push (see [`HeadStart`]), if it can have one: made in `tx` after the
 /// look-ahead, before any lock; `device` as authenticated without a lock. When the push gets
-/// none, gives back the look-ahead if it is unused; `prepared` is then taken too (the merge
-/// under the locks makes the new rows itself), unless the push was turned down before merging.
+/// none, gives back the look-ahead. It takes `prepared` (leaving `None`s: if it does not hold,
+/// the merge under the locks makes the new rows itself).
 async fn head_start(
     tx: &TenantTx<'_>,
     turn: &turns::Turn,
@@ -445,9 +447,9 @@ async fn head_start(
     prepared: &mut Vec<Option<Prepared>>,
     mut looked: LookedAhead,
     now: DateTime<Utc>,
-) -> Result<Result<HeadStart, Option<LookedAhead>>> {
+) -> Result<Result<HeadStart, LookedAhead>> {
     let Some(first) = entries.first() else {
-        return Ok(Err(Some(looked)));
+        return Ok(Err(looked));
     };
     let first_tenant_seq = match turn.numbers_follow(first.seq) {
         Some(turns::Follows::Push(last)) => last + 1,
@@ -457,9 +459,9 @@ async fn head_start(
         // The push before committed after the mark was read.
         Some(turns::Follows::Committed) => match turn.last_applied() {
             Some(last) if last.high_water == first.seq - 1 => last.tenant_seqs.1 + 1,
-            _ => return Ok(Err(Some(looked))),
+            _ => return Ok(Err(looked)),
         },
-        _ => return Ok(Err(Some(looked))),
+        _ => return Ok(Err(looked)),
     };
     let count = i64::try_from(entries.len()).unwrap_or(i64::MAX);
     turn.starting_ahead(Some((first_tenant_seq, first_tenant_seq + count - 1)));
@@ -501,20 +503,29 @@ async fn head_start(
         now,
     );
     let touched = merged.touched_patients()?;
-    if !merged.refused.is_empty() || !late_numbers(&touched, &early_numbers).is_empty() {
-        turn.starting_ahead(None);
-        return Ok(Err(None));
-    }
+    // The documents the batch's other patients have after the merge are looked up too (before
+    // the rows are written, which they would find), and held to the same check under the
+    // locks as those looked up ahead.
+    let late: Vec<String> = late_numbers(&touched, &early_numbers)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let late_refs: Vec<&str> = late.iter().map(String::as_str).collect();
     // An error here (say a row that turned out to exist: written by another push since the
     // look-ahead) ends the transaction; the caller starts again without a head start.
-    rows::store(
-        tx,
-        device.tenant_id.as_uuid(),
-        device.device_id.as_uuid(),
-        &merged.rows,
-        rows::Part::New,
-    )
-    .await?;
+    let (late_duplicates, ()) = tokio::try_join!(
+        biased;
+        conflicts::duplicate_candidates(tx, device, &late_refs),
+        rows::store(
+            tx,
+            device.tenant_id.as_uuid(),
+            device.device_id.as_uuid(),
+            &merged.rows,
+            rows::Part::New,
+        ),
+    )?;
+    looked.duplicates.extend(late_duplicates);
+    looked.numbers.extend(late);
     Ok(Ok(HeadStart {
         looked,
         first_tenant_seq,
@@ -660,8 +671,8 @@ fn merge_batch(
 
 /// Merges `entries` (the first being high-water + 1) into their rows, logs the applied ones as
 /// numbered changes, records the refused ones, and moves the high-water mark past them all.
-/// `prepared` holds each entry's new row where [`prepare`] made one. Also says whether this
-/// push claimed the business's daily tombstone purge.
+/// `prepared` holds each entry's new row where [`prepare`] made one (none after a head start,
+/// which took them). Also says whether this push claimed the business's daily tombstone purge.
 #[allow(clippy::too_many_arguments)]
 async fn apply(
     tx: &TenantTx<'_>,
@@ -681,7 +692,8 @@ async fn apply(
     let early_numbers = early_numbers(entries, &prepared);
     // The statements go to the database together (one connection runs them in order without
     // waiting for each answer); numbering the changes comes first, so the tenant row is locked
-    // before any row, as in every push.
+    // before any row another push may lock, as in every push (a head start's rows are new ones
+    // nobody else can know yet).
     // (`biased`: polled in this order every time, not only the first, so that the tenant row
     // is locked first even when a statement must be prepared before it is sent.)
     let lookups = || async {
