@@ -133,6 +133,8 @@ pub async fn push(
         && let Some(head_start) = head.take()
     {
         rows::unstore_new(&tx, token.tenant_id.as_uuid(), &head_start.merged.rows).await?;
+        // It numbers nothing: the device's next push must not follow its guess.
+        turn.starting_ahead(None);
     }
     let (acked_seq, mut rejected, purge_due, record) = match plan {
         Plan::NothingNew => (device.high_water, Vec::new(), false, None),
