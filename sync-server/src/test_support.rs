@@ -119,6 +119,29 @@ impl TestDatabase {
         TestServer::start(AppState::new(db::connect_pool(self.app_config()?, 8)?)).await
     }
 
+    /// Waits (at most 10 s) until `count` connections to this database wait for a lock: a
+    /// request seen queueing for a lock a test holds.
+    pub async fn lock_waiters(&self, count: i64) -> Result<()> {
+        let owner = self.owner_client().await?;
+        for _ in 0..1000 {
+            let waiting: i64 = owner
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await?
+                .try_get(0)?;
+            if waiting >= count {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Err(Error::Internal(format!(
+            "{count} connections never waited for a lock"
+        )))
+    }
+
     /// Drops the database now, waiting for it; prefer this to relying on Drop.
     pub async fn drop_db(mut self) -> Result<()> {
         self.dropped = true;
@@ -456,4 +479,30 @@ impl SmtpCapture {
         self.refusing
             .store(refusing, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// The branch digest of what a pull gave (`changes` from cursor 0, every page), as a
+/// checkpoint spells it: each row's changes (adjacent, one per stamp its fields won at) merged
+/// into one record, and the rows' digests summed as the desks sum them.
+pub fn digest_of_pulled(changes: &[kaunter_protocol::http::PulledChange]) -> String {
+    let mut rows: Vec<(uuid::Uuid, kaunter_core::lww::LwwRecord<serde_json::Value>)> = Vec::new();
+    for pulled in changes {
+        if rows
+            .last()
+            .is_none_or(|(id, _)| *id != pulled.change.row_id)
+        {
+            rows.push((pulled.change.row_id, kaunter_core::lww::LwwRecord::new()));
+        }
+        if let Some((_, record)) = rows.last_mut() {
+            kaunter_protocol::merge::apply_change(record, &pulled.change);
+        }
+    }
+    let digest = rows.iter().fold(0u64, |digest, (id, record)| {
+        kaunter_protocol::merge::update_digest(
+            digest,
+            0,
+            kaunter_protocol::merge::row_digest(*id, record),
+        )
+    });
+    format!("{digest:016x}")
 }

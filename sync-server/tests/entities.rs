@@ -17,7 +17,7 @@ use kaunter_protocol::records::{
 use kaunter_protocol::{IdType, SCHEMA_VERSION, Sex};
 use kaunter_sync_server::admin::{self, CreatedBusiness, DEFAULT_ENROLMENT_CODE_TTL};
 use kaunter_sync_server::purge;
-use kaunter_sync_server::test_support::{TestDatabase, TestServer};
+use kaunter_sync_server::test_support::{TestDatabase, TestServer, digest_of_pulled};
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -688,19 +688,9 @@ async fn purged_tombstones_are_gone_cannot_come_back_and_send_stale_desks_to_res
     assert_eq!(rows, [kept.id, paid.id]);
     assert_eq!(after.purged_seq, Some(4));
     assert_ne!(after.checkpoint, before.checkpoint);
-    let mut digest = 0u64;
-    for pulled in &after.changes {
-        let mut record = kaunter_core::lww::LwwRecord::new();
-        kaunter_protocol::merge::apply_change(&mut record, &pulled.change);
-        digest = kaunter_protocol::merge::update_digest(
-            digest,
-            0,
-            kaunter_protocol::merge::row_digest(pulled.change.row_id, &record),
-        );
-    }
     assert_eq!(
         after.checkpoint.map(|c| c.digest),
-        Some(format!("{digest:016x}"))
+        Some(digest_of_pulled(&after.changes))
     );
 
     // Desk B, behind the horizon, is told to resync; from 0 it is served.
@@ -799,27 +789,6 @@ async fn with_the_automatic_purge_off_nothing_is_purged() {
     fx.db.drop_db().await.unwrap();
 }
 
-/// Waits until `count` connections of the fixture's database wait for a lock.
-async fn lock_waiters(fx: &Fixture, count: i64) {
-    let owner = fx.db.owner_client().await.unwrap();
-    for _ in 0..1000 {
-        let waiting: i64 = owner
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting >= count {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("{count} connections never waited for a lock");
-}
-
 #[tokio::test]
 async fn a_sale_and_a_registration_whose_push_was_overtaken_are_stored_once() {
     // Desk A's push (a float-in, a new patient) gets its head start, then waits for the
@@ -856,7 +825,7 @@ async fn a_sale_and_a_registration_whose_push_was_overtaken_are_stored_once() {
         ],
     );
     let b_then_release = async {
-        lock_waiters(&fx, 1).await;
+        fx.db.lock_waiters(1).await.unwrap();
         let b = fx
             .push(
                 &mut desk_b,
@@ -884,19 +853,9 @@ async fn a_sale_and_a_registration_whose_push_was_overtaken_are_stored_once() {
     let mut expected = vec![of_a.id, of_b.id, registered.id];
     expected.sort_unstable();
     assert_eq!(rows, expected);
-    let mut digest = 0u64;
-    for pulled in &pulled.changes {
-        let mut record = kaunter_core::lww::LwwRecord::new();
-        kaunter_protocol::merge::apply_change(&mut record, &pulled.change);
-        digest = kaunter_protocol::merge::update_digest(
-            digest,
-            0,
-            kaunter_protocol::merge::row_digest(pulled.change.row_id, &record),
-        );
-    }
     assert_eq!(
         pulled.checkpoint.map(|c| c.digest),
-        Some(format!("{digest:016x}"))
+        Some(digest_of_pulled(&pulled.changes))
     );
     fx.db.drop_db().await.unwrap();
 }

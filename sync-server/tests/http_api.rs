@@ -17,7 +17,7 @@ use kaunter_protocol::merge::{apply_change, is_deleted, record_into_parts};
 use kaunter_protocol::{IdType, SCHEMA_VERSION, Sex};
 use kaunter_sync_server::admin::{self, CreatedBusiness, DEFAULT_ENROLMENT_CODE_TTL};
 use kaunter_sync_server::ids::{BranchId, DeviceId, TenantId};
-use kaunter_sync_server::test_support::{TestDatabase, TestServer};
+use kaunter_sync_server::test_support::{TestDatabase, TestServer, digest_of_pulled};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -587,23 +587,7 @@ async fn a_gap_is_refused_with_the_expected_seq() {
 
 /// Waits until `count` connections of the test database wait for a lock.
 async fn lock_waiters(f: &Fixture, count: i64) {
-    let owner = f.db.owner_client().await.unwrap();
-    for _ in 0..1000 {
-        let waiting: i64 = owner
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting >= count {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{count} connections never waited for a lock");
+    f.db.lock_waiters(count).await.unwrap();
 }
 
 #[tokio::test]
@@ -782,29 +766,9 @@ async fn assert_pull_matches_the_log(f: &Fixture, token: &str, patients: usize) 
     let mut rows: Vec<Uuid> = pulled.changes.iter().map(|c| c.change.row_id).collect();
     rows.dedup();
     assert_eq!(rows.len(), patients, "each patient pulled once");
-    // (A row's changes are adjacent, one per stamp its fields won at.)
-    let mut records: Vec<(Uuid, kaunter_core::lww::LwwRecord<Value>)> = Vec::new();
-    for pulled in &pulled.changes {
-        if records
-            .last()
-            .is_none_or(|(id, _)| *id != pulled.change.row_id)
-        {
-            records.push((pulled.change.row_id, kaunter_core::lww::LwwRecord::new()));
-        }
-        if let Some((_, record)) = records.last_mut() {
-            kaunter_protocol::merge::apply_change(record, &pulled.change);
-        }
-    }
-    let digest = records.iter().fold(0u64, |digest, (id, record)| {
-        kaunter_protocol::merge::update_digest(
-            digest,
-            0,
-            kaunter_protocol::merge::row_digest(*id, record),
-        )
-    });
     assert_eq!(
         pulled.checkpoint.map(|c| c.digest),
-        Some(format!("{digest:016x}")),
+        Some(digest_of_pulled(&pulled.changes)),
         "the branch's digest counts each row once"
     );
     assert_eq!(f.count("patients").await, patients as i64);
