@@ -465,27 +465,18 @@ async fn head_start(
         },
         _ => return Ok(Err(looked)),
     };
-    let count = i64::try_from(entries.len()).unwrap_or(i64::MAX);
+    let count =
+        i64::try_from(entries.len()).map_err(|_| Error::Internal("batch too large".to_owned()))?;
     turn.starting_ahead(Some((first_tenant_seq, first_tenant_seq + count - 1)));
     let signed = Signed::of(entries);
-    let (people, guarded, purged) = tokio::try_join!(
-        people_named(tx, device, &signed.named),
-        async {
-            if signed.unsigned_catalogue {
-                desks_sign_in(tx, device).await
-            } else {
-                Ok(false)
-            }
-        },
-        async {
-            if looked.purged_seq > 0 {
-                let tenant = device.tenant_id.as_uuid();
-                rows::purged_among(tx, tenant, &looked.keys, &looked.rows).await
-            } else {
-                Ok(HashSet::new())
-            }
-        },
-    )?;
+    let ((people, guarded), purged) = tokio::try_join!(signed.look_up(tx, device), async {
+        if looked.purged_seq > 0 {
+            let tenant = device.tenant_id.as_uuid();
+            rows::purged_among(tx, tenant, &looked.keys, &looked.rows).await
+        } else {
+            Ok(HashSet::new())
+        }
+    },)?;
     let early_numbers = early_numbers(entries, prepared);
     // Taken: what is left in their place makes the new rows under the locks, if need be.
     let taken = std::mem::replace(
@@ -567,6 +558,22 @@ impl Signed {
             named,
             unsigned_catalogue,
         }
+    }
+
+    /// The people named ([`people_named`]), and whether the business's desks sign in (asked
+    /// only when a change needs it), in that order on `tx`.
+    async fn look_up(
+        &self,
+        tx: &TenantTx<'_>,
+        device: &Device,
+    ) -> Result<(HashMap<Uuid, May>, bool)> {
+        tokio::try_join!(biased; people_named(tx, device, &self.named), async {
+            if self.unsigned_catalogue {
+                desks_sign_in(tx, device).await
+            } else {
+                Ok(false)
+            }
+        })
     }
 }
 
@@ -706,17 +713,10 @@ async fn apply(
         )
     };
     let looked_ahead = ahead.looked.is_some() || head_start.is_some();
-    let (numbered, people, guarded, looked_up) = tokio::try_join!(
+    let (numbered, (people, guarded), looked_up) = tokio::try_join!(
         biased;
         number_changes(tx, device, count),
-        people_named(tx, device, &signed.named),
-        async {
-            if signed.unsigned_catalogue {
-                desks_sign_in(tx, device).await
-            } else {
-                Ok(false)
-            }
-        },
+        signed.look_up(tx, device),
         async {
             if looked_ahead {
                 Ok(None)
