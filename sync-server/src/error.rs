@@ -133,6 +133,8 @@ pub enum Error {
     MethodNotAllowed,
     #[error("request body too large")]
     PayloadTooLarge,
+    #[error("request body in a content encoding the server does not read")]
+    UnsupportedContentEncoding,
     #[error("client schema version {0} is not supported")]
     UnsupportedSchemaVersion(u32),
     #[error("sequence gap: the server expects seq {expected} next")]
@@ -497,6 +499,13 @@ impl Error {
                 body(
                     error_code::PAYLOAD_TOO_LARGE,
                     "The request body is too large. Send fewer entries per request.",
+                ),
+            ),
+            Error::UnsupportedContentEncoding => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                body(
+                    error_code::UNSUPPORTED_CONTENT_ENCODING,
+                    "The request body's Content-Encoding is not one this server reads: send it as it is, or compressed with zstd.",
                 ),
             ),
             Error::UnsupportedSchemaVersion(_) => (

@@ -2,6 +2,8 @@
 //! query strings and oversized bodies get the same stable JSON errors as everything else
 //! (axum's own rejections answer in plain text).
 
+use std::io::Read as _;
+
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -11,10 +13,19 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
-/// A JSON request body. Any failure to read or decode it is `bad_request`, except a body over
-/// the limit, which is `payload_too_large`.
+/// A JSON request body, as sent or compressed with zstd (`Content-Encoding: zstd`, what desks
+/// send once the server has said it reads it: see [`crate::router`]). Any failure to read or
+/// decode it is `bad_request`, except a body over the limit, which is `payload_too_large` (the
+/// limit holds for the body as received and again for the JSON it decompresses to, so a small
+/// body that would inflate without end is stopped at the limit), and another encoding, which
+/// is `unsupported_content_encoding`.
 #[derive(Debug, Clone, Copy)]
 pub struct JsonBody<T>(pub T);
+
+/// The most bytes of JSON a request body may hold once decompressed: the router's body limit,
+/// which it puts where the extractor finds it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
 
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
@@ -29,7 +40,12 @@ where
                 "expected Content-Type: application/json".to_owned(),
             ));
         }
-        let bytes = Bytes::from_request(request, state)
+        let compressed = is_zstd(request.headers())?;
+        let limit = request
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(crate::DEFAULT_BODY_LIMIT_BYTES, |limit| limit.0);
+        let mut bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -38,6 +54,9 @@ where
                     Error::BadRequest("the request body could not be read".to_owned())
                 }
             })?;
+        if compressed {
+            bytes = decompress(&bytes, limit)?;
+        }
         // The plain decoder first (a push carries hundreds of entries); axum's, which tracks the
         // path to say where a body went wrong, only to explain a refusal.
         match serde_json::from_slice(&bytes) {
@@ -65,6 +84,46 @@ fn is_json(headers: &HeaderMap) -> bool {
     };
     let subtype = subtype.to_ascii_lowercase();
     kind.eq_ignore_ascii_case("application") && (subtype == "json" || subtype.ends_with("+json"))
+}
+
+/// Whether the body is compressed with zstd (`Content-Encoding: zstd`); no header, or
+/// `identity`, is a body as it is. Anything else (another coding, or several) is refused.
+fn is_zstd(headers: &HeaderMap) -> Result<bool> {
+    let mut codings = headers.get_all(header::CONTENT_ENCODING).iter().peekable();
+    if codings.peek().is_none() {
+        return Ok(false);
+    }
+    let mut zstd = false;
+    for value in codings {
+        let value = value
+            .to_str()
+            .map_err(|_| Error::UnsupportedContentEncoding)?;
+        for coding in value.split(',').map(str::trim) {
+            if coding.eq_ignore_ascii_case("zstd") && !zstd {
+                zstd = true;
+            } else if !coding.eq_ignore_ascii_case("identity") {
+                return Err(Error::UnsupportedContentEncoding);
+            }
+        }
+    }
+    Ok(zstd)
+}
+
+/// The body a zstd `compressed` body holds, refused once it passes `limit` bytes (so however
+/// far it would inflate, no more than `limit` is ever decompressed).
+fn decompress(compressed: &[u8], limit: usize) -> Result<Bytes> {
+    let invalid = || Error::BadRequest("the request body is not valid zstd".to_owned());
+    let decoder = zstd::stream::read::Decoder::with_buffer(compressed).map_err(|_| invalid())?;
+    let mut body = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    decoder
+        .take(cap)
+        .read_to_end(&mut body)
+        .map_err(|_| invalid())?;
+    if body.len() > limit {
+        return Err(Error::PayloadTooLarge);
+    }
+    Ok(Bytes::from(body))
 }
 
 fn json_rejection(rejection: JsonRejection) -> Error {

@@ -469,6 +469,10 @@ pub fn document() -> Value {
             .chain(operation.errors)
             .copied()
             .collect();
+        // A route that reads a JSON body reads it compressed with zstd too, and no other way.
+        if operation.request.is_some() {
+            errors.push(415);
+        }
         errors.sort_unstable();
         errors.dedup();
         for error in errors {
@@ -485,6 +489,7 @@ pub fn document() -> Value {
         });
         if let Some(request) = operation.request {
             entry["requestBody"] = json!({"required": true,
+                "description": "JSON, as it is or compressed with zstd (Content-Encoding: zstd); over the body limit, as sent or once decompressed, is 413.",
                 "content": {"application/json": {"schema": request}}});
         }
         if !operation.query.is_empty() {
@@ -517,7 +522,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Kaunter sync server",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Desks push their outboxes and pull their branch's rows; head office manages its business. Every error body is an ErrorBody with a stable code.",
+            "description": "Desks push their outboxes and pull their branch's rows; head office manages its business. Every error body is an ErrorBody with a stable code. Every answer carries Accept-Encoding: zstd (RFC 7694): a JSON request body may be sent compressed with zstd. Answers of 1 kB or more are compressed (zstd or gzip) for a caller whose Accept-Encoding asks for it.",
         },
         "paths": paths,
         "components": {
@@ -560,6 +565,9 @@ fn error_description(status: u16) -> &'static str {
         }
         410 => "The desk must download its branch again (resync_required).",
         413 => "The body is over the limit.",
+        415 => {
+            "The body's Content-Encoding is not one the server reads (unsupported_content_encoding): send it as it is, or compressed with zstd."
+        }
         422 => {
             "Some fields are not valid; each says why (for a webhook: an event that cannot be used)."
         }

@@ -1280,6 +1280,197 @@ async fn an_oversized_body_is_refused_with_json() {
     f.db.drop_db().await.unwrap();
 }
 
+/// `body` compressed with zstd, as a desk sends it.
+fn zstd(body: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(body, 1).unwrap()
+}
+
+/// A push of `body` as sent, with `Content-Encoding: <encoding>`.
+async fn push_encoded(
+    f: &Fixture,
+    token: &str,
+    encoding: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    f.http
+        .post(f.server.url("/v1/sync/push"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .header("content-encoding", encoding)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_push_compressed_with_zstd_is_taken_as_the_same_push_sent_plain() {
+    let f = fixture().await;
+    let business = f.business("Klinik Demo").await;
+    let device = f.enrol(business.tenant_id, business.branch_id).await;
+    let request = batch(&device, 1..=20);
+    let json = serde_json::to_vec(&request).unwrap();
+    let compressed = zstd(&json);
+    assert!(
+        compressed.len() * 3 < json.len(),
+        "{} of {}",
+        compressed.len(),
+        json.len()
+    );
+
+    let response = push_encoded(&f, &device.device_token, "zstd", compressed.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // Every answer says the server reads zstd bodies; that is how a desk knows to send them.
+    assert_eq!(response.headers()["accept-encoding"], "zstd");
+    let answer: PushResponse = response.json().await.unwrap();
+    assert_eq!((answer.acked_seq, answer.rejected.len()), (20, 0));
+    for entry in &request.entries {
+        let stored = f.stored_patient(entry.change.row_id).await.unwrap();
+        assert_eq!(
+            Value::String(stored.full_name),
+            entry.change.fields["full_name"]
+        );
+    }
+    // Sent again compressed, it is a replay like any other: same answer, nothing new.
+    let replay = push_encoded(&f, &device.device_token, "zstd", compressed).await;
+    assert_eq!(replay.json::<PushResponse>().await.unwrap(), answer);
+    assert_eq!(f.count("changes").await, 20);
+    // `identity` is a body as it is.
+    let next = serde_json::to_vec(&batch(&device, 21..=21)).unwrap();
+    let response = push_encoded(&f, &device.device_token, "identity", next).await;
+    assert_eq!(response.json::<PushResponse>().await.unwrap().acked_seq, 21);
+    f.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_compressed_body_is_held_to_the_limit_once_decompressed_and_must_be_zstd() {
+    let f = fixture().await;
+    let business = f.business("Klinik Demo").await;
+    let device = f.enrol(business.tenant_id, business.branch_id).await;
+    // 8 MiB of JSON in a few hundred bytes: refused at the limit (1 MiB), not inflated.
+    let bomb = json!({
+        "schema_version": SCHEMA_VERSION,
+        "entries": [],
+        "padding": " ".repeat(8 * 1024 * 1024),
+    });
+    let bomb = zstd(&serde_json::to_vec(&bomb).unwrap());
+    assert!(bomb.len() < 4096, "{}", bomb.len());
+    let (status, body) =
+        error(push_encoded(&f, &device.device_token, "zstd", bomb.clone()).await).await;
+    assert_eq!(
+        (status, body.code.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, error_code::PAYLOAD_TOO_LARGE)
+    );
+    // Also before any authentication.
+    let response = f
+        .http
+        .post(f.server.url("/v1/enrol"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "zstd")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error(response).await;
+    assert_eq!(
+        (status, body.code.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, error_code::PAYLOAD_TOO_LARGE)
+    );
+
+    let json = serde_json::to_vec(&batch(&device, 1..=2)).unwrap();
+    // Not zstd at all, or cut short: a bad request.
+    for body in [json.clone(), zstd(&json)[..20].to_vec(), Vec::new()] {
+        let (status, body) =
+            error(push_encoded(&f, &device.device_token, "zstd", body).await).await;
+        assert_eq!(
+            (status, body.code.as_str()),
+            (StatusCode::BAD_REQUEST, error_code::BAD_REQUEST)
+        );
+    }
+    // Codings the server does not read, or zstd twice: refused as such, with the coding named.
+    for encoding in ["gzip", "br", "zstd, zstd", "zstd, gzip"] {
+        let (status, body) =
+            error(push_encoded(&f, &device.device_token, encoding, zstd(&json)).await).await;
+        assert_eq!(
+            (status, body.code.as_str()),
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                error_code::UNSUPPORTED_CONTENT_ENCODING
+            ),
+            "{encoding}"
+        );
+        assert!(body.message.contains("zstd"), "{}", body.message);
+    }
+    // Nothing of it was taken; the same batch plain still goes in from seq 1.
+    assert_eq!(f.count("changes").await, 0);
+    assert_eq!(
+        f.push_ok(&device.device_token, &batch(&device, 1..=2))
+            .await,
+        2
+    );
+    f.db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_pull_page_comes_compressed_to_a_caller_that_accepts_it() {
+    let f = fixture().await;
+    let business = f.business("Klinik Demo").await;
+    let writer = f.enrol(business.tenant_id, business.branch_id).await;
+    let reader = f.enrol(business.tenant_id, business.branch_id).await;
+    assert_eq!(
+        f.push_ok(&writer.device_token, &batch(&writer, 1..=50))
+            .await,
+        50
+    );
+    // A client that does not decompress, to see the bytes as sent.
+    let raw = reqwest::Client::builder().no_zstd().build().unwrap();
+    let url = format!(
+        "{}?cursor=0&schema_version={SCHEMA_VERSION}",
+        f.server.url("/v1/sync/pull")
+    );
+    let get = |accept: Option<&'static str>| {
+        let mut request = raw.get(&url).bearer_auth(&reader.device_token);
+        if let Some(accept) = accept {
+            request = request.header("accept-encoding", accept);
+        }
+        request.send()
+    };
+
+    let plain = get(None).await.unwrap();
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.bytes().await.unwrap();
+    let compressed = get(Some("gzip;q=0.5, zstd")).await.unwrap();
+    assert_eq!(compressed.status(), StatusCode::OK);
+    assert_eq!(compressed.headers()["content-encoding"], "zstd");
+    let compressed = compressed.bytes().await.unwrap();
+    assert!(
+        compressed.len() * 3 < plain.len(),
+        "{} of {}",
+        compressed.len(),
+        plain.len()
+    );
+    let decompressed = zstd::decode_all(&compressed[..]).unwrap();
+    let (plain, decompressed): (PullResponse, PullResponse) = (
+        serde_json::from_slice(&plain).unwrap(),
+        serde_json::from_slice(&decompressed).unwrap(),
+    );
+    assert_eq!(decompressed, plain);
+    assert_eq!(plain.changes.len(), 50);
+    // A browser asking for gzip only gets gzip.
+    let gzipped = get(Some("gzip")).await.unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    // A short answer is not worth compressing.
+    let short = raw
+        .get(f.server.url("/v1/health"))
+        .header("accept-encoding", "zstd")
+        .send()
+        .await
+        .unwrap();
+    assert!(short.headers().get("content-encoding").is_none());
+    f.db.drop_db().await.unwrap();
+}
+
 #[tokio::test]
 async fn malformed_json_and_unknown_fields_are_bad_requests() {
     let f = fixture().await;

@@ -895,6 +895,8 @@ pub mod error_code {
     pub const UNAUTHORIZED: &str = "unauthorized";
     pub const NOT_FOUND: &str = "not_found";
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// A request body in a `Content-Encoding` the server does not read (it reads `zstd`).
+    pub const UNSUPPORTED_CONTENT_ENCODING: &str = "unsupported_content_encoding";
     pub const SEQUENCE_GAP: &str = "sequence_gap";
     pub const UNSUPPORTED_SCHEMA_VERSION: &str = "unsupported_schema_version";
     pub const VALIDATION_FAILED: &str = "validation_failed";

@@ -7,7 +7,8 @@
 //!    (two requests in flight; merge, change log, high-water mark) against a raw multi-row
 //!    PostgreSQL upsert of the same rows, measured in turns, round by round;
 //! 3. initial sync: a fresh desk pulling and applying a branch's changes over loopback;
-//! 4. bytes on the wire per row against the row's own size.
+//! 4. bytes per row of a push and of a pull page, as JSON and as sent (zstd), against the row's
+//!    own size.
 //!
 //! Run: `cargo bench -p kaunter-sync-client --bench sync` (PostgreSQL as for the tests;
 //! `KAUNTER_BENCH_ROWS` sets the row count of 2 and 3, default 100000;
@@ -23,7 +24,7 @@ use kaunter_core::{Hlc, IdType, NewPatient, RegistrationForm};
 use kaunter_protocol::SCHEMA_VERSION;
 use kaunter_protocol::http::{Change, Entity, OutboxEntry, PatientRecord, PushRequest, WireStamp};
 use kaunter_store::{DeskIdentity, MemorySecretStore, Store};
-use kaunter_sync_client::{SyncClient, push_waiting, sync_once};
+use kaunter_sync_client::{PushBody, SyncClient, push_waiting, sync_once};
 use kaunter_sync_server::admin;
 use kaunter_sync_server::test_support::{TestDatabase, TestServer};
 use uuid::Uuid;
@@ -169,6 +170,130 @@ fn record(i: usize, branch: Uuid) -> PatientRecord {
         phone: p.phone().map(|ph| ph.e164().to_owned()),
         date_of_birth: Some(p.date_of_birth()),
         sex: Some(kaunter_protocol::Sex::Male),
+    }
+}
+
+/// Registrations as a front desk makes them, for the bytes on the wire (section 4): Malay,
+/// Chinese and Indian names, dates of birth, places of birth, serials and mobile numbers drawn
+/// at random (seeded), each a few minutes after the one before. The ingest rows above are
+/// regular (numbered names, phones and documents, made in a tight loop) and would compress
+/// far better than a real branch's.
+fn front_desk_sample(count: usize, branch: Uuid, device: Uuid) -> Vec<OutboxEntry> {
+    const MALAY: &[&str] = &[
+        "Nur Aisyah",
+        "Muhammad Hafiz",
+        "Siti Nurhaliza",
+        "Ahmad Faris",
+        "Nurul Izzah",
+        "Mohd Firdaus",
+        "Aminah",
+        "Farah Nadia",
+        "Haziq Iskandar",
+        "Zulkifli",
+        "Noraini",
+        "Khairul Anuar",
+    ];
+    const FATHERS: &[&str] = &[
+        "Ahmad",
+        "Ismail",
+        "Abdullah",
+        "Hassan",
+        "Yusof",
+        "Osman",
+        "Rahman",
+        "Ibrahim",
+        "Subramaniam",
+        "Krishnan",
+        "Muthu",
+        "Raman",
+    ];
+    const SURNAMES: &[&str] = &["Tan", "Lim", "Wong", "Lee", "Chong", "Goh", "Ng", "Ong"];
+    const SYLLABLES: &[&str] = &[
+        "Mei", "Ling", "Wei", "Jie", "Kar", "Mun", "Siew", "Lan", "Boon", "Hock", "Chee", "Keong",
+        "Hui", "Yee",
+    ];
+    const INDIAN: &[&str] = &[
+        "Rajesh", "Priya", "Kavitha", "Arjun", "Devi", "Suresh", "Lakshmi",
+    ];
+    let mut rng = kaunter_core::SeededRng::new(0x6b61_756e);
+    let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+    let mut at = Utc::now() - TimeDelta::days(30);
+    (0..count)
+        .map(|i| {
+            let mut pick = |items: &[&'static str]| *rng.pick(items).unwrap();
+            let name = match i % 3 {
+                0 => format!("{} binti {}", pick(MALAY), pick(FATHERS)),
+                1 => format!("{} {} {}", pick(SURNAMES), pick(SYLLABLES), pick(SYLLABLES)),
+                _ => format!("{} a/l {}", pick(INDIAN), pick(FATHERS)),
+            };
+            let born = NaiveDate::from_ymd_opt(1940, 1, 1).unwrap()
+                + TimeDelta::days(i64::try_from(rng.below(29_000)).unwrap());
+            let ic = format!(
+                "{}{:02}{:04}",
+                born.format("%y%m%d"),
+                1 + rng.below(14),
+                rng.below(10_000)
+            );
+            let phone = format!("01{}{:07}", 2 + rng.below(8), rng.below(10_000_000));
+            let p = NewPatient::validate(
+                &RegistrationForm {
+                    full_name: &name,
+                    id_type: IdType::MyKad,
+                    id_number: &ic,
+                    phone: &phone,
+                    date_of_birth: None,
+                    sex: None,
+                },
+                today,
+            )
+            .unwrap();
+            let record = PatientRecord {
+                id: Uuid::now_v7(),
+                branch_id: branch,
+                full_name: p.full_name().to_owned(),
+                id_type: kaunter_protocol::IdType::Mykad,
+                id_number: p.id_number().to_owned(),
+                phone: p.phone().map(|ph| ph.e164().to_owned()),
+                date_of_birth: Some(p.date_of_birth()),
+                sex: None,
+            };
+            at += TimeDelta::seconds(30 + i64::try_from(rng.below(600)).unwrap());
+            let millis = u64::try_from(at.timestamp_millis()).unwrap();
+            registration(
+                i as i64 + 1,
+                &record,
+                device,
+                Hlc::new(millis, 0).unwrap().as_u64(),
+                at,
+            )
+        })
+        .collect()
+}
+
+/// `record`'s registration by `device`, as outbox entry `seq`.
+fn registration(
+    seq: i64,
+    record: &PatientRecord,
+    device: Uuid,
+    hlc: u64,
+    at: chrono::DateTime<Utc>,
+) -> OutboxEntry {
+    OutboxEntry {
+        actor: None,
+        approver: None,
+        seq,
+        schema_version: SCHEMA_VERSION,
+        change: Change {
+            entity: Entity::Patient,
+            row_id: record.id,
+            branch_id: record.branch_id,
+            stamp: WireStamp {
+                hlc,
+                device_id: device,
+            },
+            fields: record.fields(),
+            recorded_at: at,
+        },
     }
 }
 
@@ -374,22 +499,14 @@ async fn server_side(rows: usize) {
     let entries: Vec<OutboxEntry> = records
         .iter()
         .enumerate()
-        .map(|(i, r)| OutboxEntry {
-            actor: None,
-            approver: None,
-            seq: i as i64 + 1,
-            schema_version: SCHEMA_VERSION,
-            change: Change {
-                entity: Entity::Patient,
-                row_id: r.id,
-                branch_id: branch,
-                stamp: WireStamp {
-                    hlc: base_hlc + i as u64,
-                    device_id: writer.device_id,
-                },
-                fields: r.fields(),
-                recorded_at: Utc::now(),
-            },
+        .map(|(i, r)| {
+            registration(
+                i as i64 + 1,
+                r,
+                writer.device_id,
+                base_hlc + i as u64,
+                Utc::now(),
+            )
         })
         .collect();
 
@@ -403,17 +520,6 @@ async fn server_side(rows: usize) {
     let newest = RawTarget::new(&db, &server, &writer, Baseline::Newest).await;
     let batches = raw_batches(&entries, &records);
 
-    let wire_bytes: usize = entries
-        .chunks(PUSH_BATCH)
-        .map(|chunk| {
-            serde_json::to_vec(&PushRequest {
-                schema_version: SCHEMA_VERSION,
-                entries: chunk.to_vec(),
-            })
-            .unwrap()
-            .len()
-        })
-        .sum();
     // Round by round, in a rotating order: the raw upserts, and the desk's own push loop (two
     // requests in flight) over the entries in memory (what is timed is the server's side, not
     // the reading of a desk's outbox).
@@ -529,11 +635,6 @@ async fn server_side(rows: usize) {
     let report = sync_once(&store, &reader_client).await.unwrap();
     let initial = started.elapsed();
     assert_eq!(report.applied, rows);
-    let pull_bytes: usize = {
-        // One page's size, scaled: what the desk downloaded per row.
-        let page = reader_client.pull_page(0, 500, false).await.unwrap();
-        serde_json::to_vec(&page).unwrap().len() / page.changes.len().max(1)
-    };
     println!("## 3. Initial sync of {rows} rows to a fresh desk over loopback");
     println!(
         "{:.2} s, {:.0} rows/s (goal: 1,000,000 rows in under 60 s, i.e. >= 16,667 rows/s: {})",
@@ -547,28 +648,102 @@ async fn server_side(rows: usize) {
     );
     println!();
 
-    let row_bytes: usize = records
+    wire_bytes(&server).await;
+    drop(server);
+    db.drop_db().await.unwrap();
+}
+
+/// Section 4: the bytes per row of a push and of a pull page of a front desk's registrations
+/// ([`front_desk_sample`]), as JSON and as sent, against the row's own size. The sample is
+/// pushed by a desk of a business of its own and pulled by another desk of it.
+async fn wire_bytes(server: &TestServer) {
+    const SAMPLE: usize = 2000;
+    let business = admin::create_business(server.pool(), "Klinik Sampel", "Main", None)
+        .await
+        .unwrap();
+    let mut desks = Vec::new();
+    for name in ["Sample writer", "Sample reader"] {
+        let code = admin::create_enrolment_code(
+            server.pool(),
+            business.tenant_id,
+            business.branch_id,
+            admin::DEFAULT_ENROLMENT_CODE_TTL,
+        )
+        .await
+        .unwrap();
+        desks.push(
+            SyncClient::enrol(&server.base_url, &code, name)
+                .await
+                .unwrap(),
+        );
+    }
+    let (writer, reader) = (&desks[0], &desks[1]);
+    let entries = front_desk_sample(SAMPLE, writer.branch_id, writer.device_id);
+    // What a push carries, as JSON and as the desk sends it once the server has said it reads
+    // zstd (every push after its first).
+    let (mut push_json, mut push_wire) = (0, 0);
+    let client = SyncClient::new(&server.base_url, &writer.device_token).unwrap();
+    for batch in entries.chunks(PUSH_BATCH) {
+        let request = PushRequest {
+            schema_version: SCHEMA_VERSION,
+            entries: batch.to_vec(),
+        };
+        push_json += PushBody::new(&request, false).unwrap().body.len();
+        push_wire += PushBody::new(&request, true).unwrap().body.len();
+        let answer = client.push_entries(batch.to_vec()).await.unwrap();
+        assert!(answer.rejected.is_empty(), "{:?}", answer.rejected);
+    }
+    assert!(client.compresses_pushes());
+    // One page of the desk's size, as the server sends it to a caller that takes it plain and
+    // to a desk (zstd), seen by a client that does not decompress.
+    let raw = reqwest::Client::builder().no_zstd().build().unwrap();
+    let url = format!(
+        "{}/v1/sync/pull?cursor=0&limit={SAMPLE}&schema_version={SCHEMA_VERSION}",
+        server.base_url
+    );
+    let mut pull = [0; 2];
+    for (size, accept) in pull.iter_mut().zip(["identity", "zstd"]) {
+        let response = raw
+            .get(&url)
+            .bearer_auth(&reader.device_token)
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        *size = response.bytes().await.unwrap().len();
+    }
+    let row_bytes: usize = entries
         .iter()
-        .map(|r| {
-            r.full_name.len()
-                + r.id_number.len()
-                + r.phone.as_deref().map_or(0, str::len)
+        .map(|entry| {
+            let text = |name: &str| entry.change.fields[name].as_str().map_or(0, str::len);
+            text("full_name")
+                + text("id_number")
+                + text("phone")
                 + 10 // date of birth
                 + 16 * 2 // ids
                 + 6 // id type
-                + 4 // sex
         })
         .sum::<usize>()
-        / rows;
-    println!("## 4. Bytes on the wire per row");
+        / SAMPLE;
+    let per_row = |bytes: usize| {
+        let per_row = bytes as f64 / SAMPLE as f64;
+        format!("{per_row:.0} B ({:.2}x)", per_row / row_bytes as f64)
+    };
+    println!("## 4. Bytes on the wire per row ({SAMPLE} front-desk registrations)");
+    println!("row's own size (values, binary ids): {row_bytes} B (baseline)");
+    println!("| per row | JSON | as sent (zstd) |");
+    println!("|---|---|---|");
     println!(
-        "row's own size (values, binary ids) {row_bytes} B; push JSON {} B/row ({:.1}x); pull JSON {pull_bytes} B/row ({:.1}x)",
-        wire_bytes / rows,
-        (wire_bytes / rows) as f64 / row_bytes as f64,
-        pull_bytes as f64 / row_bytes as f64
+        "| push (batches of {PUSH_BATCH}) | {} | {} |",
+        per_row(push_json),
+        per_row(push_wire)
     );
-    drop(server);
-    db.drop_db().await.unwrap();
+    println!(
+        "| pull (a page of {SAMPLE}) | {} | {} |",
+        per_row(pull[0]),
+        per_row(pull[1])
+    );
 }
 
 /// `KAUNTER_BENCH_ONLY=ingest`: only the server ingest (2), e.g. under a profiler.

@@ -6,7 +6,7 @@ mod client;
 mod engine;
 mod error;
 
-pub use client::{SyncClient, Transport};
+pub use client::{COMPRESS_FROM_BYTES, PushBody, SyncClient, Transport};
 pub use engine::{
     LiveStatus, PullProgress, Pushed, SyncEngine, SyncReport, push_waiting, status_report,
     sync_once, sync_once_at,
