@@ -462,6 +462,25 @@ impl RawTarget {
     }
 }
 
+/// A desk of `business`'s first branch, enrolled over HTTP.
+async fn enrol_desk(
+    server: &TestServer,
+    business: admin::CreatedBusiness,
+    name: &str,
+) -> kaunter_protocol::http::EnrolResponse {
+    let code = admin::create_enrolment_code(
+        server.pool(),
+        business.tenant_id,
+        business.branch_id,
+        admin::DEFAULT_ENROLMENT_CODE_TTL,
+    )
+    .await
+    .unwrap();
+    SyncClient::enrol(&server.base_url, &code, name)
+        .await
+        .unwrap()
+}
+
 /// Rounds the ingest comparison is measured in: each round pushes a share of the rows and
 /// upserts the same share into each baseline, so a drift in the machine's speed during the
 /// run (this VM's timings vary by ±20 % from one run to the next) falls on both alike.
@@ -473,22 +492,7 @@ async fn server_side(rows: usize) {
     let business = admin::create_business(server.pool(), "Klinik Penanda Aras", "Main", None)
         .await
         .unwrap();
-    let enrol = |name: &'static str| {
-        let server = &server;
-        async move {
-            let code = admin::create_enrolment_code(
-                server.pool(),
-                business.tenant_id,
-                business.branch_id,
-                admin::DEFAULT_ENROLMENT_CODE_TTL,
-            )
-            .await
-            .unwrap();
-            SyncClient::enrol(&server.base_url, &code, name)
-                .await
-                .unwrap()
-        }
-    };
+    let enrol = |name: &'static str| enrol_desk(&server, business, name);
     let writer = enrol("Writer").await;
     let client = SyncClient::new(&server.base_url, &writer.device_token).unwrap();
     let branch = writer.branch_id;
@@ -661,23 +665,8 @@ async fn wire_bytes(server: &TestServer) {
     let business = admin::create_business(server.pool(), "Klinik Sampel", "Main", None)
         .await
         .unwrap();
-    let mut desks = Vec::new();
-    for name in ["Sample writer", "Sample reader"] {
-        let code = admin::create_enrolment_code(
-            server.pool(),
-            business.tenant_id,
-            business.branch_id,
-            admin::DEFAULT_ENROLMENT_CODE_TTL,
-        )
-        .await
-        .unwrap();
-        desks.push(
-            SyncClient::enrol(&server.base_url, &code, name)
-                .await
-                .unwrap(),
-        );
-    }
-    let (writer, reader) = (&desks[0], &desks[1]);
+    let writer = enrol_desk(server, business, "Sample writer").await;
+    let reader = enrol_desk(server, business, "Sample reader").await;
     let entries = front_desk_sample(SAMPLE, writer.branch_id, writer.device_id);
     // What a push carries, as JSON and as the desk sends it once the server has said it reads
     // zstd (every push after its first).
