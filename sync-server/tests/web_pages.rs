@@ -23,6 +23,12 @@ const OFFICE_HTML: &str = "<!doctype html><title>Kaunter head office</title><scr
 const OFFICE_JS: &str = "console.log('office');";
 const OFFICE_CSS: &str = "body { color: black; }";
 const LOGO_SVG: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\"/>";
+/// A script long enough to be worth compressing.
+fn vendor_js() -> String {
+    (0..200)
+        .map(|i| format!("export const label{i} = 'Cawangan {i}';\n"))
+        .collect()
+}
 /// What lies next to the web directory and must never be served.
 const SECRET: &str = "SECRET-OUTSIDE-THE-WEB-DIR";
 
@@ -47,6 +53,8 @@ impl Build {
         std::fs::write(dist.join("assets/office-abc123.css"), OFFICE_CSS).unwrap();
         std::fs::write(dist.join("assets/logo.svg"), LOGO_SVG).unwrap();
         std::fs::write(dist.join("assets/fonts/inter.woff2"), b"wOF2").unwrap();
+        std::fs::write(dist.join("assets/vendor-def456.js"), vendor_js()).unwrap();
+        std::fs::write(dist.join("assets/fonts/big.woff2"), vec![b'w'; 4096]).unwrap();
         std::fs::write(dist.join("assets/.env"), SECRET).unwrap();
         std::fs::write(root.join("secret.txt"), SECRET).unwrap();
         #[cfg(unix)]
@@ -199,6 +207,57 @@ async fn assets_are_served_with_their_content_types() {
             answer.header(header::CONTENT_SECURITY_POLICY),
             CONTENT_SECURITY_POLICY
         );
+    }
+}
+
+/// `uri` asked for by a browser that accepts `encodings`: the answer's headers and its bytes
+/// as sent.
+async fn get_encoded(
+    app: &axum::Router,
+    uri: &str,
+    encodings: &str,
+) -> (axum::http::HeaderMap, Vec<u8>) {
+    let response = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri(uri)
+                .header(header::ACCEPT_ENCODING, encodings)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{uri}");
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1024 * 1024)
+        .await
+        .unwrap();
+    (headers, bytes.to_vec())
+}
+
+#[tokio::test]
+async fn a_browser_gets_scripts_compressed_but_not_fonts_or_short_files() {
+    let build = Build::new();
+    let app = app(Some(&build.dist()));
+    let (headers, body) =
+        get_encoded(&app, "/assets/vendor-def456.js", "gzip, deflate, zstd").await;
+    assert_eq!(headers[header::CONTENT_ENCODING], "zstd");
+    assert_eq!(headers[header::VARY], "accept-encoding");
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(body.len() * 3 < vendor_js().len(), "{} bytes", body.len());
+    assert_eq!(zstd::decode_all(&body[..]).unwrap(), vendor_js().as_bytes());
+    // Not asked for: as it is.
+    let plain = get(&app, "/assets/vendor-def456.js").await;
+    assert!(plain.headers.get(header::CONTENT_ENCODING).is_none());
+    assert_eq!(plain.body, vendor_js());
+    // A font is compressed already; a short file gains nothing.
+    for path in ["/assets/fonts/big.woff2", "/assets/office-abc123.js"] {
+        let (headers, _) = get_encoded(&app, path, "zstd").await;
+        assert!(headers.get(header::CONTENT_ENCODING).is_none(), "{path}");
     }
 }
 
