@@ -41,10 +41,7 @@ where
             ));
         }
         let compressed = is_zstd(request.headers())?;
-        let limit = request
-            .extensions()
-            .get::<BodyLimit>()
-            .map_or(crate::DEFAULT_BODY_LIMIT_BYTES, |limit| limit.0);
+        let limit = body_limit(&request);
         let mut bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -86,34 +83,59 @@ fn is_json(headers: &HeaderMap) -> bool {
     kind.eq_ignore_ascii_case("application") && (subtype == "json" || subtype.ends_with("+json"))
 }
 
-/// Whether the body is compressed with zstd (`Content-Encoding: zstd`); no header, or
-/// `identity`, is a body as it is. Anything else (another coding, or several) is refused.
-fn is_zstd(headers: &HeaderMap) -> Result<bool> {
-    let mut codings = headers.get_all(header::CONTENT_ENCODING).iter().peekable();
-    if codings.peek().is_none() {
-        return Ok(false);
+/// The most a request's body may hold, as sent or decompressed.
+pub(crate) fn body_limit(request: &Request) -> usize {
+    request
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(crate::DEFAULT_BODY_LIMIT_BYTES, |limit| limit.0)
+}
+
+/// A body read as it was sent (`bytes`), as it was meant: decompressed when its
+/// `Content-Encoding` is zstd, for a route that reads the raw body itself (a webhook checks
+/// its signature over what the sender signed). Refusals as for [`JsonBody`].
+pub(crate) fn decoded(headers: &HeaderMap, bytes: Bytes, limit: usize) -> Result<Bytes> {
+    if is_zstd(headers)? {
+        decompress(&bytes, limit)
+    } else {
+        Ok(bytes)
     }
+}
+
+/// Whether the body is compressed with zstd (`Content-Encoding: zstd`); no header, or
+/// `identity`, is a body as it is (empty list elements count for nothing). Anything else
+/// (another coding, or zstd twice) is refused.
+fn is_zstd(headers: &HeaderMap) -> Result<bool> {
     let mut zstd = false;
-    for value in codings {
+    for value in headers.get_all(header::CONTENT_ENCODING) {
         let value = value
             .to_str()
             .map_err(|_| Error::UnsupportedContentEncoding)?;
         for coding in value.split(',').map(str::trim) {
-            if coding.eq_ignore_ascii_case("zstd") && !zstd {
-                zstd = true;
-            } else if !coding.eq_ignore_ascii_case("identity") {
+            if coding.is_empty() || coding.eq_ignore_ascii_case("identity") {
+                continue;
+            }
+            if !coding.eq_ignore_ascii_case("zstd") || zstd {
                 return Err(Error::UnsupportedContentEncoding);
             }
+            zstd = true;
         }
     }
     Ok(zstd)
 }
 
 /// The body a zstd `compressed` body holds, refused once it passes `limit` bytes (so however
-/// far it would inflate, no more than `limit` is ever decompressed).
+/// far it would inflate, no more than `limit` is ever decompressed), and refused if a frame
+/// asks for a window larger than the limit needs (zstd would otherwise set aside up to
+/// 128 MiB for it, whatever it holds).
 fn decompress(compressed: &[u8], limit: usize) -> Result<Bytes> {
     let invalid = || Error::BadRequest("the request body is not valid zstd".to_owned());
-    let decoder = zstd::stream::read::Decoder::with_buffer(compressed).map_err(|_| invalid())?;
+    let mut decoder =
+        zstd::stream::read::Decoder::with_buffer(compressed).map_err(|_| invalid())?;
+    // The smallest window log that covers `limit` (10 at the least, zstd's smallest), and
+    // never above zstd's own default ceiling (27).
+    let window_log = (usize::BITS - limit.saturating_sub(1).leading_zeros()).clamp(10, 27);
+    decoder.window_log_max(window_log).map_err(|_| invalid())?;
     let mut body = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     decoder

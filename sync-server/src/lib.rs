@@ -202,6 +202,11 @@ impl AppState {
         self.webhook_tolerance
     }
 
+    /// The most a request's body may hold, as sent or decompressed.
+    pub fn body_limit_bytes(&self) -> usize {
+        self.body_limit_bytes
+    }
+
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
@@ -597,13 +602,14 @@ pub fn router(state: AppState) -> Router {
                         .and(NotForContentType::const_new("font/")),
                 ),
         )
-        // And every answer says the server reads zstd request bodies (RFC 7694): a desk
-        // compresses its pushes once it has seen this, so it still talks to an older server.
+        .layer(middleware::from_fn_with_state(request_timeout, time_limit))
+        // And every answer (the time-out's too) says the server reads zstd request bodies
+        // (RFC 7694): a desk compresses its pushes once it has seen this, so it still talks
+        // to an older server.
         .layer(SetResponseHeaderLayer::if_not_present(
             http::header::ACCEPT_ENCODING,
             http::HeaderValue::from_static("zstd"),
         ))
-        .layer(middleware::from_fn_with_state(request_timeout, time_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

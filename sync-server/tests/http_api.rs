@@ -1335,10 +1335,13 @@ async fn a_push_compressed_with_zstd_is_taken_as_the_same_push_sent_plain() {
     let replay = push_encoded(&f, &device.device_token, "zstd", compressed).await;
     assert_eq!(replay.json::<PushResponse>().await.unwrap(), answer);
     assert_eq!(f.count("changes").await, 20);
-    // `identity` is a body as it is.
+    // `identity` is a body as it is; an empty list element counts for nothing.
     let next = serde_json::to_vec(&batch(&device, 21..=21)).unwrap();
     let response = push_encoded(&f, &device.device_token, "identity", next).await;
     assert_eq!(response.json::<PushResponse>().await.unwrap().acked_seq, 21);
+    let next = zstd(&serde_json::to_vec(&batch(&device, 22..=22)).unwrap());
+    let response = push_encoded(&f, &device.device_token, "zstd, ", next).await;
+    assert_eq!(response.json::<PushResponse>().await.unwrap().acked_seq, 22);
     f.db.drop_db().await.unwrap();
 }
 
@@ -1347,7 +1350,7 @@ async fn a_compressed_body_is_held_to_the_limit_once_decompressed_and_must_be_zs
     let f = fixture().await;
     let business = f.business("Klinik Demo").await;
     let device = f.enrol(business.tenant_id, business.branch_id).await;
-    // 8 MiB of JSON in a few hundred bytes: refused at the limit (1 MiB), not inflated.
+    // 8 MiB of JSON in a few hundred bytes: refused at the limit (1 MiB).
     let bomb = json!({
         "schema_version": SCHEMA_VERSION,
         "entries": [],
@@ -1378,8 +1381,15 @@ async fn a_compressed_body_is_held_to_the_limit_once_decompressed_and_must_be_zs
     );
 
     let json = serde_json::to_vec(&batch(&device, 1..=2)).unwrap();
-    // Not zstd at all, or cut short: a bad request.
-    for body in [json.clone(), zstd(&json)[..20].to_vec(), Vec::new()] {
+    // A frame that asks the server to set aside a window of 128 MiB for a body that may hold
+    // 1 MiB at most: refused before any of it is decompressed.
+    let mut wide = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    wide.window_log(27).unwrap();
+    std::io::Write::write_all(&mut wide, &json).unwrap();
+    let wide = wide.finish().unwrap();
+    assert_eq!(zstd::decode_all(&wide[..]).unwrap(), json);
+    // Not zstd at all, cut short, empty, or too wide a window: a bad request.
+    for body in [json.clone(), zstd(&json)[..20].to_vec(), Vec::new(), wide] {
         let (status, body) =
             error(push_encoded(&f, &device.device_token, "zstd", body).await).await;
         assert_eq!(

@@ -143,6 +143,26 @@ impl Setup {
         (answer.status(), answer.json().await.unwrap())
     }
 
+    /// Posts `body` to Stripe's webhook as sent, with `Content-Encoding: <encoding>`.
+    async fn stripe_encoded(
+        &self,
+        body: Vec<u8>,
+        encoding: &str,
+        signature: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .post(self.server.url("/v1/webhooks/stripe"))
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", encoding)
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header("Stripe-Signature", signature);
+        }
+        let answer = request.send().await.unwrap();
+        (answer.status(), answer.json().await.unwrap())
+    }
+
     async fn fpx(
         &self,
         fields: &BTreeMap<String, String>,
@@ -321,6 +341,39 @@ async fn a_stripe_checkout_activates_the_business_and_a_replay_changes_nothing()
     assert_eq!(
         outcomes(&setup.deliveries().await),
         ["applied", "duplicate", "duplicate"]
+    );
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn a_compressed_delivery_is_checked_as_it_was_signed() {
+    let setup = Setup::new().await;
+    let business = setup.business("klinik-mampat").await;
+    let body = checkout("evt_zstd", "cs_zstd", &business, 4_900);
+    let compressed = zstd::bulk::compress(&body, 1).unwrap();
+    // Signed over the compressed bytes, it is not what was signed: refused.
+    let (status, answer) = setup
+        .stripe_encoded(compressed.clone(), "zstd", signed_now(&compressed))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["code"], "webhook_signature_invalid");
+    // A coding the server does not read: refused as such, and recorded.
+    let (status, answer) = setup
+        .stripe_encoded(compressed.clone(), "gzip", signed_now(&body))
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{answer}");
+    assert_eq!(answer["code"], "unsupported_content_encoding");
+    assert_eq!(setup.subscription(&business).await["state"], "TRIAL");
+    // Signed over the event itself, as the sender signs it: applied.
+    let (status, answer) = setup
+        .stripe_encoded(compressed, "zstd", signed_now(&body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "applied");
+    assert_eq!(setup.subscription(&business).await["state"], "ACTIVE");
+    assert_eq!(
+        outcomes(&setup.deliveries().await),
+        ["bad_signature", "invalid", "applied"]
     );
     setup.finish().await;
 }

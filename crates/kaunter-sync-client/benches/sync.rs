@@ -700,6 +700,11 @@ async fn wire_bytes(server: &TestServer) {
             .await
             .unwrap();
         assert!(response.status().is_success());
+        let coding = response.headers().get("content-encoding").cloned();
+        assert_eq!(
+            coding.as_ref().and_then(|value| value.to_str().ok()),
+            (accept == "zstd").then_some("zstd")
+        );
         *size = response.bytes().await.unwrap().len();
     }
     let row_bytes: usize = entries

@@ -183,6 +183,14 @@ impl SyncClient {
         &self,
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> Result<T> {
+        read(self.respond(build).await?).await
+    }
+
+    /// [`Self::call`]'s answer, before it is read.
+    async fn respond(
+        &self,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
         let token = self.current_token();
         let response = build(&self.http, &token)
             .send()
@@ -190,7 +198,7 @@ impl SyncClient {
             .map_err(transport_error)?;
         self.note_encodings(response.headers());
         if response.status() != StatusCode::UNAUTHORIZED || !self.renew(&token).await? {
-            return read(response).await;
+            return Ok(response);
         }
         let token = self.current_token();
         let response = build(&self.http, &token)
@@ -198,7 +206,7 @@ impl SyncClient {
             .await
             .map_err(transport_error)?;
         self.note_encodings(response.headers());
-        read(response).await
+        Ok(response)
     }
 
     /// Remembers that the server reads zstd request bodies when an answer says so (an answer
@@ -210,8 +218,16 @@ impl SyncClient {
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
             .any(|coding| {
-                let coding = coding.split(';').next().unwrap_or_default().trim();
-                coding.eq_ignore_ascii_case("zstd")
+                let mut parts = coding.split(';').map(str::trim);
+                let name = parts.next().unwrap_or_default();
+                // `zstd;q=0` says it is not taken.
+                let refused = parts.any(|parameter| {
+                    parameter
+                        .strip_prefix("q=")
+                        .and_then(|q| q.parse::<f32>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                });
+                name.eq_ignore_ascii_case("zstd") && !refused
             });
         if reads_zstd {
             self.server_reads_zstd.store(true, Ordering::Relaxed);
@@ -329,20 +345,27 @@ impl SyncClient {
             entries,
         };
         let body = PushBody::new(&request, self.compresses_pushes())?;
-        match self.send_push(&body).await {
-            // Something between desk and server (a proxy) does not pass compressed bodies on:
-            // send this push again as it is, and the later ones too.
-            Err(SyncError::Refused { status: 415, .. }) if body.compressed => {
-                tracing::info!("the server did not take a compressed push; sending pushes plain");
+        let response = self.send_push(&body).await?;
+        // A compressed push answered 415 or 400, by the server or by anything on the way (a
+        // proxy that does not pass compressed bodies on, or mangles them; a server rolled back
+        // to a version that does not read them): the body was refused before anything was
+        // applied. It goes again as it is; if that is taken, later pushes go plain too.
+        let status = response.status();
+        if body.compressed
+            && (status == StatusCode::UNSUPPORTED_MEDIA_TYPE || status == StatusCode::BAD_REQUEST)
+        {
+            let answer = read(self.send_push(&PushBody::new(&request, false)?).await?).await;
+            if answer.is_ok() {
+                tracing::info!(%status, "a compressed push was refused and the plain one taken; sending pushes plain");
                 self.compressed_refused.store(true, Ordering::Relaxed);
-                self.send_push(&PushBody::new(&request, false)?).await
             }
-            answer => answer,
+            return answer;
         }
+        read(response).await
     }
 
-    async fn send_push(&self, body: &PushBody) -> Result<PushResponse> {
-        self.call(|http, token| {
+    async fn send_push(&self, body: &PushBody) -> Result<reqwest::Response> {
+        self.respond(|http, token| {
             let request = http
                 .post(format!("{}/v1/sync/push", self.base_url))
                 .bearer_auth(token)

@@ -115,6 +115,17 @@ async fn receive(
             });
         }
     };
+    // A body compressed with zstd (every answer says the server reads it) is checked as the
+    // sender signed it, decompressed.
+    let body = match crate::extract::decoded(headers, body, state.body_limit_bytes()) {
+        Ok(body) => body,
+        Err(error) => {
+            refused(Outcome::Invalid, None, error.to_string())
+                .record(state)
+                .await?;
+            return Err(error);
+        }
+    };
     let (secret, header) = match provider {
         Provider::Stripe => (state.stripe_webhook_secret(), "Stripe-Signature"),
         Provider::Fpx => (state.fpx_webhook_secret(), "X-Signature"),
