@@ -46,18 +46,37 @@ fn patient(i: usize) -> NewPatient {
     let ic = format!("{}14{:04}", born.format("%y%m%d"), i % 1000);
     let name = format!("Pesakit Penanda Aras {i}");
     let phone = format!("012{:07}", i);
+    registered(&name, &ic, &phone)
+}
+
+/// A registration form of a MyKad holder, validated as the desk does.
+fn registered(name: &str, mykad: &str, phone: &str) -> NewPatient {
     NewPatient::validate(
         &RegistrationForm {
-            full_name: &name,
+            full_name: name,
             id_type: IdType::MyKad,
-            id_number: &ic,
-            phone: &phone,
+            id_number: mykad,
+            phone,
             date_of_birth: None,
             sex: None,
         },
         NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
     )
     .unwrap()
+}
+
+/// `p` as the row the wire carries, a new one of `branch`.
+fn as_record(p: &NewPatient, branch: Uuid, sex: Option<kaunter_protocol::Sex>) -> PatientRecord {
+    PatientRecord {
+        id: Uuid::now_v7(),
+        branch_id: branch,
+        full_name: p.full_name().to_owned(),
+        id_type: kaunter_protocol::IdType::Mykad,
+        id_number: p.id_number().to_owned(),
+        phone: p.phone().map(|ph| ph.e164().to_owned()),
+        date_of_birth: Some(p.date_of_birth()),
+        sex,
+    }
 }
 
 fn identity(tenant: Uuid, branch: Uuid, device: Uuid, server_url: &str) -> DeskIdentity {
@@ -160,17 +179,7 @@ fn write_path() {
 }
 
 fn record(i: usize, branch: Uuid) -> PatientRecord {
-    let p = patient(i);
-    PatientRecord {
-        id: Uuid::now_v7(),
-        branch_id: branch,
-        full_name: p.full_name().to_owned(),
-        id_type: kaunter_protocol::IdType::Mykad,
-        id_number: p.id_number().to_owned(),
-        phone: p.phone().map(|ph| ph.e164().to_owned()),
-        date_of_birth: Some(p.date_of_birth()),
-        sex: Some(kaunter_protocol::Sex::Male),
-    }
+    as_record(&patient(i), branch, Some(kaunter_protocol::Sex::Male))
 }
 
 /// Registrations as a front desk makes them, for the bytes on the wire (section 4): Malay,
@@ -216,7 +225,6 @@ fn front_desk_sample(count: usize, branch: Uuid, device: Uuid) -> Vec<OutboxEntr
         "Rajesh", "Priya", "Kavitha", "Arjun", "Devi", "Suresh", "Lakshmi",
     ];
     let mut rng = kaunter_core::SeededRng::new(0x6b61_756e);
-    let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
     let mut at = Utc::now() - TimeDelta::days(30);
     (0..count)
         .map(|i| {
@@ -235,28 +243,7 @@ fn front_desk_sample(count: usize, branch: Uuid, device: Uuid) -> Vec<OutboxEntr
                 rng.below(10_000)
             );
             let phone = format!("01{}{:07}", 2 + rng.below(8), rng.below(10_000_000));
-            let p = NewPatient::validate(
-                &RegistrationForm {
-                    full_name: &name,
-                    id_type: IdType::MyKad,
-                    id_number: &ic,
-                    phone: &phone,
-                    date_of_birth: None,
-                    sex: None,
-                },
-                today,
-            )
-            .unwrap();
-            let record = PatientRecord {
-                id: Uuid::now_v7(),
-                branch_id: branch,
-                full_name: p.full_name().to_owned(),
-                id_type: kaunter_protocol::IdType::Mykad,
-                id_number: p.id_number().to_owned(),
-                phone: p.phone().map(|ph| ph.e164().to_owned()),
-                date_of_birth: Some(p.date_of_birth()),
-                sex: None,
-            };
+            let record = as_record(&registered(&name, &ic, &phone), branch, None);
             at += TimeDelta::seconds(30 + i64::try_from(rng.below(600)).unwrap());
             let millis = u64::try_from(at.timestamp_millis()).unwrap();
             registration(
